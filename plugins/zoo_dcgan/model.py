@@ -1,0 +1,178 @@
+"""DCGAN (Radford, Metz & Chintala, 2016), as the paper's architecture guidelines say.
+
+* No pooling: D downsamples with strided convolutions, G upsamples with
+  fractionally-strided (transposed) convolutions.
+* No hidden fully-connected layers: z is projected to a 4x4 map by a 4x4
+  transposed convolution, and D ends with a 4x4 valid convolution to one logit.
+* Batch norm in every layer except G's output and D's input.
+* ReLU in G with Tanh at the output; LeakyReLU(0.2) in D.
+* Weights drawn from N(0, 0.02); Adam with lr 2e-4 and beta1 0.5.
+
+D returns a logit and the losses use ``binary_cross_entropy_with_logits``:
+the same objective as a sigmoid output with BCE, but numerically stable and
+safe under bf16 autocast. G is trained with the non-saturating loss
+-log D(G(z)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.data import num_channels
+from zoo.train import Trainer
+
+
+def init_weights(module: nn.Module) -> None:
+    """The paper's initialisation: conv weights N(0, 0.02); batch-norm scale N(1, 0.02)."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def widths(base: int, levels: int) -> list[int]:
+    """Channel widths from the 4x4 level outwards: base * 2^(levels-1), ..., base."""
+    return [base * 2 ** (levels - 1 - i) for i in range(levels)]
+
+
+class Generator(nn.Module):
+    """z (N, latent, 1, 1) -> image (N, C, S, S) in [-1, 1]."""
+
+    def __init__(self, latent_dim: int, channels: int, size: int, base: int) -> None:
+        super().__init__()
+        levels = int(math.log2(size)) - 2  # 4x4 -> ... -> S/2 x S/2 hidden maps
+        w = widths(base, levels)
+        layers: list[nn.Module] = [  # project z to 4x4
+            nn.ConvTranspose2d(latent_dim, w[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(w[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for c_in, c_out in zip(w, w[1:], strict=False):  # each doubles H and W
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.ConvTranspose2d(w[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.latent_dim = latent_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """image (N, C, S, S) in [-1, 1] -> one logit per image (N,)."""
+
+    def __init__(self, channels: int, size: int, base: int) -> None:
+        super().__init__()
+        levels = int(math.log2(size)) - 2
+        w = widths(base, levels)[::-1]  # base, 2*base, ... at S/2, S/4, ... 4x4
+        layers: list[nn.Module] = [  # no batch norm on D's input layer
+            nn.Conv2d(channels, w[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for c_in, c_out in zip(w, w[1:], strict=False):  # each halves H and W
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [nn.Conv2d(w[-1], 1, 4, 1, 0, bias=False)]  # 4x4 -> 1x1 logit
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+# --------------------------------------------------------------------------- family API
+
+
+def build(spec) -> Generator:
+    """The sampling model: G, initialised as in the paper."""
+    g = Generator(spec.model.latent_dim, num_channels(spec.data), spec.data.image_size,
+                  spec.model.base_channels)
+    g.apply(init_weights)
+    return g
+
+
+def build_discriminator(spec) -> Discriminator:
+    """D, initialised as in the paper."""
+    d = Discriminator(num_channels(spec.data), spec.data.image_size, spec.model.disc_channels)
+    d.apply(init_weights)
+    return d
+
+
+def sample(model: Generator, noise, spec) -> torch.Tensor:
+    """Decode per-sample noise z ~ N(0, I) to images in [0, 1]."""
+    z = noise.randn(spec.model.latent_dim, 1, 1)
+    return (model(z) + 1) / 2
+
+
+class DCGANTrainer(Trainer):
+    """Alternating D and G updates, one each per batch, as in the paper."""
+
+    def __init__(self, spec, model: Generator, accelerator) -> None:
+        super().__init__(spec, model, accelerator)
+        self.disc = self.add_module("discriminator", build_discriminator(spec))
+        betas = (spec.train.beta1, spec.train.beta2)
+        self.opt_g = self.adam("generator", self.model.parameters(), spec.train.lr, betas)
+        self.opt_d = self.adam("discriminator", self.disc.parameters(), spec.train.lr, betas)
+        self.latent_dim = spec.model.latent_dim
+
+    def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
+        """D: max log D(x) + log(1 - D(G(z))); then G: max log D(G(z))."""
+        real = images * 2 - 1
+        z = torch.randn(len(real), self.latent_dim, 1, 1, generator=rng, device=real.device)
+        fake = self.model(z)
+
+        # (1) discriminator, on separate real and fake batches (as in the paper)
+        logit_real = self.disc(real)
+        logit_fake = self.disc(fake.detach())
+        loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                  + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss_d)
+        self.opt_d.step()
+
+        # (2) generator, non-saturating loss through the updated D; D's own
+        # weight gradients are not needed, so they are not computed
+        self.disc.requires_grad_(False)
+        logit_gen = self.disc(fake)
+        loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+        self.opt_g.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss_g)
+        self.opt_g.step()
+        self.disc.requires_grad_(True)
+
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "d_real": torch.sigmoid(logit_real.detach()).mean(),
+                "d_fake": torch.sigmoid(logit_fake.detach()).mean()}
+
+    def finish(self, images, rng) -> None:
+        """Re-estimate G's batch-norm statistics exactly (cumulative average over batches).
+
+        Running averages lag behind a G that changed every step; after this,
+        eval-mode sampling matches what G produced in training, and each image
+        depends only on its own noise.
+        """
+        batches = self.spec.train.bn_batches
+        if not batches:
+            return
+        g = self.sampling_module().train()
+        norms = [m for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        with torch.no_grad():
+            for _ in range(batches):
+                z = torch.randn(self.spec.train.batch_size, self.latent_dim, 1, 1,
+                                generator=rng, device=self.device)
+                g(z)
+        for m in norms:
+            m.momentum = 0.1
+        g.eval()
+
+
+def trainer(spec, model: Generator, accelerator) -> DCGANTrainer:
+    """The DCGAN trainer for the shared loop."""
+    return DCGANTrainer(spec, model, accelerator)

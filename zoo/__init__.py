@@ -1,0 +1,26 @@
+"""genzoo: a declarative model zoo for generative image models.
+
+>>> import zoo
+>>> model = zoo.from_pretrained("runs/dcgan")       # doctest: +SKIP
+>>> images = model.sample(16, seed=0)               # doctest: +SKIP
+
+Importing ``zoo`` does not import torch.
+"""
+
+from zoo.api import ZooModel, build, from_pretrained, list_models, resolve_spec
+from zoo.errors import ZooError
+from zoo.hookspecs import hookimpl
+from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
+
+__all__ = [
+    "DatasetRecord",
+    "FamilyRecord",
+    "MetricRecord",
+    "ZooError",
+    "ZooModel",
+    "build",
+    "from_pretrained",
+    "hookimpl",
+    "list_models",
+    "resolve_spec",
+]

@@ -1,0 +1,119 @@
+"""The Python API: resolve specs, build models, load them back and sample.
+
+Importing this module does not import torch; functions that need it import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import SpecError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from zoo.records import FamilyRecord
+    from zoo.spec import Spec
+
+
+def resolve_spec(
+    name: str | None = None,
+    spec_file: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> tuple[FamilyRecord, Spec]:
+    """Resolve a family or named model, a spec file and ``a.b=v`` overrides to a valid spec.
+
+    Precedence: family defaults < named model (``registry.toml``) < spec file < overrides.
+    """
+    from zoo.registry import get_family, resolve_name
+    from zoo.spec import apply_overrides, merge, read_document, validate
+
+    file_doc = read_document(spec_file) if spec_file is not None else {}
+    if name is None:
+        name = file_doc.get("family")
+        if not isinstance(name, str):
+            raise SpecError(f"{spec_file or 'spec'}: no family given and the spec names none")
+    family, base, _ = resolve_name(name)
+    if "family" in file_doc and file_doc["family"] != family.name:
+        raise SpecError(
+            f"{spec_file}: spec is for family {file_doc['family']!r}, not {family.name!r}"
+        )
+    doc = apply_overrides(merge(base, file_doc), overrides)
+    if doc.get("family") != family.name:
+        raise SpecError(f"--set family={doc.get('family')!r} cannot change the family "
+                        f"{family.name!r}")
+    source = str(spec_file) if spec_file is not None else name
+    return get_family(family.name), validate(family.spec, doc, source=source)
+
+
+def build(
+    name: str | None = None,
+    spec_file: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Train a model from a family/named model + spec file + overrides; return its folder."""
+    from zoo.train import fit
+
+    family, spec = resolve_spec(name, spec_file, overrides)
+    out = Path(out) if out is not None else Path("runs") / (name or family.name)
+    return fit(family, spec, out, resume=resume, force=force, progress=progress)
+
+
+@dataclass
+class ZooModel:
+    """A loaded model: its family, spec, torch module and folder."""
+
+    family: FamilyRecord
+    spec: Spec
+    module: nn.Module
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of parameters of the sampling module."""
+        return sum(p.numel() for p in self.module.parameters())
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The folder's ``metrics.json``."""
+        from zoo.artifact import read_metrics
+
+        return read_metrics(self.path)
+
+    def sample(self, n: int, seed: int = 0, batch_size: int = 64, **options: Any) -> torch.Tensor:
+        """``n`` images as float32 ``N×C×H×W`` in [0, 1]; image i depends only on (seed, i)."""
+        from zoo.sample import sample_images
+
+        return sample_images(self.family, self.module, self.spec, n, seed, batch_size, **options)
+
+    def to(self, device: str | torch.device) -> ZooModel:
+        """Move the module to ``device``; returns self."""
+        self.module.to(device)
+        return self
+
+
+def from_pretrained(path: str | Path, device: str = "cpu") -> ZooModel:
+    """Load a model folder strictly from safetensors (no pickle), on ``device``."""
+    from zoo.artifact import WEIGHTS, load_module, load_spec
+
+    folder = Path(path)
+    family, spec, config = load_spec(folder)
+    module = load_module(family, spec, folder / WEIGHTS, device=device)
+    return ZooModel(family, spec, module, folder, config)
+
+
+def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ()) -> list[str]:
+    """Families and named models matching wildcards (``list_models('dc*')``)."""
+    from zoo.registry import list_models as _list
+
+    return _list(include, exclude)

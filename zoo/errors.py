@@ -1,0 +1,31 @@
+"""The one error hierarchy. The CLI prints any ``ZooError`` as one line and exits 2."""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """A problem the user can fix; its message is one complete, actionable line."""
+
+
+class SpecError(ZooError):
+    """A spec file or ``--set`` override is invalid."""
+
+
+class UnknownNameError(ZooError):
+    """A family, named model, data set or capability name is not known."""
+
+
+class ArtifactError(ZooError):
+    """A model folder or its safetensors file is missing, corrupt or inconsistent."""
+
+
+class DataError(ZooError):
+    """A data source cannot be read."""
+
+
+class PluginError(ZooError):
+    """A plugin failed to load or registered something inconsistent."""
+
+
+class CapabilityError(ZooError):
+    """A family was asked for something it does not provide."""

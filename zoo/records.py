@@ -1,0 +1,92 @@
+"""What plugins register: plain records, importable without torch.
+
+Heavy code is referenced by dotted path (``"package.module"`` or
+``"package.module:attr"``) and imported only when it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import CapabilityError
+
+if TYPE_CHECKING:
+    from zoo.spec import Spec
+
+#: Capabilities a family may declare; ``sample`` is the one every generator has.
+KNOWN_CAPABILITIES = frozenset(
+    {"sample", "encode", "decode", "reconstruct", "log_likelihood", "conditional"}
+)
+
+
+def import_ref(ref: str) -> Any:
+    """Import ``"pkg.mod"`` (a module) or ``"pkg.mod:attr"`` (an attribute of it)."""
+    module_name, _, attr = ref.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
+
+
+@dataclass(frozen=True)
+class FamilyRecord:
+    """A model family.
+
+    ``impl`` names the module (imported lazily, may import torch) that provides
+    ``build(spec) -> nn.Module`` (the sampling model), ``trainer(spec, model)``
+    (a :class:`zoo.train.Trainer`) and ``sample(model, noise_for, n, spec,
+    **options)``, plus one function per extra capability.
+    """
+
+    name: str
+    summary: str
+    paper: str
+    spec: type[Spec]
+    impl: str
+    capabilities: frozenset[str] = frozenset({"sample"})
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.capabilities) - KNOWN_CAPABILITIES
+        if unknown:
+            raise ValueError(f"family {self.name!r}: unknown capabilities {sorted(unknown)}")
+
+    def load(self) -> ModuleType:
+        """Import and return the family's implementation module."""
+        return import_ref(self.impl)
+
+    def require(self, capability: str) -> None:
+        """Raise a one-line ``CapabilityError`` if the family lacks ``capability``."""
+        if capability not in self.capabilities:
+            have = ", ".join(sorted(self.capabilities))
+            raise CapabilityError(
+                f"family {self.name!r} does not support {capability!r} (it provides: {have})"
+            )
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A data source. ``load`` is ``"pkg.mod:function"`` taking a ``DataSpec``.
+
+    With ``prefix=True`` the record answers every source named ``name:<anything>``
+    (e.g. ``torchvision:MNIST``).
+    """
+
+    name: str
+    summary: str
+    load: str
+    prefix: bool = False
+    classes: int | None = None
+    channels: int = 3  # what the source yields when data.channels is unset
+    plugin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """An evaluation metric. ``compute`` is ``"pkg.mod:function"``."""
+
+    name: str
+    summary: str
+    compute: str
+    plugin: str = field(default="", compare=False)

@@ -1,0 +1,184 @@
+"""Families, data sources and named models: one place to look names up.
+
+Named models come from ``registry.toml`` (family, spec overrides, description,
+hub repo and revision). Listing is one pure function behind both the API and
+the CLI; unknown names get a "did you mean" and, for families known to live in
+another distribution, an install hint. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import PluginError, SpecError, UnknownNameError
+from zoo.plugins import load_plugins, plugin_info
+from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A named recipe in ``registry.toml``: a family plus spec overrides."""
+
+    name: str
+    family: str
+    description: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    hub_repo: str | None = None
+    hub_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything the loaded plugins and ``registry.toml`` provide."""
+
+    families: dict[str, FamilyRecord]
+    datasets: dict[str, DatasetRecord]
+    metrics: dict[str, MetricRecord]
+    models: dict[str, NamedModel]
+    external: dict[str, str]  # family name -> distribution that provides it
+
+
+def registry_path() -> Path:
+    """``$ZOO_REGISTRY`` if set, else the ``registry.toml`` shipped with genzoo."""
+    override = os.environ.get("ZOO_REGISTRY")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("zoo") / "registry.toml"))
+
+
+@functools.cache
+def get_registry() -> Registry:
+    """Collect every plugin's registrations and the named models (cached)."""
+    pm = load_plugins()
+    families: dict[str, FamilyRecord] = _collect(pm.hook.register_families, "family")
+    datasets: dict[str, DatasetRecord] = _collect(pm.hook.register_datasets, "data set")
+    metrics: dict[str, MetricRecord] = _collect(pm.hook.register_metrics, "metric")
+    models, external = _read_registry_file(registry_path())
+    return Registry(families, datasets, metrics, models, external)
+
+
+def _collect(hook: Any, kind: str) -> dict[str, Any]:
+    records: dict[str, Any] = {}
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        owner = plugin_info(impl.plugin_name).distribution
+
+        def register(record: Any, owner: str = owner) -> None:
+            previous = records.get(record.name)
+            if previous is not None:
+                raise PluginError(
+                    f"{kind} {record.name!r} is registered twice: by {previous.plugin} and by {owner}"
+                )
+            records[record.name] = replace(record, plugin=owner)
+
+        if "register" in impl.argnames:
+            impl.function(register=register)
+    return records
+
+
+def _read_registry_file(path: Path) -> tuple[dict[str, NamedModel], dict[str, str]]:
+    if not path.is_file():
+        return {}, {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    models = {}
+    for name, entry in doc.get("models", {}).items():
+        hub = entry.get("hub", {})
+        models[name] = NamedModel(
+            name=name,
+            family=entry["family"],
+            description=entry.get("description", ""),
+            spec=entry.get("spec", {}),
+            hub_repo=hub.get("repo_id"),
+            hub_revision=hub.get("revision"),
+        )
+    return models, dict(doc.get("external", {}))
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that orders ``vae2`` before ``vae10``."""
+    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", name.lower())]
+
+
+def filter_names(
+    names: Iterable[str], include: str | Iterable[str] = "*", exclude: Iterable[str] = ()
+) -> list[str]:
+    """Names matching any include wildcard and no exclude wildcard, naturally sorted."""
+    includes = [include] if isinstance(include, str) else list(include) or ["*"]
+    excludes = list(exclude)
+    keep = {
+        n
+        for n in names
+        if any(fnmatch.fnmatchcase(n, p) for p in includes)
+        and not any(fnmatch.fnmatchcase(n, p) for p in excludes)
+    }
+    return sorted(keep, key=natural_key)
+
+
+def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ()) -> list[str]:
+    """Family names and named models matching the wildcards, naturally sorted."""
+    reg = get_registry()
+    return filter_names([*reg.families, *reg.models], include, exclude)
+
+
+def _unknown(kind: str, name: str, known: Iterable[str], extra: str = "") -> UnknownNameError:
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return UnknownNameError(f"unknown {kind} {name!r}{hint}{extra}")
+
+
+def get_family(name: str) -> FamilyRecord:
+    """The family record called ``name``; unknown names get suggestions or an install hint."""
+    reg = get_registry()
+    if name in reg.families:
+        return reg.families[name]
+    if name in reg.external:
+        dist = reg.external[name]
+        raise UnknownNameError(
+            f"family {name!r} is provided by {dist}: pip install {dist}"
+        )
+    raise _unknown("family", name, [*reg.families, *reg.models])
+
+
+def resolve_name(name: str) -> tuple[FamilyRecord, dict[str, Any], NamedModel | None]:
+    """Resolve a family or named model to (family, base spec document, named model)."""
+    reg = get_registry()
+    if name in reg.models:
+        named = reg.models[name]
+        return get_family(named.family), {"family": named.family, **named.spec}, named
+    if name in reg.families or name in reg.external:
+        return get_family(name), {"family": name}, None
+    raise _unknown("family or model", name, [*reg.families, *reg.models])
+
+
+def get_dataset(source: str) -> DatasetRecord:
+    """The data-source record answering ``source`` (``torchvision:MNIST`` matches a prefix)."""
+    reg = get_registry()
+    if source in reg.datasets and not reg.datasets[source].prefix:
+        return reg.datasets[source]
+    prefix, sep, _ = source.partition(":")
+    if sep and prefix in reg.datasets and reg.datasets[prefix].prefix:
+        return reg.datasets[prefix]
+    names = [f"{n}:<name>" if r.prefix else n for n, r in reg.datasets.items()]
+    raise _unknown("data source", source, names)
+
+
+def dataset_loader(source: str) -> Callable[..., Any]:
+    """Import and return the loader function of a data source."""
+    from zoo.records import import_ref
+
+    return import_ref(get_dataset(source).load)

@@ -1,0 +1,114 @@
+"""Seeded sampling and image grids.
+
+Noise is drawn per sample: row *j* of a draw depends only on (seed, index of
+the sample, stream), so image *i* of a call is the same whatever the batch
+size, the number of images asked for, or the device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from zoo.records import FamilyRecord
+    from zoo.spec import Spec
+
+
+def sample_seed(seed: int, index: int, stream: int = 0) -> int:
+    """A 63-bit seed derived from (seed, sample index, stream) with NumPy's SeedSequence."""
+    state = np.random.SeedSequence([seed, index, stream]).generate_state(1, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+class PerSampleNoise:
+    """Noise for a batch of samples; row *j* depends only on (seed, indices[j], stream)."""
+
+    def __init__(self, seed: int, indices: Sequence[int], device: Any = "cpu") -> None:
+        self.seed = seed
+        self.indices = list(indices)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def randn(self, *shape: int, stream: int = 0) -> torch.Tensor:
+        """Standard normal noise of shape ``(len(self), *shape)``."""
+        import torch
+
+        rows = []
+        for index in self.indices:
+            gen = torch.Generator().manual_seed(sample_seed(self.seed, index, stream))
+            rows.append(torch.randn(shape, generator=gen))
+        return torch.stack(rows).to(self.device)
+
+    def randint(self, high: int, stream: int = 0) -> torch.Tensor:
+        """One integer in ``[0, high)`` per sample (e.g. a class label)."""
+        import torch
+
+        values = [
+            int(torch.randint(high, (1,), generator=torch.Generator().manual_seed(
+                sample_seed(self.seed, index, stream))))
+            for index in self.indices
+        ]
+        return torch.tensor(values, device=self.device)
+
+
+def sample_images(
+    family: FamilyRecord,
+    module: nn.Module,
+    spec: Spec,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    **options: Any,
+) -> torch.Tensor:
+    """``n`` images as float32 ``N×C×H×W`` in [0, 1] on the CPU, seeded per sample.
+
+    The model always runs on whole chunks of ``batch_size`` consecutive sample
+    indices (the last chunk is filled with the following indices and trimmed),
+    so image *i* is bitwise the same for any ``n``; across different
+    ``batch_size`` values it agrees to float rounding.
+    """
+    import torch
+
+    family.require("sample")
+    impl = family.load()
+    device = next(module.parameters()).device
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            noise = PerSampleNoise(seed, range(start, start + batch_size), device)
+            images = impl.sample(module, noise, spec, **options)[: n - start]
+            chunks.append(images.float().clamp_(0.0, 1.0).cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+    """Tile images ``N×C×H×W`` into one ``C×H'×W'`` image, ``nrow`` per row (default square)."""
+    from torchvision.utils import make_grid
+
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    return make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
+
+
+def save_png(image: torch.Tensor, path: str | Path) -> Path:
+    """Write a ``C×H×W`` float image in [0, 1] as PNG, atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    array = (image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+    if array.shape[2] == 1:
+        array = array[:, :, 0]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,273 @@
+"""Specs: pydantic models for one model's complete recipe, TOML in and out.
+
+A spec is one document with ``spec_version``, ``family`` and the sections
+``model`` (family-specific), ``data``, ``train``, ``sample`` and ``hub``. Every
+model forbids unknown keys; errors name the key path, the bad value, what was
+expected and the closest known spelling. This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zoo.errors import SpecError
+
+SPEC_VERSION = 1
+
+
+class Section(BaseModel):
+    """Base of every spec model: frozen, unknown keys rejected, defaults validated."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, protected_namespaces=()
+    )
+
+
+class ModelSpec(Section):
+    """Architecture hyper-parameters; each family subclasses this."""
+
+
+class DataSpec(Section):
+    """Where training images come from and how they are shaped."""
+
+    source: str = Field(
+        "mnist5k",
+        description="Data source: mnist5k (5,000 real MNIST digits), digits (sklearn 8x8), "
+        "folder (needs path), or torchvision:<Name> (needs path).",
+    )
+    path: str | None = Field(
+        None, description="Image folder (source 'folder') or torchvision root; unset otherwise."
+    )
+    image_size: int = Field(32, ge=4, le=1024, description="Images are resized to this square size.")
+    channels: Literal[1, 3] | None = Field(
+        None, description="1 (greyscale) or 3 (RGB); unset: the source's own (digits 1, folders and "
+        "torchvision 3)."
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Use at most this many training images (unset: all)."
+    )
+
+
+class TrainSpec(Section):
+    """The shared training loop's settings; families may add optimiser fields."""
+
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimisation steps (wins over epochs)."
+    )
+    epochs: int = Field(1, ge=1, description="Passes over the training data when max_steps is unset.")
+    batch_size: int = Field(64, ge=1, le=65536, description="Images per optimisation step.")
+    seed: int = Field(0, ge=0, description="Seeds initialisation, data order and training noise.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "bf16",
+        description="bf16 autocast where the device supports it (falls back to fp32), or fp32.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks a GPU when one is visible."
+    )
+    fused_optimizer: bool = Field(True, description="Use the fused optimiser kernel when available.")
+    checkpoint_every: int = Field(
+        0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."
+    )
+    log_every: int = Field(10, ge=1, description="Refresh the progress line every N steps.")
+
+
+class SampleSpec(Section):
+    """Defaults for the sample grid written into the model folder."""
+
+    n: int = Field(64, ge=1, le=100_000, description="Number of images in the sample grid.")
+    seed: int = Field(0, ge=0, description="Image i depends only on (seed, i).")
+
+
+class HubSpec(Section):
+    """Where the model is published on the Hugging Face Hub."""
+
+    repo_id: str | None = Field(None, description="Hub repository, e.g. 'me/dcgan-mnist'.")
+    revision: str | None = Field(None, description="Branch, tag or commit to publish to.")
+    license: str = Field("mit", description="License written into the model card.")
+
+
+class Spec(Section):
+    """A complete model recipe. Families subclass it with ``family: Literal[...]``."""
+
+    spec_version: Literal[1] = Field(SPEC_VERSION, description="Version of this document format.")
+    family: str = Field(description="The model family this spec builds.")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    sample: SampleSpec = Field(default_factory=SampleSpec)
+    hub: HubSpec = Field(default_factory=HubSpec)
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def read_document(path: str | Path) -> dict[str, Any]:
+    """Read a spec document (TOML, or JSON for ``.json``) into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            doc = json.loads(text)
+        else:
+            doc = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SpecError(f"{path}: a spec must be a table of sections")
+    return doc
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into a key path and a TOML-parsed value (bare words stay strings)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SpecError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=20")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``doc`` with each ``a.b=value`` override set."""
+    out = json.loads(json.dumps(doc))  # deep copy of plain data
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"--set {text!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge two spec documents; values in ``top`` win."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec") -> Spec:
+    """Validate a document against a family's spec class; one-line ``SpecError`` on failure."""
+    version = doc.get("spec_version", SPEC_VERSION)
+    if isinstance(version, int) and version > SPEC_VERSION:
+        raise SpecError(
+            f"{source}: spec_version {version} is newer than this genzoo understands "
+            f"({SPEC_VERSION}); upgrade genzoo"
+        )
+    try:
+        return spec_cls.model_validate(dict(doc))
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {describe_errors(spec_cls, exc)}") from None
+
+
+def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
+    """Render pydantic errors as one line: key path, bad value, expectation, suggestion."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(spec_cls, loc[:-1])
+            close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.5)
+            prefix = ".".join(loc[:-1] + [""])
+            hint = (
+                f"did you mean '{prefix}{close[0]}'?"
+                if close
+                else f"known keys: {', '.join(sorted(known))}"
+            )
+            parts.append(f"unknown key '{key}' ({hint})")
+        elif err["type"] == "missing":
+            parts.append(f"'{key}' is required")
+        else:
+            parts.append(f"'{key}' = {err.get('input')!r}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def spec_hash(spec: Spec) -> str:
+    """A stable hash of the resolved spec, stored with the weights and checked on load."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def to_toml(spec: Spec, header: str = "") -> str:
+    """Render a spec as commented TOML that validates back to the same spec."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    if lines:
+        lines.append("")
+    top, tables = [], []
+    for name, field in type(spec).model_fields.items():
+        value = getattr(spec, name)
+        if isinstance(value, BaseModel):
+            tables.append((name, value))
+        else:
+            top.extend(_toml_entry(name, value, field.description))
+    lines.extend(top)
+    for name, value in tables:
+        lines.extend(_toml_table(name, value))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _toml_table(path: str, model: BaseModel) -> list[str]:
+    lines = ["", f"[{path}]"]
+    doc = (type(model).__doc__ or "").strip().splitlines()
+    if doc:
+        lines.insert(1, f"# {doc[0]}")
+    nested = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            nested.append((f"{path}.{name}", value))
+        else:
+            lines.extend(_toml_entry(name, value, field.description))
+    for sub, value in nested:
+        lines.extend(_toml_table(sub, value))
+    return lines
+
+
+def _toml_entry(name: str, value: Any, description: str | None) -> list[str]:
+    lines = [f"# {description}"] if description else []
+    if value is None:
+        lines.append(f"# {name} = ...  (unset)")
+    else:
+        lines.append(tomli_w.dumps({name: value}).strip())
+    return lines
+
+
+def json_schema(spec_cls: type[Spec]) -> dict[str, Any]:
+    """The JSON Schema of a family's spec."""
+    return spec_cls.model_json_schema()

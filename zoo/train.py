@@ -1,0 +1,324 @@
+"""The one training loop every family's trainer plugs into.
+
+A family provides ``trainer(spec, model, accelerator) -> Trainer``; the loop
+owns everything else: device and precision (accelerate), seeding, the data
+order, progress, periodic and interrupt checkpoints, ``--resume``, and writing
+the model folder atomically.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ArtifactError, DataError, SpecError, ZooError
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
+
+    from zoo.records import FamilyRecord
+    from zoo.spec import Spec, TrainSpec
+
+CHECKPOINT_SUFFIX = ".ckpt"
+
+
+class Interrupted(ZooError):
+    """Training was stopped by the user; a checkpoint was written."""
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively on ``device``."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def make_accelerator(train: TrainSpec) -> tuple[Accelerator, str]:
+    """An accelerate ``Accelerator`` for the spec; returns it and the precision in use."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    want_cpu = train.device == "cpu" or (train.device == "auto" and not torch.cuda.is_available())
+    if train.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    device = torch.device("cpu") if want_cpu else torch.device("cuda")
+    precision = "bf16" if train.precision == "bf16" and bf16_supported(device) else "fp32"
+    if train.precision == "bf16" and precision == "fp32":
+        print(f"warning: bf16 is not supported on {device}; training in fp32", file=sys.stderr)
+    # accelerate keeps one global state; several builds in one (non-distributed)
+    # process may ask for different precisions, so start from a clean state.
+    if PartialState._shared_state and PartialState().num_processes == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=want_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
+    return accelerator, precision
+
+
+# --------------------------------------------------------------------------- trainer base
+
+
+class Trainer:
+    """Base of a family's training logic.
+
+    A subclass registers its modules (the sampling model under ``"model"``) with
+    :meth:`add_module` and its optimisers with :meth:`adam`, and implements
+    :meth:`step`. Everything registered is checkpointed and resumed.
+    """
+
+    def __init__(self, spec: Spec, model: nn.Module, accelerator: Accelerator) -> None:
+        self.spec = spec
+        self.accelerator = accelerator
+        self.device = accelerator.device
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.model = self.add_module("model", model)
+
+    def add_module(self, name: str, module: nn.Module) -> nn.Module:
+        """Place ``module`` on the device (with autocast when training in bf16) and track it."""
+        prepared = self.accelerator.prepare(module.train())
+        self.modules[name] = prepared
+        return prepared
+
+    def adam(
+        self, name: str, params: Iterable[Any], lr: float, betas: tuple[float, float],
+        weight_decay: float = 0.0,
+    ) -> torch.optim.Optimizer:
+        """An Adam optimiser (fused kernel when the spec allows it and the device has one)."""
+        import torch
+
+        params = list(params)
+        fused = self.spec.train.fused_optimizer and self.device.type in ("cpu", "cuda")
+        optimizer = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                                     fused=fused or None)
+        prepared = self.accelerator.prepare(optimizer)
+        self.optimizers[name] = prepared
+        return prepared
+
+    def raw_modules(self) -> dict[str, nn.Module]:
+        """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
+        return {n: self.accelerator.unwrap_model(m) for n, m in self.modules.items()}
+
+    def step(
+        self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch of images in [0, 1]; returns detached losses."""
+        raise NotImplementedError
+
+    def finish(self, images: torch.Tensor, rng: torch.Generator) -> None:
+        """Called once after the last step (e.g. to re-estimate batch-norm statistics)."""
+
+    def sampling_module(self) -> nn.Module:
+        """The module saved as ``model.safetensors``: fp32, no wrappers, in eval mode."""
+        return self.accelerator.unwrap_model(self.modules["model"], keep_fp32_wrapper=False).eval()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The data order of one epoch; depends only on (seed, epoch), so resume can recompute it."""
+    import torch
+
+    from zoo.sample import sample_seed
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(sample_seed(seed, epoch, 1)))
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where an unfinished build keeps its checkpoint: a sibling ``OUT.ckpt``."""
+    return out.with_name(out.name + CHECKPOINT_SUFFIX)
+
+
+def total_steps(train: TrainSpec, n_images: int) -> int:
+    """``max_steps`` if set, else ``epochs`` full passes (last partial batch dropped)."""
+    return train.max_steps or train.epochs * (n_images // train.batch_size)
+
+
+def fit(
+    family: FamilyRecord,
+    spec: Spec,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> Path:
+    """Train ``spec`` and write its model folder to ``out``; return the folder."""
+    import torch
+
+    from zoo.checkpoint import load_training_state, save_training_state
+    from zoo.data import load_images
+    from zoo.spec import spec_hash
+    from zoo.write import write_model_folder
+
+    out = Path(out)
+    ckpt = checkpoint_dir(out)
+    source = _resume_source(out, ckpt) if resume else None
+    if source is None and out.exists() and not force:
+        raise ArtifactError(f"{out} already exists; pass --force to replace it or --resume")
+    train = spec.train
+    accelerator, precision = make_accelerator(train)
+    seed_everything(train.seed)
+    images, labels = load_images(spec.data, "train")
+    if len(images) < train.batch_size:
+        raise DataError(f"{spec.data.source} gives {len(images)} training images, fewer than "
+                        f"train.batch_size = {train.batch_size}")
+    impl = family.load()
+    trainer: Trainer = impl.trainer(spec, impl.build(spec), accelerator)
+    rng = torch.Generator(device=accelerator.device).manual_seed(train.seed)
+    step = load_training_state(source, trainer, rng) if source else 0
+    total = total_steps(train, len(images))
+    if step >= total:
+        raise SpecError(f"nothing to resume: already trained {step} of {total} steps; "
+                        "raise train.max_steps or train.epochs")
+    images = images.to(accelerator.device)
+    labels = None if labels is None else labels.to(accelerator.device)
+    hash_ = spec_hash(spec)
+    display = Progress(total, step, train.batch_size, enabled=progress)
+    per_epoch = len(images) // train.batch_size
+    order, order_epoch = None, -1
+    started = time.perf_counter()
+    try:
+        while step < total:
+            epoch, pos = divmod(step, per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(train.seed, epoch, len(images)), epoch
+                order = order.to(accelerator.device)
+            idx = order[pos * train.batch_size : (pos + 1) * train.batch_size]
+            losses = trainer.step(images[idx], None if labels is None else labels[idx], rng)
+            step += 1
+            display.update(step, losses, force=step % train.log_every == 0 or step == total)
+            if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
+                _write_checkpoint(ckpt, trainer, step, rng, hash_)
+            if on_step is not None:
+                on_step(step)
+    except KeyboardInterrupt:
+        display.close()
+        _write_checkpoint(ckpt, trainer, step, rng, hash_)
+        raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
+                          "continue with --resume") from None
+    display.close()
+    trainer.finish(images, rng)
+    wall = time.perf_counter() - started
+    metrics = {"train": {
+        "steps": step, "epochs": round(step / per_epoch, 3),
+        "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
+        "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
+        "precision": precision, "device": str(accelerator.device),
+        "losses": display.last_losses(),
+    }}
+    write_model_folder(out, family, spec, trainer.sampling_module(), metrics,
+                       state_writer=lambda d: save_training_state(d, trainer, step, rng, hash_),
+                       overwrite=True)
+    import shutil
+
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def _resume_source(out: Path, ckpt: Path) -> Path:
+    from zoo.artifact import TRAINING_STATE
+    from zoo.checkpoint import META
+
+    for candidate in (ckpt, out / TRAINING_STATE):
+        if (candidate / META).is_file():
+            return candidate
+    raise ArtifactError(f"nothing to resume: neither {ckpt} nor {out / TRAINING_STATE} exists")
+
+
+def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, hash_: str) -> None:
+    from zoo.artifact import atomic_folder
+    from zoo.checkpoint import save_training_state
+
+    atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, hash_),
+                  overwrite=True)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A rich progress bar with losses and images/s; plain lines when not on a terminal."""
+
+    def __init__(self, total: int, start: int, batch_size: int, enabled: bool = True) -> None:
+        self.total, self.batch_size, self.enabled = total, batch_size, enabled
+        self.start_step = self.last_step = start
+        self.last_time = time.perf_counter()
+        self.images_done = 0
+        self.sums: dict[str, Any] = {}
+        self.count = 0
+        self.shown: dict[str, float] = {}
+        self.bar = None
+        self.plain_every = 0
+        self.next_plain = start
+        if enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            if console.is_terminal:
+                from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
+                                           TimeRemainingColumn)
+                from rich.progress import Progress as RichProgress
+
+                self.bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                        TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                        console=console)
+                self.task = self.bar.add_task("train", total=total, completed=start, info="")
+                self.bar.start()
+            else:  # logs and CI: about ten plain lines
+                self.plain_every = max(1, (total - start) // 10)
+
+    def update(self, step: int, losses: dict[str, Any], force: bool = False) -> None:
+        """Accumulate this step's losses; refresh the display every ``log_every`` steps."""
+        self.images_done += self.batch_size
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+        if not force:
+            return
+        now = time.perf_counter()
+        rate = (step - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
+        self.shown = {k: float(v) / self.count for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        self.last_step, self.last_time = step, now
+        info = "  ".join(f"{k} {v:.4f}" for k, v in self.shown.items()) + f"  {rate:.1f} img/s"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, info=info)
+        elif self.plain_every and (step >= self.next_plain or step == self.total):
+            self.next_plain = step + self.plain_every
+            print(f"step {step}/{self.total}  {info}", file=sys.stderr, flush=True)
+
+    def last_losses(self) -> dict[str, float]:
+        """Mean losses of the last display window."""
+        return {k: round(v, 5) for k, v in self.shown.items()}
+
+    def close(self) -> None:
+        """Stop the live display."""
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
