@@ -178,7 +178,8 @@ def load_module(
 
     metadata, tensors = weights_header(path)
     if metadata.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: not a genzoo weights file (format {metadata.get('format')!r})")
+        found = metadata.get("format")
+        raise ArtifactError(f"{path}: not a genzoo weights file (format {found!r})")
     if metadata.get("family") != family.name:
         raise ArtifactError(
             f"{path} holds {metadata.get('family')!r} weights, but the spec is {family.name!r}"

@@ -76,7 +76,8 @@ def _collect(hook: Any, kind: str) -> dict[str, Any]:
             previous = records.get(record.name)
             if previous is not None:
                 raise PluginError(
-                    f"{kind} {record.name!r} is registered twice: by {previous.plugin} and by {owner}"
+                    f"{kind} {record.name!r} is registered twice: "
+                    f"by {previous.plugin} and by {owner}"
                 )
             records[record.name] = replace(record, plugin=owner)
 

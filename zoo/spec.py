@@ -47,10 +47,13 @@ class DataSpec(Section):
     path: str | None = Field(
         None, description="Image folder (source 'folder') or torchvision root; unset otherwise."
     )
-    image_size: int = Field(32, ge=4, le=1024, description="Images are resized to this square size.")
+    image_size: int = Field(
+        32, ge=4, le=1024, description="Images are resized to this square size."
+    )
     channels: Literal[1, 3] | None = Field(
-        None, description="1 (greyscale) or 3 (RGB); unset: the source's own (digits 1, folders and "
-        "torchvision 3)."
+        None,
+        description="1 (greyscale) or 3 (RGB); unset: the source's own "
+        "(digits 1, folders and torchvision 3).",
     )
     limit: int | None = Field(
         None, ge=1, description="Use at most this many training images (unset: all)."
@@ -63,7 +66,9 @@ class TrainSpec(Section):
     max_steps: int | None = Field(
         None, ge=1, description="Stop after this many optimisation steps (wins over epochs)."
     )
-    epochs: int = Field(1, ge=1, description="Passes over the training data when max_steps is unset.")
+    epochs: int = Field(
+        1, ge=1, description="Passes over the training data when max_steps is unset."
+    )
     batch_size: int = Field(64, ge=1, le=65536, description="Images per optimisation step.")
     seed: int = Field(0, ge=0, description="Seeds initialisation, data order and training noise.")
     precision: Literal["fp32", "bf16"] = Field(
@@ -73,7 +78,9 @@ class TrainSpec(Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks a GPU when one is visible."
     )
-    fused_optimizer: bool = Field(True, description="Use the fused optimiser kernel when available.")
+    fused_optimizer: bool = Field(
+        True, description="Use the fused optimiser kernel when available."
+    )
     checkpoint_every: int = Field(
         0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."
     )
@@ -117,12 +124,10 @@ def read_document(path: str | Path) -> dict[str, Any]:
         raise SpecError(f"spec file not found: {path}")
     text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix == ".json":
-            doc = json.loads(text)
-        else:
-            doc = tomllib.loads(text)
+        doc = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise SpecError(f"{path}: not valid {kind}: {exc}") from None
     if not isinstance(doc, dict):
         raise SpecError(f"{path}: a spec must be a table of sections")
     return doc
@@ -191,7 +196,7 @@ def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             known = _fields_at(spec_cls, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.5)
-            prefix = ".".join(loc[:-1] + [""])
+            prefix = ".".join([*loc[:-1], ""])
             hint = (
                 f"did you mean '{prefix}{close[0]}'?"
                 if close

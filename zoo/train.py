@@ -173,6 +173,7 @@ def fit(
 
     from zoo.checkpoint import load_training_state, save_training_state
     from zoo.data import load_images
+    from zoo.sample import sample_seed
     from zoo.spec import spec_hash
     from zoo.write import write_model_folder
 
@@ -223,7 +224,11 @@ def fit(
         raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
                           "continue with --resume") from None
     display.close()
-    trainer.finish(images, rng)
+    # finish() draws from its own generator, so a later --resume continues the
+    # training noise stream exactly where the loop left it
+    finish_rng = torch.Generator(device=accelerator.device).manual_seed(
+        sample_seed(train.seed, step, 2))
+    trainer.finish(images, finish_rng)
     wall = time.perf_counter() - started
     metrics = {"train": {
         "steps": step, "epochs": round(step / per_epoch, 3),
@@ -281,8 +286,12 @@ class Progress:
 
             console = Console(stderr=True)
             if console.is_terminal:
-                from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
-                                           TimeRemainingColumn)
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
                 from rich.progress import Progress as RichProgress
 
                 self.bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),

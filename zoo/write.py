@@ -7,8 +7,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.artifact import (CARD, CONFIG, FORMAT, METRICS, SAMPLES, TRAINING_STATE, WEIGHTS,
-                          atomic_folder, save_weights, write_json)
+from zoo.artifact import (
+    CARD,
+    CONFIG,
+    FORMAT,
+    METRICS,
+    SAMPLES,
+    TRAINING_STATE,
+    WEIGHTS,
+    atomic_folder,
+    save_weights,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from torch import nn

@@ -16,6 +16,7 @@ safe under bf16 autocast. G is trained with the non-saturating loss
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -52,7 +53,7 @@ class Generator(nn.Module):
             nn.BatchNorm2d(w[0]),
             nn.ReLU(inplace=True),
         ]
-        for c_in, c_out in zip(w, w[1:], strict=False):  # each doubles H and W
+        for c_in, c_out in itertools.pairwise(w):  # each doubles H and W
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(w[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
@@ -74,7 +75,7 @@ class Discriminator(nn.Module):
             nn.Conv2d(channels, w[0], 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
         ]
-        for c_in, c_out in zip(w, w[1:], strict=False):  # each halves H and W
+        for c_in, c_out in itertools.pairwise(w):  # each halves H and W
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
                        nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(w[-1], 1, 4, 1, 0, bias=False)]  # 4x4 -> 1x1 logit

@@ -1,0 +1,455 @@
+"""DCGAN training step, side by side: genzoo against the PyTorch examples DCGAN.
+
+The peer is ``dcgan/main.py`` of pytorch/examples. Its code is not copied into
+this repository: the script reads the file at run time from a git mirror
+(``git --git-dir=<mirror> show HEAD:dcgan/main.py``) or from a checkout such as
+``bench/peers/examples`` (git-ignored), and executes the peer's own code.
+``main.py`` is a top-level script, so ``ast`` picks out of it:
+
+* its imports and its argparse parser (``opt`` is parsed from the script's own
+  defaults, plus explicit values for the sizes compared here and a temporary
+  ``--outf``);
+* ``weights_init``, ``Generator``, ``Discriminator`` and the statements that
+  build the nets, the criterion, the labels and the two Adam optimisers
+  (``ngpu``/``nz``/``ngf``/``ndf``, ``netG``/``netD`` with ``.apply(weights_init)``,
+  ``criterion``, ``fixed_noise``, ``real_label``/``fake_label``,
+  ``optimizerD``/``optimizerG``), executed in source order;
+* the body of the inner training loop ``for i, data in enumerate(dataloader, 0)``,
+  which is executed unmodified for each peer step, with ``i = 1`` (no image
+  dumps), ``epoch = 0``, ``data = (batch,)`` and stdout sent to /dev/null (the
+  body prints a line every step).
+
+The namespace is prepared as the script would leave it for 64x64 MNIST on the
+CPU: ``device = cpu`` and ``nc = 1`` (set by branches that are not executed).
+
+Our side is the genzoo DCGAN trainer, built through the API exactly as
+``zoo build`` does (``resolve_spec``, ``make_accelerator``, ``family.load()``,
+``impl.trainer``), in two configurations: fp32 with the plain Adam (the peer's
+settings) and our default precision settings (bf16 autocast + fused Adam).
+
+Both sides train on the same fixed batch of 64 real MNIST digits from the bundled
+``mnist5k`` set, resized to 64x64: ours gets it in [0, 1] (as the training loop
+feeds it), the peer in [-1, 1] (what its ``ToTensor`` + ``Normalize(0.5, 0.5)``
+give). Data loading is not timed on either side.
+
+Method: each side is warmed up, then rounds are interleaved; in each round K
+steps of every configuration are timed one step at a time, and the order of the
+configurations is reversed every other round, so slow drifts of the machine
+(other jobs, clocks) hit all of them alike. Reported figures are the medians of
+the per-step times over all rounds, as images/s, and ours/peer ratios.
+
+Both of our trainers live in one process although ``make_accelerator`` resets
+accelerate's global state: a prepared module keeps the autocast wrapper it was
+given. A forward-hook probe checks the dtype of every convolution's output
+(fp32 trainer: float32 only; bf16 trainer: bfloat16); if the fp32 trainer were
+found running in bf16, the script would fall back to one phase per
+configuration, each phase still interleaving ours and the peer round by round.
+
+Usage::
+
+    python bench/dcgan_train.py            # rounds=7, K=5
+    python bench/dcgan_train.py --quick    # rounds=3, K=2 (smoke test)
+
+Results go to ``bench/results/dcgan_train.json`` (``--quick``:
+``dcgan_train.quick.json``, so a smoke test never replaces a real run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_MIRROR = Path("/work/.mirror/pytorch+examples/repo")
+DEFAULT_CHECKOUT = HERE / "peers" / "examples"
+PEER_FILE = "dcgan/main.py"
+
+BATCH, IMAGE_SIZE, NZ, NGF, NDF, NC = 64, 64, 100, 64, 64, 1
+
+PEER = "peer fp32"
+OURS_FP32 = "ours fp32"
+OURS_DEFAULT = "ours default(bf16+fused)"
+OUR_BASE = [f"data.image_size={IMAGE_SIZE}", f"data.channels={NC}",
+            f"model.latent_dim={NZ}", f"model.base_channels={NGF}",
+            f"model.disc_channels={NDF}", f"train.batch_size={BATCH}",
+            "train.device=cpu"]  # the peer runs on the CPU; on a CPU-only box same as "auto"
+OUR_CONFIGS = {
+    OURS_FP32: ["train.precision=fp32", "train.fused_optimizer=false"],
+    OURS_DEFAULT: ["train.precision=bf16", "train.fused_optimizer=true"],  # the defaults
+}
+EXPECTED_CONV_DTYPE = {OURS_FP32: "torch.float32", OURS_DEFAULT: "torch.bfloat16"}
+
+# What ast takes from the peer's top level (everything else is left out: dataset,
+# dataloader, checkpoint loading, prints, the epoch loop itself).
+PEER_DEFS = {"weights_init", "Generator", "Discriminator"}
+PEER_ASSIGNED = {"parser", "ngpu", "nz", "ngf", "ndf", "netG", "netD", "criterion",
+                 "fixed_noise", "real_label", "fake_label", "optimizerD", "optimizerG"}
+PEER_CALLED_ON = {"parser", "netG", "netD"}  # parser.add_argument(...), netX.apply(weights_init)
+
+StepFn = Callable[[], Any]
+Timings = dict[str, list[list[float]]]  # configuration -> rounds -> per-step seconds
+
+
+# --------------------------------------------------------------------------- peer source
+
+
+@dataclass
+class PeerSource:
+    """The peer's ``main.py`` as read at run time, and where it came from."""
+
+    text: str
+    repo: Path
+    commit: str
+
+
+def _git(repo: Path, *args: str) -> str:
+    """Run a read-only git command on a bare mirror or a checkout; return stdout."""
+    where = ["-C", str(repo)] if (repo / ".git").exists() else [f"--git-dir={repo}"]
+    return subprocess.run(["git", *where, *args], check=True, capture_output=True,
+                           text=True).stdout
+
+
+def default_peer_repo() -> Path:
+    """The mirror if present, else the git-ignored checkout ``bench/peers/examples``."""
+    return DEFAULT_MIRROR if DEFAULT_MIRROR.exists() else DEFAULT_CHECKOUT
+
+
+def read_peer_source(repo: Path) -> PeerSource:
+    """``dcgan/main.py`` at HEAD of the peer repository, and that commit's sha."""
+    if not repo.exists():
+        raise SystemExit(f"peer repository not found: {repo} (pass --peer-repo)")
+    text = _git(repo, "show", f"HEAD:{PEER_FILE}")
+    return PeerSource(text, repo, _git(repo, "rev-parse", "HEAD").strip())
+
+
+# --------------------------------------------------------------------------- peer extraction
+
+
+@dataclass
+class PeerParts:
+    """Pieces of the peer script, each still the peer's own code."""
+
+    parser: CodeType  # imports and the argparse parser
+    setup: CodeType  # weights_init, the nets, criterion, labels, optimisers
+    step: CodeType  # the inner training loop's body
+
+
+def _assigned_name(node: ast.stmt) -> str | None:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Name):
+            return target.id
+    return None
+
+
+def _called_on(node: ast.stmt) -> str | None:
+    """``x`` for a statement ``x.method(...)``."""
+    if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and isinstance(node.value.func.value, ast.Name)):
+        return node.value.func.value.id
+    return None
+
+
+def _is_parser_stmt(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
+    return "parser" in (_assigned_name(node), _called_on(node))
+
+
+def _is_setup_stmt(node: ast.stmt) -> bool:
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        return node.name in PEER_DEFS
+    return _assigned_name(node) in PEER_ASSIGNED - {"parser"} or (
+        _called_on(node) in PEER_CALLED_ON - {"parser"})
+
+
+def _inner_training_loop(tree: ast.Module) -> ast.For:
+    """``for i, data in enumerate(dataloader, 0):`` inside ``for epoch in ...:``."""
+    for node in tree.body:
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) \
+                and node.target.id == "epoch":
+            for inner in node.body:
+                if isinstance(inner, ast.For) and isinstance(inner.target, ast.Tuple) and [
+                        ast.unparse(e) for e in inner.target.elts] == ["i", "data"]:
+                    return inner
+    raise SystemExit(f"peer {PEER_FILE}: training loop `for i, data in ...` not found")
+
+
+def _compile(nodes: list[ast.stmt], filename: str) -> CodeType:
+    module = ast.Module(body=nodes, type_ignores=[])
+    ast.fix_missing_locations(module)
+    return compile(module, filename, "exec")
+
+
+def extract_peer(source: str) -> PeerParts:
+    """Split the peer script with ``ast``; fails loudly if its layout changed."""
+    tree = ast.parse(source)
+    filename = f"<peer {PEER_FILE}>"
+    parser = [n for n in tree.body if _is_parser_stmt(n)]
+    setup = [n for n in tree.body if _is_setup_stmt(n)]
+    found = {n.name for n in setup if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    found |= {_assigned_name(n) for n in setup} | {_assigned_name(n) for n in parser}
+    missing = (PEER_DEFS | PEER_ASSIGNED) - found
+    if missing:
+        raise SystemExit(f"peer {PEER_FILE}: not found: {', '.join(sorted(missing))}")
+    loop = _inner_training_loop(tree)
+    # The loop body is executed unmodified, statement for statement as in the
+    # peer's file. It is only wrapped in a one-pass `for` so that its
+    # `if opt.dry_run: break` compiles (dry_run is False, so it never breaks).
+    once = ast.For(target=ast.Name("_peer_once", ast.Store()),
+                   iter=ast.parse("range(1)", mode="eval").body,
+                   body=loop.body, orelse=[])
+    ast.copy_location(once, loop)
+    return PeerParts(_compile(parser, filename), _compile(setup, filename),
+                     _compile([once], filename))
+
+
+def peer_argv(outf: str) -> list[str]:
+    """Command line for the peer's parser: its defaults, with the compared sizes pinned."""
+    return ["--dataset", "mnist", "--batchSize", str(BATCH), "--imageSize", str(IMAGE_SIZE),
+            "--nz", str(NZ), "--ngf", str(NGF), "--ndf", str(NDF), "--outf", outf,
+            "--manualSeed", "0"]
+
+
+def build_peer(parts: PeerParts, real: torch.Tensor, outf: str, seed: int = 0) -> dict[str, Any]:
+    """Execute the peer's setup in a prepared namespace; return that namespace."""
+    ns: dict[str, Any] = {"__name__": "peer_dcgan_main"}
+    exec(parts.parser, ns)
+    ns["opt"] = ns["parser"].parse_args(peer_argv(outf))
+    # What the script's device and dataset branches would have set for MNIST on the CPU.
+    ns.update(device=torch.device("cpu"), nc=NC)
+    torch.manual_seed(seed)  # the script seeds the global RNG from --manualSeed
+    exec(parts.setup, ns)
+    got = {k: ns[k] for k in ("nz", "ngf", "ndf", "nc")}
+    if got != {"nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC}:
+        raise SystemExit(f"peer sizes differ from the compared ones: {got}")
+    ns.update(epoch=0, i=1, data=(real,), dataloader=[(real,)])
+    return ns
+
+
+def peer_step(parts: PeerParts, ns: dict[str, Any]) -> StepFn:
+    """One peer step: the loop body with ``i = 1`` (no image dumps), stdout silenced."""
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the closure
+
+    def step() -> None:
+        with contextlib.redirect_stdout(devnull):
+            exec(parts.step, ns)
+
+    return step
+
+
+# --------------------------------------------------------------------------- our side
+
+
+def build_ours(overrides: list[str]) -> tuple[Any, str]:
+    """Our DCGAN trainer, built as ``zoo.train.fit`` builds it; returns it and the precision."""
+    from zoo.api import resolve_spec
+    from zoo.train import make_accelerator, seed_everything
+
+    family, spec = resolve_spec("dcgan", None, OUR_BASE + overrides)
+    accelerator, precision = make_accelerator(spec.train)
+    impl = family.load()
+    seed_everything(0)
+    return impl.trainer(spec, impl.build(spec), accelerator), precision
+
+
+def our_step(trainer: Any, images01: torch.Tensor) -> StepFn:
+    """One optimisation step of our trainer on the fixed batch (CPU: no sync needed)."""
+    rng = torch.Generator().manual_seed(0)
+    return lambda: trainer.step(images01, None, rng)
+
+
+def conv_output_dtypes(trainer: Any, step: StepFn) -> list[str]:
+    """The dtypes of all conv outputs (G and D) during one step of ``trainer``."""
+    seen: set[str] = set()
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.add(str(out.dtype)))
+             for module in trainer.modules.values() for m in module.modules()
+             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    try:
+        step()
+    finally:
+        for h in hooks:
+            h.remove()
+    return sorted(seen)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def time_steps(step: StepFn, k: int) -> list[float]:
+    """Seconds of each of ``k`` consecutive steps."""
+    times = []
+    for _ in range(k):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def warm_up(steps: dict[str, StepFn], n: int) -> None:
+    for step in steps.values():
+        for _ in range(n):
+            step()
+
+
+def run_rounds(steps: dict[str, StepFn], rounds: int, k: int) -> Timings:
+    """Interleaved rounds of K steps per configuration, order reversed every other round."""
+    names = list(steps)
+    timings: Timings = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            timings[name].append(time_steps(steps[name], k))
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(
+            f"{n} {BATCH / statistics.median(timings[n][-1]):.1f}" for n in names) + " img/s",
+            file=sys.stderr, flush=True)
+    return timings
+
+
+def rate(per_round: list[list[float]]) -> float:
+    """Images/s from the median per-step time over all rounds."""
+    return BATCH / statistics.median(t for rnd in per_round for t in rnd)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    import accelerate
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh
+                    if line.startswith("model name")), cpu)
+    return {"torch": torch.__version__, "accelerate": accelerate.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_model": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
+            "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+            "loadavg_at_start": os.getloadavg()}
+
+
+def summarise(phases: list[Timings]) -> tuple[dict[str, float], dict[str, float]]:
+    """Images/s per configuration and ours/peer ratios (peer taken from the same phase)."""
+    rates = {PEER: rate([rnd for ph in phases for rnd in ph[PEER]])}
+    ratios: dict[str, float] = {}
+    for phase in phases:
+        for name, per_round in phase.items():
+            if name != PEER:
+                rates[name] = rate(per_round)
+                ratios[name] = rates[name] / rate(phase[PEER])
+    return rates, ratios
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--peer-repo", type=Path, default=None,
+                   help=f"bare mirror or checkout of pytorch/examples (default: {DEFAULT_MIRROR}"
+                        f" if present, else {DEFAULT_CHECKOUT})")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7)")
+    p.add_argument("-k", type=int, default=None, help="steps per configuration per round (5)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="torch.set_num_threads (default: the cores available)")
+    p.add_argument("--quick", action="store_true", help="smoke test: rounds=3, K=2")
+    p.add_argument("--out", type=Path, default=None, help="JSON results path")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.k = args.k or (2 if args.quick else 5)
+    name = "dcgan_train.quick.json" if args.quick else "dcgan_train.json"
+    args.out = args.out or HERE / "results" / name
+    args.peer_repo = args.peer_repo or default_peer_repo()
+    return args
+
+
+def load_batch() -> torch.Tensor:
+    """64 real MNIST digits, 64x64x1, float in [0, 1]."""
+    from zoo.data import load_images
+    from zoo.spec import DataSpec
+
+    images, _ = load_images(DataSpec(source="mnist5k", image_size=IMAGE_SIZE, channels=NC))
+    return images[:BATCH].contiguous()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"threads: {torch.get_num_threads()}  rounds: {args.rounds}  K: {args.k}  "
+          f"warmup: {args.warmup}", flush=True)
+    source = read_peer_source(args.peer_repo)
+    parts = extract_peer(source.text)
+    images01 = load_batch()
+    real = images01 * 2 - 1  # the peer's ToTensor + Normalize((0.5,), (0.5,))
+
+    outf = tempfile.TemporaryDirectory(prefix="dcgan_peer_")
+    peer = peer_step(parts, build_peer(parts, real.clone(), outf.name))
+    trainers = {name: build_ours(ov) for name, ov in OUR_CONFIGS.items()}
+    steps = {name: our_step(t, images01) for name, (t, _) in trainers.items()}
+    probe = {name: conv_output_dtypes(t, steps[name]) for name, (t, _) in trainers.items()}
+    precisions = {name: p for name, (_, p) in trainers.items()}
+    mode = "interleaved" if probe[OURS_FP32] == [EXPECTED_CONV_DTYPE[OURS_FP32]] else "phased"
+    if precisions[OURS_DEFAULT] != "bf16" or probe[OURS_DEFAULT] != ["torch.bfloat16"]:
+        print(f"note: default config runs {precisions[OURS_DEFAULT]} here, conv outputs "
+              f"{probe[OURS_DEFAULT]}", file=sys.stderr)
+
+    phases: list[Timings] = []
+    if mode == "interleaved":
+        warm_up({PEER: peer, **steps}, args.warmup)
+        phases.append(run_rounds({PEER: peer, **steps}, args.rounds, args.k))
+    else:
+        print(f"note: fp32 trainer ran {probe[OURS_FP32]} after the bf16 one was built; "
+              "timing one configuration per phase", file=sys.stderr)
+        del trainers, steps
+        for name, overrides in OUR_CONFIGS.items():
+            trainer, precisions[name] = build_ours(overrides)  # the newest accelerator
+            step = our_step(trainer, images01)
+            probe[name] = conv_output_dtypes(trainer, step)
+            warm_up({PEER: peer, name: step}, args.warmup)
+            phases.append(run_rounds({PEER: peer, name: step}, args.rounds, args.k))
+    outf.cleanup()
+
+    rates, ratios = summarise(phases)
+    print(f"dcgan64 {PEER}: {rates[PEER]:.1f} img/s")
+    for name in OUR_CONFIGS:
+        print(f"dcgan64 {name}: {rates[name]:.1f} img/s ({ratios[name]:.2f}x peer)")
+
+    result = {
+        "benchmark": "dcgan64 training step, batch 64, 64x64x1 MNIST (mnist5k), CPU",
+        "machine": machine_info(torch.get_num_threads()),
+        "settings": {"rounds": args.rounds, "k": args.k, "warmup": args.warmup,
+                     "quick": args.quick, "batch": BATCH, "image_size": IMAGE_SIZE,
+                     "nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC, "mode": mode,
+                     "ours_overrides": {n: OUR_BASE + ov for n, ov in OUR_CONFIGS.items()},
+                     "ours_precision": precisions, "ours_conv_output_dtypes": probe,
+                     "peer_argv": peer_argv("<tmpdir>")},
+        "peer": {"repo": str(source.repo), "file": PEER_FILE, "commit": source.commit,
+                 "source_sha256": hashlib.sha256(source.text.encode()).hexdigest()},
+        "timings_s": phases,  # per phase: configuration -> rounds -> per-step seconds
+        "median_step_s": {n: BATCH / r for n, r in rates.items()},
+        "images_per_s": {n: round(r, 2) for n, r in rates.items()},
+        "ratio_vs_peer": {n: round(r, 3) for n, r in ratios.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""End to end: build, sample, determinism, resume, and the model folder's contents."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import MICRO, REPO
+from safetensors.torch import load_file
+
+import zoo
+from zoo.api import resolve_spec
+from zoo.train import Interrupted, fit
+
+
+def assert_same_tensors(a, b) -> None:
+    """Bitwise-equal tensors in two safetensors files (headers may order metadata differently)."""
+    ta, tb = load_file(str(a)), load_file(str(b))
+    assert ta.keys() == tb.keys()
+    for key in ta:
+        assert ta[key].dtype == tb[key].dtype and torch.equal(ta[key], tb[key]), key
+
+
+FILES = ("config.json", "model.safetensors", "README.md", "samples.png", "metrics.json")
+
+
+def test_model_folder_contents(tiny_dcgan):
+    for name in FILES:
+        assert (tiny_dcgan / name).is_file(), name
+    assert (tiny_dcgan / "training_state" / "state.safetensors").is_file()
+    config = json.loads((tiny_dcgan / "config.json").read_text())
+    assert config["family"] == "dcgan" and config["spec"]["train"]["max_steps"] == 20
+    assert config["plugin"]["distribution"] == "genzoo"
+    metrics = json.loads((tiny_dcgan / "metrics.json").read_text())
+    assert metrics["train"]["steps"] == 20 and metrics["train"]["images_seen"] == 20 * 64
+    card = (tiny_dcgan / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: genzoo\n") and "![samples](samples.png)" in card
+    # no temporary or checkpoint folders left beside it
+    assert sorted(p.name for p in tiny_dcgan.parent.iterdir()) == [tiny_dcgan.name]
+
+
+def test_weights_hold_g_only_and_d_in_training_state(tiny_dcgan):
+    weights = load_file(str(tiny_dcgan / "model.safetensors"))
+    assert all(k.startswith("net.") for k in weights)
+    state = load_file(str(tiny_dcgan / "training_state" / "state.safetensors"))
+    assert any(k.startswith("module/discriminator/") for k in state)
+    assert any(k.startswith("optim/generator/") for k in state)
+
+
+def test_sampling_is_seeded_per_image(tiny_dcgan):
+    model = zoo.from_pretrained(tiny_dcgan)
+    a = model.sample(8, seed=3)
+    b = model.sample(8, seed=3)
+    c = model.sample(16, seed=3)
+    assert torch.equal(a, b)
+    assert torch.equal(a, c[:8])
+    assert not torch.equal(a, model.sample(8, seed=4))
+    other_batching = model.sample(16, seed=3, batch_size=5)
+    assert torch.allclose(c, other_batching, atol=1e-5)
+    assert a.shape == (8, 1, 32, 32) and a.dtype == torch.float32
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+
+
+def test_cli_sample_is_reproducible(tiny_dcgan, tmp_path, cli):
+    for name in ("a.png", "b.png"):
+        r = cli("sample", tiny_dcgan, "--seed", "3", "-n", "8", "-o", tmp_path / name)
+        assert r.code == 0, r.err
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_cli_info(tiny_dcgan, cli):
+    r = cli("info", tiny_dcgan, "--json")
+    assert r.code == 0, r.err
+    info = json.loads(r.out)
+    assert info["family"] == "dcgan" and info["parameters"] > 0
+    assert "model.safetensors" in info["files"] and info["metrics"]["train"]["steps"] == 20
+
+
+def test_same_seed_gives_bitwise_identical_weights(micro_dcgan, tmp_path):
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32"])
+    again = fit(family, spec, tmp_path / "again", progress=False)
+    assert_same_tensors(again / "model.safetensors", micro_dcgan / "model.safetensors")
+
+
+def test_bf16_builds_are_deterministic_too(tmp_path):
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.max_steps=6"])
+    a = fit(family, spec, tmp_path / "a", progress=False)
+    b = fit(family, spec, tmp_path / "b", progress=False)
+    assert_same_tensors(a / "model.safetensors", b / "model.safetensors")
+
+
+def test_interrupt_then_resume_equals_uninterrupted(micro_dcgan, tmp_path):
+    """Stop at step 10 of 20 (as Ctrl-C would), --resume, and match the straight run."""
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32"])
+    out = tmp_path / "run"
+
+    def stop_at_10(step: int) -> None:
+        if step == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="interrupted at step 10 of 20"):
+        fit(family, spec, out, progress=False, on_step=stop_at_10)
+    assert not out.exists() and (tmp_path / "run.ckpt" / "state.json").is_file()
+    fit(family, spec, out, resume=True, progress=False)
+    assert not (tmp_path / "run.ckpt").exists()
+    assert_same_tensors(out / "model.safetensors", micro_dcgan / "model.safetensors")
+    state = "training_state/state.safetensors"
+    assert_same_tensors(out / state, micro_dcgan / state)
+
+
+def test_resume_a_finished_build_for_more_steps(micro_dcgan, tmp_path):
+    """10 steps, then --resume with max_steps=20, equals 20 straight steps."""
+    family, spec10 = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32",
+                                                  "train.max_steps=10"])
+    out = fit(family, spec10, tmp_path / "run", progress=False)
+    _, spec20 = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32"])
+    fit(family, spec20, out, resume=True, progress=False)
+    assert_same_tensors(out / "model.safetensors", micro_dcgan / "model.safetensors")
+
+
+def test_periodic_checkpoints(tmp_path):
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.checkpoint_every=5"])
+    seen = []
+
+    def look(step: int) -> None:
+        if step in (5, 10, 15):
+            seen.append(json.loads((tmp_path / "run.ckpt" / "state.json").read_text())["step"])
+
+    fit(family, spec, tmp_path / "run", progress=False, on_step=look)
+    assert seen == [5, 10, 15]
+    assert not (tmp_path / "run.ckpt").exists()
+
+
+def test_build_refuses_to_overwrite(micro_dcgan, cli):
+    r = cli("build", "dcgan", "--set", "train.max_steps=1", "--out", micro_dcgan)
+    assert r.code == 2 and "already exists" in r.err and "--force" in r.err
+
+
+def test_dry_run_prints_spec_and_writes_nothing(tmp_path, cli):
+    r = cli("build", "dcgan-mnist", "--dry-run", "--out", tmp_path / "x")
+    assert r.code == 0 and 'family = "dcgan"' in r.out
+    assert not (tmp_path / "x").exists()
+
+
+def test_named_model_builds_through_the_cli(tmp_path, cli):
+    out = tmp_path / "m"
+    r = cli("build", "dcgan-mnist", "--spec", REPO / "specs" / "dcgan-mnist.toml",
+            *[arg for s in MICRO for arg in ("--set", s)], "--out", out, "--quiet")
+    assert r.code == 0, r.err
+    assert zoo.from_pretrained(out).spec.data.source == "mnist5k"
