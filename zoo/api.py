@@ -103,7 +103,7 @@ class ZooModel:
 
 
 def from_pretrained(path: str | Path, device: str = "cpu") -> ZooModel:
-    """Load a model folder strictly from safetensors (no pickle), on ``device``."""
+    """Load a model folder strictly from safetensors (nothing is unpickled), on ``device``."""
     from zoo.artifact import WEIGHTS, load_module, load_spec
 
     folder = Path(path)

@@ -1,4 +1,4 @@
-"""``training_state/``: everything ``--resume`` needs, as safetensors + JSON (no pickle).
+"""``training_state/``: everything ``--resume`` needs, as safetensors + JSON, never unpickled.
 
 ``state.safetensors`` holds every trained module (``module/<name>/<key>``),
 every optimiser tensor (``optim/<name>/<param>/<key>``) and the RNG states;
