@@ -189,13 +189,12 @@ def plugins_cmd(
     reg = get_registry()
     rows = []
     for info in plugin_infos():
+        provided = reg.provided.get(info.name, {})
         rows.append({
             "name": info.name, "distribution": info.distribution, "version": info.version,
-            "builtin": info.builtin,
-            "families": sorted(f for f, r in reg.families.items() if r.plugin == info.distribution
-                               and _owned(f, info.name)),
-            "datasets": sorted(d for d, r in reg.datasets.items() if r.plugin == info.distribution
-                               and _owned(d, info.name)),
+            "builtin": info.builtin, "families": sorted(provided.get("family", [])),
+            "datasets": sorted(provided.get("data set", [])),
+            "metrics": sorted(provided.get("metric", [])),
         })
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -207,18 +206,6 @@ def plugins_cmd(
         table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["distribution"],
                       r["version"], ", ".join(r["families"]), ", ".join(r["datasets"]))
     _console().print(table)
-
-
-def _owned(name: str, plugin: str) -> bool:
-    from zoo.plugins import load_plugins
-
-    module = load_plugins().get_plugin(plugin)
-    registered: list[str] = []
-    for hook in ("register_families", "register_datasets"):
-        fn = getattr(module, hook, None)
-        if fn is not None:
-            fn(register=lambda rec: registered.append(rec.name))
-    return name in registered
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ class Registry:
     metrics: dict[str, MetricRecord]
     models: dict[str, NamedModel]
     external: dict[str, str]  # family name -> distribution that provides it
+    provided: dict[str, dict[str, list[str]]]  # plugin name -> kind -> names it registered
 
 
 def registry_path() -> Path:
@@ -60,19 +61,24 @@ def registry_path() -> Path:
 def get_registry() -> Registry:
     """Collect every plugin's registrations and the named models (cached)."""
     pm = load_plugins()
-    families: dict[str, FamilyRecord] = _collect(pm.hook.register_families, "family")
-    datasets: dict[str, DatasetRecord] = _collect(pm.hook.register_datasets, "data set")
-    metrics: dict[str, MetricRecord] = _collect(pm.hook.register_metrics, "metric")
+    provided: dict[str, dict[str, list[str]]] = {}
+    families: dict[str, FamilyRecord] = _collect(pm.hook.register_families, "family", provided)
+    datasets: dict[str, DatasetRecord] = _collect(pm.hook.register_datasets, "data set", provided)
+    metrics: dict[str, MetricRecord] = _collect(pm.hook.register_metrics, "metric", provided)
     models, external = _read_registry_file(registry_path())
-    return Registry(families, datasets, metrics, models, external)
+    return Registry(families, datasets, metrics, models, external, provided)
 
 
-def _collect(hook: Any, kind: str) -> dict[str, Any]:
+def _collect(hook: Any, kind: str, provided: dict[str, dict[str, list[str]]] | None = None
+             ) -> dict[str, Any]:
+    """Call one registration hook plugin by plugin, so each record knows its owner."""
     records: dict[str, Any] = {}
+    provided = {} if provided is None else provided
     for impl in reversed(hook.get_hookimpls()):  # registration order
         owner = plugin_info(impl.plugin_name).distribution
+        names = provided.setdefault(impl.plugin_name, {}).setdefault(kind, [])
 
-        def register(record: Any, owner: str = owner) -> None:
+        def register(record: Any, owner: str = owner, names: list[str] = names) -> None:
             previous = records.get(record.name)
             if previous is not None:
                 raise PluginError(
@@ -80,6 +86,7 @@ def _collect(hook: Any, kind: str) -> dict[str, Any]:
                     f"by {previous.plugin} and by {owner}"
                 )
             records[record.name] = replace(record, plugin=owner)
+            names.append(record.name)
 
         if "register" in impl.argnames:
             impl.function(register=register)
