@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -96,8 +98,8 @@ def test_interrupt_then_resume_equals_uninterrupted(micro_dcgan, tmp_path):
     out = tmp_path / "run"
 
     def stop_at_10(step: int) -> None:
-        if step == 10:
-            raise KeyboardInterrupt
+        if step == 10:  # the user presses Ctrl-C during step 10
+            os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(Interrupted, match="interrupted at step 10 of 20"):
         fit(family, spec, out, progress=False, on_step=stop_at_10)

@@ -96,6 +96,33 @@ class ZooModel:
 
         return sample_images(self.family, self.module, self.spec, n, seed, batch_size, **options)
 
+    def _call(self, capability: str, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        self.family.require(capability)
+        with torch.inference_mode():
+            return getattr(self.family.load(), capability)(self.module, *args, **kwargs)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Codes (N, k) of images in [0, 1] (families with ``encode``)."""
+        return self._call("encode", images)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from codes (families with ``decode``)."""
+        return self._call("decode", codes)
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstructions in [0, 1] of images in [0, 1] (families with ``reconstruct``)."""
+        return self._call("reconstruct", images)
+
+    def log_likelihood(self, images: torch.Tensor, k: int = 1000, seed: int = 0) -> torch.Tensor:
+        """Importance-weighted estimate of log p(x) in nats per image (``log_likelihood``)."""
+        import torch
+
+        generator = torch.Generator(device=next(self.module.parameters()).device)
+        return self._call("log_likelihood", images, k=k, spec=self.spec,
+                          generator=generator.manual_seed(seed))
+
     def to(self, device: str | torch.device) -> ZooModel:
         """Move the module to ``device``; returns self."""
         self.module.to(device)

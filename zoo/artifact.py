@@ -45,11 +45,15 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
     """Create ``target`` by filling a temporary sibling and renaming it into place.
 
     A crash or error inside ``fill`` leaves ``target`` untouched and no temporary
-    folder behind.
+    folder behind. ``overwrite`` replaces only genzoo folders (a model folder or
+    a checkpoint) or empty ones, never anything else.
     """
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise ArtifactError(f"{target} already exists; pass --force to replace it")
+    target = Path(target).resolve()
+    if target.exists():
+        if not overwrite:
+            raise ArtifactError(f"{target} already exists; pass --force to replace it")
+        if not replaceable(target):
+            raise ArtifactError(f"refusing to replace {target}: not a genzoo model folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -58,7 +62,11 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
         if target.exists():
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(target, old)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                os.replace(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
@@ -68,9 +76,31 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
     return target
 
 
+def replaceable(folder: Path) -> bool:
+    """True for an empty folder, a model folder or a training checkpoint."""
+    if not folder.is_dir():
+        return False
+    return (not any(folder.iterdir()) or (folder / CONFIG).is_file()
+            or (folder / "state.json").is_file())
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write a file via a uniquely named temporary sibling and rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write pretty, key-sorted JSON with a trailing newline."""
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """Write pretty, key-sorted JSON with a trailing newline, atomically."""
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def weights_metadata(family: str, spec_hash: str) -> dict[str, str]:
@@ -101,7 +131,8 @@ def read_config(folder: Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT or "spec" not in config:
+    if (not isinstance(config, dict) or config.get("format") != FORMAT
+            or not isinstance(config.get("spec"), dict)):
         raise ArtifactError(f"{path}: not a {FORMAT} model config")
     return config
 
@@ -109,7 +140,12 @@ def read_config(folder: Path) -> dict[str, Any]:
 def read_metrics(folder: Path) -> dict[str, Any]:
     """``metrics.json`` of a model folder, or an empty dict."""
     path = Path(folder) / METRICS
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
 
 
 def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
@@ -194,8 +230,8 @@ def load_module(
         )
     try:
         state = load_file(str(path), device=str(device))
-    except Exception as exc:  # safetensors raises its own error type
-        raise ArtifactError(f"corrupt safetensors file {path}: {exc}") from None
+    except (RuntimeError, ValueError, OSError) as exc:  # safetensors and device errors
+        raise ArtifactError(f"cannot load {path} onto {device}: {exc}") from None
     module.load_state_dict(state, strict=True, assign=True)
     still_meta = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
     if still_meta:

@@ -17,14 +17,39 @@ from zoo.errors import ArtifactError
 if TYPE_CHECKING:
     import torch
 
+    from zoo.spec import Spec
     from zoo.train import Trainer
 
 TENSORS = "state.safetensors"
 META = "state.json"
+#: Keys a resumed build may change: how long to train and how often to log/save.
+RESUMABLE_CHANGES = {"train": {"max_steps", "epochs", "log_every", "checkpoint_every"},
+                     "sample": None, "hub": None}
+
+
+def resume_view(spec: Spec) -> dict[str, Any]:
+    """The part of a spec that must not change between a checkpoint and its resume."""
+    view = spec.model_dump(mode="json")
+    for section, keys in RESUMABLE_CHANGES.items():
+        if keys is None:
+            view.pop(section, None)
+        else:
+            for key in keys:
+                view[section].pop(key, None)
+    return view
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')} ({a!r} -> {b!r})"]
 
 
 def save_training_state(
-    folder: Path, trainer: Trainer, step: int, rng: torch.Generator, spec_hash: str
+    folder: Path, trainer: Trainer, step: int, rng: torch.Generator, spec: Spec
 ) -> None:
     """Write the trainer's modules, optimisers, RNG states and step into ``folder``."""
     import torch
@@ -32,7 +57,7 @@ def save_training_state(
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {"format": FORMAT, "step": step, "spec_hash": spec_hash,
+    meta: dict[str, Any] = {"format": FORMAT, "step": step, "resume_spec": resume_view(spec),
                             "optimizers": {}}
     for name, module in trainer.raw_modules().items():
         for key, value in module.state_dict().items():
@@ -56,28 +81,42 @@ def save_training_state(
     write_json(folder / META, meta)
 
 
-def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator) -> int:
-    """Restore what :func:`save_training_state` wrote; return the step to continue from."""
-    import torch
-    from safetensors.torch import load_file
+def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, spec: Spec) -> int:
+    """Restore what :func:`save_training_state` wrote; return the step to continue from.
 
+    Refuses a checkpoint made with a different spec (anything but the training
+    length, logging and checkpoint cadence, sample and hub settings).
+    """
     from zoo.artifact import weights_header
 
     weights_header(folder / TENSORS)  # one-line error for a corrupt file
-    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        changed = _differences(meta["resume_spec"], resume_view(spec))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{folder / META}: unreadable training state ({exc})") from None
+    if changed:
+        raise ArtifactError(f"cannot resume {folder}: the spec changed at "
+                            f"{'; '.join(changed[:5])}")
+    try:
+        return _restore(folder, meta, trainer, rng)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArtifactError(f"{folder}: training state does not fit this model ({message})"
+                            ) from None
+
+
+def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Generator) -> int:
+    import torch
+    from safetensors.torch import load_file
+
     tensors = load_file(str(folder / TENSORS))
     for name, module in trainer.raw_modules().items():
         prefix = f"module/{name}/"
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ArtifactError(f"{folder}: {name} does not match the spec: "
-                                f"{str(exc).splitlines()[0]}") from None
+        module.load_state_dict(
+            {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
     for name, optimizer in trainer.optimizers.items():
-        saved = meta["optimizers"].get(name)
-        if saved is None:
-            raise ArtifactError(f"{folder}: no state for optimizer {name!r}")
+        saved = meta["optimizers"][name]
         state: dict[int, dict[str, Any]] = {}
         prefix = f"optim/{name}/"
         for key, value in tensors.items():
@@ -94,8 +133,3 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator) ->
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     return int(meta["step"])
-
-
-def read_step(folder: Path) -> int:
-    """The step a training state was saved at."""
-    return int(json.loads((folder / META).read_text(encoding="utf-8"))["step"])

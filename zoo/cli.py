@@ -124,6 +124,8 @@ def sample_cmd(
 
     if output.suffix.lower() != ".png":
         raise ZooError(f"-o {output}: expected a .png file")
+    if not output.resolve().parent.is_dir():
+        raise ZooError(f"-o {output}: folder {output.parent} does not exist")
     model = from_pretrained(path)
     images = model.sample(n, seed=seed, batch_size=batch_size)
     save_png(grid(images, nrow), output)
@@ -216,7 +218,7 @@ def main() -> None:
         load_plugins().hook.register_commands(cli=app)
         app()
     except ZooError as exc:
-        from zoo.train import Interrupted
+        from zoo.errors import Interrupted
 
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(130 if isinstance(exc, Interrupted) else 2)

@@ -173,7 +173,9 @@ def _torchvision_arrays(ds, spec: DataSpec) -> ImageData:
     import torch
 
     data = getattr(ds, "data", None)
-    targets = getattr(ds, "targets", None) or getattr(ds, "labels", None)
+    targets = getattr(ds, "targets", None)
+    if targets is None:
+        targets = getattr(ds, "labels", None)
     if data is not None and np.asarray(data).dtype == np.uint8 and np.asarray(data).ndim in (3, 4):
         images = np.asarray(data)
         images = images[:, None] if images.ndim == 3 else images
@@ -212,8 +214,15 @@ def to_float(images: torch.Tensor, channels: int | None, size: int) -> torch.Ten
     return x
 
 
-def load_images(spec: DataSpec, split: str = "train") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec."""
+def load_images(
+    spec: DataSpec, split: str = "train", training: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec.
+
+    With ``data.binarize = "dynamic"`` the training loop binarises each batch
+    itself (``training=True`` returns grey levels); everywhere else binary
+    data are the fixed static sample, so evaluations are reproducible.
+    """
     from zoo.registry import dataset_loader
 
     data: ImageData = dataset_loader(spec.source)(spec, split)
@@ -221,7 +230,20 @@ def load_images(spec: DataSpec, split: str = "train") -> tuple[torch.Tensor, tor
     if spec.limit is not None and split == "train":
         images = images[: spec.limit]
         labels = None if labels is None else labels[: spec.limit]
-    return to_float(images, num_channels(spec), spec.image_size), labels
+    x = to_float(images, num_channels(spec), spec.image_size)
+    if spec.binarize == "threshold":
+        x = (x > 0.5).float()
+    elif spec.binarize == "static" or (spec.binarize == "dynamic" and not training):
+        x = static_binarize(x, split)
+    return x, labels
+
+
+def static_binarize(x: torch.Tensor, split: str) -> torch.Tensor:
+    """One fixed Bernoulli sample of grey levels (the same on every call and machine)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(SPLIT_SEED + SPLITS.index(split))
+    return torch.bernoulli(x, generator=gen)
 
 
 def num_channels(spec: DataSpec) -> int:

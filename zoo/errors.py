@@ -29,3 +29,7 @@ class PluginError(ZooError):
 
 class CapabilityError(ZooError):
     """A family was asked for something it does not provide."""
+
+
+class Interrupted(ZooError):
+    """Training was stopped by the user (Ctrl-C); a checkpoint was written. Exit status 130."""

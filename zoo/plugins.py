@@ -49,13 +49,14 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _host_version() -> str:
+def dist_version(distribution: str = HOST_DISTRIBUTION) -> str:
+    """The installed version of a distribution (genzoo by default), or ``"?"``."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version(HOST_DISTRIBUTION)
-    except PackageNotFoundError:
-        return "0+unknown"
+        return version(distribution)
+    except (PackageNotFoundError, ValueError):
+        return "?"
 
 
 def load_plugins() -> pluggy.PluginManager:
@@ -68,7 +69,7 @@ def load_plugins() -> pluggy.PluginManager:
     infos: dict[str, PluginInfo] = {}
     for module_name in CORE_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-        infos[module_name] = PluginInfo(module_name, HOST_DISTRIBUTION, _host_version(), True)
+        infos[module_name] = PluginInfo(module_name, HOST_DISTRIBUTION, dist_version(), True)
 
     allow = os.environ.get("ZOO_LOAD_PLUGINS")
     allowed = None if allow is None else {normalise(d) for d in allow.split(",") if d.strip()}
@@ -88,7 +89,14 @@ def load_plugins() -> pluggy.PluginManager:
             continue
         if pm.is_registered(module):
             continue
-        pm.register(module, name=ep.name)
+        try:
+            pm.register(module, name=ep.name)
+        except pluggy.PluginValidationError as exc:
+            message = f"plugin {ep.name!r} from {dist} has an invalid hook: {exc}"
+            if strict:
+                raise PluginError(message) from None
+            print(f"warning: skipping {message}", file=sys.stderr)
+            continue
         version = ep.dist.version if ep.dist is not None else "?"
         infos[ep.name] = PluginInfo(ep.name, dist, version, builtin)
     try:

@@ -34,9 +34,11 @@ class FamilyRecord:
     """A model family.
 
     ``impl`` names the module (imported lazily, may import torch) that provides
-    ``build(spec) -> nn.Module`` (the sampling model), ``trainer(spec, model)``
-    (a :class:`zoo.train.Trainer`) and ``sample(model, noise_for, n, spec,
-    **options)``, plus one function per extra capability.
+    ``build(spec) -> nn.Module`` (the sampling model), ``trainer(spec, model,
+    accelerator) -> zoo.train.Trainer`` and one function per capability:
+    ``sample(model, noise, spec)`` (``noise`` a :class:`zoo.sample.PerSampleNoise`),
+    ``encode(model, x)``, ``decode(model, z)``, ``reconstruct(model, x)``,
+    ``log_likelihood(model, x, k, spec, generator)``.
     """
 
     name: str
@@ -53,8 +55,15 @@ class FamilyRecord:
             raise ValueError(f"family {self.name!r}: unknown capabilities {sorted(unknown)}")
 
     def load(self) -> ModuleType:
-        """Import and return the family's implementation module."""
-        return import_ref(self.impl)
+        """Import the family's implementation module and check it provides its functions."""
+        from zoo.errors import PluginError
+
+        module = import_ref(self.impl)
+        needed = {"build", "trainer"} | set(self.capabilities)
+        missing = sorted(n for n in needed if not callable(getattr(module, n, None)))
+        if missing:
+            raise PluginError(f"family {self.name!r}: {self.impl} lacks {', '.join(missing)}")
+        return module
 
     def require(self, capability: str) -> None:
         """Raise a one-line ``CapabilityError`` if the family lacks ``capability``."""

@@ -74,22 +74,27 @@ def _collect(hook: Any, kind: str, provided: dict[str, dict[str, list[str]]] | N
     """Call one registration hook plugin by plugin, so each record knows its owner."""
     records: dict[str, Any] = {}
     provided = {} if provided is None else provided
+    owners: dict[str, str] = {}
     for impl in reversed(hook.get_hookimpls()):  # registration order
-        owner = plugin_info(impl.plugin_name).distribution
+        info = plugin_info(impl.plugin_name)
+        owner = f"plugin {info.name!r} ({info.distribution} {info.version})"
         names = provided.setdefault(impl.plugin_name, {}).setdefault(kind, [])
 
-        def register(record: Any, owner: str = owner, names: list[str] = names) -> None:
-            previous = records.get(record.name)
-            if previous is not None:
-                raise PluginError(
-                    f"{kind} {record.name!r} is registered twice: "
-                    f"by {previous.plugin} and by {owner}"
-                )
-            records[record.name] = replace(record, plugin=owner)
+        def register(record: Any, info=info, owner: str = owner, names: list[str] = names
+                     ) -> None:
+            if record.name in records:
+                raise PluginError(f"{kind} {record.name!r} is registered twice: by "
+                                  f"{owners[record.name]} and by {owner}")
+            records[record.name] = replace(record, plugin=info.distribution)
+            owners[record.name] = owner
             names.append(record.name)
 
-        if "register" in impl.argnames:
+        try:
             impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{owner} failed while registering a {kind}: {exc}") from None
     return records
 
 
@@ -103,6 +108,8 @@ def _read_registry_file(path: Path) -> tuple[dict[str, NamedModel], dict[str, st
     models = {}
     for name, entry in doc.get("models", {}).items():
         hub = entry.get("hub", {})
+        if not isinstance(entry, dict) or "family" not in entry:
+            raise SpecError(f"{path}: model {name!r} needs a family")
         models[name] = NamedModel(
             name=name,
             family=entry["family"],

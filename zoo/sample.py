@@ -8,7 +8,6 @@ size, the number of images asked for, or the device.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,13 +101,17 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> tor
 
 def save_png(image: torch.Tensor, path: str | Path) -> Path:
     """Write a ``C×H×W`` float image in [0, 1] as PNG, atomically."""
+    import io
+
     from PIL import Image
 
+    from zoo.artifact import atomic_write
+
     path = Path(path)
-    array = (image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+    array = image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     if array.shape[2] == 1:
         array = array[:, :, 0]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    atomic_write(path, buffer.getvalue())
     return path

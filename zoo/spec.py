@@ -58,6 +58,12 @@ class DataSpec(Section):
     limit: int | None = Field(
         None, ge=1, description="Use at most this many training images (unset: all)."
     )
+    binarize: Literal["none", "static", "dynamic", "threshold"] = Field(
+        "none",
+        description="Binary pixels for Bernoulli likelihoods: static (sampled once, fixed "
+        "seed), dynamic (resampled every batch in training; static for evaluation), "
+        "threshold (> 0.5), or none.",
+    )
 
 
 class TrainSpec(Section):
@@ -205,6 +211,8 @@ def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
             parts.append(f"unknown key '{key}' ({hint})")
         elif err["type"] == "missing":
             parts.append(f"'{key}' is required")
+        elif err["type"] == "value_error":  # a model validator; its message names the keys
+            parts.append(err["msg"].removeprefix("Value error, "))
         else:
             parts.append(f"'{key}' = {err.get('input')!r}: {err['msg']}")
     return "; ".join(parts)

@@ -9,13 +9,16 @@ the model folder atomically.
 from __future__ import annotations
 
 import random
+import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ArtifactError, DataError, SpecError, ZooError
+from zoo.errors import ArtifactError, DataError, Interrupted, SpecError
 
 if TYPE_CHECKING:
     import torch
@@ -26,10 +29,6 @@ if TYPE_CHECKING:
     from zoo.spec import Spec, TrainSpec
 
 CHECKPOINT_SUFFIX = ".ckpt"
-
-
-class Interrupted(ZooError):
-    """Training was stopped by the user; a checkpoint was written."""
 
 
 # --------------------------------------------------------------------------- devices
@@ -108,6 +107,10 @@ class Trainer:
         self.optimizers[name] = prepared
         return prepared
 
+    def autocast(self) -> Any:
+        """A context manager for mixed precision as configured (a no-op in fp32)."""
+        return self.accelerator.autocast()
+
     def raw_modules(self) -> dict[str, nn.Module]:
         """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
         return {n: self.accelerator.unwrap_model(m) for n, m in self.modules.items()}
@@ -168,7 +171,11 @@ def fit(
     progress: bool = True,
     on_step: Callable[[int], None] | None = None,
 ) -> Path:
-    """Train ``spec`` and write its model folder to ``out``; return the folder."""
+    """Train ``spec`` and write its model folder to ``out``; return the folder.
+
+    Ctrl-C (SIGINT) stops at the next step boundary, writes ``OUT.ckpt`` and
+    raises :class:`Interrupted`; ``resume=True`` continues from it bit for bit.
+    """
     import torch
 
     from zoo.checkpoint import load_training_state, save_training_state
@@ -177,73 +184,100 @@ def fit(
     from zoo.spec import spec_hash
     from zoo.write import write_model_folder
 
-    out = Path(out)
+    out = Path(out).resolve()
     ckpt = checkpoint_dir(out)
     source = _resume_source(out, ckpt) if resume else None
-    if source is None and out.exists() and not force:
-        raise ArtifactError(f"{out} already exists; pass --force to replace it or --resume")
+    if source is None and not force:
+        if out.exists():
+            raise ArtifactError(f"{out} already exists; pass --force to replace it or --resume")
+        if ckpt.exists():
+            raise ArtifactError(f"an interrupted build left {ckpt}; pass --resume to continue it "
+                                "or --force to start over")
     train = spec.train
     accelerator, precision = make_accelerator(train)
     seed_everything(train.seed)
-    images, labels = load_images(spec.data, "train")
+    images, labels = load_images(spec.data, "train", training=True)
+    dynamic = spec.data.binarize == "dynamic"
     if len(images) < train.batch_size:
         raise DataError(f"{spec.data.source} gives {len(images)} training images, fewer than "
                         f"train.batch_size = {train.batch_size}")
     impl = family.load()
     trainer: Trainer = impl.trainer(spec, impl.build(spec), accelerator)
     rng = torch.Generator(device=accelerator.device).manual_seed(train.seed)
-    step = load_training_state(source, trainer, rng) if source else 0
+    step = load_training_state(source, trainer, rng, spec) if source else 0
     total = total_steps(train, len(images))
     if step >= total:
         raise SpecError(f"nothing to resume: already trained {step} of {total} steps; "
                         "raise train.max_steps or train.epochs")
     images = images.to(accelerator.device)
     labels = None if labels is None else labels.to(accelerator.device)
-    hash_ = spec_hash(spec)
+    spec_hash(spec)
     display = Progress(total, step, train.batch_size, enabled=progress)
     per_epoch = len(images) // train.batch_size
     order, order_epoch = None, -1
     started = time.perf_counter()
-    try:
+    with StopOnSigint() as stop:
         while step < total:
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = epoch_order(train.seed, epoch, len(images)), epoch
                 order = order.to(accelerator.device)
             idx = order[pos * train.batch_size : (pos + 1) * train.batch_size]
-            losses = trainer.step(images[idx], None if labels is None else labels[idx], rng)
+            batch = images[idx]
+            if dynamic:
+                batch = torch.bernoulli(batch, generator=rng)
+            losses = trainer.step(batch, None if labels is None else labels[idx], rng)
             step += 1
             display.update(step, losses, force=step % train.log_every == 0 or step == total)
             if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
-                _write_checkpoint(ckpt, trainer, step, rng, hash_)
+                _write_checkpoint(ckpt, trainer, step, rng, spec)
             if on_step is not None:
                 on_step(step)
-    except KeyboardInterrupt:
+            if stop.requested and step < total:
+                display.close()
+                _write_checkpoint(ckpt, trainer, step, rng, spec)
+                raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
+                                  "continue with --resume")
         display.close()
-        _write_checkpoint(ckpt, trainer, step, rng, hash_)
-        raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
-                          "continue with --resume") from None
-    display.close()
-    # finish() draws from its own generator, so a later --resume continues the
-    # training noise stream exactly where the loop left it
-    finish_rng = torch.Generator(device=accelerator.device).manual_seed(
-        sample_seed(train.seed, step, 2))
-    trainer.finish(images, finish_rng)
-    wall = time.perf_counter() - started
-    metrics = {"train": {
-        "steps": step, "epochs": round(step / per_epoch, 3),
-        "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
-        "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
-        "precision": precision, "device": str(accelerator.device),
-        "losses": display.last_losses(),
-    }}
-    write_model_folder(out, family, spec, trainer.sampling_module(), metrics,
-                       state_writer=lambda d: save_training_state(d, trainer, step, rng, hash_),
-                       overwrite=True)
-    import shutil
-
+        # finish() draws from its own generator, so a later --resume continues the
+        # training noise stream exactly where the loop left it
+        finish_rng = torch.Generator(device=accelerator.device).manual_seed(
+            sample_seed(train.seed, step, 2))
+        trainer.finish(images, finish_rng)
+        wall = time.perf_counter() - started
+        metrics = {"train": {
+            "steps": step, "epochs": round(step / per_epoch, 3),
+            "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
+            "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
+            "precision": precision, "device": str(accelerator.device),
+            "losses": display.last_losses(),
+        }}
+        write_model_folder(out, family, spec, trainer.sampling_module(), metrics,
+                           state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
+                           overwrite=True)
     shutil.rmtree(ckpt, ignore_errors=True)
     return out
+
+
+class StopOnSigint:
+    """Within the block, the first Ctrl-C only sets ``requested``; a second one aborts."""
+
+    def __enter__(self) -> StopOnSigint:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _resume_source(out: Path, ckpt: Path) -> Path:
@@ -256,11 +290,11 @@ def _resume_source(out: Path, ckpt: Path) -> Path:
     raise ArtifactError(f"nothing to resume: neither {ckpt} nor {out / TRAINING_STATE} exists")
 
 
-def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, hash_: str) -> None:
+def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec) -> None:
     from zoo.artifact import atomic_folder
     from zoo.checkpoint import save_training_state
 
-    atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, hash_),
+    atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, spec),
                   overwrite=True)
 
 

@@ -16,6 +16,7 @@ from zoo.artifact import (
     TRAINING_STATE,
     WEIGHTS,
     atomic_folder,
+    atomic_write,
     save_weights,
     write_json,
 )
@@ -31,7 +32,7 @@ def config_for(family: FamilyRecord, spec: Spec, parameters: int) -> dict[str, A
     """``config.json``: the resolved spec plus provenance."""
     import torch
 
-    from zoo.plugins import _host_version
+    from zoo.plugins import dist_version
     from zoo.spec import spec_hash
 
     return {
@@ -40,20 +41,11 @@ def config_for(family: FamilyRecord, spec: Spec, parameters: int) -> dict[str, A
         "spec": spec.model_dump(mode="json"),
         "spec_hash": spec_hash(spec),
         "parameters": parameters,
-        "genzoo_version": _host_version(),
-        "plugin": {"distribution": family.plugin, "version": _dist_version(family.plugin)},
+        "genzoo_version": dist_version(),
+        "plugin": {"distribution": family.plugin, "version": dist_version(family.plugin)},
         "torch_version": torch.__version__,
         "python_version": sys.version.split()[0],
     }
-
-
-def _dist_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except (PackageNotFoundError, ValueError):
-        return "?"
 
 
 def write_model_folder(
@@ -78,8 +70,8 @@ def write_model_folder(
         save_weights(module, folder / WEIGHTS, family.name, spec_hash(spec))
         images = sample_images(family, module, spec, spec.sample.n, spec.sample.seed)
         save_png(grid(images), folder / SAMPLES)
-        extra = family.load().card_images(module, spec, folder) if hasattr(
-            family.load(), "card_images") else {}
+        card_images = getattr(family.load(), "card_images", None)
+        extra = card_images(module, spec, folder) if card_images else {}
         write_json(folder / METRICS, metrics)
         (folder / CARD).write_text(
             render_card(family, spec, metrics, parameters, to_toml(spec), extra), encoding="utf-8")
@@ -98,6 +90,4 @@ def update_card(folder: Path) -> None:
     family, spec, config = load_spec(folder)
     text = render_card(family, spec, read_metrics(folder), int(config.get("parameters", 0)),
                        to_toml(spec))
-    tmp = folder / f".{CARD}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(folder / CARD)
+    atomic_write(folder / CARD, text)

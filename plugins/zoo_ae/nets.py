@@ -1,0 +1,157 @@
+"""What the seven autoencoders share: MLP and conv stacks, the reconstruction
+loss, the autoencoder module, the training step and the capability functions.
+
+Conventions: images are in [0, 1]; decoders return *logits* and images are
+``sigmoid(logits)``; losses are summed over pixels and averaged over images,
+so Bernoulli losses are negative log-likelihoods in nats.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.data import num_channels
+from zoo.train import Trainer
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity}
+
+
+def image_shape(spec) -> tuple[int, int, int]:
+    """(C, H, W) of the model's images."""
+    return num_channels(spec.data), spec.data.image_size, spec.data.image_size
+
+
+def mlp(sizes: Sequence[int], last: nn.Module | None = None) -> nn.Sequential:
+    """Linear layers with ReLU between them and ``last`` (or nothing) after the final one."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    if last is not None:
+        layers.append(last)
+    return nn.Sequential(*layers)
+
+
+def recon_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-image reconstruction loss, summed over pixels: shape (N,)."""
+    logits = logits.float()
+    if kind == "bernoulli":
+        per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    else:
+        per_pixel = (torch.sigmoid(logits) - x) ** 2
+    return per_pixel.flatten(1).sum(1)
+
+
+class AutoEncoder(nn.Module):
+    """encoder: image -> code (N, k); decoder: code -> logits (N, C, H, W).
+
+    ``code_mean`` and ``code_tril`` describe a Gaussian fitted to the training
+    codes after training; the deterministic autoencoders sample from it.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, code_dim: int) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.code_dim = encoder, decoder, code_dim
+        self.register_buffer("code_mean", torch.zeros(code_dim))
+        self.register_buffer("code_tril", torch.eye(code_dim))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(code, reconstruction logits)."""
+        code = self.encoder(x)
+        return code, self.decoder(code)
+
+
+def mlp_autoencoder(spec) -> AutoEncoder:
+    """784-...-k-...-784 with the code activation of the spec."""
+    c, h, w = image_shape(spec)
+    sizes = [c * h * w, *spec.model.hidden, spec.model.code_dim]
+    encoder = nn.Sequential(nn.Flatten(), mlp(sizes, ACTIVATIONS[spec.model.code_activation]()))
+    decoder = nn.Sequential(mlp(sizes[::-1]), nn.Unflatten(1, (c, h, w)))
+    return AutoEncoder(encoder, decoder, spec.model.code_dim)
+
+
+# --------------------------------------------------------------------------- training
+
+
+class AETrainer(Trainer):
+    """One Adam step on ``objective``; afterwards fit a Gaussian to the training codes."""
+
+    def __init__(self, spec, model: nn.Module, accelerator) -> None:
+        super().__init__(spec, model, accelerator)
+        self.opt = self.adam("model", self.model.parameters(), spec.train.lr, (0.9, 0.999),
+                             spec.train.weight_decay)
+
+    def objective(self, x: torch.Tensor, rng: torch.Generator
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean reconstruction loss; families add their terms."""
+        _, logits = self.model(x)
+        recon = recon_loss(logits, x, self.spec.model.loss).mean()
+        return recon, {"recon": recon}
+
+    def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
+        """Minimise the family's objective on one batch."""
+        with self.autocast():
+            loss, logs = self.objective(images, rng)
+        self.opt.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        self.opt.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
+
+    def finish(self, images, rng) -> None:
+        """Fit N(mean, L L^T) to the codes of the training images (for sampling)."""
+        model = self.sampling_module()
+        fit_code_gaussian(model, images)
+
+
+@torch.no_grad()
+def fit_code_gaussian(model: nn.Module, images: torch.Tensor, batch: int = 500) -> None:
+    """Store the mean and Cholesky factor of the codes' covariance in the model's buffers."""
+    codes = torch.cat([encode(model, images[i : i + batch]).double()
+                       for i in range(0, len(images), batch)])
+    mean = codes.mean(0)
+    cov = torch.cov(codes.T).reshape(len(mean), len(mean))
+    jitter = 1e-6 * cov.diagonal().mean().clamp_min(1e-12)
+    tril = torch.linalg.cholesky(cov + jitter * torch.eye(len(mean), dtype=cov.dtype))
+    model.code_mean.copy_(mean.float())
+    model.code_tril.copy_(tril.float())
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Codes (N, k) of images in [0, 1]."""
+    return model.encoder(x).flatten(1)
+
+
+def decode(model: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] from codes (N, k)."""
+    return torch.sigmoid(model.decoder(codes))
+
+
+def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Reconstructions in [0, 1] of images in [0, 1]."""
+    return decode(model, model.encoder(x))
+
+
+def sample(model: nn.Module, noise, spec) -> torch.Tensor:
+    """Decode codes drawn from the Gaussian fitted to the training codes."""
+    eps = noise.randn(model.code_dim)
+    return decode(model, model.code_mean + eps @ model.code_tril.T)
+
+
+def conv_out(size: int, layers: int) -> int:
+    """Spatial size after ``layers`` stride-2 convolutions."""
+    return size // 2 ** layers
+
+
+def log2_int(n: int) -> int:
+    """Integer base-2 logarithm (for sizes that are powers of two)."""
+    return int(math.log2(n))

@@ -1,0 +1,23 @@
+"""Vanilla autoencoder (Hinton & Salakhutdinov, 2006): minimise reconstruction loss.
+
+x -> h = s(W x + b) -> x_hat = sigmoid(W' h + b'), trained on the summed
+Bernoulli (or squared) error of x_hat against x. Sampling decodes codes drawn
+from a Gaussian fitted to the training codes, since the model itself has no
+prior.
+"""
+
+from __future__ import annotations
+
+from zoo_ae.nets import AETrainer, decode, encode, mlp_autoencoder, reconstruct, sample
+
+__all__ = ["build", "decode", "encode", "reconstruct", "sample", "trainer"]
+
+
+def build(spec):
+    """The MLP autoencoder."""
+    return mlp_autoencoder(spec)
+
+
+def trainer(spec, model, accelerator) -> AETrainer:
+    """Plain reconstruction training."""
+    return AETrainer(spec, model, accelerator)
