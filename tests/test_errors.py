@@ -150,3 +150,47 @@ def test_eval_needs_a_digit_model(cli, tmp_path):
                     tmp_path / "rgb")
     assert zoo.from_pretrained(out).sample(2).shape == (2, 3, 8, 8)
     assert_one_line_error(cli("eval", out), "digit classifier", "'folder'")
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_model(cli, tmp_path):
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "holiday.jpg").write_bytes(b"\xff\xd8")
+    r = cli("build", "dcgan", "--set", "train.max_steps=1", "--out", precious, "--force",
+            "--quiet")
+    assert_one_line_error(r, "refusing to replace", "not a genzoo model folder")
+    assert (precious / "holiday.jpg").read_bytes() == b"\xff\xd8"
+
+
+def test_sample_into_a_missing_folder(cli, micro_dcgan, tmp_path):
+    r = cli("sample", micro_dcgan, "-o", tmp_path / "nowhere" / "grid.png")
+    assert_one_line_error(r, "does not exist")
+
+
+def test_resume_refuses_a_changed_spec(cli, micro_dcgan, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(micro_dcgan, run)
+    from conftest import MICRO
+
+    sets = [arg for s in [*MICRO, "train.precision=fp32", "train.max_steps=30", "train.lr=0.01"]
+            for arg in ("--set", s)]
+    r = cli("build", "dcgan", *sets, "--out", run, "--resume", "--quiet")
+    assert_one_line_error(r, "cannot resume", "train.lr (0.0002 -> 0.01)")
+
+
+def test_a_plugin_hook_that_raises_is_one_line():
+    from zoo.errors import PluginError
+    from zoo.registry import _collect
+
+    class Impl:
+        plugin_name, argnames = "dcgan", ("register",)
+
+        def function(self, register):
+            raise RuntimeError("boom")
+
+    class Hook:
+        def get_hookimpls(self):
+            return [Impl()]
+
+    with pytest.raises(PluginError, match="plugin 'dcgan' .* failed while registering.*boom"):
+        _collect(Hook(), "family")
