@@ -167,11 +167,15 @@ def eval_cmd(
     n: Annotated[int, typer.Option("-n", min=10, help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Sampling seed.")] = 0,
     baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
+    iwae_k: Annotated[int, typer.Option(min=1, help="Importance samples for the NLL.")] = 1000,
 ) -> None:
-    """Score samples with the project's digit classifier; update metrics.json and the card."""
+    """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics.
+
+    Results are merged into metrics.json and the model card.
+    """
     from zoo.evaluate import evaluate_folder
 
-    result = evaluate_folder(path, n=n, seed=seed, baseline=baseline)
+    result = evaluate_folder(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
     from rich.table import Table
 
     table = Table("metric", "value", box=None)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -51,56 +52,105 @@ def class_stats(probs: torch.Tensor) -> dict[str, Any]:
             "class_counts": counts.tolist()}
 
 
-def score_images(images: torch.Tensor, spec_data) -> dict[str, Any]:
-    """All digit metrics for images in [0, 1] from a model trained on ``spec_data``."""
+@functools.cache
+def _real_features(spec_data, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classifier features of held-out and (the first ``n_train``) training digits."""
     from zoo.data import load_images
     from zoo.features import embed, load_classifier
 
+    net, _ = load_classifier()
+    full = spec_data.model_copy(update={"limit": None})
+    f_test, _ = embed(net, load_images(full, "test")[0])
+    f_train, _ = embed(net, load_images(full, "train")[0][:n_train])
+    return f_test, f_train
+
+
+def score_images(images: torch.Tensor, spec_data) -> dict[str, Any]:
+    """All digit metrics for images in [0, 1] from a model trained on ``spec_data``."""
+    from zoo.features import embed, load_classifier
+
     net, accuracy = load_classifier()
-    real_test, _ = load_images(spec_data.model_copy(update={"limit": None}), "test")
-    real_train, _ = load_images(spec_data.model_copy(update={"limit": None}), "train")
-    f_test, _ = embed(net, real_test)
-    f_train, _ = embed(net, real_train[: max(len(images), len(real_test))])
+    f_test, f_train = _real_features(spec_data, max(len(images), 500))
     f_gen, probs = embed(net, images)
     return {"frechet_distance": round(frechet_distance(f_gen, f_test), 3),
             "reference_fd": round(frechet_distance(f_train, f_test), 3),
             **class_stats(probs), "classifier_accuracy": round(accuracy, 4)}
 
 
+def reconstruction_metrics(model) -> dict[str, Any]:
+    """Held-out per-pixel MSE of reconstructions next to predicting the mean training image."""
+    from zoo.data import load_images
+
+    full = model.spec.data.model_copy(update={"limit": None})
+    test, _ = load_images(full, "test")
+    mean_image = load_images(model.spec.data, "train")[0].mean(0, keepdim=True)
+    recon = torch.cat([model.reconstruct(test[i : i + 500]) for i in range(0, len(test), 500)])
+    ours = float(((recon - test) ** 2).mean())
+    baseline = float(((mean_image - test) ** 2).mean())
+    return {"recon_mse": round(ours, 6), "mean_image_mse": round(baseline, 6),
+            "recon_vs_mean_image": round(baseline / max(ours, 1e-12), 2)}
+
+
+def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any]:
+    """IWAE negative log-likelihood (nats) of the held-out split, binarised as the spec says."""
+    from zoo.data import load_images
+
+    data = model.spec.data
+    if data.binarize == "none":
+        return {"iwae_nll": None,
+                "iwae_note": "skipped: set data.binarize so the Bernoulli likelihood is defined"}
+    test, _ = load_images(data.model_copy(update={"limit": None}), "test")
+    test = test[:limit] if limit else test
+    nll = -model.log_likelihood(test, k=k).mean()
+    how = "thresholded" if data.binarize == "threshold" else "statically binarised"
+    return {"iwae_nll": round(float(nll), 3), "iwae_k": k,
+            "iwae_data": f"{len(test)} held-out digits, {how}"}
+
+
 def check_digits(spec) -> None:
     """Raise a one-line error unless the model was trained on a digits data set."""
     if spec.data.source not in DIGIT_SOURCES:
         raise CapabilityError(
-            f"zoo eval scores with a digit classifier; this model was trained on "
+            f"zoo eval scores samples with a digit classifier; this model was trained on "
             f"{spec.data.source!r}, not one of {', '.join(DIGIT_SOURCES)}")
 
 
-def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0,
-                    baseline: bool = False) -> dict[str, Any]:
-    """Score a model folder, merge the result into ``metrics.json`` and the card."""
+def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bool = False,
+                    iwae_k: int = 1000, iwae_limit: int | None = None) -> dict[str, Any]:
+    """Score a model folder, merge the result into ``metrics.json`` and the card.
+
+    Reconstruction error for families that reconstruct, IWAE NLL for families
+    with likelihoods, and digit-classifier sample metrics for samplers trained
+    on digits.
+    """
     from zoo.api import from_pretrained
     from zoo.artifact import METRICS, read_metrics, write_json
     from zoo.write import update_card
 
     model = from_pretrained(path)
-    check_digits(model.spec)
-    result = {"samples": n, "seed": seed,
-              **score_images(model.sample(n, seed=seed), model.spec.data)}
-    if baseline:
-        from zoo.train import seed_everything
+    caps = model.family.capabilities
+    digits = model.spec.data.source in DIGIT_SOURCES
+    if "reconstruct" not in caps:
+        check_digits(model.spec)
+    result: dict[str, Any] = {}
+    if "reconstruct" in caps:
+        result.update(reconstruction_metrics(model))
+    if "log_likelihood" in caps and getattr(model.spec.model, "loss", "") == "bernoulli":
+        result.update(likelihood_metrics(model, iwae_k, iwae_limit))
+    if "sample" in caps and digits:
+        result.update({"samples": n, "seed": seed,
+                       **score_images(model.sample(n, seed=seed), model.spec.data)})
+        if baseline:
+            from zoo.sample import sample_images
+            from zoo.train import seed_everything
 
-        seed_everything(model.spec.train.seed)
-        untrained = model.family.load().build(model.spec).eval()
-        from zoo.sample import sample_images
-
-        images = sample_images(model.family, untrained, model.spec, n, seed)
-        result["untrained_frechet_distance"] = score_images(images, model.spec.data)[
-            "frechet_distance"]
+            seed_everything(model.spec.train.seed)
+            untrained = model.family.load().build(model.spec).eval()
+            images = sample_images(model.family, untrained, model.spec, n, seed)
+            result["untrained_frechet_distance"] = score_images(
+                images, model.spec.data)["frechet_distance"]
     metrics = read_metrics(model.path)
     metrics["eval"] = result
-    folder = Path(path)
-    tmp = folder / f".{METRICS}.tmp"
-    write_json(tmp, metrics)
-    tmp.replace(folder / METRICS)
-    update_card(folder)
+    write_json(Path(path) / METRICS, metrics)
+    update_card(Path(path))
     return result

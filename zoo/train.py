@@ -8,6 +8,7 @@ the model folder atomically.
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import signal
@@ -84,6 +85,8 @@ class Trainer:
         self.device = accelerator.device
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.base_lrs: dict[str, float] = {}
+        self.progress = 0.0  # fraction of training done; the loop sets it before each step
         self.model = self.add_module("model", model)
 
     def add_module(self, name: str, module: nn.Module) -> nn.Module:
@@ -105,7 +108,19 @@ class Trainer:
                                      fused=fused or None)
         prepared = self.accelerator.prepare(optimizer)
         self.optimizers[name] = prepared
+        self.base_lrs[name] = lr
         return prepared
+
+    def cosine_lr(self, floor: float = 0.0) -> None:
+        """Set every optimiser's lr to a cosine decay of its base lr over training.
+
+        The schedule is a pure function of ``self.progress``, so ``--resume``
+        needs no scheduler state.
+        """
+        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress))
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lrs[name] * factor
 
     def autocast(self) -> Any:
         """A context manager for mixed precision as configured (a no-op in fp32)."""
@@ -114,6 +129,9 @@ class Trainer:
     def raw_modules(self) -> dict[str, nn.Module]:
         """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
         return {n: self.accelerator.unwrap_model(m) for n, m in self.modules.items()}
+
+    def start(self, images: torch.Tensor) -> None:
+        """Called once before the first step of a fresh build (data-dependent initialisation)."""
 
     def step(
         self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
@@ -181,7 +199,6 @@ def fit(
     from zoo.checkpoint import load_training_state, save_training_state
     from zoo.data import load_images
     from zoo.sample import sample_seed
-    from zoo.spec import spec_hash
     from zoo.write import write_model_folder
 
     out = Path(out).resolve()
@@ -211,7 +228,8 @@ def fit(
                         "raise train.max_steps or train.epochs")
     images = images.to(accelerator.device)
     labels = None if labels is None else labels.to(accelerator.device)
-    spec_hash(spec)
+    if step == 0:
+        trainer.start(images)
     display = Progress(total, step, train.batch_size, enabled=progress)
     per_epoch = len(images) // train.batch_size
     order, order_epoch = None, -1
@@ -226,6 +244,7 @@ def fit(
             batch = images[idx]
             if dynamic:
                 batch = torch.bernoulli(batch, generator=rng)
+            trainer.progress = step / total
             losses = trainer.step(batch, None if labels is None else labels[idx], rng)
             step += 1
             display.update(step, losses, force=step % train.log_every == 0 or step == total)

@@ -8,6 +8,9 @@ runs three phases, as in the paper:
 2. regularisation, D: maximise log D(z_prior) + log(1 - D(q(x)));
 3. regularisation, G: update the encoder to maximise log D(q(x)).
 
+All learning rates follow a cosine decay to zero over training, so the
+adversarial game settles instead of oscillating around the prior at the end.
+
 Priors: N(0, I), or a mixture of 10 Gaussians whose means lie on a circle of
 radius 4 in the first two code dimensions (std 0.5 there, 1 elsewhere).
 """
@@ -67,6 +70,7 @@ class AAETrainer(AETrainer):
 
     def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
         """Reconstruction, then D, then G updates on one batch."""
+        self.cosine_lr()  # lets the adversarial game settle by the end of training
         x = images
         with self.autocast():  # 1. reconstruction
             _, logits = self.model(x)

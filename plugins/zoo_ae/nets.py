@@ -88,6 +88,14 @@ class AETrainer(Trainer):
         self.opt = self.adam("model", self.model.parameters(), spec.train.lr, (0.9, 0.999),
                              spec.train.weight_decay)
 
+    def start(self, images: torch.Tensor) -> None:
+        """Start the decoder's output bias at the data's mean log-odds.
+
+        Without this, sigmoid codes saturate early: the decoder first uses them as
+        a constant to learn the mean image, and they never recover.
+        """
+        init_output_bias(self.raw_modules()["model"].decoder, images)
+
     def objective(self, x: torch.Tensor, rng: torch.Generator
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean reconstruction loss; families add their terms."""
@@ -108,6 +116,17 @@ class AETrainer(Trainer):
         """Fit N(mean, L L^T) to the codes of the training images (for sampling)."""
         model = self.sampling_module()
         fit_code_gaussian(model, images)
+
+
+@torch.no_grad()
+def init_output_bias(decoder: nn.Module, images: torch.Tensor) -> None:
+    """Set the last biased layer's bias to logit(mean pixel) (per pixel or per channel)."""
+    last = [m for m in decoder.modules() if getattr(m, "bias", None) is not None][-1]
+    mean = images.float().mean(0).clamp(1e-3, 1 - 1e-3)  # (C, H, W)
+    if last.bias.numel() == mean.numel():
+        last.bias.copy_(torch.logit(mean).flatten())
+    elif last.bias.numel() == mean.shape[0]:
+        last.bias.copy_(torch.logit(mean.mean((1, 2))))
 
 
 @torch.no_grad()

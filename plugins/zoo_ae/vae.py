@@ -87,7 +87,8 @@ def log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, spec=None,
                    generator: torch.Generator | None = None, chunk: int = 250) -> torch.Tensor:
     """IWAE estimate of log p(x) in nats per image (N,), with k importance samples.
 
-    Samples are processed ``chunk`` at a time per image, so k = 5,000 fits in memory.
+    The k noise draws are made up front and decoded ``chunk`` at a time, so
+    k = 5,000 fits in memory and the estimate does not depend on ``chunk``.
     """
     if spec is not None and spec.model.loss != "bernoulli":
         raise CapabilityError("log-likelihoods need a Bernoulli decoder (model.loss = 'bernoulli')")
@@ -95,10 +96,11 @@ def log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, spec=None,
     for xi in x:
         mu, logvar = model.posterior(xi.unsqueeze(0))
         std = torch.exp(0.5 * logvar)
+        all_eps = torch.randn(k, mu.shape[1], generator=generator, device=x.device)
         log_w = []
-        for start in range(0, k, chunk):
-            m = min(chunk, k - start)
-            eps = torch.randn(m, mu.shape[1], generator=generator, device=x.device)
+        for start in range(0, k, chunk):  # the decoder output (chunk x pixels) is what is big
+            eps = all_eps[start : start + chunk]
+            m = len(eps)
             z = mu + std * eps
             logits = model.decoder(z)
             log_px_z = -recon_loss(logits, xi.expand(m, *xi.shape), "bernoulli")
