@@ -32,7 +32,7 @@ def make(family: str, *sets: str):
 def test_contractive_penalty_equals_autograd_jacobian(hidden):
     from zoo_ae.contractive import closed_form_applies, jacobian_penalty
 
-    spec, _, model = make("contractive-ae", "data.image_size=8", f"model.hidden={hidden}",
+    _, _, model = make("contractive-ae", "data.image_size=8", f"model.hidden={hidden}",
                           "model.code_dim=5")
     assert closed_form_applies(model) == (hidden == [])
     x = torch.rand(4, 1, 8, 8)

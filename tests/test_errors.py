@@ -192,5 +192,5 @@ def test_a_plugin_hook_that_raises_is_one_line():
         def get_hookimpls(self):
             return [Impl()]
 
-    with pytest.raises(PluginError, match="plugin 'dcgan' .* failed while registering.*boom"):
+    with pytest.raises(PluginError, match=r"plugin 'dcgan' .* failed while registering.*boom"):
         _collect(Hook(), "family")
