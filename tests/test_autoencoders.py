@@ -260,3 +260,9 @@ def test_capability_errors_are_one_line(micro_dcgan, cli):
 
     with pytest.raises(CapabilityError, match="does not support 'encode'"):
         model.encode(torch.rand(1, 1, 16, 16))
+
+
+def test_model_cards_say_how_deterministic_autoencoders_sample(trained):
+    assert "no prior: samples decode codes drawn from a Gaussian" in (
+        trained["ae"] / "README.md").read_text()
+    assert "no prior" not in (trained["vae"] / "README.md").read_text()

@@ -40,7 +40,7 @@ def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any]) -> s
 
 def render_card(
     family: FamilyRecord, spec: Spec, metrics: dict[str, Any], parameters: int,
-    spec_toml: str, extra_images: dict[str, str] | None = None,
+    spec_toml: str, extra_images: dict[str, str] | None = None, sampling_note: str = "",
 ) -> str:
     """The whole model card as Markdown."""
     name = spec.hub.repo_id or f"{family.name} model"
@@ -62,7 +62,7 @@ A **{family.name}** model ({family.summary}) trained with
 Paper: {family.paper}
 
 ![samples](samples.png)
-{images}
+{chr(10) + sampling_note + chr(10) if sampling_note else ""}{images}
 ## Use it
 
 ```python

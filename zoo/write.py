@@ -74,7 +74,8 @@ def write_model_folder(
         extra = card_images(module, spec, folder) if card_images else {}
         write_json(folder / METRICS, metrics)
         (folder / CARD).write_text(
-            render_card(family, spec, metrics, parameters, to_toml(spec), extra), encoding="utf-8")
+            render_card(family, spec, metrics, parameters, to_toml(spec), extra,
+                        getattr(family.load(), "SAMPLING_NOTE", "")), encoding="utf-8")
         if state_writer is not None:
             state_writer(folder / TRAINING_STATE)
 
@@ -88,6 +89,7 @@ def update_card(folder: Path) -> None:
     from zoo.spec import to_toml
 
     family, spec, config = load_spec(folder)
-    text = render_card(family, spec, read_metrics(folder), int(config.get("parameters", 0)),
-                       to_toml(spec))
+    card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}
+    text = render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
+                       to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""))
     atomic_write(folder / CARD, text)

@@ -11,9 +11,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo_ae.nets import AETrainer, decode, encode, mlp_autoencoder, recon_loss, reconstruct, sample
+from zoo_ae.nets import (
+    SAMPLING_NOTE,
+    AETrainer,
+    decode,
+    encode,
+    mlp_autoencoder,
+    recon_loss,
+    reconstruct,
+    sample,
+)
 
-__all__ = ["build", "decode", "encode", "jacobian_penalty", "reconstruct", "sample", "trainer"]
+__all__ = [
+    "SAMPLING_NOTE",
+    "build",
+    "decode",
+    "encode",
+    "jacobian_penalty",
+    "reconstruct",
+    "sample",
+    "trainer",
+]
 
 
 def closed_form_applies(model: nn.Module) -> bool:

@@ -12,6 +12,7 @@ import itertools
 from torch import nn
 
 from zoo_ae.nets import (
+    SAMPLING_NOTE,
     AETrainer,
     AutoEncoder,
     conv_out,
@@ -22,7 +23,15 @@ from zoo_ae.nets import (
     sample,
 )
 
-__all__ = ["build", "decode", "encode", "reconstruct", "sample", "trainer"]
+__all__ = [
+    "SAMPLING_NOTE",
+    "build",
+    "decode",
+    "encode",
+    "reconstruct",
+    "sample",
+    "trainer",
+]
 
 
 def build(spec) -> AutoEncoder:

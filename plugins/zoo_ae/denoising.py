@@ -10,9 +10,27 @@ from __future__ import annotations
 
 import torch
 
-from zoo_ae.nets import AETrainer, decode, encode, mlp_autoencoder, recon_loss, reconstruct, sample
+from zoo_ae.nets import (
+    SAMPLING_NOTE,
+    AETrainer,
+    decode,
+    encode,
+    mlp_autoencoder,
+    recon_loss,
+    reconstruct,
+    sample,
+)
 
-__all__ = ["build", "corrupt", "decode", "encode", "reconstruct", "sample", "trainer"]
+__all__ = [
+    "SAMPLING_NOTE",
+    "build",
+    "corrupt",
+    "decode",
+    "encode",
+    "reconstruct",
+    "sample",
+    "trainer",
+]
 
 
 def corrupt(x: torch.Tensor, model_spec, rng: torch.Generator) -> torch.Tensor:

@@ -20,6 +20,9 @@ from zoo.data import num_channels
 from zoo.train import Trainer
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity}
+#: Written into the model card of the autoencoders that have no prior.
+SAMPLING_NOTE = ("This autoencoder has no prior: samples decode codes drawn from a Gaussian "
+                 "fitted to the codes of its training images.")
 
 
 def image_shape(spec) -> tuple[int, int, int]:

@@ -10,9 +10,27 @@ from __future__ import annotations
 
 import torch
 
-from zoo_ae.nets import AETrainer, decode, encode, mlp_autoencoder, recon_loss, reconstruct, sample
+from zoo_ae.nets import (
+    SAMPLING_NOTE,
+    AETrainer,
+    decode,
+    encode,
+    mlp_autoencoder,
+    recon_loss,
+    reconstruct,
+    sample,
+)
 
-__all__ = ["build", "decode", "encode", "kl_sparsity", "reconstruct", "sample", "trainer"]
+__all__ = [
+    "SAMPLING_NOTE",
+    "build",
+    "decode",
+    "encode",
+    "kl_sparsity",
+    "reconstruct",
+    "sample",
+    "trainer",
+]
 
 
 def kl_sparsity(codes: torch.Tensor, rho: float, eps: float = 1e-6) -> torch.Tensor:

@@ -8,9 +8,25 @@ prior.
 
 from __future__ import annotations
 
-from zoo_ae.nets import AETrainer, decode, encode, mlp_autoencoder, reconstruct, sample
+from zoo_ae.nets import (
+    SAMPLING_NOTE,
+    AETrainer,
+    decode,
+    encode,
+    mlp_autoencoder,
+    reconstruct,
+    sample,
+)
 
-__all__ = ["build", "decode", "encode", "reconstruct", "sample", "trainer"]
+__all__ = [
+    "SAMPLING_NOTE",
+    "build",
+    "decode",
+    "encode",
+    "reconstruct",
+    "sample",
+    "trainer",
+]
 
 
 def build(spec):
