@@ -111,6 +111,12 @@ class Trainer:
         self.base_lrs[name] = lr
         return prepared
 
+    def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``: clear gradients, backpropagate, step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        optimizer.step()
+
     def cosine_lr(self, floor: float = 0.0) -> None:
         """Set every optimiser's lr to a cosine decay of its base lr over training.
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from zoo.gan import discriminator_loss, frozen, generator_loss
 from zoo_ae.nets import AETrainer, decode, encode, mlp, mlp_autoencoder, recon_loss, reconstruct
 
 __all__ = ["build", "decode", "encode", "prior_sample", "reconstruct", "sample", "trainer"]
@@ -75,28 +75,18 @@ class AAETrainer(AETrainer):
         with self.autocast():  # 1. reconstruction
             _, logits = self.model(x)
             recon = recon_loss(logits, x, self.spec.model.loss).mean()
-        self.opt.zero_grad(set_to_none=True)
-        self.accelerator.backward(recon)
-        self.opt.step()
+        self.update(self.opt, recon)
 
         z_prior = self.prior(len(x), rng, x.device)
         with self.autocast():  # 2. discriminator: prior samples are "real"
             codes, _ = self.model(x)
-            real, fake = self.disc(z_prior).float(), self.disc(codes.detach()).float()
-            loss_d = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                      + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-        self.opt_d.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss_d)
-        self.opt_d.step()
+            loss_d = discriminator_loss(self.disc(z_prior), self.disc(codes.detach()))
+        self.update(self.opt_d, loss_d)
 
-        self.disc.requires_grad_(False)
-        with self.autocast():  # 3. generator: the encoder fools D
-            fooled = self.disc(codes).float()
-            loss_g = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
-        self.opt_g.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss_g)
-        self.opt_g.step()
-        self.disc.requires_grad_(True)
+        with frozen(self.disc):  # 3. generator: the encoder fools D
+            with self.autocast():
+                loss_g = generator_loss(self.disc(codes))
+            self.update(self.opt_g, loss_g)
         return {"recon": recon.detach(), "loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
     def finish(self, images, rng) -> None:

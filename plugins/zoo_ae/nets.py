@@ -110,9 +110,7 @@ class AETrainer(Trainer):
         """Minimise the family's objective on one batch."""
         with self.autocast():
             loss, logs = self.objective(images, rng)
-        self.opt.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        self.opt.step()
+        self.update(self.opt, loss)
         return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
 
     def finish(self, images, rng) -> None:

@@ -8,7 +8,7 @@
 * ReLU in G with Tanh at the output; LeakyReLU(0.2) in D.
 * Weights drawn from N(0, 0.02); Adam with lr 2e-4 and beta1 0.5.
 
-D returns a logit and the losses use ``binary_cross_entropy_with_logits``:
+D returns a logit and the losses (``zoo.gan``) use cross-entropy with logits:
 the same objective as a sigmoid output with BCE, but numerically stable and
 safe under bf16 autocast. G is trained with the non-saturating loss
 -log D(G(z)).
@@ -20,10 +20,10 @@ import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zoo.data import num_channels
+from zoo.gan import discriminator_loss, frozen, generator_loss
 from zoo.train import Trainer
 
 
@@ -129,21 +129,14 @@ class DCGANTrainer(Trainer):
         # (1) discriminator, on separate real and fake batches (as in the paper)
         logit_real = self.disc(real)
         logit_fake = self.disc(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                  + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        self.opt_d.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss_d)
-        self.opt_d.step()
+        loss_d = discriminator_loss(logit_real, logit_fake)
+        self.update(self.opt_d, loss_d)
 
         # (2) generator, non-saturating loss through the updated D; D's own
         # weight gradients are not needed, so they are not computed
-        self.disc.requires_grad_(False)
-        logit_gen = self.disc(fake)
-        loss_g = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
-        self.opt_g.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss_g)
-        self.opt_g.step()
-        self.disc.requires_grad_(True)
+        with frozen(self.disc):
+            loss_g = generator_loss(self.disc(fake))
+            self.update(self.opt_g, loss_g)
 
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": torch.sigmoid(logit_real.detach()).mean(),
