@@ -117,6 +117,8 @@ def sample_cmd(
         "samples.png"),
     nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
+    label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
+                                              "families).")] = None,
 ) -> None:
     """Sample a grid of images from a model folder."""
     from zoo.api import from_pretrained
@@ -127,7 +129,11 @@ def sample_cmd(
     if not output.resolve().parent.is_dir():
         raise ZooError(f"-o {output}: folder {output.parent} does not exist")
     model = from_pretrained(path)
-    images = model.sample(n, seed=seed, batch_size=batch_size)
+    options = {}
+    if label is not None:
+        model.family.require("conditional")
+        options["label"] = label
+    images = model.sample(n, seed=seed, batch_size=batch_size, **options)
     save_png(grid(images, nrow), output)
     print(f"wrote {output} ({n} images, seed {seed})")
 

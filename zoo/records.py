@@ -16,10 +16,10 @@ from zoo.errors import CapabilityError
 if TYPE_CHECKING:
     from zoo.spec import Spec
 
-#: Capabilities a family may declare; ``sample`` is the one every generator has.
-KNOWN_CAPABILITIES = frozenset(
-    {"sample", "encode", "decode", "reconstruct", "log_likelihood", "conditional"}
-)
+#: Capabilities that are functions of the family's implementation module.
+FUNCTION_CAPABILITIES = frozenset({"sample", "encode", "decode", "reconstruct", "log_likelihood"})
+#: Every capability a family may declare (``conditional``: sampling takes ``label=``).
+KNOWN_CAPABILITIES = FUNCTION_CAPABILITIES | {"conditional"}
 
 
 def import_ref(ref: str) -> Any:
@@ -59,7 +59,7 @@ class FamilyRecord:
         from zoo.errors import PluginError
 
         module = import_ref(self.impl)
-        needed = {"build", "trainer"} | set(self.capabilities)
+        needed = {"build", "trainer"} | (self.capabilities & FUNCTION_CAPABILITIES)
         missing = sorted(n for n in needed if not callable(getattr(module, n, None)))
         if missing:
             raise PluginError(f"family {self.name!r}: {self.impl} lacks {', '.join(missing)}")

@@ -69,8 +69,12 @@ def sample_images(
     seed: int = 0,
     batch_size: int = 64,
     **options: Any,
-) -> torch.Tensor:
+) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """``n`` images as float32 ``N×C×H×W`` in [0, 1] on the CPU, seeded per sample.
+
+    Family-specific ``options`` (e.g. ``label=3``) go to the family's sampler; one
+    that returns ``(images, [extra tensors])`` (e.g. ``return_pyramid=True``)
+    gets the extras back too.
 
     The model always runs on whole chunks of ``batch_size`` consecutive sample
     indices (the last chunk is filled with the following indices and trimmed),
@@ -82,13 +86,20 @@ def sample_images(
     family.require("sample")
     impl = family.load()
     device = next(module.parameters()).device
-    chunks = []
+    chunks: list[torch.Tensor] = []
+    extras: list[list[torch.Tensor]] = []  # e.g. LAPGAN's pyramid levels
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             noise = PerSampleNoise(seed, range(start, start + batch_size), device)
-            images = impl.sample(module, noise, spec, **options)[: n - start]
-            chunks.append(images.float().clamp_(0.0, 1.0).cpu())
-    return torch.cat(chunks) if chunks else torch.empty(0)
+            out = impl.sample(module, noise, spec, **options)
+            images, more = out if isinstance(out, tuple) else (out, None)
+            chunks.append(images[: n - start].float().clamp_(0.0, 1.0).cpu())
+            if more is not None:
+                extras.append([t[: n - start].float().cpu() for t in more])
+    images = torch.cat(chunks) if chunks else torch.empty(0)
+    if extras:
+        return images, [torch.cat(level) for level in zip(*extras, strict=True)]
+    return images
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:

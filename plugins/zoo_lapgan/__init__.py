@@ -1,0 +1,67 @@
+"""LAPGAN family: the spec and its registration. No torch here; see ``model.py``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from zoo import FamilyRecord, hookimpl
+from zoo.spec import ModelSpec, Spec, TrainSpec
+
+
+class LAPGANModel(ModelSpec):
+    """One GAN per pyramid level: an MLP GAN on the coarsest image, conditional conv GANs above."""
+
+    levels: int = Field(3, ge=2, le=6, description="Pyramid levels (32x32 with 3: 8 -> 16 -> 32).")
+    latent_dim: int = Field(100, ge=1, le=4096, description="Noise size of the coarsest GAN.")
+    hidden: int = Field(600, ge=8, le=8192, description="Width of the coarsest level's MLPs.")
+    channels: int = Field(64, ge=4, le=1024, description="Conv width of the finer levels.")
+    noise_channels: int = Field(
+        1, ge=1, le=64, description="Noise planes fed to each finer generator with its image."
+    )
+    num_classes: int = Field(
+        0, ge=0, le=1000,
+        description="0: unconditional; 10: every level also sees the digit label (one-hot).",
+    )
+
+
+class LAPGANTrain(TrainSpec):
+    """Adam for every level's G and D (levels train independently, as in the paper)."""
+
+    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate.")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1.")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
+
+
+class LAPGANSpec(Spec):
+    """LAPGAN spec."""
+
+    family: Literal["lapgan"] = "lapgan"
+    model: LAPGANModel = Field(default_factory=LAPGANModel)
+    train: LAPGANTrain = Field(default_factory=LAPGANTrain)
+
+    @model_validator(mode="after")
+    def _pyramid_fits(self) -> LAPGANSpec:
+        factor = 2 ** (self.model.levels - 1)
+        size = self.data.image_size
+        if size % factor or size // factor < 4:
+            raise ValueError(
+                f"data.image_size = {size} with model.levels = {self.model.levels}: the size must "
+                f"be divisible by {factor} and leave a coarsest level of at least 4x4"
+            )
+        return self
+
+
+@hookimpl
+def register_families(register) -> None:
+    """Register the ``lapgan`` family."""
+    register(FamilyRecord(
+        name="lapgan",
+        summary="Laplacian pyramid of conditional GANs, sampled coarse to fine",
+        paper="Denton, Chintala, Szlam & Fergus, Deep Generative Image Models using a Laplacian "
+        "Pyramid of Adversarial Networks, NeurIPS 2015, arXiv:1506.05751",
+        spec=LAPGANSpec,
+        impl="zoo_lapgan.model",
+        capabilities=frozenset({"sample", "conditional"}),
+    ))

@@ -1,0 +1,228 @@
+"""LAPGAN (Denton et al., 2015): a Laplacian pyramid of generative adversarial networks.
+
+An image is split into a coarse s0 x s0 image and band-pass residuals at
+2 s0, 4 s0, ... (``pyramid.py``). Each level k has its own GAN, trained
+independently on real data:
+
+* level 0: an unconditional GAN (MLPs) on the coarsest image;
+* level k > 0: a conditional GAN whose generator sees the upsampled real
+  coarser image l_k = upsample(g_{k-1}) and noise planes and outputs the
+  residual h_k; its discriminator sees (h_k, l_k) and tells real residuals
+  from generated ones.
+
+Sampling runs coarse to fine: g_0 = G_0(z_0), then g_k = l_k + G_k(z_k, l_k)
+with l_k = upsample(g_{k-1}). With ``num_classes`` > 0 every G and D also
+sees the one-hot class (concatenated to vectors, as constant planes for
+images), as in the paper's class-conditional CIFAR-10 model. Images are in
+[-1, 1] inside the model; samples are returned in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.data import num_channels
+from zoo.errors import CapabilityError
+from zoo.gan import discriminator_loss, frozen, generator_loss
+from zoo.train import Trainer
+from zoo_lapgan.pyramid import gaussian_pyramid, upsample
+
+
+def level_sizes(spec) -> list[int]:
+    """Image sizes of the levels, coarse to fine (e.g. [8, 16, 32])."""
+    size, levels = spec.data.image_size, spec.model.levels
+    return [size // 2 ** (levels - 1 - k) for k in range(levels)]
+
+
+def one_hot(labels: torch.Tensor | None, classes: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """(N, classes) one-hot vectors, or None for an unconditional model."""
+    return None if not classes else F.one_hot(labels, classes).to(dtype)
+
+
+def with_planes(x: torch.Tensor, *extra: torch.Tensor | None) -> torch.Tensor:
+    """Concatenate image-shaped tensors and (N, c) vectors broadcast as constant planes."""
+    parts = [x]
+    for t in extra:
+        if t is None:
+            continue
+        parts.append(t if t.dim() == 4 else t[:, :, None, None].expand(-1, -1, *x.shape[-2:]))
+    return torch.cat(parts, 1)
+
+
+class CoarseGenerator(nn.Module):
+    """z (+ class) -> coarsest image (C, s0, s0) in [-1, 1]."""
+
+    def __init__(self, latent: int, classes: int, channels: int, size: int, hidden: int) -> None:
+        super().__init__()
+        self.shape = (channels, size, size)
+        self.net = nn.Sequential(
+            nn.Linear(latent + classes, hidden), nn.ReLU(),
+            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, channels * size * size), nn.Tanh())
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        z = z if y is None else torch.cat([z, y], 1)
+        return self.net(z).view(-1, *self.shape)
+
+
+class CoarseDiscriminator(nn.Module):
+    """coarsest image (+ class) -> logit."""
+
+    def __init__(self, classes: int, channels: int, size: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(channels * size * size + classes, hidden), nn.LeakyReLU(0.2),
+            nn.Dropout(0.3), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Dropout(0.3), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor, cond: None = None, y: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        x = x.flatten(1) if y is None else torch.cat([x.flatten(1), y], 1)
+        return self.net(x).flatten()
+
+
+class ResidualGenerator(nn.Module):
+    """(upsampled coarser image, noise planes, class planes) -> band-pass residual."""
+
+    def __init__(self, channels: int, noise: int, classes: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels + noise + classes, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, channels, 3, padding=1))
+
+    def forward(self, cond: torch.Tensor, noise: torch.Tensor, y: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return self.net(with_planes(cond, noise, y))
+
+
+class ResidualDiscriminator(nn.Module):
+    """(residual, upsampled coarser image, class planes) -> logit."""
+
+    def __init__(self, channels: int, classes: int, width: int, size: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(2 * channels + classes, width, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(2 * width * (size // 4) ** 2, 1))
+
+    def forward(self, residual: torch.Tensor, cond: torch.Tensor, y: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        return self.net(with_planes(residual, cond, y)).flatten()
+
+
+class LAPGAN(nn.Module):
+    """The generators of every level (what sampling needs), coarse to fine."""
+
+    def __init__(self, spec) -> None:
+        super().__init__()
+        m, c = spec.model, num_channels(spec.data)
+        sizes = level_sizes(spec)
+        self.num_classes, self.latent_dim, self.noise_channels = (
+            m.num_classes, m.latent_dim, m.noise_channels)
+        self.sizes = sizes
+        self.generators = nn.ModuleList(
+            [CoarseGenerator(m.latent_dim, m.num_classes, c, sizes[0], m.hidden)]
+            + [ResidualGenerator(c, m.noise_channels, m.num_classes, m.channels)
+               for _ in sizes[1:]])
+
+
+def build_discriminators(spec) -> list[nn.Module]:
+    """One discriminator per level, coarse to fine."""
+    m, c = spec.model, num_channels(spec.data)
+    sizes = level_sizes(spec)
+    return ([CoarseDiscriminator(m.num_classes, c, sizes[0], m.hidden)]
+            + [ResidualDiscriminator(c, m.num_classes, m.channels, s) for s in sizes[1:]])
+
+
+# --------------------------------------------------------------------------- family API
+
+
+def build(spec) -> LAPGAN:
+    """The generators of all levels."""
+    return LAPGAN(spec)
+
+
+class LAPGANTrainer(Trainer):
+    """Every level's GAN takes one D and one G step per batch, on real pyramids."""
+
+    def __init__(self, spec, model: LAPGAN, accelerator) -> None:
+        super().__init__(spec, model, accelerator)
+        t = spec.train
+        betas = (t.beta1, t.beta2)
+        self.gens = self.raw_modules()["model"].generators
+        self.discs = [self.add_module(f"discriminator{k}", d)
+                      for k, d in enumerate(build_discriminators(spec))]
+        self.opt_g = [self.adam(f"generator{k}", g.parameters(), t.lr, betas)
+                      for k, g in enumerate(self.gens)]
+        self.opt_d = [self.adam(f"discriminator{k}", d.parameters(), t.lr, betas)
+                      for k, d in enumerate(self.discs)]
+
+    def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
+        """Independent GAN updates at every level; returns each level's D and G losses."""
+        m = self.spec.model
+        real = gaussian_pyramid(images * 2 - 1, m.levels)  # coarse to fine
+        y = one_hot(labels, m.num_classes, images.dtype)
+        n, logs = len(images), {}
+        for k, (gen, disc) in enumerate(zip(self.gens, self.discs, strict=True)):
+            with self.autocast():
+                if k == 0:
+                    cond, target = None, real[0]
+                    fake = gen(torch.randn(n, m.latent_dim, generator=rng, device=images.device), y)
+                else:
+                    cond = upsample(real[k - 1])
+                    target = real[k] - cond  # the real band-pass residual
+                    noise = torch.randn(n, m.noise_channels, *cond.shape[-2:], generator=rng,
+                                        device=images.device)
+                    fake = gen(cond, noise, y)
+                loss_d = discriminator_loss(disc(target, cond, y), disc(fake.detach(), cond, y))
+            self.update(self.opt_d[k], loss_d)
+            with frozen(disc):
+                with self.autocast():
+                    loss_g = generator_loss(disc(fake, cond, y))
+                self.update(self.opt_g[k], loss_g)
+            logs[f"d{k}"], logs[f"g{k}"] = loss_d.detach(), loss_g.detach()
+        return logs
+
+
+def trainer(spec, model: LAPGAN, accelerator) -> LAPGANTrainer:
+    """The LAPGAN trainer for the shared loop."""
+    return LAPGANTrainer(spec, model, accelerator)
+
+
+def sample(model: LAPGAN, noise, spec, label: int | None = None, return_pyramid: bool = False):
+    """Coarse to fine; with ``return_pyramid`` also the image at every level (in [0, 1])."""
+    y = None
+    if model.num_classes:
+        labels = (noise.randint(model.num_classes, stream=10_000) if label is None
+                  else torch.full((len(noise),), int(label), device=noise.device))
+        y = one_hot(labels, model.num_classes, torch.float32)
+    elif label is not None:
+        raise CapabilityError("this LAPGAN is unconditional (model.num_classes = 0); "
+                              "train with --set model.num_classes=10 to sample by label")
+    image = model.generators[0](noise.randn(model.latent_dim), y)
+    levels = [image]
+    for k, gen in enumerate(model.generators[1:], 1):
+        cond = upsample(image)
+        image = cond + gen(cond, noise.randn(model.noise_channels, *cond.shape[-2:], stream=k), y)
+        levels.append(image)
+    out = ((image + 1) / 2).clamp(0, 1)
+    if return_pyramid:
+        return out, [((g + 1) / 2).clamp(0, 1) for g in levels]
+    return out
+
+
+def card_images(model: LAPGAN, spec, folder) -> dict[str, str]:
+    """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""
+    from zoo.sample import PerSampleNoise, grid, save_png
+
+    with torch.inference_mode():
+        _, levels = sample(model, PerSampleNoise(spec.sample.seed, range(8)), spec,
+                           return_pyramid=True)
+    size = levels[-1].shape[-1]
+    tiles = torch.stack([F.interpolate(g, size=size, mode="nearest") for g in levels], 1)
+    save_png(grid(tiles.flatten(0, 1), nrow=len(levels)), folder / "pyramid.png")
+    return {"pyramid strip, coarse to fine": "pyramid.png"}

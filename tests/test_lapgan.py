@@ -1,0 +1,95 @@
+"""LAPGAN: exact pyramids, level shapes, conditioning, coarse-to-fine sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from zoo.api import resolve_spec
+
+TINY = ["train.max_steps=8", "data.limit=128", "train.batch_size=32", "model.hidden=32",
+        "model.channels=8", "model.latent_dim=8", "sample.n=8", "train.precision=fp32"]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("levels", [2, 3, 4])
+def test_pyramid_collapses_to_the_image(channels, levels):
+    from zoo_lapgan.pyramid import collapse, laplacian_pyramid
+
+    x = torch.rand(3, channels, 32, 32, generator=torch.Generator().manual_seed(levels))
+    pyramid = laplacian_pyramid(x, levels)
+    assert [p.shape[-1] for p in pyramid] == [32 // 2 ** (levels - 1 - k) for k in range(levels)]
+    assert (collapse(pyramid) - x).abs().max() < 1e-5
+
+
+def test_pyramid_filters_are_low_pass_and_mean_preserving():
+    from zoo_lapgan.pyramid import downsample, upsample
+
+    flat = torch.full((1, 1, 16, 16), 0.7)
+    assert torch.allclose(downsample(flat), torch.full((1, 1, 8, 8), 0.7), atol=1e-6)
+    assert torch.allclose(upsample(flat), torch.full((1, 1, 32, 32), 0.7), atol=1e-6)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    assert downsample(checker.float()[None, None]).std() < 0.1  # highest frequency removed
+
+
+def build(*sets):
+    from zoo_lapgan.model import build as build_lapgan
+
+    _, spec = resolve_spec("lapgan", None, [*TINY, *sets])
+    torch.manual_seed(0)
+    return spec, build_lapgan(spec).eval()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_level_shapes_and_range(channels):
+    from zoo_lapgan.model import sample
+
+    from zoo.sample import PerSampleNoise
+
+    spec, model = build(f"data.channels={channels}")
+    with torch.no_grad():
+        images, levels = sample(model, PerSampleNoise(0, range(4)), spec, return_pyramid=True)
+    assert [lvl.shape for lvl in levels] == [(4, channels, s, s) for s in (8, 16, 32)]
+    assert images.shape == (4, channels, 32, 32) and torch.equal(images, levels[-1])
+    assert float(images.min()) >= 0 and float(images.max()) <= 1
+
+
+def test_fine_levels_are_conditioned_on_the_coarse_image():
+    _, model = build()
+    gen = model.generators[1]
+    cond = torch.rand(2, 1, 16, 16) * 2 - 1
+    noise = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        a = gen(cond, noise)
+        b = gen(-cond, noise)
+    assert a.shape == (2, 1, 16, 16) and not torch.allclose(a, b)
+
+
+def test_build_sample_and_card(tmp_path, cli):
+    out = zoo.build("lapgan", None, TINY, tmp_path / "lap")
+    assert (out / "pyramid.png").is_file()
+    assert "pyramid.png" in (out / "README.md").read_text()
+    model = zoo.from_pretrained(out)
+    a = model.sample(8, seed=2)
+    images, levels = model.sample(16, seed=2, return_pyramid=True)
+    assert torch.equal(a, images[:8]) and len(levels) == 3 and levels[0].shape[-1] == 8
+    r = cli("sample", out, "--label", "3", "-o", tmp_path / "x.png")
+    assert r.code == 2 and "unconditional" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_class_conditional_sampling(tmp_path, cli):
+    out = zoo.build("lapgan", None, [*TINY, "model.num_classes=10"], tmp_path / "cond")
+    model = zoo.from_pretrained(out)
+    threes = model.sample(4, seed=0, label=3)
+    sevens = model.sample(4, seed=0, label=7)
+    assert not torch.equal(threes, sevens)
+    r = cli("sample", out, "--label", "3", "-n", "4", "-o", tmp_path / "three.png")
+    assert r.code == 0, r.err
+
+
+def test_spec_rejects_a_pyramid_that_does_not_fit():
+    from zoo.errors import SpecError
+
+    with pytest.raises(SpecError, match="divisible by 8 and leave a coarsest level"):
+        resolve_spec("lapgan", None, ["data.image_size=28", "model.levels=4"])
