@@ -10,6 +10,8 @@ Lists run coarse to fine, the order in which LAPGAN samples.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -48,7 +50,7 @@ def gaussian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
 def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """[coarsest image, residual at 2x, ..., residual at full size]."""
     g = gaussian_pyramid(x, levels)
-    return [g[0]] + [fine - upsample(coarse) for coarse, fine in zip(g, g[1:], strict=False)]
+    return [g[0]] + [fine - upsample(coarse) for coarse, fine in itertools.pairwise(g)]
 
 
 def collapse(pyramid: list[torch.Tensor]) -> torch.Tensor:
