@@ -93,3 +93,11 @@ def test_spec_rejects_a_pyramid_that_does_not_fit():
 
     with pytest.raises(SpecError, match="divisible by 8 and leave a coarsest level"):
         resolve_spec("lapgan", None, ["data.image_size=28", "model.levels=4"])
+
+
+def test_eval_reports_label_accuracy_for_conditional_models(tmp_path, cli):
+    out = zoo.build("lapgan", None, [*TINY, "model.num_classes=10"], tmp_path / "cond")
+    r = cli("eval", out, "-n", "100")
+    assert r.code == 0, r.err
+    result = zoo.from_pretrained(out).metrics["eval"]
+    assert 0 <= result["label_accuracy"] <= 1 and len(result["label_accuracy_per_digit"]) == 10

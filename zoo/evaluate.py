@@ -107,6 +107,18 @@ def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any
             "iwae_data": f"{len(test)} held-out digits, {how}"}
 
 
+def label_accuracy(model, per_class: int = 100, seed: int = 0) -> dict[str, Any]:
+    """How often the digit classifier agrees with the label a conditional model was given."""
+    from zoo.features import embed, load_classifier
+
+    net, _ = load_classifier()
+    per_digit = []
+    for digit in range(10):
+        _, probs = embed(net, model.sample(per_class, seed=seed, label=digit))
+        per_digit.append(round(float((probs.argmax(1) == digit).float().mean()), 3))
+    return {"label_accuracy": round(sum(per_digit) / 10, 4), "label_accuracy_per_digit": per_digit}
+
+
 def check_digits(spec) -> None:
     """Raise a one-line error unless the model was trained on a digits data set."""
     if spec.data.source not in DIGIT_SOURCES:
@@ -140,6 +152,8 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     if "sample" in caps and digits:
         result.update({"samples": n, "seed": seed,
                        **score_images(model.sample(n, seed=seed), model.spec.data)})
+        if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
+            result.update(label_accuracy(model, max(10, n // 10), seed))
         if baseline:
             from zoo.sample import sample_images
             from zoo.train import seed_everything
