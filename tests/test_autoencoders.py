@@ -266,3 +266,27 @@ def test_model_cards_say_how_deterministic_autoencoders_sample(trained):
     assert "no prior: samples decode codes drawn from a Gaussian" in (
         trained["ae"] / "README.md").read_text()
     assert "no prior" not in (trained["vae"] / "README.md").read_text()
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv_autoencoder_shapes(size, channels):
+    spec, impl, model = make("conv-ae", f"data.image_size={size}", f"data.channels={channels}")
+    x = torch.rand(2, channels, size, size)
+    with torch.no_grad():
+        codes = impl.encode(model, x)
+        assert codes.shape == (2, spec.model.code_dim)
+        assert impl.reconstruct(model, x).shape == x.shape
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+    no_bottleneck = make("conv-ae", f"data.image_size={size}", "model.code_dim=null")[2]
+    flat = 64 * (size // 4) ** 2
+    assert impl.encode(no_bottleneck, torch.rand(1, 1, size, size)).shape == (1, flat)
+
+
+def test_mse_loss_is_selectable():
+    from zoo_ae.nets import recon_loss
+
+    logits = torch.zeros(2, 1, 2, 2)
+    x = torch.ones(2, 1, 2, 2)
+    assert torch.allclose(recon_loss(logits, x, "mse"), torch.full((2,), 4 * 0.25))
+    assert torch.allclose(recon_loss(logits, x, "bernoulli"), torch.full((2,), 4 * math.log(2)))

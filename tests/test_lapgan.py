@@ -101,3 +101,18 @@ def test_eval_reports_label_accuracy_for_conditional_models(tmp_path, cli):
     assert r.code == 0, r.err
     result = zoo.from_pretrained(out).metrics["eval"]
     assert 0 <= result["label_accuracy"] <= 1 and len(result["label_accuracy_per_digit"]) == 10
+
+
+def test_loads_in_a_fresh_process(tmp_path):
+    """Loading builds on the meta device; the family's module-level state must survive it."""
+    import subprocess
+    import sys
+
+    out = zoo.build("lapgan", None, TINY, tmp_path / "lap")
+    code = (f"import zoo; m = zoo.from_pretrained({str(out)!r}); "
+            "print(float(m.sample(3, seed=1).sum()))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == pytest.approx(float(zoo.from_pretrained(out).sample(3, seed=1)
+                                                     .sum()), rel=1e-6)

@@ -220,8 +220,9 @@ def load_module(
         raise ArtifactError(
             f"{path} holds {metadata.get('family')!r} weights, but the spec is {family.name!r}"
         )
+    impl = family.load()  # import outside the meta context: module-level tensors stay real
     with torch.device("meta"):
-        module = family.load().build(spec)
+        module = impl.build(spec)
     check_keys(path, module.state_dict(), tensors)
     if metadata.get("spec_hash") != spec_hash(spec):
         raise ArtifactError(

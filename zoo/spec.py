@@ -140,12 +140,17 @@ def read_document(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value`` into a key path and a TOML-parsed value (bare words stay strings)."""
+    """Split ``a.b=value`` into a key path and a TOML-parsed value.
+
+    Bare words stay strings; ``null`` unsets an optional key (TOML has no null).
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise SpecError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=20")
     raw = raw.strip()
+    if raw == "null":
+        return key.split("."), None
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

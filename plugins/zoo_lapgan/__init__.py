@@ -16,7 +16,7 @@ class LAPGANModel(ModelSpec):
     levels: int = Field(3, ge=2, le=6, description="Pyramid levels (32x32 with 3: 8 -> 16 -> 32).")
     latent_dim: int = Field(100, ge=1, le=4096, description="Noise size of the coarsest GAN.")
     hidden: int = Field(600, ge=8, le=8192, description="Width of the coarsest level's MLPs.")
-    channels: int = Field(64, ge=4, le=1024, description="Conv width of the finer levels.")
+    channels: int = Field(32, ge=4, le=1024, description="Conv width of the finer levels.")
     noise_channels: int = Field(
         1, ge=1, le=64, description="Noise planes fed to each finer generator with its image."
     )

@@ -15,12 +15,12 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-_TAPS = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 
 def _blur(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
     c = x.shape[1]
-    k = (_TAPS.to(x.device, x.dtype) * gain ** 0.5)
+    k = torch.tensor(TAPS, device=x.device, dtype=x.dtype) * (gain ** 0.5 / 16)
     x = F.pad(x, (2, 2, 2, 2), mode="reflect")
     x = F.conv2d(x, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)
     return F.conv2d(x, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
