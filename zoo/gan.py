@@ -7,7 +7,7 @@ D maximises log D(real) + log(1 - D(fake)); G uses the non-saturating loss
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -26,6 +26,31 @@ def generator_loss(logit_fake: torch.Tensor) -> torch.Tensor:
     """The non-saturating generator loss -log D(fake), averaged over the batch."""
     fake = logit_fake.float()
     return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+
+
+@torch.no_grad()
+def reestimate_batchnorm(module: nn.Module, inputs: Callable[[], tuple], batches: int) -> None:
+    """Recompute every batch-norm layer's statistics as an exact average over ``batches`` calls.
+
+    Running averages lag behind a generator that changed every step; after
+    this, eval-mode sampling matches what the generator produced in training
+    and each image depends only on its own noise. ``inputs()`` gives the
+    positional arguments of one forward call.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or not batches:
+        return
+    was_training = module.training
+    momenta = [m.momentum for m in norms]
+    module.train()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    for _ in range(batches):
+        module(*inputs())
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    module.train(was_training)
 
 
 @contextmanager

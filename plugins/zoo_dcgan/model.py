@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from zoo.data import num_channels
-from zoo.gan import discriminator_loss, frozen, generator_loss
+from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
 from zoo.train import Trainer
 
 
@@ -149,22 +149,11 @@ class DCGANTrainer(Trainer):
         eval-mode sampling matches what G produced in training, and each image
         depends only on its own noise.
         """
-        batches = self.spec.train.bn_batches
-        if not batches:
-            return
-        g = self.sampling_module().train()
-        norms = [m for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative moving average
-        with torch.no_grad():
-            for _ in range(batches):
-                z = torch.randn(self.spec.train.batch_size, self.latent_dim, 1, 1,
-                                generator=rng, device=self.device)
-                g(z)
-        for m in norms:
-            m.momentum = 0.1
-        g.eval()
+        n = self.spec.train.batch_size
+        reestimate_batchnorm(
+            self.sampling_module(),
+            lambda: (torch.randn(n, self.latent_dim, 1, 1, generator=rng, device=self.device),),
+            self.spec.train.bn_batches)
 
 
 def trainer(spec, model: Generator, accelerator) -> DCGANTrainer:
