@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -55,7 +56,7 @@ class DCGANSpec(Spec):
 
 
 @hookimpl
-def register_families(register) -> None:
+def register_families(register: Callable[[FamilyRecord], None]) -> None:
     """Register the ``dcgan`` family."""
     register(FamilyRecord(
         name="dcgan",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -25,6 +26,12 @@ from torch import nn
 from zoo.data import num_channels
 from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
 from zoo.train import Trainer
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from zoo.sample import PerSampleNoise
+    from zoo_dcgan import DCGANSpec
 
 
 def init_weights(module: nn.Module) -> None:
@@ -61,6 +68,7 @@ class Generator(nn.Module):
         self.latent_dim = latent_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, latent, 1, 1) -> (N, C, S, S)."""
         return self.net(z)
 
 
@@ -82,13 +90,14 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) -> (N,) logits."""
         return self.net(x).flatten()
 
 
 # --------------------------------------------------------------------------- family API
 
 
-def build(spec) -> Generator:
+def build(spec: DCGANSpec) -> Generator:
     """The sampling model: G, initialised as in the paper."""
     g = Generator(spec.model.latent_dim, num_channels(spec.data), spec.data.image_size,
                   spec.model.base_channels)
@@ -96,14 +105,14 @@ def build(spec) -> Generator:
     return g
 
 
-def build_discriminator(spec) -> Discriminator:
+def build_discriminator(spec: DCGANSpec) -> Discriminator:
     """D, initialised as in the paper."""
     d = Discriminator(num_channels(spec.data), spec.data.image_size, spec.model.disc_channels)
     d.apply(init_weights)
     return d
 
 
-def sample(model: Generator, noise, spec) -> torch.Tensor:
+def sample(model: Generator, noise: PerSampleNoise, spec: DCGANSpec) -> torch.Tensor:
     """Decode per-sample noise z ~ N(0, I) to images in [0, 1]."""
     z = noise.randn(spec.model.latent_dim, 1, 1)
     return (model(z) + 1) / 2
@@ -112,7 +121,7 @@ def sample(model: Generator, noise, spec) -> torch.Tensor:
 class DCGANTrainer(Trainer):
     """Alternating D and G updates, one each per batch, as in the paper."""
 
-    def __init__(self, spec, model: Generator, accelerator) -> None:
+    def __init__(self, spec: DCGANSpec, model: Generator, accelerator: Accelerator) -> None:
         super().__init__(spec, model, accelerator)
         self.disc = self.add_module("discriminator", build_discriminator(spec))
         betas = (spec.train.beta1, spec.train.beta2)
@@ -120,7 +129,8 @@ class DCGANTrainer(Trainer):
         self.opt_d = self.adam("discriminator", self.disc.parameters(), spec.train.lr, betas)
         self.latent_dim = spec.model.latent_dim
 
-    def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
+    def step(self, images: torch.Tensor, labels: torch.Tensor | None,
+             rng: torch.Generator) -> dict[str, torch.Tensor]:
         """D: max log D(x) + log(1 - D(G(z))); then G: max log D(G(z))."""
         real = images * 2 - 1
         z = torch.randn(len(real), self.latent_dim, 1, 1, generator=rng, device=real.device)
@@ -142,7 +152,7 @@ class DCGANTrainer(Trainer):
                 "d_real": torch.sigmoid(logit_real.detach()).mean(),
                 "d_fake": torch.sigmoid(logit_fake.detach()).mean()}
 
-    def finish(self, images, rng) -> None:
+    def finish(self, images: torch.Tensor, rng: torch.Generator) -> None:
         """Re-estimate G's batch-norm statistics exactly (cumulative average over batches).
 
         Running averages lag behind a G that changed every step; after this,
@@ -156,6 +166,6 @@ class DCGANTrainer(Trainer):
             self.spec.train.bn_batches)
 
 
-def trainer(spec, model: Generator, accelerator) -> DCGANTrainer:
+def trainer(spec: DCGANSpec, model: Generator, accelerator: Accelerator) -> DCGANTrainer:
     """The DCGAN trainer for the shared loop."""
     return DCGANTrainer(spec, model, accelerator)
