@@ -72,10 +72,11 @@ class CoarseDiscriminator(nn.Module):
 
     def __init__(self, classes: int, channels: int, size: int, hidden: int) -> None:
         super().__init__()
+        # no dropout: with it the coarse GAN collapsed onto one or two digits
         self.net = nn.Sequential(
             nn.Linear(channels * size * size + classes, hidden), nn.LeakyReLU(0.2),
-            nn.Dropout(0.3), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
-            nn.Dropout(0.3), nn.Linear(hidden, 1))
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor, cond: None = None, y: torch.Tensor | None = None
                 ) -> torch.Tensor:
