@@ -89,9 +89,18 @@ class Trainer:
         self.progress = 0.0  # fraction of training done; the loop sets it before each step
         self.model = self.add_module("model", model)
 
-    def add_module(self, name: str, module: nn.Module) -> nn.Module:
-        """Place ``module`` on the device (with autocast when training in bf16) and track it."""
-        prepared = self.accelerator.prepare(module.train())
+    def add_module(self, name: str, module: nn.Module, mixed_precision: bool = True
+                   ) -> nn.Module:
+        """Place ``module`` on the device and track it.
+
+        With ``mixed_precision`` (the default) accelerate runs its forward under
+        bf16 autocast when the spec asks for bf16; ``False`` keeps it in fp32
+        (for small, precision-sensitive nets).
+        """
+        if mixed_precision:
+            prepared = self.accelerator.prepare(module.train())
+        else:
+            prepared = module.train().to(self.device)
         self.modules[name] = prepared
         return prepared
 
