@@ -211,6 +211,7 @@ def fit(
     """
     import torch
 
+    from zoo.artifact import replaceable
     from zoo.checkpoint import load_training_state, save_training_state
     from zoo.data import load_images
     from zoo.sample import sample_seed
@@ -219,6 +220,8 @@ def fit(
     out = Path(out).resolve()
     ckpt = checkpoint_dir(out)
     source = _resume_source(out, ckpt) if resume else None
+    if out.exists() and not replaceable(out):  # checked now, not after training
+        raise ArtifactError(f"refusing to replace {out}: not a genzoo model folder")
     if source is None and not force:
         if out.exists():
             raise ArtifactError(f"{out} already exists; pass --force to replace it or --resume")
