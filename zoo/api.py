@@ -50,6 +50,11 @@ def resolve_spec(
     return get_family(family.name), validate(family.spec, doc, source=source)
 
 
+def default_out(name: str | None, family: FamilyRecord) -> Path:
+    """Where a build goes without ``--out``: ``runs/<model or family name>``."""
+    return Path("runs") / (name or family.name)
+
+
 def build(
     name: str | None = None,
     spec_file: str | Path | None = None,
@@ -64,7 +69,7 @@ def build(
     from zoo.train import fit
 
     family, spec = resolve_spec(name, spec_file, overrides)
-    out = Path(out) if out is not None else Path("runs") / (name or family.name)
+    out = Path(out) if out is not None else default_out(name, family)
     return fit(family, spec, out, resume=resume, force=force, progress=progress)
 
 

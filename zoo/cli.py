@@ -35,10 +35,10 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List families and named models (no torch import)."""
-    from zoo.registry import filter_names, get_registry
+    from zoo.registry import get_registry, list_models
 
     reg = get_registry()
-    names = filter_names([*reg.families, *reg.models], patterns or ["*"], exclude or [])
+    names = list_models(patterns or ["*"], exclude or [])
     rows = []
     for name in names:
         if name in reg.families:
@@ -92,13 +92,13 @@ def build_cmd(
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
     """Train a model and write its model folder."""
-    from zoo.api import resolve_spec
+    from zoo.api import default_out, resolve_spec
     from zoo.spec import to_toml
 
     if name is None and spec is None:
         raise ZooError("give a family or named model, or --spec FILE")
     family, resolved = resolve_spec(name, spec, sets or [])
-    out = out or Path("runs") / (name or family.name)
+    out = out or default_out(name, family)
     if dry_run:
         sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
         return

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 SPLITS = ("train", "test")
 SPLIT_SEED = 20150101  # fixed: the held-out split never depends on a training seed
 TEST_FRACTION = 0.1
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 grey from RGB
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
 
 
@@ -132,9 +133,12 @@ def load_folder(spec: DataSpec, split: str) -> ImageData:
                 arrays.append(_resize_crop(img.convert(mode), spec.image_size))
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"cannot read image {file}: {exc}") from None
-    images = np.stack(arrays)
-    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    return _from_arrays(images, None, split)
+    return _from_arrays(_nchw(np.stack(arrays)), None, split)
+
+
+def _nchw(images: np.ndarray) -> np.ndarray:
+    """N×H×W (grey) or N×H×W×C -> N×C×H×W."""
+    return images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
 
 
 def _resize_crop(img, size: int) -> np.ndarray:
@@ -184,8 +188,8 @@ def _torchvision_arrays(ds, spec: DataSpec) -> ImageData:
     else:  # generic: iterate PIL images
         mode = "L" if num_channels(spec) == 1 else "RGB"
         pairs = [ds[i] for i in range(len(ds))]
-        images = np.stack([_resize_crop(img.convert(mode), spec.image_size) for img, _ in pairs])
-        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        images = _nchw(np.stack([_resize_crop(img.convert(mode), spec.image_size)
+                                 for img, _ in pairs]))
         targets = [t for _, t in pairs]
     labels = None if targets is None else torch.as_tensor(np.asarray(targets), dtype=torch.int64)
     return ImageData(torch.from_numpy(np.ascontiguousarray(images)), labels)
@@ -196,14 +200,19 @@ def _torchvision_arrays(ds, spec: DataSpec) -> ImageData:
 
 def to_float(images: torch.Tensor, channels: int | None, size: int) -> torch.Tensor:
     """uint8 ``N×C×H×W`` -> float32 in [0, 1] with ``channels`` and a square ``size``."""
+    return conform(images.float().div_(255.0), channels, size)
+
+
+def conform(x: torch.Tensor, channels: int | None, size: int) -> torch.Tensor:
+    """Float images in [0, 1] -> ``channels`` (grey <-> RGB) and a square ``size``
+    (resize the short side with antialiasing, then center-crop)."""
     import torch
     import torch.nn.functional as F
 
-    x = images.float().div_(255.0)
     if channels == 3 and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1).contiguous()
     elif channels == 1 and x.shape[1] == 3:
-        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = (x * torch.tensor(LUMA, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     h, w = x.shape[-2:]
     if (h, w) != (size, size):
         scale = size / min(h, w)

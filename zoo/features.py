@@ -50,12 +50,9 @@ class DigitClassifier(nn.Module):
 
 def to_classifier_input(images: torch.Tensor) -> torch.Tensor:
     """Any ``N×C×H×W`` images in [0, 1] -> ``N×1×28×28`` greyscale."""
-    if images.shape[1] == 3:
-        images = (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, True)
-    if images.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-        images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
-                               antialias=True, align_corners=False)
-    return images.clamp(0, 1)
+    from zoo.data import conform
+
+    return conform(images, 1, INPUT_SIZE).clamp(0, 1)
 
 
 def cache_path() -> Path:
@@ -112,7 +109,9 @@ def test_accuracy(net: DigitClassifier) -> float:
 
 def load_classifier() -> tuple[DigitClassifier, float]:
     """The cached classifier (trained and cached first if absent) and its test accuracy."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
+
+    from zoo.artifact import atomic_write
 
     path = cache_path()
     net = DigitClassifier()
@@ -124,10 +123,8 @@ def load_classifier() -> tuple[DigitClassifier, float]:
             path.unlink(missing_ok=True)
     net, accuracy = train_classifier()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-              metadata={"accuracy": f"{accuracy:.4f}"})
-    tmp.replace(path)
+    atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()},
+                            metadata={"accuracy": f"{accuracy:.4f}"}))
     return net, accuracy
 
 
