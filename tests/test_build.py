@@ -151,3 +151,34 @@ def test_named_model_builds_through_the_cli(tmp_path, cli):
             *[arg for s in MICRO for arg in ("--set", s)], "--out", out, "--quiet")
     assert r.code == 0, r.err
     assert zoo.from_pretrained(out).spec.data.source == "mnist5k"
+
+
+def test_weight_average_follows_the_warmed_up_decay(tmp_path):
+    """model.safetensors holds the EMA: after step 1 it is the model; after step 2 the
+    mix d * w1 + (1 - d) * w2 with d = min(decay, 1 - 2 ** (-2/3)) (timm's warmup)."""
+    base = ["data.limit=128", "train.batch_size=32", "model.hidden=[16]", "model.code_dim=4",
+            "data.image_size=8", "train.ema_decay=0.9"]
+    family, one = resolve_spec("ae", None, [*base, "train.max_steps=1"])
+    _, two = resolve_spec("ae", None, [*base, "train.max_steps=2"])
+    out1, out2 = fit(family, one, tmp_path / "one"), fit(family, two, tmp_path / "two")
+    state1 = load_file(out1 / "training_state" / "state.safetensors")
+    state2 = load_file(out2 / "training_state" / "state.safetensors")
+    ema1, ema2 = load_file(out1 / "model.safetensors"), load_file(out2 / "model.safetensors")
+    d = min(0.9, 1 - 2 ** (-2 / 3))
+    weights = [k for k in ema2 if k.endswith("weight")]
+    assert weights
+    for k in weights:
+        w1, w2 = state1[f"module/model/{k}"], state2[f"module/model/{k}"]
+        assert torch.equal(ema1[k], w1) and not torch.equal(w1, w2)
+        torch.testing.assert_close(ema2[k], d * w1 + (1 - d) * w2)
+
+
+def test_resume_with_a_weight_average(tmp_path):
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32",
+                                                "train.ema_decay=0.9"])
+    straight = fit(family, spec, tmp_path / "straight", progress=False)
+    _, spec10 = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32",
+                                             "train.ema_decay=0.9", "train.max_steps=10"])
+    out = fit(family, spec10, tmp_path / "run", progress=False)
+    fit(family, spec, out, resume=True, progress=False)
+    assert_same_tensors(out / "model.safetensors", straight / "model.safetensors")

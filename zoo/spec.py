@@ -91,6 +91,11 @@ class TrainSpec(Section):
         0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."
     )
     log_every: int = Field(10, ge=1, description="Refresh the progress line every N steps.")
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1,
+        description="Keep an exponential moving average of the model's weights (timm "
+        "ModelEmaV3, decay warmed up from 0); the model folder stores the average. 0: off.",
+    )
 
 
 class SampleSpec(Section):

@@ -87,6 +87,15 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lrs: dict[str, float] = {}
         self.progress = 0.0  # fraction of training done; the loop sets it before each step
+        self.ema = None
+        if spec.train.ema_decay:
+            from timm.utils import ModelEmaV3
+
+            # copied before accelerate wraps the model's forward for autocast
+            self.ema = ModelEmaV3(model.to(self.device), decay=spec.train.ema_decay,
+                                  use_warmup=True)
+            self.ema.module.requires_grad_(False)
+            self.modules["ema"] = self.ema.module  # checkpointed and resumed with the rest
         self.model = self.add_module("model", model)
 
     def add_module(self, name: str, module: nn.Module, mixed_precision: bool = True
@@ -154,11 +163,23 @@ class Trainer:
         """One optimisation step on a batch of images in [0, 1]; returns detached losses."""
         raise NotImplementedError
 
-    def finish(self, images: torch.Tensor, rng: torch.Generator) -> None:
+    def finish(
+        self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
+    ) -> None:
         """Called once after the last step (e.g. to re-estimate batch-norm statistics)."""
 
+    def update_ema(self, step: int) -> None:
+        """Move the weight average towards the model (the loop calls this after each step)."""
+        if self.ema is not None:
+            self.ema.update(self.accelerator.unwrap_model(self.modules["model"]), step)
+
     def sampling_module(self) -> nn.Module:
-        """The module saved as ``model.safetensors``: fp32, no wrappers, in eval mode."""
+        """The module saved as ``model.safetensors``: fp32, no wrappers, in eval mode.
+
+        With ``train.ema_decay`` it is the weight average, else the trained model.
+        """
+        if self.ema is not None:
+            return self.ema.module.eval()
         return self.accelerator.unwrap_model(self.modules["model"], keep_fp32_wrapper=False).eval()
 
 
@@ -265,6 +286,7 @@ def fit(
             trainer.progress = step / total
             losses = trainer.step(batch, None if labels is None else labels[idx], rng)
             step += 1
+            trainer.update_ema(step)
             display.update(step, losses, force=step % train.log_every == 0 or step == total)
             if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
                 _write_checkpoint(ckpt, trainer, step, rng, spec)
@@ -280,7 +302,7 @@ def fit(
         # training noise stream exactly where the loop left it
         finish_rng = torch.Generator(device=accelerator.device).manual_seed(
             sample_seed(train.seed, step, 2))
-        trainer.finish(images, finish_rng)
+        trainer.finish(images, labels, finish_rng)
         wall = time.perf_counter() - started
         metrics = {"train": {
             "steps": step, "epochs": round(step / per_epoch, 3),

@@ -89,7 +89,7 @@ class AAETrainer(AETrainer):
             self.update(self.opt_g, loss_g)
         return {"recon": recon.detach(), "loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
-    def finish(self, images, rng) -> None:
+    def finish(self, images, labels, rng) -> None:
         """Nothing to fit: an AAE samples from its prior."""
 
 

@@ -113,7 +113,7 @@ class AETrainer(Trainer):
         self.update(self.opt, loss)
         return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
 
-    def finish(self, images, rng) -> None:
+    def finish(self, images, labels, rng) -> None:
         """Fit N(mean, L L^T) to the codes of the training images (for sampling)."""
         model = self.sampling_module()
         fit_code_gaussian(model, images)

@@ -78,7 +78,7 @@ class VAETrainer(AETrainer):
         loss = (recon + self.spec.model.beta * kl).mean()
         return loss, {"recon": recon.mean(), "kl": kl.mean()}
 
-    def finish(self, images, rng) -> None:
+    def finish(self, images, labels, rng) -> None:
         """Nothing to fit: a VAE samples from its prior."""
 
 

@@ -152,7 +152,9 @@ class DCGANTrainer(Trainer):
                 "d_real": torch.sigmoid(logit_real.detach()).mean(),
                 "d_fake": torch.sigmoid(logit_fake.detach()).mean()}
 
-    def finish(self, images: torch.Tensor, rng: torch.Generator) -> None:
+    def finish(
+        self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
+    ) -> None:
         """Re-estimate G's batch-norm statistics exactly (cumulative average over batches).
 
         Running averages lag behind a G that changed every step; after this,
