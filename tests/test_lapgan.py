@@ -116,3 +116,45 @@ def test_loads_in_a_fresh_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout) == pytest.approx(float(zoo.from_pretrained(out).sample(3, seed=1)
                                                      .sum()), rel=1e-6)
+
+
+def test_every_coarse_network_uses_the_class():
+    """The class reaches G's every layer and D's projection term."""
+    from zoo_lapgan.model import CoarseDiscriminator, CoarseGenerator
+
+    torch.manual_seed(0)
+    gen, disc = CoarseGenerator(8, 10, 1, 8, 16).eval(), CoarseDiscriminator(10, 1, 8, 16)
+    z, x = torch.randn(2, 8), torch.randn(2, 1, 8, 8)
+    y3, y7 = (torch.nn.functional.one_hot(torch.tensor([d, d]), 10).float() for d in (3, 7))
+    with torch.no_grad():
+        assert not torch.allclose(gen(z, y3), gen(z, y7))
+        # with the input concatenation cut, the class still changes D through the projection
+        disc.features[0].weight[:, -10:] = 0
+        assert not torch.allclose(disc(x, None, y3), disc(x, None, y7))
+
+
+def test_class_conditional_needs_labelled_data(tmp_path, cli):
+    from PIL import Image
+
+    data = tmp_path / "pics"
+    data.mkdir()
+    for i in range(40):
+        Image.new("L", (32, 32), 4 * i).save(data / f"{i}.png")
+    out = tmp_path / "cond"
+    r = cli("build", "lapgan", "--out", out, *(a for s in TINY for a in ("--set", s)),
+            "--set", "model.num_classes=10", "--set", "data.source=folder",
+            "--set", f"data.path={data}", "--set", "data.limit=null")
+    assert r.code == 2 and "needs labelled data" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "cond.ckpt").exists()
+
+
+def test_coarsest_level_trains_on_two_time_scales():
+    from zoo_lapgan.model import LAPGANTrainer
+
+    from zoo.train import make_accelerator
+
+    spec, model = build("train.coarse_lr_g=1e-4", "train.coarse_lr_d=6e-4", "train.lr=3e-4")
+    trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec.train)[0])
+    assert [o.param_groups[0]["lr"] for o in trainer.opt_g] == [1e-4, 3e-4, 3e-4]
+    assert [o.param_groups[0]["lr"] for o in trainer.opt_d] == [6e-4, 3e-4, 3e-4]

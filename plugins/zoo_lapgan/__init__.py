@@ -17,6 +17,9 @@ class LAPGANModel(ModelSpec):
     latent_dim: int = Field(100, ge=1, le=4096, description="Noise size of the coarsest GAN.")
     hidden: int = Field(600, ge=8, le=8192, description="Width of the coarsest level's MLPs.")
     channels: int = Field(32, ge=4, le=1024, description="Conv width of the finer levels.")
+    kernel_size: int = Field(
+        5, ge=1, le=9, description="Conv kernel of the finer generators (odd; 5 as in the paper)."
+    )
     noise_channels: int = Field(
         1, ge=1, le=64, description="Noise planes fed to each finer generator with its image."
     )
@@ -29,9 +32,25 @@ class LAPGANModel(ModelSpec):
 class LAPGANTrain(TrainSpec):
     """Adam for every level's G and D (levels train independently, as in the paper)."""
 
-    lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate.")
+    lr: float = Field(6e-4, gt=0, le=1, description="Adam learning rate of the finer levels.")
+    coarse_lr_g: float = Field(1e-4, gt=0, le=1, description="Adam lr of the coarsest G.")
+    coarse_lr_d: float = Field(
+        6e-4, gt=0, le=1,
+        description="Adam lr of the coarsest D: a two time-scale rule (Heusel et al., 2017); "
+        "with equal rates this D sat at chance and the samples drifted between modes.",
+    )
     beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1.")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
+    ema_decay: float = Field(
+        0.999, ge=0, lt=1,
+        description="Weight average of every generator (the GANs hop between modes; the "
+        "average does not). 0: keep the last weights.",
+    )
+    bn_batches: int = Field(
+        20, ge=0, le=10_000,
+        description="After training, re-estimate the generators' batch-norm statistics on this "
+        "many batches of real pyramids (0: keep running stats).",
+    )
 
 
 class LAPGANSpec(Spec):
@@ -43,6 +62,8 @@ class LAPGANSpec(Spec):
 
     @model_validator(mode="after")
     def _pyramid_fits(self) -> LAPGANSpec:
+        if self.model.kernel_size % 2 == 0:
+            raise ValueError(f"model.kernel_size = {self.model.kernel_size} must be odd")
         factor = 2 ** (self.model.levels - 1)
         size = self.data.image_size
         if size % factor or size // factor < 4:
