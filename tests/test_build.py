@@ -182,3 +182,25 @@ def test_resume_with_a_weight_average(tmp_path):
     out = fit(family, spec10, tmp_path / "run", progress=False)
     fit(family, spec, out, resume=True, progress=False)
     assert_same_tensors(out / "model.safetensors", straight / "model.safetensors")
+
+
+def test_a_folder_written_before_a_key_existed_still_loads(micro_dcgan, tmp_path):
+    """A folder from a genzoo that lacked ``train.ema_decay`` loads, with the default."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from zoo.artifact import weights_metadata
+    from zoo.spec import document_hash
+
+    old = tmp_path / "old"
+    shutil.copytree(micro_dcgan, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["spec"]["train"]["ema_decay"]
+    config["spec_hash"] = document_hash(config["spec"])
+    (old / "config.json").write_text(json.dumps(config))
+    save_file(load_file(old / "model.safetensors"), str(old / "model.safetensors"),
+              metadata=weights_metadata("dcgan", config["spec_hash"]))
+    model = zoo.from_pretrained(old)
+    assert model.spec.train.ema_decay == 0
+    assert torch.equal(model.sample(4, seed=1), zoo.from_pretrained(micro_dcgan).sample(4, seed=1))

@@ -140,7 +140,8 @@ def from_pretrained(path: str | Path, device: str = "cpu") -> ZooModel:
 
     folder = Path(path)
     family, spec, config = load_spec(folder)
-    module = load_module(family, spec, folder / WEIGHTS, device=device)
+    module = load_module(family, spec, folder / WEIGHTS, device=device,
+                         expected_hash=config["spec_hash"])
     return ZooModel(family, spec, module, folder, config)
 
 

@@ -151,7 +151,7 @@ def read_metrics(folder: Path) -> dict[str, Any]:
 def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
     """The family, validated spec and raw config of a model folder (no torch)."""
     from zoo.registry import get_family
-    from zoo.spec import spec_hash, validate
+    from zoo.spec import document_hash, validate
 
     config = read_config(folder)
     family = get_family(config["spec"].get("family", ""))
@@ -159,7 +159,7 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
         spec = validate(family.spec, config["spec"], source=str(Path(folder) / CONFIG))
     except SpecError as exc:
         raise ArtifactError(str(exc)) from None
-    if config.get("spec_hash") != spec_hash(spec):
+    if config.get("spec_hash") != document_hash(config["spec"]):
         raise ArtifactError(f"{folder / CONFIG}: spec_hash does not match the spec it holds")
     return family, spec, config
 
@@ -204,9 +204,14 @@ def check_keys(path: Path, expected: Mapping[str, Any], found: Mapping[str, Any]
 
 
 def load_module(
-    family: FamilyRecord, spec: Spec, path: Path, device: str | torch.device = "cpu"
+    family: FamilyRecord, spec: Spec, path: Path, device: str | torch.device = "cpu",
+    expected_hash: str | None = None,
 ) -> nn.Module:
-    """Build the family's module on the meta device and assign the safetensors weights."""
+    """Build the family's module on the meta device and assign the safetensors weights.
+
+    ``expected_hash`` is the ``spec_hash`` recorded in ``config.json`` (default:
+    the hash of ``spec``); the weights file must carry the same one.
+    """
     import torch
     from safetensors.torch import load_file
 
@@ -224,10 +229,11 @@ def load_module(
     with torch.device("meta"):
         module = impl.build(spec)
     check_keys(path, module.state_dict(), tensors)
-    if metadata.get("spec_hash") != spec_hash(spec):
+    expected_hash = expected_hash or spec_hash(spec)
+    if metadata.get("spec_hash") != expected_hash:
         raise ArtifactError(
             f"{path} was trained with another spec (hash {metadata.get('spec_hash')}, "
-            f"config has {spec_hash(spec)})"
+            f"config has {expected_hash})"
         )
     try:
         state = load_file(str(path), device=str(device))

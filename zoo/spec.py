@@ -243,7 +243,16 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
 
 def spec_hash(spec: Spec) -> str:
     """A stable hash of the resolved spec, stored with the weights and checked on load."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return document_hash(spec.model_dump(mode="json"))
+
+
+def document_hash(doc: Mapping[str, Any]) -> str:
+    """The hash of a spec document as stored (``config.json``'s ``spec``).
+
+    Loading checks this, not the hash of the re-validated spec: a key added to
+    a family later (with its default) must not break folders written before.
+    """
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
