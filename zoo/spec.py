@@ -98,6 +98,18 @@ class TrainSpec(Section):
     )
 
 
+class GANTrainSpec(TrainSpec):
+    """Train keys every GAN family shares: Adam's betas and batch-norm re-estimation."""
+
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1 (0.5, as in the DCGAN paper).")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
+    bn_batches: int = Field(
+        20, ge=0, le=10_000,
+        description="After training, re-estimate the generators' batch-norm statistics on this "
+        "many batches so eval-mode samples are independent of batch size (0: keep running stats).",
+    )
+
+
 class SampleSpec(Section):
     """Defaults for the sample grid written into the model folder."""
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import ModelSpec, Spec, TrainSpec
+from zoo.spec import GANTrainSpec, ModelSpec, Spec
 
 SIZES = (8, 16, 32, 64, 128, 256)
 
@@ -25,17 +25,10 @@ class DCGANModel(ModelSpec):
     )
 
 
-class DCGANTrain(TrainSpec):
+class DCGANTrain(GANTrainSpec):
     """Adam as in the paper, plus batch-norm re-estimation after training."""
 
     lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate for G and D.")
-    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1 (the paper uses 0.5).")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
-    bn_batches: int = Field(
-        20, ge=0, le=10_000,
-        description="After training, re-estimate G's batch-norm statistics on this many noise "
-        "batches so eval-mode samples are independent of batch size (0: keep running stats).",
-    )
 
 
 class DCGANSpec(Spec):

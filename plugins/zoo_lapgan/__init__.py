@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import ModelSpec, Spec, TrainSpec
+from zoo.spec import GANTrainSpec, ModelSpec, Spec
 
 
 class LAPGANModel(ModelSpec):
@@ -29,7 +29,7 @@ class LAPGANModel(ModelSpec):
     )
 
 
-class LAPGANTrain(TrainSpec):
+class LAPGANTrain(GANTrainSpec):
     """Adam for every level's G and D (levels train independently, as in the paper)."""
 
     lr: float = Field(6e-4, gt=0, le=1, description="Adam learning rate of the finer levels.")
@@ -39,17 +39,10 @@ class LAPGANTrain(TrainSpec):
         description="Adam lr of the coarsest D: a two time-scale rule (Heusel et al., 2017); "
         "with equal rates this D sat at chance and the samples drifted between modes.",
     )
-    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1.")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
     ema_decay: float = Field(
         0.999, ge=0, lt=1,
         description="Weight average of every generator (the GANs hop between modes; the "
         "average does not). 0: keep the last weights.",
-    )
-    bn_batches: int = Field(
-        20, ge=0, le=10_000,
-        description="After training, re-estimate the generators' batch-norm statistics on this "
-        "many batches of real pyramids (0: keep running stats).",
     )
 
 
