@@ -101,7 +101,7 @@ class CoarseDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: None = None, y: torch.Tensor | None = None
                 ) -> torch.Tensor:
-        phi = self.features(x.flatten(1) if y is None else torch.cat([x.flatten(1), y], 1))
+        phi = self.features(with_planes(x.flatten(1), y))
         logit = self.head(phi).flatten()
         if y is not None:
             logit = logit + (self.class_embedding(y) * phi).sum(1)
