@@ -87,6 +87,7 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lrs: dict[str, float] = {}
         self.progress = 0.0  # fraction of training done; the loop sets it before each step
+        self.steps_done = 0  # optimisation steps before the current one; set with progress
         self.ema = None
         if spec.train.ema_decay:
             from timm.utils import ModelEmaV3
@@ -129,11 +130,24 @@ class Trainer:
         self.base_lrs[name] = lr
         return prepared
 
-    def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        """One optimiser step on ``loss``: clear gradients, backpropagate, step."""
+    def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+               max_grad_norm: float = 0.0) -> None:
+        """One optimiser step on ``loss``: clear gradients, backpropagate, clip, step.
+
+        ``max_grad_norm`` > 0 clips the gradient norm of the optimiser's parameters.
+        """
         optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
+        if max_grad_norm > 0:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            self.accelerator.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
+
+    def scale_lr(self, factor: float) -> None:
+        """Set every optimiser's lr to ``factor`` times its base lr (e.g. for a warm-up)."""
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lrs[name] * factor
 
     def cosine_lr(self, floor: float = 0.0) -> None:
         """Set every optimiser's lr to a cosine decay of its base lr over training.
@@ -141,10 +155,7 @@ class Trainer:
         The schedule is a pure function of ``self.progress``, so ``--resume``
         needs no scheduler state.
         """
-        factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress))
-        for name, optimizer in self.optimizers.items():
-            for group in optimizer.param_groups:
-                group["lr"] = self.base_lrs[name] * factor
+        self.scale_lr(floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress)))
 
     def autocast(self) -> Any:
         """A context manager for mixed precision as configured (a no-op in fp32)."""
@@ -283,7 +294,7 @@ def fit(
             batch = images[idx]
             if dynamic:
                 batch = torch.bernoulli(batch, generator=rng)
-            trainer.progress = step / total
+            trainer.progress, trainer.steps_done = step / total, step
             losses = trainer.step(batch, None if labels is None else labels[idx], rng)
             step += 1
             trainer.update_ema(step)
