@@ -119,6 +119,11 @@ def sample_cmd(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
     label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
                                               "families).")] = None,
+    sampler: Annotated[str | None, typer.Option(help="Sampler (diffusion: ddim or ddpm; "
+                                                "default from the spec).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Sampling steps (DDIM).")] = None,
+    eta: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="DDIM noise: 0 "
+                                              "deterministic, 1 DDPM-like.")] = None,
 ) -> None:
     """Sample a grid of images from a model folder."""
     from zoo.api import from_pretrained
@@ -133,6 +138,8 @@ def sample_cmd(
     if label is not None:
         model.family.require("conditional")
         options["label"] = label
+    given = {"sampler": sampler, "steps": steps, "eta": eta}
+    options.update({key: value for key, value in given.items() if value is not None})
     images = model.sample(n, seed=seed, batch_size=batch_size, **options)
     save_png(grid(images, nrow), output)
     print(f"wrote {output} ({n} images, seed {seed})")

@@ -41,12 +41,22 @@ class PerSampleNoise:
 
     def randn(self, *shape: int, stream: int = 0) -> torch.Tensor:
         """Standard normal noise of shape ``(len(self), *shape)``."""
+
+        return self.draw(self.generators(stream), *shape)
+
+    def generators(self, stream: int) -> list[torch.Generator]:
+        """One CPU generator per sample, seeded by (seed, index, stream), for noise drawn
+        step after step (e.g. by a stochastic diffusion sampler)."""
         import torch
 
-        rows = []
-        for index in self.indices:
-            gen = torch.Generator().manual_seed(sample_seed(self.seed, index, stream))
-            rows.append(torch.randn(shape, generator=gen))
+        return [torch.Generator().manual_seed(sample_seed(self.seed, index, stream))
+                for index in self.indices]
+
+    def draw(self, generators: list[torch.Generator], *shape: int) -> torch.Tensor:
+        """The next standard normal row of ``shape`` from each of ``generators``."""
+        import torch
+
+        rows = [torch.randn(shape, generator=gen) for gen in generators]
         return torch.stack(rows).to(self.device)
 
     def randint(self, high: int, stream: int = 0) -> torch.Tensor:
@@ -85,6 +95,7 @@ def sample_images(
 
     family.require("sample")
     impl = family.load()
+    check_options(family, impl.sample, options)
     device = next(module.parameters()).device
     chunks: list[torch.Tensor] = []
     extras: list[list[torch.Tensor]] = []  # e.g. LAPGAN's pyramid levels
@@ -100,6 +111,23 @@ def sample_images(
     if extras:
         return images, [torch.cat(level) for level in zip(*extras, strict=True)]
     return images
+
+
+def check_options(family: FamilyRecord, sampler: Any, options: dict[str, Any]) -> None:
+    """Raise a one-line ``CapabilityError`` for an option the family's sampler does not take."""
+    import inspect
+
+    from zoo.errors import CapabilityError
+
+    params = list(inspect.signature(sampler).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    takes = [p.name for p in params[3:]]  # after (model, noise, spec)
+    for key in options:
+        if key not in takes:
+            offered = ", ".join(takes) or "none"
+            raise CapabilityError(f"family {family.name!r} has no sampling option {key!r} "
+                                  f"(its options: {offered})")
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
