@@ -32,11 +32,9 @@ Both sides train on the same fixed batch of 64 real MNIST digits from the bundle
 feeds it), the peer in [-1, 1] (what its ``ToTensor`` + ``Normalize(0.5, 0.5)``
 give). Data loading is not timed on either side.
 
-Method: each side is warmed up, then rounds are interleaved; in each round K
-steps of every configuration are timed one step at a time, and the order of the
-configurations is reversed every other round, so slow drifts of the machine
-(other jobs, clocks) hit all of them alike. Reported figures are the medians of
-the per-step times over all rounds, as images/s, and ours/peer ratios.
+Method: ``benchlib`` (each side warmed up, then interleaved rounds of K steps
+per configuration, order reversed every other round); reported figures are the
+medians of the per-step times over all rounds, as images/s, and ours/peer ratios.
 
 Both of our trainers live in one process although ``make_accelerator`` resets
 accelerate's global state: a prepared module keeps the autocast wrapper it was
@@ -62,19 +60,18 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
+import accelerate
 import torch
+from benchlib import Timings, images_per_s, machine_info, run_rounds, warm_up
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -105,7 +102,6 @@ PEER_ASSIGNED = {"parser", "ngpu", "nz", "ngf", "ndf", "netG", "netD", "criterio
 PEER_CALLED_ON = {"parser", "netG", "netD"}  # parser.add_argument(...), netX.apply(weights_init)
 
 StepFn = Callable[[], Any]
-Timings = dict[str, list[list[float]]]  # configuration -> rounds -> per-step seconds
 
 
 # --------------------------------------------------------------------------- peer source
@@ -292,58 +288,12 @@ def conv_output_dtypes(trainer: Any, step: StepFn) -> list[str]:
     return sorted(seen)
 
 
-# --------------------------------------------------------------------------- timing
-
-
-def time_steps(step: StepFn, k: int) -> list[float]:
-    """Seconds of each of ``k`` consecutive steps."""
-    times = []
-    for _ in range(k):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def warm_up(steps: dict[str, StepFn], n: int) -> None:
-    for step in steps.values():
-        for _ in range(n):
-            step()
-
-
-def run_rounds(steps: dict[str, StepFn], rounds: int, k: int) -> Timings:
-    """Interleaved rounds of K steps per configuration, order reversed every other round."""
-    names = list(steps)
-    timings: Timings = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            timings[name].append(time_steps(steps[name], k))
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(
-            f"{n} {BATCH / statistics.median(timings[n][-1]):.1f}" for n in names) + " img/s",
-            file=sys.stderr, flush=True)
-    return timings
+# --------------------------------------------------------------------------- report
 
 
 def rate(per_round: list[list[float]]) -> float:
     """Images/s from the median per-step time over all rounds."""
-    return BATCH / statistics.median(t for rnd in per_round for t in rnd)
-
-
-# --------------------------------------------------------------------------- report
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    import accelerate
-
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        cpu = next((line.split(":", 1)[1].strip() for line in fh
-                    if line.startswith("model name")), cpu)
-    return {"torch": torch.__version__, "accelerate": accelerate.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_model": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-            "loadavg_at_start": os.getloadavg()}
+    return images_per_s(per_round, BATCH)
 
 
 def summarise(phases: list[Timings]) -> tuple[dict[str, float], dict[str, float]]:
@@ -412,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     phases: list[Timings] = []
     if mode == "interleaved":
         warm_up({PEER: peer, **steps}, args.warmup)
-        phases.append(run_rounds({PEER: peer, **steps}, args.rounds, args.k))
+        phases.append(run_rounds({PEER: peer, **steps}, args.rounds, args.k, BATCH))
     else:
         print(f"note: fp32 trainer ran {probe[OURS_FP32]} after the bf16 one was built; "
               "timing one configuration per phase", file=sys.stderr)
@@ -422,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
             step = our_step(trainer, images01)
             probe[name] = conv_output_dtypes(trainer, step)
             warm_up({PEER: peer, name: step}, args.warmup)
-            phases.append(run_rounds({PEER: peer, name: step}, args.rounds, args.k))
+            phases.append(run_rounds({PEER: peer, name: step}, args.rounds, args.k, BATCH))
     outf.cleanup()
 
     rates, ratios = summarise(phases)
@@ -432,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
 
     result = {
         "benchmark": "dcgan64 training step, batch 64, 64x64x1 MNIST (mnist5k), CPU",
-        "machine": machine_info(torch.get_num_threads()),
+        "machine": machine_info() | {"accelerate": accelerate.__version__},
         "settings": {"rounds": args.rounds, "k": args.k, "warmup": args.warmup,
                      "quick": args.quick, "batch": BATCH, "image_size": IMAGE_SIZE,
                      "nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC, "mode": mode,

@@ -91,7 +91,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -103,6 +102,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from benchlib import machine_info
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -319,17 +319,6 @@ def run_pythae(seed: int, epochs: int, k: int, data: Data, workdir: Path) -> Run
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        cpu = next((line.split(":", 1)[1].strip() for line in fh
-                    if line.startswith("model name")), cpu)
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu_model": cpu, "cpu_count": os.cpu_count(),
-            "cores_available": len(os.sched_getaffinity(0)),
-            "torch_threads": torch.get_num_threads(), "loadavg_at_start": os.getloadavg()}
 
 
 def versions() -> dict[str, str]:

@@ -1,0 +1,80 @@
+"""What every bench script shares: interleaved timing rounds and the machine description.
+
+Method: each configuration is warmed up, then rounds are interleaved; in each
+round K calls of every configuration are timed one call at a time, and the
+order of the configurations is reversed every other round, so slow drifts of
+the machine (other jobs, clocks) hit all of them alike. Figures are medians of
+the per-call times over all rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+Call = Callable[[], Any]
+Timings = dict[str, list[list[float]]]  # configuration -> rounds -> per-call seconds
+
+
+def time_calls(call: Call, k: int) -> list[float]:
+    """Seconds of each of ``k`` consecutive calls."""
+    times = []
+    for _ in range(k):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def warm_up(calls: dict[str, Call], n: int) -> None:
+    """``n`` untimed calls of each configuration."""
+    for call in calls.values():
+        for _ in range(n):
+            call()
+
+
+def run_rounds(calls: dict[str, Call], rounds: int, k: int, images_per_call: int,
+               label: str = "") -> Timings:
+    """Interleaved rounds of K calls per configuration, order reversed every other round.
+
+    Prints each round's images/s to stderr.
+    """
+    names = list(calls)
+    timings: Timings = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            timings[name].append(time_calls(calls[name], k))
+        print(f"  {label}round {r + 1}/{rounds}: " + ", ".join(
+            f"{n} {images_per_call / statistics.median(timings[n][-1]):.1f}" for n in names)
+            + " img/s", file=sys.stderr, flush=True)
+    return timings
+
+
+def images_per_s(per_round: list[list[float]], images_per_call: int) -> float:
+    """Images/s from the median per-call time over all rounds."""
+    return images_per_call / statistics.median(t for rnd in per_round for t in rnd)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, core count, torch threads, versions and load: what a reader needs to compare runs."""
+    import torch
+
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh
+                    if line.startswith("model name")), cpu)
+    info = {"torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu_model": cpu, "cpu_count": os.cpu_count(),
+            "cores_available": len(os.sched_getaffinity(0)),
+            "torch_threads": torch.get_num_threads(),
+            "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+            "loadavg_at_start": os.getloadavg()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
