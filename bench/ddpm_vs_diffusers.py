@@ -1,0 +1,294 @@
+"""DDPM training step and DDIM-50 sampling, side by side: genzoo against diffusers.
+
+The network is the ``ddpm-mnist`` UNet (28x28x1; widths 32/64/64, 2 residual
+blocks per level, self-attention at the lowest level and in the middle).
+The peer is ``diffusers.UNet2DModel`` configured to the same architecture
+(``DownBlock2D``/``AttnDownBlock2D``, one attention head, the same GroupNorm
+groups); the script checks that both have the same parameter count (±10 %
+allowed by the issue; it is identical).
+
+Training step (one batch of 64 real digits, data loading not timed):
+
+* ours: the genzoo DDPM trainer built as ``zoo build`` builds it, one
+  ``trainer.step`` plus the weight-average update the loop runs after it
+  (fused Adam, gradient clipping, timm EMA);
+* peer: the step of diffusers' ``train_unconditional.py`` example:
+  ``DDPMScheduler.add_noise``, ``UNet2DModel(...).sample``, MSE on eps,
+  ``clip_grad_norm_(1.0)``, ``AdamW(lr=1e-4, betas=(0.95, 0.999),
+  weight_decay=1e-6)`` and ``EMAModel(..., use_ema_warmup=True, power=3/4)``,
+  with the library defaults the example uses (AdamW's foreach kernel, EMA
+  without foreach). A second peer configuration, "peer tuned", gives the peer
+  fused AdamW and foreach EMA, so a speed-up of ours cannot come from
+  optimiser plumbing alone.
+
+Both precisions: fp32, and bf16 autocast (accelerate's ``mixed_precision="bf16"``
+for ours, ``torch.autocast("cpu", bfloat16)`` around the peer's forward).
+
+Sampling: 64 images, DDIM with 50 steps and eta = 0, fp32: ours through
+``zoo.sample.sample_images`` (per-sample noise, chunks of 64), the peer through
+``DDIMPipeline(unet, DDIMScheduler(...))(batch_size=64, num_inference_steps=50,
+output_type="np")`` with its progress bar off. Each side uses its own random
+initialisation (run time does not depend on the weight values).
+
+Method: ``benchlib`` (warm-up, interleaved rounds, order reversed every other
+round, medians). Usage::
+
+    python bench/ddpm_vs_diffusers.py            # rounds 7, K 5 (sampling: K 1)
+    python bench/ddpm_vs_diffusers.py --quick    # rounds 3, K 2 (smoke test)
+
+Results: ``bench/results/ddpm_vs_diffusers.json`` (``--quick``: ``.quick.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from benchlib import Timings, images_per_s, machine_info, run_rounds, warm_up
+
+HERE = Path(__file__).resolve().parent
+MODEL = "ddpm-mnist"
+BATCH = 64
+SAMPLE_STEPS = 50
+
+
+# --------------------------------------------------------------------------- ours
+
+
+def our_spec(precision: str) -> tuple[Any, Any]:
+    """The family record and spec of ``ddpm-mnist`` at ``precision``, on the CPU."""
+    from zoo.api import resolve_spec
+
+    return resolve_spec(MODEL, overrides=[f"train.precision={precision}", "train.device=cpu",
+                                          f"train.batch_size={BATCH}"])
+
+
+def our_trainer(precision: str) -> Any:
+    """Our trainer, built as ``zoo.train.fit`` builds it."""
+    from zoo.train import make_accelerator, seed_everything
+
+    family, spec = our_spec(precision)
+    accelerator, got = make_accelerator(spec.train)
+    if got != precision:
+        raise SystemExit(f"ours: asked for {precision}, the accelerator gives {got}")
+    impl = family.load()
+    seed_everything(0)
+    return impl.trainer(spec, impl.build(spec), accelerator)
+
+
+def our_train_step(trainer: Any, images01: torch.Tensor) -> Any:
+    """One step of the loop: ``trainer.step`` then the EMA update."""
+    rng = torch.Generator().manual_seed(0)
+    count = [0]
+
+    def step() -> None:
+        trainer.step(images01, None, rng)
+        count[0] += 1
+        trainer.update_ema(count[0])
+
+    return step
+
+
+def our_sampler() -> tuple[Any, int]:
+    """DDIM-50 sampling of 64 images through the zoo's sampling path; and the param count."""
+    from zoo.sample import sample_images
+
+    family, spec = our_spec("fp32")
+    model = family.load().build(spec).eval()
+    return (lambda: sample_images(family, model, spec, BATCH, seed=0, batch_size=BATCH,
+                                  sampler="ddim", steps=SAMPLE_STEPS, eta=0.0),
+            sum(p.numel() for p in model.parameters()))
+
+
+# --------------------------------------------------------------------------- peer
+
+
+def peer_unet(spec: Any) -> Any:
+    """``diffusers.UNet2DModel`` with our UNet's architecture."""
+    from diffusers import UNet2DModel
+
+    m = spec.model
+    widths = tuple(m.channels * k for k in m.channel_mult)
+    attention = set(m.attention_levels)
+    down = tuple("AttnDownBlock2D" if i in attention else "DownBlock2D"
+                 for i in range(len(widths)))
+    return UNet2DModel(
+        sample_size=spec.data.image_size, in_channels=1, out_channels=1,
+        layers_per_block=m.num_res_blocks, block_out_channels=widths,
+        down_block_types=down, up_block_types=tuple(
+            b.replace("Down", "Up") for b in reversed(down)),
+        norm_num_groups=m.groups, attention_head_dim=widths[-1], dropout=m.dropout)
+
+
+def peer_train_step(unet: Any, images01: torch.Tensor, bf16: bool, tuned: bool) -> Any:
+    """diffusers' ``train_unconditional.py`` step on a fixed batch."""
+    from diffusers import DDPMScheduler
+    from diffusers.training_utils import EMAModel
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4, betas=(0.95, 0.999),
+                                  weight_decay=1e-6, eps=1e-8, fused=True if tuned else None)
+    ema = EMAModel(unet.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0,
+                   power=3 / 4, foreach=tuned)
+    clean = images01 * 2 - 1
+    gen = torch.Generator().manual_seed(0)
+    autocast = (lambda: torch.autocast("cpu", torch.bfloat16)) if bf16 else contextlib.nullcontext
+    unet.train()
+
+    def step() -> None:
+        noise = torch.randn(clean.shape, generator=gen)
+        timesteps = torch.randint(0, 1000, (len(clean),), generator=gen)
+        noisy = scheduler.add_noise(clean, noise, timesteps)
+        with autocast():
+            output = unet(noisy, timesteps).sample
+        loss = F.mse_loss(output.float(), noise.float())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        ema.step(unet.parameters())
+
+    return step
+
+
+def peer_sampler(spec: Any) -> tuple[Any, int]:
+    """DDIM-50 sampling of 64 images through ``DDIMPipeline``; and the param count."""
+    from diffusers import DDIMPipeline, DDIMScheduler
+
+    unet = peer_unet(spec).eval()
+    pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler(num_train_timesteps=1000,
+                                                           beta_schedule="linear"))
+    pipe.set_progress_bar_config(disable=True)
+
+    def sample() -> Any:
+        return pipe(batch_size=BATCH, generator=torch.Generator().manual_seed(0), eta=0.0,
+                    num_inference_steps=SAMPLE_STEPS, output_type="np").images
+
+    return sample, sum(p.numel() for p in unet.parameters())
+
+
+# --------------------------------------------------------------------------- main
+
+
+def conv_output_dtypes(module: torch.nn.Module, step: Any) -> list[str]:
+    """The dtypes of every convolution output of ``module`` during one ``step()``."""
+    seen: set[str] = set()
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.add(str(out.dtype)))
+             for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        step()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sorted(seen)
+
+
+def load_batch() -> torch.Tensor:
+    """64 real MNIST digits, 28x28x1, in [0, 1]."""
+    from zoo.data import load_images
+
+    _, spec = our_spec("fp32")
+    images, _ = load_images(spec.data, "train")
+    return images[:BATCH].contiguous()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7)")
+    p.add_argument("-k", type=int, default=None, help="training steps per config per round (5)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per configuration")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--quick", action="store_true", help="smoke test: rounds 3, K 2")
+    p.add_argument("--out", type=Path, default=None, help="JSON results path")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.k = args.k or (2 if args.quick else 5)
+    name = "ddpm_vs_diffusers.quick.json" if args.quick else "ddpm_vs_diffusers.json"
+    args.out = args.out or HERE / "results" / name
+    return args
+
+
+def figures(timings: Timings, images: int, pairs: dict[str, tuple[str, str]]
+            ) -> dict[str, dict[str, float]]:
+    """images/s per configuration, and ours/peer for each named pair."""
+    rates = {name: images_per_s(t, images) for name, t in timings.items()}
+    return {"images_per_s": {k: round(v, 2) for k, v in rates.items()},
+            "ratio": {label: round(rates[a] / rates[b], 3) for label, (a, b) in pairs.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"threads {torch.get_num_threads()}  rounds {args.rounds}  K {args.k}", flush=True)
+    images01 = load_batch()
+    _, spec = our_spec("fp32")
+
+    # each of our trainers gets its own accelerator; a prepared module keeps the
+    # autocast wrapper it was given, which the dtype probe below confirms
+    ours = {p: our_trainer(p) for p in ("fp32", "bf16")}
+    for precision, trainer in ours.items():
+        seen = conv_output_dtypes(trainer.model, our_train_step(trainer, images01))
+        if seen != [f"torch.{'float32' if precision == 'fp32' else 'bfloat16'}"]:
+            raise SystemExit(f"ours {precision}: convolutions ran in {seen}")
+    counts = {"ours": sum(p.numel() for p in ours["fp32"].model.parameters())}
+    train_calls = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        train_calls[f"ours {precision}"] = our_train_step(ours[precision], images01)
+        for tuned in (False, True):
+            unet = peer_unet(spec)
+            counts["peer"] = sum(p.numel() for p in unet.parameters())
+            name = f"peer{' tuned' if tuned else ''} {precision}"
+            train_calls[name] = peer_train_step(unet, images01, precision == "bf16", tuned)
+    if abs(counts["ours"] / counts["peer"] - 1) > 0.10:
+        raise SystemExit(f"parameter counts differ by more than 10 %: {counts}")
+    print(f"parameters: ours {counts['ours']:,}  peer {counts['peer']:,}", flush=True)
+
+    warm_up(train_calls, args.warmup)
+    train_t = run_rounds(train_calls, args.rounds, args.k, BATCH, "train ")
+    train = figures(train_t, BATCH, {
+        f"{p}{suffix}": (f"ours {p}", f"peer{suffix} {p}")
+        for p in ("fp32", "bf16") for suffix in ("", " tuned")})
+
+    ours_sample, n_ours = our_sampler()
+    peer_sample, n_peer = peer_sampler(spec)
+    sample_calls = {"ours ddim50 fp32": ours_sample, "peer ddim50 fp32": peer_sample}
+    warm_up(sample_calls, 1)
+    sample_t = run_rounds(sample_calls, args.rounds, 1, BATCH, "sample ")
+    sample = figures(sample_t, BATCH, {"ddim50 fp32": ("ours ddim50 fp32",
+                                                       "peer ddim50 fp32")})
+
+    for name, rate in train["images_per_s"].items():
+        print(f"ddpm train step {name}: {rate:.1f} img/s")
+    for label, ratio in train["ratio"].items():
+        print(f"ddpm train step {label}: ours/peer {ratio:.2f}x")
+    for name, rate in sample["images_per_s"].items():
+        print(f"ddpm sampling {name}: {rate:.1f} img/s")
+    print(f"ddpm sampling ddim50 fp32: ours/peer {sample['ratio']['ddim50 fp32']:.2f}x")
+
+    result = {
+        "benchmark": f"{MODEL} UNet: training step (batch {BATCH}) and DDIM-{SAMPLE_STEPS} "
+                     f"sampling ({BATCH} images), 28x28x1, CPU",
+        "machine": machine_info(),
+        "versions": {d: importlib.metadata.version(d) for d in ("genzoo", "diffusers", "timm")},
+        "settings": {"rounds": args.rounds, "k": args.k, "warmup": args.warmup,
+                     "quick": args.quick, "spec": spec.model_dump(mode="json")["model"]},
+        "parameters": counts | {"ours_sampling": n_ours, "peer_sampling": n_peer},
+        "train": train, "sample": sample,
+        "timings_s": {"train": train_t, "sample": sample_t},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
