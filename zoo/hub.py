@@ -245,7 +245,7 @@ def resolve(
         return download(ref, revision, local_files_only=local_files_only, cache_dir=cache_dir,
                         endpoint=endpoint, token=token)
     except HubError as exc:
-        if exc.kind == "repo" and ref == str(name):
+        if exc.kind in ("repo", "network", "offline") and ref == str(name):
             raise HubError(f"{exc}; no local folder {name} either", exc.kind) from None
         raise
 
