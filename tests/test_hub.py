@@ -276,6 +276,22 @@ def test_info_and_sample_take_hub_ids(hub, cli, v1, tmp_path):
     assert r.code == 0 and (tmp_path / "g.png").is_file()
 
 
+def test_eval_of_a_hub_model_leaves_the_cache_as_downloaded(hub, cli, v1, tmp_path,
+                                                           monkeypatch):
+    import zoo.evaluate
+
+    # The digit classifier is tested elsewhere; training it here would cost minutes.
+    monkeypatch.setattr(zoo.evaluate, "score_images", lambda images, data: {"fd": 1.0})
+    zoo.push(v1, "me/x")
+    r = cli("eval", "me/x", "-n", "10", "--iwae-k", "2")
+    assert r.code == 0, r.err
+    assert "recon_mse" in r.out and "zoo pull me/x --local-dir" in r.err
+    cached = download("me/x").path
+    assert "eval" not in json.loads((cached / "metrics.json").read_text())
+    fresh = api(hub).hf_hub_download("me/x", "README.md", cache_dir=tmp_path / "fresh")
+    assert (cached / "README.md").read_text() == Path(fresh).read_text()
+
+
 def test_push_replaces_the_files_in_one_commit_and_opens_pull_requests(hub, cli, v1):
     (v1 / "notes.png").write_bytes(b"not really a png")
     zoo.push(v1, "me/x")
