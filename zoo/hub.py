@@ -259,7 +259,8 @@ def named_model_repo(name: str) -> tuple[str, str | None]:
         model = reg.models[name]
         if not model.hub_repo:
             raise HubError(f"named model {name!r} is not published (no [models.{name}.hub] "
-                           f"repo_id in the registry); build it with: zoo build {name}")
+                           f"repo_id in the registry); build it with: zoo build {name}, "
+                           f"then load runs/{name}")
         return model.hub_repo, model.hub_revision
     if name in reg.families:
         raise UnknownNameError(f"{name!r} is a family, not a model: build one with "
