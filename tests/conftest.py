@@ -1,9 +1,13 @@
-"""Shared fixtures: an isolated ZOO_HOME, no third-party plugins, a CLI runner, tiny models."""
+"""Shared fixtures: an isolated ZOO_HOME and HF_HOME, no third-party plugins, a CLI runner,
+tiny models, and a loopback Hugging Face Hub."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +16,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 # Only built-in plugins: tests must not depend on what else is installed.
 os.environ["ZOO_LOAD_PLUGINS"] = ""
+# The Hub: huggingface_hub reads these once, when first imported. Nothing may reach
+# huggingface.co: the default endpoint is a closed port; the `hub` fixture serves one.
+os.environ.update({"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_DISABLE_TELEMETRY": "1",
+                   "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"})
+for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
+    os.environ.pop(_name, None)
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="zoo-test-hf-home-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
+#: The token the loopback Hub knows as user "me" (and one for user "other").
+HUB_TOKEN, OTHER_TOKEN = "hf_test_me", "hf_test_other"
 
 #: The tiny spec the acceptance criteria name: the main spec, 20 steps, 256 images.
 TINY = ["train.max_steps=20", "data.limit=256"]
@@ -72,3 +86,19 @@ def micro_dcgan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("runs") / "dcgan-micro"
     return zoo.build("dcgan", None, [*MICRO, "train.precision=fp32"], out)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A loopback Hub (``zoo.testing.hubserver``) with users "me" and "other".
+
+    ``HF_ENDPOINT`` points at it, ``HF_TOKEN`` is "me"'s token and ``HF_HUB_CACHE``
+    is a fresh folder, all read by genzoo at call time.
+    """
+    from zoo.testing.hubserver import HubServer
+
+    with HubServer(tmp_path / "hub-server", {HUB_TOKEN: "me", OTHER_TOKEN: "other"}) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        yield server

@@ -2,12 +2,13 @@
 
 >>> import zoo
 >>> model = zoo.from_pretrained("runs/dcgan")       # doctest: +SKIP
+>>> model = zoo.from_pretrained("me/dcgan-mnist", revision="v1")  # doctest: +SKIP
 >>> images = model.sample(16, seed=0)               # doctest: +SKIP
 
 Importing ``zoo`` does not import torch.
 """
 
-from zoo.api import ZooModel, build, from_pretrained, list_models, resolve_spec
+from zoo.api import ZooModel, build, from_pretrained, list_models, push, resolve_spec
 from zoo.errors import ZooError
 from zoo.hookspecs import hookimpl
 from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
@@ -22,5 +23,6 @@ __all__ = [
     "from_pretrained",
     "hookimpl",
     "list_models",
+    "push",
     "resolve_spec",
 ]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from zoo.hub import PushResult
     from zoo.records import FamilyRecord
     from zoo.spec import Spec
 
@@ -75,13 +76,15 @@ def build(
 
 @dataclass
 class ZooModel:
-    """A loaded model: its family, spec, torch module and folder."""
+    """A loaded model: its family, spec, torch module and folder (and Hub repo and commit)."""
 
     family: FamilyRecord
     spec: Spec
     module: nn.Module
     path: Path
     config: dict[str, Any] = field(default_factory=dict)
+    repo_id: str | None = None
+    commit: str | None = None
 
     @property
     def num_parameters(self) -> int:
@@ -134,15 +137,58 @@ class ZooModel:
         return self
 
 
-def from_pretrained(path: str | Path, device: str = "cpu") -> ZooModel:
-    """Load a model folder strictly from safetensors (nothing is unpickled), on ``device``."""
-    from zoo.artifact import WEIGHTS, load_module, load_spec
+def from_pretrained(
+    name_or_path: str | Path,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    *,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> ZooModel:
+    """Load a model strictly from safetensors (nothing is unpickled), on ``device``.
 
-    folder = Path(path)
-    family, spec, config = load_spec(folder)
-    module = load_module(family, spec, folder / WEIGHTS, device=device,
+    ``name_or_path``: a local model folder, a Hub id (``"me/dcgan-mnist"``, or
+    ``"me/dcgan-mnist@v1"``) or a named model of ``registry.toml`` that is
+    published (its Hub repo at its pinned revision). ``revision``: branch, tag
+    or commit on the Hub. ``local_files_only`` (or ``HF_HUB_OFFLINE=1``): use
+    the Hub cache only. ``cache_dir``: the Hub cache (default: the
+    ``huggingface_hub`` one). ``endpoint``/``token``: see :mod:`zoo.hub`.
+    """
+    from zoo.artifact import WEIGHTS, load_module, load_spec
+    from zoo.hub import resolve
+
+    where = resolve(name_or_path, revision, local_files_only=local_files_only,
+                    cache_dir=cache_dir, endpoint=endpoint, token=token)
+    family, spec, config = load_spec(where.path)
+    module = load_module(family, spec, where.path / WEIGHTS, device=device,
                          expected_hash=config["spec_hash"])
-    return ZooModel(family, spec, module, folder, config)
+    return ZooModel(family, spec, module, where.path, config, where.repo_id, where.commit)
+
+
+def push(
+    path: str | Path,
+    repo_id: str | None = None,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    message: str | None = None,
+    create_pr: bool = False,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> PushResult:
+    """Validate a model folder (strict load) and upload it to a Hub repo in one commit.
+
+    Creates the repo if missing and the branch ``revision`` if missing; the
+    model card is rendered for ``repo_id`` (default: the spec's
+    ``hub.repo_id``). Returns the commit; nothing is uploaded for a folder
+    that fails validation. See :func:`zoo.hub.push`.
+    """
+    from zoo.hub import push as _push
+
+    return _push(path, repo_id, revision=revision, private=private, message=message,
+                 create_pr=create_pr, endpoint=endpoint, token=token)
 
 
 def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ()) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -11,13 +12,22 @@ if TYPE_CHECKING:
 
 DATASET_IDS = {"mnist5k": "mnist", "digits": "sklearn-digits", "torchvision:MNIST": "mnist",
                "torchvision:CIFAR10": "cifar10"}
+#: Numbers in ``metrics.json["eval"]`` that are settings of the evaluation, not scores.
+SETTINGS = {"samples", "seed", "iwae_k"}
 
 
 def _yaml_scalar(value: Any) -> str:
     return json.dumps(value)  # JSON scalars are valid YAML
 
 
-def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any]) -> str:
+def paper_link(paper: str) -> str:
+    """The paper reference as Markdown, linked to arXiv when it names an arXiv id."""
+    match = re.search(r"arXiv:(\d{4}\.\d{4,5})", paper)
+    return f"[{paper}](https://arxiv.org/abs/{match.group(1)})" if match else paper
+
+
+def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any],
+                 repo_id: str | None = None) -> str:
     """YAML front matter: library, tags, pipeline, datasets, license, metrics."""
     lines = ["---", "library_name: genzoo", f"license: {spec.hub.license}",
              "pipeline_tag: unconditional-image-generation", "tags:",
@@ -25,15 +35,16 @@ def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any]) -> s
     dataset = DATASET_IDS.get(spec.data.source)
     if dataset:
         lines += ["datasets:", f"- {dataset}"]
-    evaluation = metrics.get("eval", {})
-    if evaluation:
-        lines += ["model-index:", f"- name: {_yaml_scalar(spec.hub.repo_id or family.name)}",
+    scores = {k: v for k, v in sorted(metrics.get("eval", {}).items())
+              if isinstance(v, int | float) and not isinstance(v, bool) and k not in SETTINGS}
+    if scores:
+        name = repo_id or spec.hub.repo_id or family.name
+        lines += ["model-index:", f"- name: {_yaml_scalar(name)}",
                   "  results:", "  - task:", "      type: unconditional-image-generation",
                   "    dataset:", f"      name: {_yaml_scalar(spec.data.source)}",
                   f"      type: {_yaml_scalar(dataset or spec.data.source)}", "    metrics:"]
-        for key, value in sorted(evaluation.items()):
-            if isinstance(value, int | float):
-                lines += [f"    - type: {key}", f"      value: {_yaml_scalar(value)}"]
+        for key, value in scores.items():
+            lines += [f"    - type: {key}", f"      value: {_yaml_scalar(value)}"]
     lines.append("---")
     return "\n".join(lines)
 
@@ -41,17 +52,21 @@ def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any]) -> s
 def render_card(
     family: FamilyRecord, spec: Spec, metrics: dict[str, Any], parameters: int,
     spec_toml: str, extra_images: dict[str, str] | None = None, sampling_note: str = "",
+    repo_id: str | None = None, revision: str | None = None,
 ) -> str:
-    """The whole model card as Markdown."""
-    name = spec.hub.repo_id or f"{family.name} model"
-    where = spec.hub.repo_id or "path/to/this/folder"
+    """The whole model card as Markdown; ``repo_id``/``revision``: where it is published."""
+    repo_id = repo_id or spec.hub.repo_id
+    name = repo_id or f"{family.name} model"
+    where = repo_id or "path/to/this/folder"
+    pinned = f', revision="{revision}"' if repo_id and revision not in (None, "main") else ""
+    at = f"@{revision}" if repo_id and revision not in (None, "main") else ""
     rows = []
     for section, values in metrics.items():
         for key, value in values.items() if isinstance(values, dict) else []:
             if isinstance(value, int | float | str):
                 rows.append(f"| {section}.{key} | {value} |")
     images = "".join(f"\n![{alt}]({path})\n" for alt, path in (extra_images or {}).items())
-    return f"""{front_matter(family, spec, metrics)}
+    return f"""{front_matter(family, spec, metrics, repo_id)}
 
 # {name}
 
@@ -59,7 +74,7 @@ A **{family.name}** model ({family.summary}) trained with
 [genzoo](https://github.com/genzoo/genzoo) on `{spec.data.source}` at
 {spec.data.image_size}×{spec.data.image_size}. Parameters: {parameters:,}.
 
-Paper: {family.paper}
+Paper: {paper_link(family.paper)}
 
 ![samples](samples.png)
 {chr(10) + sampling_note + chr(10) if sampling_note else ""}{images}
@@ -67,12 +82,12 @@ Paper: {family.paper}
 
 ```python
 import zoo
-model = zoo.from_pretrained("{where}")
+model = zoo.from_pretrained("{where}"{pinned})
 images = model.sample(16, seed=0)   # float tensor in [0, 1], N×C×H×W
 ```
 
 ```console
-$ zoo sample {where} -n 64 --seed 0 -o grid.png
+$ zoo sample {where}{at} -n 64 --seed 0 -o grid.png
 ```
 
 ## Metrics

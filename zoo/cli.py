@@ -20,6 +20,21 @@ app = typer.Typer(
 )
 
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
+Model = Annotated[str, typer.Argument(
+    help="Model folder, Hub id (namespace/name[@revision]) or published named model.")]
+
+
+@app.callback()
+def options(
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co).")] = None,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Use only the local Hub cache (like HF_HUB_OFFLINE=1).")] = False,
+) -> None:
+    """A declarative model zoo for generative image models."""
+    from zoo.hub import CLI_OPTIONS
+
+    CLI_OPTIONS.update(endpoint=endpoint, offline=offline)
 
 
 def _console():
@@ -33,8 +48,13 @@ def list_cmd(
     patterns: Annotated[list[str] | None, typer.Argument(help="Wildcards, e.g. 'dc*'.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Wildcards to leave out.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    remote: Annotated[bool, typer.Option(
+        "--remote", help="List genzoo models on the Hub (wildcards match the id).")] = False,
 ) -> None:
-    """List families and named models (no torch import)."""
+    """List families and named models, or genzoo models on the Hub (no torch import)."""
+    if remote:
+        _list_remote(patterns, exclude, as_json)
+        return
     from zoo.registry import get_registry, list_models
 
     reg = get_registry()
@@ -58,6 +78,25 @@ def list_cmd(
     table = Table("name", "kind", "family", "description", box=None)
     for r in rows:
         table.add_row(r["name"], r["kind"], r["family"], r["description"])
+    _console().print(table)
+
+
+def _list_remote(patterns: list[str] | None, exclude: list[str] | None, as_json: bool) -> None:
+    import fnmatch
+
+    from zoo.hub import list_remote
+
+    rows = [r for r in list_remote(patterns)
+            if not any(fnmatch.fnmatchcase(r["id"], p) for p in exclude or [])]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("id", "family", "downloads", "last modified", box=None)
+    for r in rows:
+        table.add_row(r["id"], r["family"], "" if r["downloads"] is None else f"{r['downloads']:,}",
+                      (r["last_modified"] or "")[:10])
     _console().print(table)
 
 
@@ -110,7 +149,7 @@ def build_cmd(
 
 @app.command("sample")
 def sample_cmd(
-    path: Annotated[Path, typer.Argument(help="Model folder.")],
+    path: Model,
     n: Annotated[int, typer.Option("-n", min=1, help="Number of images.")] = 64,
     seed: Annotated[int, typer.Option(min=0, help="Image i depends only on (seed, i).")] = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write.")] = Path(
@@ -125,7 +164,7 @@ def sample_cmd(
     eta: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="DDIM noise: 0 "
                                               "deterministic, 1 DDPM-like.")] = None,
 ) -> None:
-    """Sample a grid of images from a model folder."""
+    """Sample a grid of images from a model folder or a Hub model."""
     from zoo.api import from_pretrained
     from zoo.sample import grid, save_png
 
@@ -147,16 +186,21 @@ def sample_cmd(
 
 @app.command("info")
 def info_cmd(
-    path: Annotated[Path, typer.Argument(help="Model folder.")],
+    name: Model,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a model folder's family, parameters, spec, metrics and files."""
+    """Show a model's family, parameters, spec, metrics and files."""
     from zoo.artifact import WEIGHTS, load_spec, read_metrics, weights_header
+    from zoo.hub import resolve
 
+    where = resolve(name)
+    path = where.path
     family, spec, config = load_spec(path)
     _, tensors = weights_header(path / WEIGHTS)
-    files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-    info = {"path": str(path), "family": family.name, "summary": family.summary,
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
+                   if p.is_file() and not p.relative_to(path).as_posix().startswith("."))
+    info = {"path": str(path), "repo_id": where.repo_id, "commit": where.commit,
+            "family": family.name, "summary": family.summary,
             "parameters": config.get("parameters"), "tensors": len(tensors),
             "spec_hash": config.get("spec_hash"), "genzoo_version": config.get("genzoo_version"),
             "spec": spec.model_dump(mode="json"), "metrics": read_metrics(path), "files": files}
@@ -164,7 +208,7 @@ def info_cmd(
         print(json.dumps(info, indent=2))
         return
     console = _console()
-    console.print(f"[bold]{path}[/bold]: {family.name} — {family.summary}")
+    console.print(f"[bold]{where.label}[/bold]: {family.name} — {family.summary}")
     console.print(f"parameters {info['parameters']:,}  tensors {len(tensors)}  "
                   f"spec hash {info['spec_hash']}  genzoo {info['genzoo_version']}")
     console.print(f"data {spec.data.source} {spec.data.image_size}px  "
@@ -176,7 +220,7 @@ def info_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    path: Annotated[Path, typer.Argument(help="Model folder.")],
+    path: Model,
     n: Annotated[int, typer.Option("-n", min=10, help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Sampling seed.")] = 0,
     baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
@@ -184,17 +228,51 @@ def eval_cmd(
 ) -> None:
     """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics.
 
-    Results are merged into metrics.json and the model card.
+    Results are merged into metrics.json and the model card of a local folder.
     """
     from zoo.evaluate import evaluate_folder
 
     result = evaluate_folder(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
+    if not Path(path).exists():
+        print(f"note: {path} is a Hub model, its cached files stay as downloaded; to keep the "
+              f"scores: zoo pull {path} --local-dir DIR, then zoo eval DIR", file=sys.stderr)
     from rich.table import Table
 
     table = Table("metric", "value", box=None)
     for key, value in result.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     _console().print(table)
+
+
+@app.command("push")
+def push_cmd(
+    path: Annotated[Path, typer.Argument(help="Model folder to upload.")],
+    repo_id: Annotated[str | None, typer.Argument(
+        help="Hub repo, namespace/name (default: hub.repo_id of the spec).")] = None,
+    revision: Annotated[str | None, typer.Option(
+        help="Branch to commit to (created from main if missing).")] = None,
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+    message: Annotated[str | None, typer.Option(help="Commit message.")] = None,
+    create_pr: Annotated[bool, typer.Option(help="Open a pull request instead.")] = False,
+) -> None:
+    """Validate a model folder, then upload it to the Hub in one commit; print the commit URL."""
+    from zoo.hub import push
+
+    result = push(path, repo_id, revision=revision, private=private or None, message=message,
+                  create_pr=create_pr)
+    print(result.pr_url or result.commit_url)
+
+
+@app.command("pull")
+def pull_cmd(
+    repo_id: Annotated[str, typer.Argument(help="namespace/name[@revision] or named model.")],
+    local_dir: Annotated[Path | None, typer.Option(
+        help="Download into this folder instead of the Hub cache.")] = None,
+) -> None:
+    """Download a model repo snapshot (cache by default) and print its path."""
+    from zoo.hub import pull
+
+    print(pull(repo_id, local_dir=local_dir).path)
 
 
 @app.command("plugins")
@@ -239,3 +317,7 @@ def main() -> None:
 
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(130 if isinstance(exc, Interrupted) else 2)
+    finally:  # --endpoint/--offline hold for one command, even when run in-process
+        from zoo.hub import CLI_OPTIONS
+
+        CLI_OPTIONS.update(endpoint=None, offline=False)

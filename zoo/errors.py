@@ -31,5 +31,17 @@ class CapabilityError(ZooError):
     """A family was asked for something it does not provide."""
 
 
+class HubError(ZooError):
+    """The Hub cannot be reached, or refuses: a repo, revision or file missing, no permission.
+
+    ``kind`` says which: ``repo``, ``revision``, ``file``, ``library``, ``auth``,
+    ``network``, ``offline`` or ``other``.
+    """
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class Interrupted(ZooError):
     """Training was stopped by the user (Ctrl-C); a checkpoint was written. Exit status 130."""

@@ -129,7 +129,10 @@ def check_digits(spec) -> None:
 
 def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bool = False,
                     iwae_k: int = 1000, iwae_limit: int | None = None) -> dict[str, Any]:
-    """Score a model folder, merge the result into ``metrics.json`` and the card.
+    """Score a model, merge the result into its folder's ``metrics.json`` and card.
+
+    ``path`` may also be a Hub id or named model; its cached snapshot is not
+    modified (pull it with ``--local-dir`` to keep results).
 
     Reconstruction error for families that reconstruct, IWAE NLL for families
     with likelihoods, and digit-classifier sample metrics for samplers trained
@@ -163,8 +166,9 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
             images = sample_images(model.family, untrained, model.spec, n, seed)
             result["untrained_frechet_distance"] = score_images(
                 images, model.spec.data)["frechet_distance"]
-    metrics = read_metrics(model.path)
-    metrics["eval"] = result
-    write_json(Path(path) / METRICS, metrics)
-    update_card(Path(path))
+    if model.repo_id is None:  # a Hub snapshot in the cache stays as downloaded
+        metrics = read_metrics(model.path)
+        metrics["eval"] = result
+        write_json(model.path / METRICS, metrics)
+        update_card(model.path)
     return result

@@ -82,14 +82,19 @@ def write_model_folder(
     return atomic_folder(out, fill, overwrite=overwrite)
 
 
-def update_card(folder: Path) -> None:
-    """Re-render ``README.md`` from the folder's config and metrics (after ``zoo eval``)."""
+def card_text(folder: Path, repo_id: str | None = None, revision: str | None = None) -> str:
+    """The model card of a folder, from its config and metrics; ``repo_id``: where it is pushed."""
     from zoo.artifact import load_spec, read_metrics
     from zoo.card import render_card
     from zoo.spec import to_toml
 
     family, spec, config = load_spec(folder)
     card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}
-    text = render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
-                       to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""))
-    atomic_write(folder / CARD, text)
+    return render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
+                       to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""),
+                       repo_id=repo_id, revision=revision)
+
+
+def update_card(folder: Path) -> None:
+    """Re-render ``README.md`` from the folder's config and metrics (after ``zoo eval``)."""
+    atomic_write(folder / CARD, card_text(folder))

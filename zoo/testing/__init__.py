@@ -1,0 +1,1 @@
+"""Test helpers that plugin authors may reuse: a loopback Hugging Face Hub (``hubserver``)."""
