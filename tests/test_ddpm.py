@@ -29,14 +29,13 @@ def test_closed_form_matches_iterating_the_one_step_process(schedule):
     has the closed form's mean sqrt(abar_t) x_0 and variance 1 - abar_t."""
     diffusion = Diffusion(betas_for(schedule, 1000))
     gen = torch.Generator().manual_seed(0)
-    x0 = torch.linspace(-1, 1, 64, dtype=torch.float64)  # 64 "pixels"
+    x0 = torch.linspace(-1, 1, 64)  # 64 "pixels"
     x = x0.expand(10_000, 64).clone()  # 10,000 draws of each
-    betas = diffusion.betas.double()
+    betas = diffusion.betas
     checked = 0
     for t in range(1, 1001):
         beta = float(betas[t - 1])
-        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * torch.randn(x.shape, generator=gen,
-                                                                    dtype=torch.float64)
+        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * torch.randn(x.shape, generator=gen)
         if t in (1, 10, 100, 500, 1000):
             abar = float(diffusion.abar[t - 1])
             mean, var = math.sqrt(abar) * x0, 1 - abar
@@ -180,7 +179,11 @@ def test_ddim_timesteps_are_evenly_spaced_and_end_at_zero():
 
 
 def test_tiny_model_overfit_to_one_image_reproduces_it_from_noise():
-    """Acceptance: a tiny UNet trained on one digit regenerates it with DDIM (PSNR > 25 dB)."""
+    """Acceptance: a tiny UNet trained on one digit regenerates it with DDIM (PSNR > 25 dB).
+
+    v-prediction: with eps-prediction the same 400 steps leave one of four
+    samples at 13.6 dB (an eps error is amplified by sqrt(1 - abar) / sqrt(abar)
+    in the x_0 estimate at high noise)."""
     from zoo.data import load_images
 
     images, _ = load_images(validate(get_family("ddpm").spec,
@@ -188,7 +191,7 @@ def test_tiny_model_overfit_to_one_image_reproduces_it_from_noise():
     image = images[:1] * 2 - 1
     torch.manual_seed(0)
     net = UNet(1, 16, [1, 2], 1, [], 4, 0.0)
-    diffusion = Diffusion(betas_for("linear", 1000))
+    diffusion = Diffusion(betas_for("linear", 1000), prediction="v")
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(400):
