@@ -22,7 +22,13 @@ the way each library's documentation shows:
   num_classes=800, pretrained_cfg_overlay=dict(file=..., num_classes=800))``
   (timm builds the model with random initialisation, then loads the file).
 
-Besides the local-folder figure that is compared, one more line reports
+A second, like-for-like pair: our ``ddpm-mnist`` UNet (1,623,169 parameters,
+244 tensors; ``zoo.build`` with one step) against ``UNet2DModel`` configured to
+the same architecture by ``bench/ddpm_vs_diffusers.py:peer_unet`` (same
+parameter count), saved with ``save_pretrained`` and loaded with
+``from_pretrained``.
+
+Besides the local-folder figures that are compared, one more line reports
 ``zoo.from_pretrained("bench/dcgan")``: the same model pushed to the
 loopback Hub of ``zoo.testing.hubserver`` and already in the Hub cache, so it
 measures what a Hub id adds on a warm cache (one ``model_info`` request, one
@@ -69,6 +75,8 @@ UNET = {"sample_size": 32, "in_channels": 1, "out_channels": 1, "layers_per_bloc
         "down_block_types": ("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
         "up_block_types": ("UpBlock2D", "AttnUpBlock2D", "UpBlock2D")}
 TIMM = ("resnet10t", 800)
+DDPM = ["train.max_steps=1", "data.limit=64", "train.batch_size=16", "sample.n=1",
+        "sample.steps=1", "train.precision=fp32"]
 
 
 def count(module: Any) -> tuple[int, int]:
@@ -87,6 +95,7 @@ def prepare(tmp: Path) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], An
     """Write the three models; return loaders, facts about each, and the Hub server."""
     import timm
     import torch
+    from ddpm_vs_diffusers import peer_unet
     from diffusers import UNet2DModel
     from safetensors.torch import load_file, save_file
 
@@ -94,6 +103,9 @@ def prepare(tmp: Path) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], An
     from zoo.testing.hubserver import HubServer
 
     folder = zoo.build("dcgan", None, OURS, tmp / "dcgan")
+    ddpm_folder = zoo.build("ddpm-mnist", None, DDPM, tmp / "ddpm")
+    same_unet_dir = tmp / "unet-ddpm"
+    peer_unet(zoo.from_pretrained(ddpm_folder).spec).save_pretrained(same_unet_dir)
     unet_dir = tmp / "unet"
     UNet2DModel(**UNET).save_pretrained(unet_dir)
     name, classes = TIMM
@@ -113,11 +125,16 @@ def prepare(tmp: Path) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], An
             name, pretrained=True, num_classes=classes,
             pretrained_cfg_overlay={"file": str(timm_file), "num_classes": classes}),
         "ours_hub_id": lambda: zoo.from_pretrained("bench/dcgan").module,
+        "ours_ddpm": lambda: zoo.from_pretrained(ddpm_folder).module,
+        "diffusers_same_unet": lambda: UNet2DModel.from_pretrained(same_unet_dir),
     }
     saved = {"ours": load_file(str(folder / "model.safetensors")),
              "diffusers": load_file(str(unet_dir / "diffusion_pytorch_model.safetensors")),
              "timm": load_file(str(timm_file))}
     saved["ours_hub_id"] = saved["ours"]
+    saved["ours_ddpm"] = load_file(str(ddpm_folder / "model.safetensors"))
+    saved["diffusers_same_unet"] = load_file(
+        str(same_unet_dir / "diffusion_pytorch_model.safetensors"))
     facts = {}
     for side, load in loaders.items():
         module = load()
@@ -184,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
     ratios = {"ours/diffusers": med["ours"] / med["diffusers"],
               "ours/timm": med["ours"] / med["timm"],
-              "ours_hub_id/diffusers": med["ours_hub_id"] / med["diffusers"]}
+              "ours_hub_id/diffusers": med["ours_hub_id"] / med["diffusers"],
+              "ours_ddpm/diffusers_same_unet": med["ours_ddpm"] / med["diffusers_same_unet"]}
     for name in names:
         f = facts[name]
         print(f"load {name}: {med[name] * 1e3:.1f} ms median of {args.rounds} "

@@ -12,11 +12,12 @@ Layout (DESIGN.md "Model folder")::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +204,32 @@ def check_keys(path: Path, expected: Mapping[str, Any], found: Mapping[str, Any]
         raise ArtifactError(f"{path} does not match its spec; " + "; ".join(problems))
 
 
+@contextlib.contextmanager
+def initialisers_skipped() -> Iterator[None]:
+    """Within the block, ``torch.nn.init``'s in-place initialisers return their tensor as is.
+
+    Loading builds the module only to assign every tensor from the file right
+    after (strict keys), so drawing initial weights, even on the meta device,
+    is wasted work: about half of the load time of a 250-tensor UNet.
+    """
+    import torch.nn.init as init
+
+    names = [n for n in vars(init) if n.endswith("_") and not n.startswith("_")
+             and callable(getattr(init, n))]
+    saved = {n: getattr(init, n) for n in names}
+    try:
+        for name in names:
+            setattr(init, name, _unchanged)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(init, name, function)
+
+
+def _unchanged(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+    return tensor
+
+
 def load_module(
     family: FamilyRecord, spec: Spec, path: Path, device: str | torch.device = "cpu",
     expected_hash: str | None = None,
@@ -226,7 +253,7 @@ def load_module(
             f"{path} holds {metadata.get('family')!r} weights, but the spec is {family.name!r}"
         )
     impl = family.load()  # import outside the meta context: module-level tensors stay real
-    with torch.device("meta"):
+    with torch.device("meta"), initialisers_skipped():
         module = impl.build(spec)
     check_keys(path, module.state_dict(), tensors)
     expected_hash = expected_hash or spec_hash(spec)
