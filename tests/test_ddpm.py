@@ -327,3 +327,27 @@ def test_sampler_options_on_a_family_without_them_fail_in_one_line(tmp_path):
     assert proc.stderr.strip().count("\n") == 0
     assert "no sampling option 'steps'" in proc.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_loading_skips_weight_initialisers_and_restores_them(tiny_build, monkeypatch):
+    """Loading switches torch.nn.init off only while it builds the module, even on errors."""
+    import zoo_ddpm.model as impl
+
+    import zoo
+    from zoo.artifact import initialisers_skipped
+
+    originals = {n: getattr(torch.nn.init, n) for n in ("kaiming_uniform_", "zeros_", "normal_")}
+    with initialisers_skipped():
+        t = torch.ones(3)
+        assert torch.nn.init.zeros_(t) is t and torch.equal(t, torch.ones(3))
+    model = zoo.from_pretrained(tiny_build[0])
+    assert all(getattr(torch.nn.init, n) is f for n, f in originals.items())
+    assert not any(p.is_meta for p in model.module.parameters())
+
+    def broken(spec):
+        raise RuntimeError("build failed")
+
+    monkeypatch.setattr(impl, "build", broken)
+    with pytest.raises(RuntimeError, match="build failed"):
+        zoo.from_pretrained(tiny_build[0])
+    assert all(getattr(torch.nn.init, n) is f for n, f in originals.items())
