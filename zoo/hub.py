@@ -207,6 +207,19 @@ def split_revision(ref: str) -> tuple[str, str | None]:
     return name, (revision if sep else None)
 
 
+def repo_and_revision(ref: str, revision: str | None) -> tuple[str, str | None]:
+    """The repo and revision that ``ref`` (``ns/name[@rev]`` or a named model) and an
+    explicit ``revision`` ask for; a named model brings its pinned revision."""
+    repo_id, at = split_revision(ref)
+    if at is not None and revision is not None and at != revision:
+        raise HubError(f"{ref!r} names revision {at!r} but revision={revision!r} was given")
+    revision = at if at is not None else revision
+    if "/" not in repo_id:
+        repo_id, pinned = named_model_repo(repo_id)
+        revision = revision if revision is not None else pinned
+    return repo_id, revision
+
+
 def is_repo_id(name: str) -> bool:
     """Whether ``name`` is shaped like a Hub model id ``namespace/name``."""
     return bool(REPO_ID.fullmatch(name)) and ".." not in name and not name.endswith(".git")
@@ -231,13 +244,7 @@ def resolve(
             raise HubError(f"revision={revision!r} applies to Hub ids, not to the local "
                            f"folder {name}")
         return Resolved(Path(name).expanduser())
-    ref, at = split_revision(str(name))
-    if at is not None and revision is not None and at != revision:
-        raise HubError(f"{name!r} names revision {at!r} but revision={revision!r} was given")
-    revision = at if at is not None else revision
-    if "/" not in ref:
-        ref, pinned = named_model_repo(ref)
-        revision = revision if revision is not None else pinned
+    ref, revision = repo_and_revision(str(name), revision)
     if not is_repo_id(ref):
         raise ArtifactError(f"no model folder at {name}, and {ref!r} is not a Hub id "
                             f"(namespace/name)")
@@ -350,13 +357,7 @@ def pull(
     beside it and renamed so a failed download leaves nothing there (an existing
     ``local_dir`` is replaced only if it is a genzoo model folder or empty).
     """
-    repo_id, at = split_revision(ref)
-    if at is not None and revision is not None and at != revision:
-        raise HubError(f"{ref!r} names revision {at!r} but revision={revision!r} was given")
-    revision = at if at is not None else revision
-    if "/" not in repo_id:
-        repo_id, pinned = named_model_repo(repo_id)
-        revision = revision if revision is not None else pinned
+    repo_id, revision = repo_and_revision(ref, revision)
     if not is_repo_id(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub model id (namespace/name)")
     options = {"local_files_only": local_files_only, "cache_dir": cache_dir,
