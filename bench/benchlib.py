@@ -9,6 +9,7 @@ the per-call times over all rounds.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -16,10 +17,33 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 Call = Callable[[], Any]
 Timings = dict[str, list[list[float]]]  # configuration -> rounds -> per-call seconds
+
+
+def add_round_options(parser: argparse.ArgumentParser) -> None:
+    """``--rounds``, ``-k``, ``--warmup``, ``--threads``, ``--quick`` and ``--out``."""
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7)")
+    parser.add_argument("-k", type=int, default=None,
+                        help="calls per configuration per round (default 5)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per configuration")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="torch.set_num_threads (default: the cores available)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: rounds 3, K 2")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results path")
+
+
+def settle_round_options(args: argparse.Namespace, name: str) -> argparse.Namespace:
+    """Fill the defaults ``--quick`` changes; results go to ``results/NAME[.quick].json``."""
+    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.k = args.k or (2 if args.quick else 5)
+    args.out = args.out or RESULTS / f"{name}{'.quick' if args.quick else ''}.json"
+    return args
 
 
 def time_calls(call: Call, k: int) -> list[float]:

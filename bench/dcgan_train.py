@@ -71,7 +71,15 @@ from typing import Any
 
 import accelerate
 import torch
-from benchlib import Timings, images_per_s, machine_info, run_rounds, warm_up
+from benchlib import (
+    Timings,
+    add_round_options,
+    images_per_s,
+    machine_info,
+    run_rounds,
+    settle_round_options,
+    warm_up,
+)
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -313,18 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-repo", type=Path, default=None,
                    help=f"bare mirror or checkout of pytorch/examples (default: {DEFAULT_MIRROR}"
                         f" if present, else {DEFAULT_CHECKOUT})")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7)")
-    p.add_argument("-k", type=int, default=None, help="steps per configuration per round (5)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                   help="torch.set_num_threads (default: the cores available)")
-    p.add_argument("--quick", action="store_true", help="smoke test: rounds=3, K=2")
-    p.add_argument("--out", type=Path, default=None, help="JSON results path")
-    args = p.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 7)
-    args.k = args.k or (2 if args.quick else 5)
-    name = "dcgan_train.quick.json" if args.quick else "dcgan_train.json"
-    args.out = args.out or HERE / "results" / name
+    add_round_options(p)
+    args = settle_round_options(p.parse_args(argv), "dcgan_train")
     args.peer_repo = args.peer_repo or default_peer_repo()
     return args
 

@@ -45,16 +45,21 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from benchlib import Timings, images_per_s, machine_info, run_rounds, warm_up
+from benchlib import (
+    Timings,
+    add_round_options,
+    images_per_s,
+    machine_info,
+    run_rounds,
+    settle_round_options,
+    warm_up,
+)
 
-HERE = Path(__file__).resolve().parent
 MODEL = "ddpm-mnist"
 BATCH = 64
 SAMPLE_STEPS = 50
@@ -202,17 +207,8 @@ def load_batch() -> torch.Tensor:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7)")
-    p.add_argument("-k", type=int, default=None, help="training steps per config per round (5)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls per configuration")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--quick", action="store_true", help="smoke test: rounds 3, K 2")
-    p.add_argument("--out", type=Path, default=None, help="JSON results path")
-    args = p.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 7)
-    args.k = args.k or (2 if args.quick else 5)
-    name = "ddpm_vs_diffusers.quick.json" if args.quick else "ddpm_vs_diffusers.json"
-    args.out = args.out or HERE / "results" / name
+    add_round_options(p)
+    args = settle_round_options(p.parse_args(argv), "ddpm_vs_diffusers")
     return args
 
 
