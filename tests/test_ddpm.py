@@ -351,3 +351,10 @@ def test_loading_skips_weight_initialisers_and_restores_them(tiny_build, monkeyp
     with pytest.raises(RuntimeError, match="build failed"):
         zoo.from_pretrained(tiny_build[0])
     assert all(getattr(torch.nn.init, n) is f for n, f in originals.items())
+
+
+def test_a_short_linear_schedule_stays_a_valid_diffusion():
+    """The linear schedule is rescaled by 1000 / T; for small T the betas are capped below 1."""
+    diffusion = Diffusion(betas_for("linear", 10))
+    assert torch.all(diffusion.betas < 1) and torch.all(torch.isfinite(diffusion.abar))
+    assert torch.all(diffusion.posterior_var >= 0)

@@ -31,8 +31,9 @@ def betas_for(schedule: Schedule, steps: int, beta_start: float = 1e-4,
               beta_end: float = 0.02) -> torch.Tensor:
     """beta_1..beta_T in float64: linear (Ho et al.) or cosine (Nichol & Dhariwal, 2021)."""
     if schedule == "linear":  # the paper's values are for T = 1000; rescale for other T
-        scale = 1000 / steps
-        return torch.linspace(beta_start * scale, beta_end * scale, steps, dtype=torch.float64)
+        scale = 1000 / steps  # (capped like the cosine schedule: a short T would pass 1)
+        return torch.linspace(beta_start * scale, beta_end * scale, steps,
+                              dtype=torch.float64).clamp(max=0.999)
     if schedule == "cosine":
         s = 0.008
         x = torch.linspace(0, steps, steps + 1, dtype=torch.float64)
