@@ -305,6 +305,37 @@ def plugins_cmd(
     _console().print(table)
 
 
+plugin_app = typer.Typer(help="Tools for plugin authors.", no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
+
+
+@plugin_app.command("check")
+def plugin_check_cmd(
+    families: Annotated[list[str], typer.Argument(help="Families to check.")],
+    sets: Sets = None,
+) -> None:
+    """Run the conformance kit on families: spec, tiny build, sampling, loading, card.
+
+    Exit status 1 if any check fails (one line per failure).
+    """
+    from rich.table import Table
+
+    from zoo.registry import get_family
+    from zoo.testing.conformance import check_family
+
+    records = [get_family(name) for name in families]  # unknown names fail before any work
+    failed = 0
+    table = Table("family", "check", "result", box=None)
+    for record in records:
+        for check in check_family(record, sets or ()):
+            failed += not check.ok
+            mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
+            table.add_row(record.name, check.name, f"{mark} {check.detail}")
+    _console().print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point: run the app; ``ZooError`` -> one line on stderr, exit 2."""
     try:

@@ -1,0 +1,87 @@
+"""The conformance kit: every built-in family passes it; a broken plugin fails it precisely."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+from zoo.registry import get_registry
+from zoo.testing.conformance import assert_conforms, check_family
+
+FAMILIES = sorted(get_registry().families)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_builtin_family_conforms(family):
+    assert_conforms(family)
+
+
+BROKEN_SPEC = '''
+import torch  # fault 1: the spec module imports torch
+from typing import Literal
+
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+class BrokenSpec(DCGANSpec):
+    family: Literal["broken"] = "broken"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="broken", summary="fails the kit on purpose", paper="none",
+                          spec=BrokenSpec, impl="broken_impl"))
+'''
+
+BROKEN_IMPL = '''
+import torch
+from zoo_dcgan.model import build, trainer
+
+
+def sample(model, noise, spec):
+    z = torch.randn(len(noise), spec.model.latent_dim, 1, 1)  # fault 2: not seeded per sample
+    return model(z)  # fault 3: G's tanh range [-1, 1], not [0, 1]
+'''
+
+
+@pytest.fixture
+def broken_family(tmp_path, monkeypatch):
+    """A plugin registered in-process whose family has three faults."""
+    import importlib
+
+    from zoo.plugins import load_plugins, reset_plugins
+
+    (tmp_path / "broken_spec.py").write_text(textwrap.dedent(BROKEN_SPEC))
+    (tmp_path / "broken_impl.py").write_text(textwrap.dedent(BROKEN_IMPL))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for the kit's fresh-process import
+    pm = load_plugins()
+    pm.register(importlib.import_module("broken_spec"), name="broken")
+    get_registry.cache_clear()
+    yield "broken"
+    reset_plugins()
+
+
+def test_a_broken_plugin_fails_with_one_precise_message_per_fault(broken_family):
+    results = {c.name: c for c in check_family(broken_family)}
+    failed = {name for name, c in results.items() if not c.ok}
+    assert failed == {"spec without torch", "output", "seeding"}, results
+    assert "importing the spec module broken_spec imports torch" in results[
+        "spec without torch"].detail
+    assert "values outside [0, 1]" in results["output"].detail
+    assert "the same seed gave different images" in results["seeding"].detail
+    with pytest.raises(AssertionError) as info:
+        assert_conforms(broken_family)
+    assert str(info.value).count("\n") == 3  # a header line, then one line per fault
+
+
+def test_zoo_plugin_check_exit_status():
+    ok = subprocess.run(["zoo", "plugin", "check", "ae"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "strict loading" in ok.stdout
+    unknown = subprocess.run(["zoo", "plugin", "check", "nosuch"], capture_output=True,
+                             text=True)
+    assert unknown.returncode == 2 and "unknown family 'nosuch'" in unknown.stderr

@@ -1,0 +1,253 @@
+"""The conformance kit: one battery of checks any family must pass.
+
+``check_family(family)`` (a name or a ``FamilyRecord``) builds a tiny model and
+returns one :class:`Check` per property; ``assert_conforms`` raises with one
+line per failure. ``zoo plugin check FAMILY...`` runs the same battery.
+
+The checks: the default spec validates and round-trips through TOML; the spec
+module imports without torch; a tiny build trains and writes a model folder;
+the sampler's raw output has the right shape, dtype and range; image i
+depends only on (seed, i); save -> load is a bitwise round trip; strict loading
+rejects tampered weights; the model card renders with Hub front matter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoo.records import FamilyRecord
+
+#: Keys that make a build tiny, applied when the family's spec has them.
+TINY = {"train.max_steps": 2, "train.batch_size": 8, "data.limit": 64, "sample.n": 4,
+        "train.bn_batches": 1, "train.precision": "fp32", "train.warmup_steps": 0,
+        "model.timesteps": 10, "sample.steps": 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one property check."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def tiny_overrides(family: FamilyRecord, extra: Iterable[str] = ()) -> list[str]:
+    """``TINY`` restricted to the keys the family's default spec has, then ``extra``."""
+    from zoo.spec import validate
+
+    doc = validate(family.spec, {"family": family.name}).model_dump(mode="json")
+
+    def has(path: str) -> bool:
+        node: Any = doc
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    return [f"{k}={v}" for k, v in TINY.items() if has(k)] + list(extra)
+
+
+def check_family(family: FamilyRecord | str, overrides: Iterable[str] = (),
+                 workdir: str | Path | None = None) -> list[Check]:
+    """Run the battery on ``family``; ``overrides`` (``a.b=v``) shrink or adapt the build."""
+    from zoo.registry import get_family
+
+    record = get_family(family) if isinstance(family, str) else family
+    checks: list[Check] = []
+    with tempfile.TemporaryDirectory(prefix="zoo-check-", dir=workdir) as tmp:
+        state: dict[str, Any] = {"tmp": Path(tmp), "overrides": tiny_overrides(record, overrides)}
+        for name, run in BATTERY:
+            try:
+                detail = run(record, state)
+                checks.append(Check(name, True, detail or ""))
+            except _Skip as skip:
+                checks.append(Check(name, False, f"not run: {skip}"))
+            except Exception as exc:  # a check failing is the result, not an error
+                checks.append(Check(name, False, f"{type(exc).__name__}: {exc}".strip()))
+    return checks
+
+
+def assert_conforms(family: FamilyRecord | str, overrides: Iterable[str] = ()) -> None:
+    """Raise ``AssertionError`` with one line per failed check (for plugin test suites)."""
+    failed = [c for c in check_family(family, overrides) if not c.ok]
+    if failed:
+        name = family if isinstance(family, str) else family.name
+        raise AssertionError(f"family {name!r} fails the conformance kit:\n" + "\n".join(
+            f"  {c.name}: {c.detail}" for c in failed))
+
+
+class _Skip(Exception):
+    """An earlier check this one needs did not pass."""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _spec_round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import tomllib
+
+    from zoo.spec import to_toml, validate
+
+    spec = validate(family.spec, {"family": family.name})
+    again = validate(family.spec, tomllib.loads(to_toml(spec)))
+    if again != spec:
+        raise AssertionError("the default spec changes after a TOML round trip")
+    return "default spec validates and round-trips through TOML"
+
+
+def _spec_without_torch(family: FamilyRecord, state: dict[str, Any]) -> str:
+    module = family.spec.__module__
+    probe = (f"import sys; import {module}; "
+             "sys.exit(3 if 'torch' in sys.modules else 0)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    if proc.returncode == 3:
+        raise AssertionError(f"importing the spec module {module} imports torch")
+    if proc.returncode:
+        raise AssertionError(f"importing {module} failed: {proc.stderr.strip().splitlines()[-1]}")
+    return f"{module} imports without torch"
+
+
+def _build(family: FamilyRecord, state: dict[str, Any]) -> str:
+    from zoo.api import resolve_spec
+    from zoo.train import fit
+
+    _, spec = resolve_spec(family.name, overrides=state["overrides"])
+    out = fit(family, spec, state["tmp"] / "model", progress=False)
+    state["folder"] = out
+    return f"tiny build ({', '.join(state['overrides'])}) wrote {out.name}/"
+
+
+def _loaded(state: dict[str, Any]) -> Any:
+    if "folder" not in state:
+        raise _Skip("the tiny build failed")
+    from zoo.api import from_pretrained
+
+    return from_pretrained(state["folder"])
+
+
+def _output(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    from zoo.data import num_channels
+    from zoo.sample import PerSampleNoise
+
+    model = _loaded(state)
+    with torch.inference_mode():
+        out = family.load().sample(model.module, PerSampleNoise(0, range(4)), model.spec)
+    images = out[0] if isinstance(out, tuple) else out
+    size, channels = model.spec.data.image_size, num_channels(model.spec.data)
+    if tuple(images.shape) != (4, channels, size, size):
+        raise AssertionError(f"sample() gave shape {tuple(images.shape)}, expected "
+                             f"{(4, channels, size, size)}")
+    if not images.dtype.is_floating_point:
+        raise AssertionError(f"sample() gave dtype {images.dtype}, expected a float dtype")
+    low, high = float(images.min()), float(images.max())
+    if not torch.isfinite(images).all() or low < -1e-4 or high > 1 + 1e-4:
+        raise AssertionError(f"sample() values outside [0, 1]: min {low:.4g}, max {high:.4g}")
+    return f"shape {tuple(images.shape)}, {images.dtype}, values in [{low:.3g}, {high:.3g}]"
+
+
+def _determinism(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    model = _loaded(state)
+    five = model.sample(5, seed=3, batch_size=4)
+    if not torch.equal(five, model.sample(5, seed=3, batch_size=4)):
+        raise AssertionError("the same seed gave different images")
+    if not torch.equal(five[:3], model.sample(3, seed=3, batch_size=4)):
+        raise AssertionError("image i changed with the number of images asked for")
+    if torch.equal(five, model.sample(5, seed=4, batch_size=4)):
+        raise AssertionError("different seeds gave the same images")
+    return "image i depends only on (seed, i)"
+
+
+def _round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    from zoo.api import from_pretrained
+    from zoo.write import write_model_folder
+
+    model = _loaded(state)
+    again_dir = write_model_folder(state["tmp"] / "again", family, model.spec, model.module,
+                                   {})
+    again = from_pretrained(again_dir)
+    mine, theirs = model.module.state_dict(), again.module.state_dict()
+    if mine.keys() != theirs.keys() or not all(torch.equal(mine[k], theirs[k]) for k in mine):
+        raise AssertionError("weights differ after save -> load")
+    first = model.sample(4, seed=1)
+    if not torch.equal(first, model.sample(4, seed=1)):  # "seeding" reports that fault
+        return f"{len(mine)} tensors bitwise equal after save -> load"
+    if not torch.equal(first, again.sample(4, seed=1)):
+        raise AssertionError("samples differ after save -> load")
+    return f"{len(mine)} tensors and the samples are bitwise equal after save -> load"
+
+
+def _tampering(family: FamilyRecord, state: dict[str, Any]) -> str:
+    from safetensors.torch import load_file, save_file
+
+    from zoo.api import from_pretrained
+    from zoo.artifact import weights_header
+    from zoo.errors import ZooError
+
+    _loaded(state)
+    folder = state["folder"]
+    metadata, _ = weights_header(folder / "model.safetensors")
+    tensors = load_file(str(folder / "model.safetensors"))
+    first = sorted(tensors)[0]
+    tampered = {
+        "a missing tensor": ({k: v for k, v in tensors.items() if k != first}, metadata),
+        "an extra tensor": ({**tensors, "extra.weight": tensors[first].clone()}, metadata),
+        "a wrong shape": ({**tensors, first: tensors[first].flatten()[:1].clone()}, metadata),
+        "another spec hash": (tensors, {**metadata, "spec_hash": "0" * 16}),
+        "a truncated file": None,
+    }
+    for what, content in tampered.items():
+        bad = state["tmp"] / "tampered"
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(folder, bad)
+        weights = bad / "model.safetensors"
+        if content is None:
+            weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        else:
+            save_file({k: v.contiguous() for k, v in content[0].items()}, str(weights),
+                      metadata=content[1])
+        try:
+            from_pretrained(bad)
+        except ZooError:
+            continue
+        raise AssertionError(f"strict loading accepted weights with {what}")
+    return "rejected: " + ", ".join(tampered)
+
+
+def _card(family: FamilyRecord, state: dict[str, Any]) -> str:
+    from huggingface_hub import ModelCard
+
+    _loaded(state)
+    card = ModelCard.load(state["folder"] / "README.md")
+    data = card.data.to_dict()
+    if data.get("library_name") != "genzoo" or family.name not in data.get("tags", []):
+        raise AssertionError(f"card front matter lacks library_name genzoo or tag "
+                             f"{family.name!r}: {data}")
+    return "README.md parses as a Hub model card"
+
+
+BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
+    ("spec round trip", _spec_round_trip),
+    ("spec without torch", _spec_without_torch),
+    ("tiny build", _build),
+    ("output", _output),
+    ("seeding", _determinism),
+    ("save/load", _round_trip),
+    ("strict loading", _tampering),
+    ("model card", _card),
+]
