@@ -41,7 +41,6 @@ class PerSampleNoise:
 
     def randn(self, *shape: int, stream: int = 0) -> torch.Tensor:
         """Standard normal noise of shape ``(len(self), *shape)``."""
-
         return self.draw(self.generators(stream), *shape)
 
     def generators(self, stream: int) -> list[torch.Generator]:
@@ -63,11 +62,8 @@ class PerSampleNoise:
         """One integer in ``[0, high)`` per sample (e.g. a class label)."""
         import torch
 
-        values = [
-            int(torch.randint(high, (1,), generator=torch.Generator().manual_seed(
-                sample_seed(self.seed, index, stream))))
-            for index in self.indices
-        ]
+        values = [int(torch.randint(high, (1,), generator=gen))
+                  for gen in self.generators(stream)]
         return torch.tensor(values, device=self.device)
 
 

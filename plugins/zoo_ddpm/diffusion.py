@@ -24,10 +24,8 @@ from collections.abc import Callable
 
 import torch
 
-Schedule = str  # "linear" | "cosine"
 
-
-def betas_for(schedule: Schedule, steps: int, beta_start: float = 1e-4,
+def betas_for(schedule: str, steps: int, beta_start: float = 1e-4,
               beta_end: float = 0.02) -> torch.Tensor:
     """beta_1..beta_T in float64: linear (Ho et al.) or cosine (Nichol & Dhariwal, 2021)."""
     if schedule == "linear":  # the paper's values are for T = 1000; rescale for other T
