@@ -35,7 +35,7 @@ from torch import nn
 from zoo.data import num_channels
 from zoo.errors import CapabilityError, DataError
 from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
-from zoo.train import Trainer
+from zoo.train import LOCAL, Draws, Trainer
 from zoo_lapgan.pyramid import gaussian_pyramid, upsample
 
 
@@ -208,13 +208,17 @@ class LAPGANTrainer(Trainer):
         return self.autocast() if level else contextlib.nullcontext()
 
     def level_inputs(self, k: int, real: list[torch.Tensor], y: torch.Tensor | None,
-                     rng: torch.Generator) -> tuple[tuple, torch.Tensor | None]:
-        """Generator arguments at level k for a real pyramid, and the upsampled real condition."""
+                     rng: torch.Generator, draws: Draws = LOCAL
+                     ) -> tuple[tuple, torch.Tensor | None]:
+        """Generator arguments at level k for a real pyramid, and the upsampled real condition.
+
+        ``draws``: in training, this process's rows of the global batch's noise.
+        """
         m, n, device = self.spec.model, len(real[0]), real[0].device
         if k == 0:
-            return (torch.randn(n, m.latent_dim, generator=rng, device=device), y), None
+            return (draws.randn(n, m.latent_dim, generator=rng, device=device), y), None
         cond = upsample(real[k - 1])
-        noise = torch.randn(n, m.noise_channels, *cond.shape[-2:], generator=rng, device=device)
+        noise = draws.randn(n, m.noise_channels, *cond.shape[-2:], generator=rng, device=device)
         return (cond, noise, y), cond
 
     def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
@@ -228,7 +232,7 @@ class LAPGANTrainer(Trainer):
         logs = {}
         for k, (gen, disc) in enumerate(zip(self.gens, self.discs, strict=True)):
             with self.precision(k):
-                args, cond = self.level_inputs(k, real, y, rng)
+                args, cond = self.level_inputs(k, real, y, rng, self.draws)
                 fake = gen(*args)
                 target = real[k] if cond is None else real[k] - cond  # real band-pass residual
                 loss_d = discriminator_loss(disc(target, cond, y), disc(fake.detach(), cond, y))
@@ -291,8 +295,9 @@ def card_images(model: LAPGAN, spec, folder) -> dict[str, str]:
     from zoo.sample import PerSampleNoise, grid, save_png
 
     with torch.inference_mode():
-        _, levels = sample(model, PerSampleNoise(spec.sample.seed, range(8)), spec,
-                           return_pyramid=True)
+        noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)
+        _, levels = sample(model, noise, spec, return_pyramid=True)
+    levels = [g.cpu() for g in levels]
     size = levels[-1].shape[-1]
     tiles = torch.stack([F.interpolate(g, size=size, mode="nearest") for g in levels], 1)
     save_png(grid(tiles.flatten(0, 1), nrow=len(levels)), folder / "pyramid.png")
