@@ -23,6 +23,7 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 Call = Callable[[], Any]
+Sync = Callable[[], None] | None  # waits for queued device work (CUDA); None on the CPU
 Timings = dict[str, list[list[float]]]  # configuration -> rounds -> per-call seconds
 
 
@@ -36,35 +37,67 @@ def add_round_options(parser: argparse.ArgumentParser) -> None:
                         help="torch.set_num_threads (default: the cores available)")
     parser.add_argument("--quick", action="store_true", help="smoke test: rounds 3, K 2")
     parser.add_argument("--out", type=Path, default=None, help="JSON results path")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where both sides run (cuda: timings synchronise the GPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd configurations of both sides")
 
 
 def settle_round_options(args: argparse.Namespace, name: str) -> argparse.Namespace:
     """Fill the defaults ``--quick`` changes; results go to ``results/NAME[.quick].json``."""
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.k = args.k or (2 if args.quick else 5)
-    args.out = args.out or RESULTS / f"{name}{'.quick' if args.quick else ''}.json"
+    suffix = ("" if args.device == "cpu" else f".{args.device}") + (".quick" if args.quick else "")
+    args.out = args.out or RESULTS / f"{name}{suffix}.json"
+    args.sync = synchronizer(args.device)
     return args
 
 
-def time_calls(call: Call, k: int) -> list[float]:
-    """Seconds of each of ``k`` consecutive calls."""
+def synchronizer(device: str) -> Sync:
+    """What a timer must call before reading the clock on ``device`` (None on the CPU)."""
+    if device == "cpu":
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible")
+    return torch.cuda.synchronize
+
+
+def time_calls(call: Call, k: int, sync: Sync = None) -> list[float]:
+    """Seconds of each of ``k`` consecutive calls (each waited for on a GPU)."""
     times = []
     for _ in range(k):
         start = time.perf_counter()
         call()
+        if sync is not None:
+            sync()
         times.append(time.perf_counter() - start)
     return times
 
 
-def warm_up(calls: dict[str, Call], n: int) -> None:
-    """``n`` untimed calls of each configuration."""
-    for call in calls.values():
+def warm_up(calls: dict[str, Call], n: int, sync: Sync = None) -> dict[str, float]:
+    """``n`` untimed calls of each configuration; returns peak GPU MiB per configuration.
+
+    The peak is measured over each configuration's own warm-up (empty on the CPU).
+    """
+    peaks: dict[str, float] = {}
+    for name, call in calls.items():
+        if sync is not None:
+            import torch
+
+            sync()
+            torch.cuda.reset_peak_memory_stats()
         for _ in range(n):
             call()
+        if sync is not None:
+            sync()
+            peaks[name] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peaks
 
 
 def run_rounds(calls: dict[str, Call], rounds: int, k: int, images_per_call: int,
-               label: str = "") -> Timings:
+               label: str = "", sync: Sync = None) -> Timings:
     """Interleaved rounds of K calls per configuration, order reversed every other round.
 
     Prints each round's images/s to stderr.
@@ -73,7 +106,7 @@ def run_rounds(calls: dict[str, Call], rounds: int, k: int, images_per_call: int
     timings: Timings = {n: [] for n in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
-            timings[name].append(time_calls(calls[name], k))
+            timings[name].append(time_calls(calls[name], k, sync))
         print(f"  {label}round {r + 1}/{rounds}: " + ", ".join(
             f"{n} {images_per_call / statistics.median(timings[n][-1]):.1f}" for n in names)
             + " img/s", file=sys.stderr, flush=True)
@@ -100,5 +133,8 @@ def machine_info() -> dict[str, Any]:
             "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
             "loadavg_at_start": os.getloadavg()}
     if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
+        info |= {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
+                 "cudnn": torch.backends.cudnn.version(),
+                 "tf32_conv": torch.backends.cudnn.allow_tf32,
+                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
     return info

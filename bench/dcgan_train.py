@@ -20,12 +20,19 @@ this repository: the script reads the file at run time from a git mirror
   body prints a line every step).
 
 The namespace is prepared as the script would leave it for 64x64 MNIST on the
-CPU: ``device = cpu`` and ``nc = 1`` (set by branches that are not executed).
+chosen device (``--device``, default cpu) with ``nc = 1`` (set by branches that
+are not executed).
 
 Our side is the genzoo DCGAN trainer, built through the API exactly as
 ``zoo build`` does (``resolve_spec``, ``make_accelerator``, ``family.load()``,
 ``impl.trainer``), in two configurations: fp32 with the plain Adam (the peer's
 settings) and our default precision settings (bf16 autocast + fused Adam).
+``--compile`` adds ``torch.compile`` on both sides: ours with
+``train.compile=true`` on the default settings, the peer with ``netG.compile()``
+and ``netD.compile()`` (in place, as a user of that script would add it).
+On ``--device cuda`` every timed step is followed by ``torch.cuda.synchronize``
+and the peak GPU memory of each configuration is recorded; PyTorch's defaults
+apply on both sides (cuDNN convolutions may use TF32; the flags are recorded).
 
 Both sides train on the same fixed batch of 64 real MNIST digits from the bundled
 ``mnist5k`` set, resized to 64x64: ours gets it in [0, 1] (as the training loop
@@ -47,6 +54,7 @@ Usage::
 
     python bench/dcgan_train.py            # rounds=7, K=5
     python bench/dcgan_train.py --quick    # rounds=3, K=2 (smoke test)
+    python bench/dcgan_train.py --device cuda --compile --batch 256
 
 Results go to ``bench/results/dcgan_train.json`` (``--quick``:
 ``dcgan_train.quick.json``, so a smoke test never replaces a real run).
@@ -90,17 +98,24 @@ PEER_FILE = "dcgan/main.py"
 BATCH, IMAGE_SIZE, NZ, NGF, NDF, NC = 64, 64, 100, 64, 64, 1
 
 PEER = "peer fp32"
+PEER_COMPILED = "peer fp32 compiled"
 OURS_FP32 = "ours fp32"
 OURS_DEFAULT = "ours default(bf16+fused)"
-OUR_BASE = [f"data.image_size={IMAGE_SIZE}", f"data.channels={NC}",
-            f"model.latent_dim={NZ}", f"model.base_channels={NGF}",
-            f"model.disc_channels={NDF}", f"train.batch_size={BATCH}",
-            "train.device=cpu"]  # the peer runs on the CPU; on a CPU-only box same as "auto"
+OURS_COMPILED = "ours default compiled"
 OUR_CONFIGS = {
     OURS_FP32: ["train.precision=fp32", "train.fused_optimizer=false"],
     OURS_DEFAULT: ["train.precision=bf16", "train.fused_optimizer=true"],  # the defaults
 }
+COMPILED_CONFIG = {OURS_COMPILED: [*OUR_CONFIGS[OURS_DEFAULT], "train.compile=true"]}
 EXPECTED_CONV_DTYPE = {OURS_FP32: "torch.float32", OURS_DEFAULT: "torch.bfloat16"}
+
+
+def our_base(batch: int, device: str) -> list[str]:
+    """The overrides that make our DCGAN the peer's size, batch and device."""
+    return [f"data.image_size={IMAGE_SIZE}", f"data.channels={NC}",
+            f"model.latent_dim={NZ}", f"model.base_channels={NGF}",
+            f"model.disc_channels={NDF}", f"train.batch_size={batch}",
+            f"train.device={device}"]
 
 # What ast takes from the peer's top level (everything else is left out: dataset,
 # dataloader, checkpoint loading, prints, the epoch loop itself).
@@ -137,9 +152,15 @@ def default_peer_repo() -> Path:
 
 
 def read_peer_source(repo: Path) -> PeerSource:
-    """``dcgan/main.py`` at HEAD of the peer repository, and that commit's sha."""
+    """``dcgan/main.py`` at HEAD of the peer repository (or of an exported copy) and its commit."""
     if not repo.exists():
         raise SystemExit(f"peer repository not found: {repo} (pass --peer-repo)")
+    if (repo / PEER_FILE).is_file() and not (repo / ".git").exists():
+        # an exported copy (e.g. carried to a GPU machine without git): the commit
+        # it was exported from is in COMMIT; the source hash is recorded either way
+        commit = repo / "COMMIT"
+        return PeerSource((repo / PEER_FILE).read_text(), repo,
+                          commit.read_text().strip() if commit.exists() else "unknown")
     text = _git(repo, "show", f"HEAD:{PEER_FILE}")
     return PeerSource(text, repo, _git(repo, "rev-parse", "HEAD").strip())
 
@@ -227,22 +248,29 @@ def extract_peer(source: str) -> PeerParts:
                      _compile([once], filename))
 
 
-def peer_argv(outf: str) -> list[str]:
+def peer_argv(outf: str, batch: int = BATCH) -> list[str]:
     """Command line for the peer's parser: its defaults, with the compared sizes pinned."""
-    return ["--dataset", "mnist", "--batchSize", str(BATCH), "--imageSize", str(IMAGE_SIZE),
+    return ["--dataset", "mnist", "--batchSize", str(batch), "--imageSize", str(IMAGE_SIZE),
             "--nz", str(NZ), "--ngf", str(NGF), "--ndf", str(NDF), "--outf", outf,
             "--manualSeed", "0"]
 
 
-def build_peer(parts: PeerParts, real: torch.Tensor, outf: str, seed: int = 0) -> dict[str, Any]:
-    """Execute the peer's setup in a prepared namespace; return that namespace."""
+def build_peer(parts: PeerParts, real: torch.Tensor, outf: str, seed: int = 0,
+               compiled: bool = False) -> dict[str, Any]:
+    """Execute the peer's setup in a prepared namespace; return that namespace.
+
+    ``real`` is on the device the peer runs on; ``compiled`` compiles its two nets.
+    """
     ns: dict[str, Any] = {"__name__": "peer_dcgan_main"}
     exec(parts.parser, ns)
-    ns["opt"] = ns["parser"].parse_args(peer_argv(outf))
-    # What the script's device and dataset branches would have set for MNIST on the CPU.
-    ns.update(device=torch.device("cpu"), nc=NC)
+    ns["opt"] = ns["parser"].parse_args(peer_argv(outf, len(real)))
+    # What the script's device and dataset branches would have set for MNIST.
+    ns.update(device=real.device, nc=NC)
     torch.manual_seed(seed)  # the script seeds the global RNG from --manualSeed
     exec(parts.setup, ns)
+    if compiled:
+        ns["netG"].compile()
+        ns["netD"].compile()
     got = {k: ns[k] for k in ("nz", "ngf", "ndf", "nc")}
     if got != {"nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC}:
         raise SystemExit(f"peer sizes differ from the compared ones: {got}")
@@ -265,11 +293,14 @@ def peer_step(parts: PeerParts, ns: dict[str, Any]) -> StepFn:
 
 
 def build_ours(overrides: list[str]) -> tuple[Any, str]:
-    """Our DCGAN trainer, built as ``zoo.train.fit`` builds it; returns it and the precision."""
+    """Our DCGAN trainer, built as ``zoo.train.fit`` builds it; returns it and the precision.
+
+    ``overrides`` include :func:`our_base`.
+    """
     from zoo.api import resolve_spec
     from zoo.train import make_accelerator, seed_everything
 
-    family, spec = resolve_spec("dcgan", None, OUR_BASE + overrides)
+    family, spec = resolve_spec("dcgan", None, overrides)
     accelerator, precision = make_accelerator(spec.train)
     impl = family.load()
     seed_everything(0)
@@ -277,8 +308,8 @@ def build_ours(overrides: list[str]) -> tuple[Any, str]:
 
 
 def our_step(trainer: Any, images01: torch.Tensor) -> StepFn:
-    """One optimisation step of our trainer on the fixed batch (CPU: no sync needed)."""
-    rng = torch.Generator().manual_seed(0)
+    """One optimisation step of our trainer on the fixed batch (on the batch's device)."""
+    rng = torch.Generator(device=images01.device).manual_seed(0)
     return lambda: trainer.step(images01, None, rng)
 
 
@@ -299,13 +330,15 @@ def conv_output_dtypes(trainer: Any, step: StepFn) -> list[str]:
 # --------------------------------------------------------------------------- report
 
 
-def rate(per_round: list[list[float]]) -> float:
-    """Images/s from the median per-step time over all rounds."""
-    return images_per_s(per_round, BATCH)
+def summarise(phases: list[Timings], batch: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Images/s per configuration and ratios to the peer taken from the same phase.
 
+    Our configurations are divided by the eager peer; the compiled peer's figure
+    is also given as ``ours compiled / peer compiled``.
+    """
+    def rate(per_round: list[list[float]]) -> float:
+        return images_per_s(per_round, batch)
 
-def summarise(phases: list[Timings]) -> tuple[dict[str, float], dict[str, float]]:
-    """Images/s per configuration and ours/peer ratios (peer taken from the same phase)."""
     rates = {PEER: rate([rnd for ph in phases for rnd in ph[PEER]])}
     ratios: dict[str, float] = {}
     for phase in phases:
@@ -313,6 +346,9 @@ def summarise(phases: list[Timings]) -> tuple[dict[str, float], dict[str, float]
             if name != PEER:
                 rates[name] = rate(per_round)
                 ratios[name] = rates[name] / rate(phase[PEER])
+        if OURS_COMPILED in phase and PEER_COMPILED in phase:
+            ratios[f"{OURS_COMPILED} / {PEER_COMPILED}"] = (
+                rate(phase[OURS_COMPILED]) / rate(phase[PEER_COMPILED]))
     return rates, ratios
 
 
@@ -321,36 +357,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peer-repo", type=Path, default=None,
                    help=f"bare mirror or checkout of pytorch/examples (default: {DEFAULT_MIRROR}"
                         f" if present, else {DEFAULT_CHECKOUT})")
+    p.add_argument("--batch", type=int, default=BATCH, help="images per step (both sides)")
     add_round_options(p)
-    args = settle_round_options(p.parse_args(argv), "dcgan_train")
+    args = p.parse_args(argv)
+    name = "dcgan_train" + ("" if args.batch == BATCH else f".b{args.batch}")
+    args = settle_round_options(args, name)
     args.peer_repo = args.peer_repo or default_peer_repo()
     return args
 
 
-def load_batch() -> torch.Tensor:
-    """64 real MNIST digits, 64x64x1, float in [0, 1]."""
+def load_batch(batch: int = BATCH) -> torch.Tensor:
+    """``batch`` real MNIST digits, 64x64x1, float in [0, 1]."""
     from zoo.data import load_images
     from zoo.spec import DataSpec
 
     images, _ = load_images(DataSpec(source="mnist5k", image_size=IMAGE_SIZE, channels=NC))
-    return images[:BATCH].contiguous()
+    return images[:batch].contiguous()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"threads: {torch.get_num_threads()}  rounds: {args.rounds}  K: {args.k}  "
-          f"warmup: {args.warmup}", flush=True)
+    batch, sync = args.batch, args.sync
+    print(f"device: {args.device}  batch: {batch}  threads: {torch.get_num_threads()}  "
+          f"rounds: {args.rounds}  K: {args.k}  warmup: {args.warmup}", flush=True)
     source = read_peer_source(args.peer_repo)
     parts = extract_peer(source.text)
-    images01 = load_batch()
+    images01 = load_batch(batch).to(args.device)
     real = images01 * 2 - 1  # the peer's ToTensor + Normalize((0.5,), (0.5,))
+    base = our_base(batch, args.device)
+    configs = OUR_CONFIGS | (COMPILED_CONFIG if args.compile else {})
 
     outf = tempfile.TemporaryDirectory(prefix="dcgan_peer_")
-    peer = peer_step(parts, build_peer(parts, real.clone(), outf.name))
-    trainers = {name: build_ours(ov) for name, ov in OUR_CONFIGS.items()}
+    peers = {PEER: peer_step(parts, build_peer(parts, real.clone(), outf.name))}
+    if args.compile:
+        peers[PEER_COMPILED] = peer_step(parts, build_peer(parts, real.clone(), outf.name,
+                                                           compiled=True))
+    trainers = {name: build_ours(base + ov) for name, ov in configs.items()}
     steps = {name: our_step(t, images01) for name, (t, _) in trainers.items()}
-    probe = {name: conv_output_dtypes(t, steps[name]) for name, (t, _) in trainers.items()}
+    probe = {name: conv_output_dtypes(t, steps[name]) for name, (t, _) in trainers.items()
+             if name in OUR_CONFIGS}  # hooks would only make the compiled ones recompile
     precisions = {name: p for name, (_, p) in trainers.items()}
     mode = "interleaved" if probe[OURS_FP32] == [EXPECTED_CONV_DTYPE[OURS_FP32]] else "phased"
     if precisions[OURS_DEFAULT] != "bf16" or probe[OURS_DEFAULT] != ["torch.bfloat16"]:
@@ -358,41 +404,53 @@ def main(argv: list[str] | None = None) -> None:
               f"{probe[OURS_DEFAULT]}", file=sys.stderr)
 
     phases: list[Timings] = []
+    peak_mib: dict[str, float] = {}
     if mode == "interleaved":
-        warm_up({PEER: peer, **steps}, args.warmup)
-        phases.append(run_rounds({PEER: peer, **steps}, args.rounds, args.k, BATCH))
+        calls = {**peers, **steps}
+        peak_mib = warm_up(calls, args.warmup, sync)
+        phases.append(run_rounds(calls, args.rounds, args.k, batch, sync=sync))
     else:
         print(f"note: fp32 trainer ran {probe[OURS_FP32]} after the bf16 one was built; "
               "timing one configuration per phase", file=sys.stderr)
         del trainers, steps
-        for name, overrides in OUR_CONFIGS.items():
-            trainer, precisions[name] = build_ours(overrides)  # the newest accelerator
+        for name, overrides in configs.items():
+            trainer, precisions[name] = build_ours(base + overrides)  # the newest accelerator
             step = our_step(trainer, images01)
-            probe[name] = conv_output_dtypes(trainer, step)
-            warm_up({PEER: peer, name: step}, args.warmup)
-            phases.append(run_rounds({PEER: peer, name: step}, args.rounds, args.k, BATCH))
+            if name in OUR_CONFIGS:
+                probe[name] = conv_output_dtypes(trainer, step)
+            calls = {**peers, name: step}
+            peak_mib |= warm_up(calls, args.warmup, sync)
+            phases.append(run_rounds(calls, args.rounds, args.k, batch, sync=sync))
     outf.cleanup()
 
-    rates, ratios = summarise(phases)
-    print(f"dcgan64 {PEER}: {rates[PEER]:.1f} img/s")
-    for name in OUR_CONFIGS:
-        print(f"dcgan64 {name}: {rates[name]:.1f} img/s ({ratios[name]:.2f}x peer)")
+    rates, ratios = summarise(phases, batch)
+    where = f"dcgan64 {args.device} b{batch}"
+    for name in [*peers, *configs]:
+        vs = f" ({ratios[name]:.2f}x peer)" if name in ratios else ""
+        mem = f", peak {peak_mib[name]:.0f} MiB" if name in peak_mib else ""
+        print(f"{where} {name}: {rates[name]:.1f} img/s{vs}{mem}")
+    for name, ratio in ratios.items():
+        if " / " in name:
+            print(f"{where} {name}: {ratio:.2f}x")
 
     result = {
-        "benchmark": "dcgan64 training step, batch 64, 64x64x1 MNIST (mnist5k), CPU",
+        "benchmark": f"dcgan64 training step, batch {batch}, 64x64x1 MNIST (mnist5k), "
+                     f"{args.device}",
         "machine": machine_info() | {"accelerate": accelerate.__version__},
         "settings": {"rounds": args.rounds, "k": args.k, "warmup": args.warmup,
-                     "quick": args.quick, "batch": BATCH, "image_size": IMAGE_SIZE,
+                     "quick": args.quick, "device": args.device, "compile": args.compile,
+                     "batch": batch, "image_size": IMAGE_SIZE,
                      "nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC, "mode": mode,
-                     "ours_overrides": {n: OUR_BASE + ov for n, ov in OUR_CONFIGS.items()},
+                     "ours_overrides": {n: base + ov for n, ov in configs.items()},
                      "ours_precision": precisions, "ours_conv_output_dtypes": probe,
-                     "peer_argv": peer_argv("<tmpdir>")},
+                     "peer_argv": peer_argv("<tmpdir>", batch)},
         "peer": {"repo": str(source.repo), "file": PEER_FILE, "commit": source.commit,
                  "source_sha256": hashlib.sha256(source.text.encode()).hexdigest()},
         "timings_s": phases,  # per phase: configuration -> rounds -> per-step seconds
-        "median_step_s": {n: BATCH / r for n, r in rates.items()},
+        "median_step_s": {n: batch / r for n, r in rates.items()},
         "images_per_s": {n: round(r, 2) for n, r in rates.items()},
         "ratio_vs_peer": {n: round(r, 3) for n, r in ratios.items()},
+        "peak_gpu_mib": peak_mib,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -30,11 +30,18 @@ Sampling: 64 images, DDIM with 50 steps and eta = 0, fp32: ours through
 output_type="np")`` with its progress bar off. Each side uses its own random
 initialisation (run time does not depend on the weight values).
 
+``--device cuda`` runs both sides on the GPU (``torch.autocast("cuda", bfloat16)``
+for the peer; every timed call synchronises; the peak GPU memory of each
+configuration is recorded). ``--compile`` adds bf16 training with
+``torch.compile`` on both sides: ours with ``train.compile=true``, the peer
+with ``unet.compile()``.
+
 Method: ``benchlib`` (warm-up, interleaved rounds, order reversed every other
 round, medians). Usage::
 
     python bench/ddpm_vs_diffusers.py            # rounds 7, K 5 (sampling: K 1)
     python bench/ddpm_vs_diffusers.py --quick    # rounds 3, K 2 (smoke test)
+    python bench/ddpm_vs_diffusers.py --device cuda --compile
 
 Results: ``bench/results/ddpm_vs_diffusers.json`` (``--quick``: ``.quick.json``).
 """
@@ -68,19 +75,20 @@ SAMPLE_STEPS = 50
 # --------------------------------------------------------------------------- ours
 
 
-def our_spec(precision: str) -> tuple[Any, Any]:
-    """The family record and spec of ``ddpm-mnist`` at ``precision``, on the CPU."""
+def our_spec(precision: str, device: str = "cpu", compiled: bool = False) -> tuple[Any, Any]:
+    """The family record and spec of ``ddpm-mnist`` at ``precision`` on ``device``."""
     from zoo.api import resolve_spec
 
-    return resolve_spec(MODEL, overrides=[f"train.precision={precision}", "train.device=cpu",
-                                          f"train.batch_size={BATCH}"])
+    return resolve_spec(MODEL, overrides=[
+        f"train.precision={precision}", f"train.device={device}",
+        f"train.batch_size={BATCH}", f"train.compile={str(compiled).lower()}"])
 
 
-def our_trainer(precision: str) -> Any:
+def our_trainer(precision: str, device: str = "cpu", compiled: bool = False) -> Any:
     """Our trainer, built as ``zoo.train.fit`` builds it."""
     from zoo.train import make_accelerator, seed_everything
 
-    family, spec = our_spec(precision)
+    family, spec = our_spec(precision, device, compiled)
     accelerator, got = make_accelerator(spec.train)
     if got != precision:
         raise SystemExit(f"ours: asked for {precision}, the accelerator gives {got}")
@@ -91,7 +99,7 @@ def our_trainer(precision: str) -> Any:
 
 def our_train_step(trainer: Any, images01: torch.Tensor) -> Any:
     """One step of the loop: ``trainer.step`` then the EMA update."""
-    rng = torch.Generator().manual_seed(0)
+    rng = torch.Generator(device=images01.device).manual_seed(0)
     count = [0]
 
     def step() -> None:
@@ -102,12 +110,12 @@ def our_train_step(trainer: Any, images01: torch.Tensor) -> Any:
     return step
 
 
-def our_sampler() -> tuple[Any, int]:
+def our_sampler(device: str = "cpu") -> tuple[Any, int]:
     """DDIM-50 sampling of 64 images through the zoo's sampling path; and the param count."""
     from zoo.sample import sample_images
 
-    family, spec = our_spec("fp32")
-    model = family.load().build(spec).eval()
+    family, spec = our_spec("fp32", device)
+    model = family.load().build(spec).eval().to(device)
     return (lambda: sample_images(family, model, spec, BATCH, seed=0, batch_size=BATCH,
                                   sampler="ddim", steps=SAMPLE_STEPS, eta=0.0),
             sum(p.numel() for p in model.parameters()))
@@ -134,7 +142,7 @@ def peer_unet(spec: Any) -> Any:
 
 
 def peer_train_step(unet: Any, images01: torch.Tensor, bf16: bool, tuned: bool) -> Any:
-    """diffusers' ``train_unconditional.py`` step on a fixed batch."""
+    """diffusers' ``train_unconditional.py`` step on a fixed batch (on the batch's device)."""
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
 
@@ -144,13 +152,15 @@ def peer_train_step(unet: Any, images01: torch.Tensor, bf16: bool, tuned: bool) 
     ema = EMAModel(unet.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0,
                    power=3 / 4, foreach=tuned)
     clean = images01 * 2 - 1
-    gen = torch.Generator().manual_seed(0)
-    autocast = (lambda: torch.autocast("cpu", torch.bfloat16)) if bf16 else contextlib.nullcontext
+    device = clean.device
+    gen = torch.Generator(device=device).manual_seed(0)
+    autocast = ((lambda: torch.autocast(device.type, torch.bfloat16)) if bf16
+                else contextlib.nullcontext)
     unet.train()
 
     def step() -> None:
-        noise = torch.randn(clean.shape, generator=gen)
-        timesteps = torch.randint(0, 1000, (len(clean),), generator=gen)
+        noise = torch.randn(clean.shape, generator=gen, device=device)
+        timesteps = torch.randint(0, 1000, (len(clean),), generator=gen, device=device)
         noisy = scheduler.add_noise(clean, noise, timesteps)
         with autocast():
             output = unet(noisy, timesteps).sample
@@ -164,17 +174,18 @@ def peer_train_step(unet: Any, images01: torch.Tensor, bf16: bool, tuned: bool) 
     return step
 
 
-def peer_sampler(spec: Any) -> tuple[Any, int]:
+def peer_sampler(spec: Any, device: str = "cpu") -> tuple[Any, int]:
     """DDIM-50 sampling of 64 images through ``DDIMPipeline``; and the param count."""
     from diffusers import DDIMPipeline, DDIMScheduler
 
     unet = peer_unet(spec).eval()
     pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler(num_train_timesteps=1000,
-                                                           beta_schedule="linear"))
+                                                           beta_schedule="linear")).to(device)
     pipe.set_progress_bar_config(disable=True)
 
     def sample() -> Any:
-        return pipe(batch_size=BATCH, generator=torch.Generator().manual_seed(0), eta=0.0,
+        gen = torch.Generator(device=device).manual_seed(0)
+        return pipe(batch_size=BATCH, generator=gen, eta=0.0,
                     num_inference_steps=SAMPLE_STEPS, output_type="np").images
 
     return sample, sum(p.numel() for p in unet.parameters())
@@ -196,13 +207,13 @@ def conv_output_dtypes(module: torch.nn.Module, step: Any) -> list[str]:
     return sorted(seen)
 
 
-def load_batch() -> torch.Tensor:
-    """64 real MNIST digits, 28x28x1, in [0, 1]."""
+def load_batch(device: str = "cpu") -> torch.Tensor:
+    """64 real MNIST digits, 28x28x1, in [0, 1], on ``device``."""
     from zoo.data import load_images
 
     _, spec = our_spec("fp32")
     images, _ = load_images(spec.data, "train")
-    return images[:BATCH].contiguous()
+    return images[:BATCH].contiguous().to(device)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -223,13 +234,15 @@ def figures(timings: Timings, images: int, pairs: dict[str, tuple[str, str]]
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"threads {torch.get_num_threads()}  rounds {args.rounds}  K {args.k}", flush=True)
-    images01 = load_batch()
+    device, sync = args.device, args.sync
+    print(f"device {device}  threads {torch.get_num_threads()}  rounds {args.rounds}  "
+          f"K {args.k}", flush=True)
+    images01 = load_batch(device)
     _, spec = our_spec("fp32")
 
     # each of our trainers gets its own accelerator; a prepared module keeps the
     # autocast wrapper it was given, which the dtype probe below confirms
-    ours = {p: our_trainer(p) for p in ("fp32", "bf16")}
+    ours = {p: our_trainer(p, device) for p in ("fp32", "bf16")}
     for precision, trainer in ours.items():
         seen = conv_output_dtypes(trainer.model, our_train_step(trainer, images01))
         if seen != [f"torch.{'float32' if precision == 'fp32' else 'bfloat16'}"]:
@@ -240,45 +253,55 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(0)
         train_calls[f"ours {precision}"] = our_train_step(ours[precision], images01)
         for tuned in (False, True):
-            unet = peer_unet(spec)
+            unet = peer_unet(spec).to(device)
             counts["peer"] = sum(p.numel() for p in unet.parameters())
             name = f"peer{' tuned' if tuned else ''} {precision}"
             train_calls[name] = peer_train_step(unet, images01, precision == "bf16", tuned)
+    pairs = {f"{p}{suffix}": (f"ours {p}", f"peer{suffix} {p}")
+             for p in ("fp32", "bf16") for suffix in ("", " tuned")}
+    if args.compile:
+        torch.manual_seed(0)
+        train_calls["ours bf16 compiled"] = our_train_step(
+            our_trainer("bf16", device, compiled=True), images01)
+        unet = peer_unet(spec).to(device)
+        unet.compile()
+        train_calls["peer tuned bf16 compiled"] = peer_train_step(unet, images01, True, True)
+        pairs["bf16 compiled"] = ("ours bf16 compiled", "peer tuned bf16 compiled")
     if abs(counts["ours"] / counts["peer"] - 1) > 0.10:
         raise SystemExit(f"parameter counts differ by more than 10 %: {counts}")
     print(f"parameters: ours {counts['ours']:,}  peer {counts['peer']:,}", flush=True)
 
-    warm_up(train_calls, args.warmup)
-    train_t = run_rounds(train_calls, args.rounds, args.k, BATCH, "train ")
-    train = figures(train_t, BATCH, {
-        f"{p}{suffix}": (f"ours {p}", f"peer{suffix} {p}")
-        for p in ("fp32", "bf16") for suffix in ("", " tuned")})
+    peak_mib = warm_up(train_calls, args.warmup, sync)
+    train_t = run_rounds(train_calls, args.rounds, args.k, BATCH, "train ", sync)
+    train = figures(train_t, BATCH, pairs)
 
-    ours_sample, n_ours = our_sampler()
-    peer_sample, n_peer = peer_sampler(spec)
+    ours_sample, n_ours = our_sampler(device)
+    peer_sample, n_peer = peer_sampler(spec, device)
     sample_calls = {"ours ddim50 fp32": ours_sample, "peer ddim50 fp32": peer_sample}
-    warm_up(sample_calls, 1)
-    sample_t = run_rounds(sample_calls, args.rounds, 1, BATCH, "sample ")
+    peak_mib |= warm_up(sample_calls, 1, sync)
+    sample_t = run_rounds(sample_calls, args.rounds, 1, BATCH, "sample ", sync)
     sample = figures(sample_t, BATCH, {"ddim50 fp32": ("ours ddim50 fp32",
                                                        "peer ddim50 fp32")})
 
     for name, rate in train["images_per_s"].items():
-        print(f"ddpm train step {name}: {rate:.1f} img/s")
+        mem = f", peak {peak_mib[name]:.0f} MiB" if name in peak_mib else ""
+        print(f"ddpm {device} train step {name}: {rate:.1f} img/s{mem}")
     for label, ratio in train["ratio"].items():
-        print(f"ddpm train step {label}: ours/peer {ratio:.2f}x")
+        print(f"ddpm {device} train step {label}: ours/peer {ratio:.2f}x")
     for name, rate in sample["images_per_s"].items():
-        print(f"ddpm sampling {name}: {rate:.1f} img/s")
-    print(f"ddpm sampling ddim50 fp32: ours/peer {sample['ratio']['ddim50 fp32']:.2f}x")
+        print(f"ddpm {device} sampling {name}: {rate:.1f} img/s")
+    print(f"ddpm {device} sampling ddim50 fp32: ours/peer {sample['ratio']['ddim50 fp32']:.2f}x")
 
     result = {
         "benchmark": f"{MODEL} UNet: training step (batch {BATCH}) and DDIM-{SAMPLE_STEPS} "
-                     f"sampling ({BATCH} images), 28x28x1, CPU",
+                     f"sampling ({BATCH} images), 28x28x1, {device}",
         "machine": machine_info(),
         "versions": {d: importlib.metadata.version(d) for d in ("genzoo", "diffusers", "timm")},
         "settings": {"rounds": args.rounds, "k": args.k, "warmup": args.warmup,
-                     "quick": args.quick, "spec": spec.model_dump(mode="json")["model"]},
+                     "quick": args.quick, "device": device, "compile": args.compile,
+                     "spec": spec.model_dump(mode="json")["model"]},
         "parameters": counts | {"ours_sampling": n_ours, "peer_sampling": n_peer},
-        "train": train, "sample": sample,
+        "train": train, "sample": sample, "peak_gpu_mib": peak_mib,
         "timings_s": {"train": train_t, "sample": sample_t},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -126,8 +126,8 @@ def test_denoising_trainer_feeds_corrupted_inputs_and_scores_clean_ones(monkeypa
     seen = {}
     real_corrupt = dae.corrupt
 
-    def spy(x, model_spec, rng):
-        seen["clean"], seen["noisy"] = x.clone(), real_corrupt(x, model_spec, rng)
+    def spy(x, model_spec, rng, draws):
+        seen["clean"], seen["noisy"] = x.clone(), real_corrupt(x, model_spec, rng, draws)
         return seen["noisy"]
 
     monkeypatch.setattr(dae, "corrupt", spy)

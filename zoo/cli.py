@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -129,6 +130,9 @@ def build_cmd(
     force: Annotated[bool, typer.Option(help="Replace an existing OUT.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the spec only.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    processes: Annotated[int, typer.Option(
+        min=1, help="Train with N local processes (torchrun, data parallel); "
+        "train.batch_size stays the global batch.")] = 1,
 ) -> None:
     """Train a model and write its model folder."""
     from zoo.api import default_out, resolve_spec
@@ -141,10 +145,15 @@ def build_cmd(
     if dry_run:
         sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
         return
+    if processes > 1:
+        from zoo.launch import launch_build
+
+        raise typer.Exit(launch_build(processes, resolved.train.batch_size))
     from zoo.train import fit
 
     folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
-    print(f"wrote {folder}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the main process reports
+        print(f"wrote {folder}")
 
 
 @app.command("sample")

@@ -87,6 +87,14 @@ class TrainSpec(Section):
     fused_optimizer: bool = Field(
         True, description="Use the fused optimiser kernel when available."
     )
+    sync_batchnorm: bool = Field(
+        False, description="With several GPU processes, batch norm over the global batch "
+        "(SyncBatchNorm) instead of each process's share.",
+    )
+    compile: bool = Field(
+        False, description="torch.compile every trained module in place (nn.Module.compile; "
+        "weights and state-dict keys unchanged). Pays off on GPUs; the first steps compile.",
+    )
     checkpoint_every: int = Field(
         0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."
     )

@@ -4,6 +4,18 @@ A family provides ``trainer(spec, model, accelerator) -> Trainer``; the loop
 owns everything else: device and precision (accelerate), seeding, the data
 order, progress, periodic and interrupt checkpoints, ``--resume``, and writing
 the model folder atomically.
+
+Several processes (``torchrun``/``accelerate launch``, or ``zoo build
+--processes N``): ``train.batch_size`` is the global batch, and each process
+trains on its own equal share of every global batch. Every process draws the
+whole global batch's random numbers from the same generator and keeps its
+rows (:class:`Draws`), so an example gets the same noise for any process
+count. Each optimiser averages exactly its own parameters' gradients across
+processes in :meth:`Trainer.update` (one all-reduce per update; a GAN's G
+update never syncs D). Batch norm uses each process's share (or
+``train.sync_batchnorm`` on GPUs). Only the main process writes checkpoints
+and the model folder; checkpoints hold no per-process state, so a build can
+resume with a different process count.
 """
 
 from __future__ import annotations
@@ -65,7 +77,65 @@ def make_accelerator(train: TrainSpec) -> tuple[Accelerator, str]:
     if PartialState._shared_state and PartialState().num_processes == 1:
         AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(cpu=want_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
+    world = accelerator.num_processes
+    if world > 1 and train.batch_size % world:
+        raise SpecError(f"train.batch_size = {train.batch_size} is the global batch; it must be "
+                        f"divisible by the {world} processes")
+    if world > 1 and train.sync_batchnorm and want_cpu:
+        raise SpecError("train.sync_batchnorm needs GPUs (torch's SyncBatchNorm is GPU-only)")
     return accelerator, precision
+
+
+# --------------------------------------------------------------------------- draws
+
+
+class Draws:
+    """Random draws for this process's rows of a global batch.
+
+    ``randn(n, ...)`` draws ``n * world`` rows from the generator and returns
+    rows ``rank * n`` to ``(rank + 1) * n``. With one process it is exactly
+    ``torch.randn``; with several, every example gets the numbers it would get
+    in a single-process run, and no two processes share noise.
+    """
+
+    def __init__(self, rank: int = 0, world: int = 1) -> None:
+        self.rank, self.world = rank, world
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global-batch tensor (all of it for one process)."""
+        if self.world == 1:
+            return x
+        n = len(x) // self.world
+        return x[self.rank * n:(self.rank + 1) * n]
+
+    def _global(self, size: tuple) -> tuple[int, ...]:
+        if len(size) == 1 and not isinstance(size[0], int):
+            size = tuple(size[0])
+        return (size[0] * self.world, *size[1:])
+
+    def randn(self, *size: Any, generator: torch.Generator, device: Any) -> torch.Tensor:
+        """Standard normal draws of this process's rows (``size`` as for ``torch.randn``)."""
+        import torch
+
+        return self.rows(torch.randn(self._global(size), generator=generator, device=device))
+
+    def rand(self, *size: Any, generator: torch.Generator, device: Any) -> torch.Tensor:
+        """Uniform [0, 1) draws of this process's rows."""
+        import torch
+
+        return self.rows(torch.rand(self._global(size), generator=generator, device=device))
+
+    def randint(self, high: int, size: tuple[int, ...], generator: torch.Generator,
+                device: Any) -> torch.Tensor:
+        """Integers in [0, high) for this process's rows."""
+        import torch
+
+        return self.rows(torch.randint(high, self._global((size,)), generator=generator,
+                                       device=device))
+
+
+#: Draws of a single process (plain torch draws).
+LOCAL = Draws()
 
 
 # --------------------------------------------------------------------------- trainer base
@@ -83,6 +153,8 @@ class Trainer:
         self.spec = spec
         self.accelerator = accelerator
         self.device = accelerator.device
+        self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.draws = Draws(self.rank, self.world)
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lrs: dict[str, float] = {}
@@ -105,12 +177,28 @@ class Trainer:
 
         With ``mixed_precision`` (the default) accelerate runs its forward under
         bf16 autocast when the spec asks for bf16; ``False`` keeps it in fp32
-        (for small, precision-sensitive nets).
+        (for small, precision-sensitive nets). With ``train.compile`` the module
+        is compiled in place, so its state-dict keys stay those of the plain module.
+
+        The module is never wrapped in DistributedDataParallel: :meth:`update`
+        averages gradients per optimiser. With several processes its weights are
+        broadcast from the main process (they are equal already when every
+        process seeds alike; this makes it so regardless).
         """
-        if mixed_precision:
-            prepared = self.accelerator.prepare(module.train())
+        module = module.train().to(self.device)
+        if self.world > 1:
+            import torch
+
+            if self.spec.train.sync_batchnorm:
+                module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+            for tensor in module.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        if mixed_precision:  # autocast only; evaluation_mode: no DDP wrapper
+            prepared = self.accelerator.prepare_model(module, evaluation_mode=True)
         else:
-            prepared = module.train().to(self.device)
+            prepared = module
+        if self.spec.train.compile:
+            prepared.compile()
         self.modules[name] = prepared
         return prepared
 
@@ -138,8 +226,10 @@ class Trainer:
         """
         optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if self.world > 1:
+            average_gradients(params, self.world)
         if max_grad_norm > 0:
-            params = [p for group in optimizer.param_groups for p in group["params"]]
             self.accelerator.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
 
@@ -192,6 +282,33 @@ class Trainer:
         if self.ema is not None:
             return self.ema.module.eval()
         return self.accelerator.unwrap_model(self.modules["model"], keep_fp32_wrapper=False).eval()
+
+
+def average_gradients(params: list[torch.Tensor], world: int) -> None:
+    """Replace each gradient by its mean over the processes: one flat all-reduce."""
+    import torch
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def mean_over_processes(losses: dict[str, torch.Tensor], world: int) -> dict[str, torch.Tensor]:
+    """Each logged value averaged over the processes (one small all-reduce)."""
+    import torch
+
+    if not losses:
+        return losses
+    stacked = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+    torch.distributed.all_reduce(stacked)
+    return dict(zip(losses, stacked / world, strict=True))
 
 
 # --------------------------------------------------------------------------- the loop
@@ -280,7 +397,8 @@ def fit(
     labels = None if labels is None else labels.to(accelerator.device)
     if step == 0:
         trainer.start(images)
-    display = Progress(total, step, train.batch_size, enabled=progress)
+    main = accelerator.is_main_process
+    display = Progress(total, step, train.batch_size, enabled=progress and main)
     per_epoch = len(images) // train.batch_size
     order, order_epoch = None, -1
     started = time.perf_counter()
@@ -292,20 +410,23 @@ def fit(
                 order = order.to(accelerator.device)
             idx = order[pos * train.batch_size : (pos + 1) * train.batch_size]
             batch = images[idx]
-            if dynamic:
+            if dynamic:  # drawn for the global batch, like every random number
                 batch = torch.bernoulli(batch, generator=rng)
+            batch, idx = trainer.draws.rows(batch), trainer.draws.rows(idx)
             trainer.progress, trainer.steps_done = step / total, step
             losses = trainer.step(batch, None if labels is None else labels[idx], rng)
+            if trainer.world > 1:  # the global batch's mean losses, as one process would log
+                losses = mean_over_processes(losses, trainer.world)
             step += 1
             trainer.update_ema(step)
             display.update(step, losses, force=step % train.log_every == 0 or step == total)
             if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
-                _write_checkpoint(ckpt, trainer, step, rng, spec)
+                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
             if on_step is not None:
                 on_step(step)
             if stop.requested and step < total:
                 display.close()
-                _write_checkpoint(ckpt, trainer, step, rng, spec)
+                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
                 raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
                                   "continue with --resume")
         display.close()
@@ -320,12 +441,15 @@ def fit(
             "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
             "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
             "precision": precision, "device": str(accelerator.device),
-            "losses": display.last_losses(),
+            "processes": trainer.world, "losses": display.last_losses(),
         }}
-        write_model_folder(out, family, spec, trainer.sampling_module(), metrics,
-                           state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
-                           overwrite=True)
-    shutil.rmtree(ckpt, ignore_errors=True)
+        if main:
+            write_model_folder(
+                out, family, spec, trainer.sampling_module(), metrics,
+                state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
+                overwrite=True)
+            shutil.rmtree(ckpt, ignore_errors=True)
+        accelerator.wait_for_everyone()
     return out
 
 
@@ -360,12 +484,16 @@ def _resume_source(out: Path, ckpt: Path) -> Path:
     raise ArtifactError(f"nothing to resume: neither {ckpt} nor {out / TRAINING_STATE} exists")
 
 
-def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec) -> None:
+def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec,
+                      accelerator: Accelerator) -> None:
+    """The main process writes the checkpoint; the others wait for it."""
     from zoo.artifact import atomic_folder
     from zoo.checkpoint import save_training_state
 
-    atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, spec),
-                  overwrite=True)
+    if accelerator.is_main_process:
+        atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, spec),
+                      overwrite=True)
+    accelerator.wait_for_everyone()
 
 
 # --------------------------------------------------------------------------- progress

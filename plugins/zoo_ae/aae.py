@@ -64,8 +64,8 @@ class AAETrainer(AETrainer):
 
     def prior(self, n: int, rng: torch.Generator, device) -> torch.Tensor:
         """n samples of the prior."""
-        eps = torch.randn(n, self.spec.model.code_dim, generator=rng, device=device)
-        comp = torch.randint(COMPONENTS, (n,), generator=rng, device=device)
+        eps = self.draws.randn(n, self.spec.model.code_dim, generator=rng, device=device)
+        comp = self.draws.randint(COMPONENTS, (n,), generator=rng, device=device)
         return prior_sample(self.spec.model.prior, eps, comp)
 
     def step(self, images, labels, rng) -> dict[str, torch.Tensor]:

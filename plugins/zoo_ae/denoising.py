@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from zoo.train import LOCAL, Draws
 from zoo_ae.nets import (
     SAMPLING_NOTE,
     AETrainer,
@@ -33,17 +34,21 @@ __all__ = [
 ]
 
 
-def corrupt(x: torch.Tensor, model_spec, rng: torch.Generator) -> torch.Tensor:
-    """x~ ~ q(x~ | x) as the spec says; x is left untouched."""
+def corrupt(x: torch.Tensor, model_spec, rng: torch.Generator, draws: Draws = LOCAL
+            ) -> torch.Tensor:
+    """x~ ~ q(x~ | x) as the spec says; x is left untouched.
+
+    ``draws`` gives this process's rows of the global batch's noise (zoo.train.Draws).
+    """
     kind = model_spec.corruption
     if kind == "gaussian":
-        noise = torch.randn(x.shape, generator=rng, device=x.device)
+        noise = draws.randn(x.shape, generator=rng, device=x.device)
         return (x + model_spec.noise_std * noise).clamp(0, 1)
-    u = torch.rand(x.shape, generator=rng, device=x.device)
+    u = draws.rand(x.shape, generator=rng, device=x.device)
     if kind == "masking":
         return x * (u >= model_spec.mask_fraction)
     hit = u < model_spec.salt_pepper_fraction
-    salt = torch.rand(x.shape, generator=rng, device=x.device) < 0.5
+    salt = draws.rand(x.shape, generator=rng, device=x.device) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
 
 
@@ -52,7 +57,7 @@ class DenoisingTrainer(AETrainer):
 
     def objective(self, x, rng):
         """recon(decoder(encoder(x~)), x)."""
-        noisy = corrupt(x, self.spec.model, rng)
+        noisy = corrupt(x, self.spec.model, rng, self.draws)
         _, logits = self.model(noisy)
         recon = recon_loss(logits, x, self.spec.model.loss).mean()
         return recon, {"recon": recon}

@@ -73,7 +73,7 @@ class VAETrainer(AETrainer):
 
     def objective(self, x, rng):
         """mean over images of recon + beta * KL."""
-        eps = torch.randn(len(x), self.spec.model.code_dim, generator=rng, device=x.device)
+        eps = self.draws.randn(len(x), self.spec.model.code_dim, generator=rng, device=x.device)
         recon, kl = elbo_terms(self.model, x, eps, self.spec.model.loss)
         loss = (recon + self.spec.model.beta * kl).mean()
         return loss, {"recon": recon.mean(), "kl": kl.mean()}

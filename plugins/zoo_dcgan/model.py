@@ -133,7 +133,7 @@ class DCGANTrainer(Trainer):
              rng: torch.Generator) -> dict[str, torch.Tensor]:
         """D: max log D(x) + log(1 - D(G(z))); then G: max log D(G(z))."""
         real = images * 2 - 1
-        z = torch.randn(len(real), self.latent_dim, 1, 1, generator=rng, device=real.device)
+        z = self.draws.randn(len(real), self.latent_dim, 1, 1, generator=rng, device=real.device)
         fake = self.model(z)
 
         # (1) discriminator, on separate real and fake batches (as in the paper)

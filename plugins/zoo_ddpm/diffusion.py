@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import torch
 
+from zoo.train import LOCAL, Draws
+
 
 def betas_for(schedule: str, steps: int, beta_start: float = 1e-4,
               beta_end: float = 0.02) -> torch.Tensor:
@@ -101,10 +103,14 @@ class Diffusion:
         x0 = x0.clamp(-1, 1)  # images live in [-1, 1]
         return x0, (xt - a * x0) / s  # eps consistent with the clipped x_0
 
-    def loss(self, net: Callable, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The simple objective: mean squared error of the target at uniform t."""
-        index = torch.randint(self.steps, (len(x0),), generator=generator, device=x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    def loss(self, net: Callable, x0: torch.Tensor, generator: torch.Generator,
+             draws: Draws = LOCAL) -> torch.Tensor:
+        """The simple objective: mean squared error of the target at uniform t.
+
+        ``draws`` gives this process's rows of the global batch's t and noise.
+        """
+        index = draws.randint(self.steps, (len(x0),), generator=generator, device=x0.device)
+        noise = draws.randn(x0.shape, generator=generator, device=x0.device)
         output = net(self.q_sample(x0, index, noise), index)
         return (output.float() - self.target(x0, noise, index)).square().mean()
 

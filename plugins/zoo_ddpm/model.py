@@ -51,7 +51,7 @@ class DDPMTrainer(Trainer):
         warmup = self.spec.train.warmup_steps
         if warmup:
             self.scale_lr(min(1.0, (self.steps_done + 1) / warmup))
-        loss = self.diffusion.loss(self.model, images * 2 - 1, rng)
+        loss = self.diffusion.loss(self.model, images * 2 - 1, rng, self.draws)
         self.update(self.opt, loss, self.spec.train.grad_clip)
         return {"loss": loss.detach()}
 
