@@ -142,6 +142,30 @@ def check_options(family: FamilyRecord, sampler: Any, options: dict[str, Any]) -
                                   f"(its options: {offered})")
 
 
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as float32 ``C×H×W`` in [0, 1]: C = 1 for a grey file, else 3 (RGB).
+
+    For sampler inputs such as ``zoo sample --input/--mask``; a missing or
+    unreadable file is a one-line ``DataError``.
+    """
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    from zoo.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            grey = img.mode in ("1", "L", "LA", "I", "I;16", "F")
+            array = np.asarray(img.convert("L" if grey else "RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    array = array[:, :, None] if array.ndim == 2 else array
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
     """Tile images ``N×C×H×W`` into one ``C×H'×W'`` image, ``nrow`` per row (default square)."""
     from torchvision.utils import make_grid
