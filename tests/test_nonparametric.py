@@ -256,9 +256,9 @@ def test_bad_specs_and_inputs_are_one_line_errors(cli, texture_model, inpaint_mo
     assert_one_line(cli("build", "superres", "--set", "data.image_size=33"),
                     "not a multiple of model.scale (2)")
     assert_one_line(cli("build", "superres", "--set", "model.context=6"), "model.context = 6")
-    assert_one_line(cli("build", "superres", "--set", "model.dictionary_size=5000000",
+    assert_one_line(cli("build", "superres", "--set", "model.dictionary_size=50000",
                         "--out", tmp_path / "big", "--quiet"),
-                    "fewer than model.dictionary_size = 5000000")
+                    "fewer than model.dictionary_size = 50000")
     assert not (tmp_path / "big").exists()
     out = tmp_path / "out.png"
     save_png(torch.rand(1, 32, 32), tmp_path / "in.png")

@@ -123,7 +123,7 @@ class SuperresModel(ModelSpec):
         1, ge=1, le=256,
         description="1: copy the nearest patch (the paper); k: average the k nearest.")
     dictionary_size: int = Field(
-        20000, ge=1, le=5_000_000,
+        20000, ge=1, le=1_000_000,
         description="Patch pairs kept, drawn from all training positions (seeded by train.seed).")
     band_sigma: float = Field(
         1.0, gt=0, le=16,
