@@ -1,4 +1,4 @@
-"""Growing an image from what is known: the synthesis loop of Efros & Leung (1999), §2.
+"""Growing an image from what is known: the synthesis loop of Efros & Leung (1999).
 
 Unknown pixels next to known ones (the frontier) are filled in order of how
 much of their window is already known, most first, so the image grows from

@@ -1,4 +1,4 @@
-"""In-painting with the Efros–Leung machinery (Efros & Leung, ICCV 1999, §3: "hole filling").
+"""In-painting with the Efros–Leung machinery: the paper's constrained synthesis, hole filling.
 
 The pixels outside the hole are the known context and never change. The
 candidate windows are every window of the image that lies wholly in the known

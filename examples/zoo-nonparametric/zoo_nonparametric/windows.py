@@ -1,17 +1,17 @@
 """Neighbourhood matching: Gaussian-weighted SSD over known pixels, (1 + ε) candidates.
 
-Efros & Leung (1999), §2.1. Every square window of the sample image(s) is one
-row of a matrix ``P`` (the unfold of the exemplars). A pixel's neighbourhood
-``q`` in the image being synthesised is only partly known (mask ``m``); its
-distance to candidate ``k`` is the Gaussian-weighted SSD over the known
-pixels, normalised by the weight they carry,
+Efros & Leung (1999), synthesising one pixel. Every square window of the
+sample image(s) is one row of a matrix ``P`` (the unfold of the exemplars).
+A pixel's neighbourhood ``q`` in the image being synthesised is only partly
+known (mask ``m``); its distance to candidate ``k`` is the Gaussian-weighted
+SSD over the known pixels, normalised by the weight they carry,
 
     d(q, k) = Σ_j g_j m_j (q_j − P_kj)² / Σ_j g_j m_j,
 
 computed for all queries against all candidates at once by expanding the
-square into three matrix products (float64, so rounding cannot reorder near
-ties). Every candidate with d ≤ (1 + ε)·d_min is an acceptable match, and
-one of them is drawn uniformly.
+square into three matrix products (in float64, so that rounding hardly ever
+reorders near ties). Every candidate with d ≤ (1 + ε)·d_min is an acceptable
+match, and one of them is drawn uniformly.
 """
 
 from __future__ import annotations
