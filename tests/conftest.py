@@ -34,6 +34,44 @@ MICRO = [*TINY, "model.base_channels=8", "model.disc_channels=8", "data.image_si
          "model.latent_dim=16", "train.batch_size=32", "train.bn_batches=4", "sample.n=16"]
 
 
+#: The example plugin distribution in examples/ (the README's test command installs it).
+NONPARAMETRIC = "zoo-nonparametric"
+
+
+def nonparametric_installed() -> bool:
+    """Whether the example plugin distribution is installed."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution(NONPARAMETRIC)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def nonparametric():
+    """Load the example plugin zoo-nonparametric for the tests of one module.
+
+    Tests load built-in plugins only (``ZOO_LOAD_PLUGINS=""``); this allows the
+    example distribution too, and forgets it again after the module. Without
+    the distribution installed the tests are skipped, except in CI (``CI`` set),
+    where its absence means the install step is broken.
+    """
+    from zoo.plugins import reset_plugins
+
+    if not nonparametric_installed():
+        message = f"{NONPARAMETRIC} is not installed: pip install -e examples/zoo-nonparametric"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_LOAD_PLUGINS", NONPARAMETRIC)
+        reset_plugins()
+        yield NONPARAMETRIC
+        reset_plugins()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def zoo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh user directory for the whole session (the digit classifier is cached here)."""

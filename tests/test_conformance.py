@@ -18,6 +18,12 @@ def test_builtin_family_conforms(family):
     assert_conforms(family)
 
 
+@pytest.mark.parametrize("family", ["texture", "inpaint", "superres"])
+def test_example_plugin_family_conforms(family, nonparametric):
+    """The families of examples/zoo-nonparametric, a separately installed distribution."""
+    assert_conforms(family)
+
+
 BROKEN_SPEC = '''
 import torch  # fault 1: the spec module imports torch
 from typing import Literal

@@ -1,10 +1,16 @@
-"""Docs that cannot go stale: the generated spec reference matches the code."""
+"""Docs that cannot go stale: the generated spec reference and hooks page match the
+code, every hook is documented, and the site builds with ``mkdocs build --strict``."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+import subprocess
+import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -28,3 +34,62 @@ def test_plugins_listing(cli):
     rows = {row["name"]: row for row in json.loads(r.out)}
     assert rows["dcgan"]["families"] == ["dcgan"] and rows["dcgan"]["builtin"]
     assert "mnist5k" in rows["zoo.data"]["datasets"]
+
+
+def test_hooks_page_is_current():
+    path = REPO / "docs" / "hooks.md"
+    assert path.is_file() and path.read_text() == load_generator().hooks_page(), (
+        "docs/hooks.md is stale: run python docs/generate.py")
+
+
+def test_a_new_hook_makes_the_page_stale(monkeypatch):
+    from zoo import hookspecs
+
+    @hookspecs.hookspec
+    def register_widgets(register):
+        """Register widgets."""
+
+    monkeypatch.setattr(hookspecs, "register_widgets", register_widgets, raising=False)
+    fresh = load_generator().hooks_page()
+    assert "## `register_widgets`" in fresh
+    assert fresh != (REPO / "docs" / "hooks.md").read_text()  # so the test above would fail
+
+
+def test_every_hook_is_documented():
+    from zoo import hookspecs
+    from zoo.plugins import hook_names
+
+    page = (REPO / "docs" / "hooks.md").read_text()
+    guide = (REPO / "docs" / "writing-a-plugin.md").read_text()
+    assert len(hook_names()) >= 4
+    for name in hook_names():
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert len(doc.strip().splitlines()) >= 3, f"hook {name} needs a fuller docstring"
+        assert f"## `{name}`" in page, f"hook {name} is missing from docs/hooks.md"
+        assert name in guide, f"docs/writing-a-plugin.md does not mention hook {name}"
+
+
+def test_mkdocs_nav_covers_every_page():
+    nav = re.findall(r":\s*(\S+\.md)\s*$", (REPO / "mkdocs.yml").read_text(), re.M)
+    pages = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert sorted(nav) == pages
+
+
+def test_mkdocs_builds_strictly(tmp_path):
+    if importlib.util.find_spec("mkdocs") is None:
+        if os.environ.get("CI"):
+            pytest.fail("mkdocs is not installed: pip install -e '.[test]'")
+        pytest.skip("mkdocs is not installed: pip install -e '.[test]'")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                           "-f", str(REPO / "mkdocs.yml"), "-d", str(tmp_path / "site")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "site" / "hooks" / "index.html").is_file()
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("pip install -e '.["))
+    install, _, run = command.partition(" && ")
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert install in ci and run in ci, (command, ci)

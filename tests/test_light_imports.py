@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -33,12 +34,21 @@ def test_cli_does_not_import_torch(args):
     assert "HEAVY: \n" in proc.stderr, proc.stderr
 
 
+def test_listing_with_the_example_plugin_does_not_import_torch(nonparametric):
+    env = {**os.environ, "ZOO_LOAD_PLUGINS": nonparametric}
+    for args in (["list"], ["spec", "texture"], ["plugins"], ["build", "superres", "--dry-run"]):
+        proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                              text=True, cwd=REPO, timeout=60, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "HEAVY: \n" in proc.stderr, (args, proc.stderr)
+
+
 FORBIDDEN = re.compile(r"torch\.load\b|\bpickle\b|weights_only\s*=\s*False|\bcloudpickle\b")
 
 
 def test_no_unpickling_anywhere_in_the_package():
     offenders = []
-    for folder in ("zoo", "plugins"):
+    for folder in ("zoo", "plugins", "examples"):
         for path in (REPO / folder).rglob("*.py"):
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if FORBIDDEN.search(line):

@@ -59,3 +59,14 @@ def test_capabilities_are_declared():
         family.require("encode")
     impl = family.load()
     assert all(callable(getattr(impl, name)) for name in ("build", "trainer", "sample"))
+
+
+def test_a_family_from_an_uninstalled_distribution_names_it(cli):
+    # ZOO_LOAD_PLUGINS="" (conftest) hides the example plugin even where it is installed
+    hint = "family 'texture' is provided by zoo-nonparametric: pip install zoo-nonparametric"
+    for args in (["build", "texture"], ["spec", "texture"], ["plugin", "check", "texture"]):
+        r = cli(*args)
+        assert r.code == 2 and r.err == f"error: {hint}\n", (args, r.err)
+    r = cli("build", "superres", "--set", "model.scale=3")
+    assert r.code == 2 and "'superres' is provided by zoo-nonparametric" in r.err
+    assert "texture" not in cli("list").out

@@ -127,7 +127,9 @@ class ZooModel:
         """Importance-weighted estimate of log p(x) in nats per image (``log_likelihood``)."""
         import torch
 
-        generator = torch.Generator(device=next(self.module.parameters()).device)
+        from zoo.sample import module_device
+
+        generator = torch.Generator(device=module_device(self.module))
         return self._call("log_likelihood", images, k=k, spec=self.spec,
                           generator=generator.manual_seed(seed))
 

@@ -172,10 +172,16 @@ def sample_cmd(
     steps: Annotated[int | None, typer.Option(min=1, help="Sampling steps (DDIM).")] = None,
     eta: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="DDIM noise: 0 "
                                               "deterministic, 1 DDPM-like.")] = None,
+    input_: Annotated[Path | None, typer.Option("--input", help="Image to work on (e.g. "
+                                                "in-painting, super-resolution).")] = None,
+    mask: Annotated[Path | None, typer.Option(help="Mask image for --input: pixels above "
+                                              "half grey are filled (in-painting).")] = None,
+    size: Annotated[str | None, typer.Option(help="Output size, N or HxW (e.g. texture "
+                                             "synthesis).")] = None,
 ) -> None:
     """Sample a grid of images from a model folder or a Hub model."""
     from zoo.api import from_pretrained
-    from zoo.sample import grid, save_png
+    from zoo.sample import grid, read_image, save_png
 
     if output.suffix.lower() != ".png":
         raise ZooError(f"-o {output}: expected a .png file")
@@ -186,11 +192,23 @@ def sample_cmd(
     if label is not None:
         model.family.require("conditional")
         options["label"] = label
-    given = {"sampler": sampler, "steps": steps, "eta": eta}
+    given = {"sampler": sampler, "steps": steps, "eta": eta,
+             "size": None if size is None else parse_size(size),
+             "input": None if input_ is None else read_image(input_),
+             "mask": None if mask is None else read_image(mask)}
     options.update({key: value for key, value in given.items() if value is not None})
     images = model.sample(n, seed=seed, batch_size=batch_size, **options)
     save_png(grid(images, nrow), output)
     print(f"wrote {output} ({n} images, seed {seed})")
+
+
+def parse_size(text: str) -> int | tuple[int, int]:
+    """``"64"`` -> 64, ``"48x96"`` -> (48, 96); one-line error otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts):
+        values = [int(p) for p in parts]
+        return values[0] if len(values) == 1 else (values[0], values[1])
+    raise ZooError(f"--size {text!r}: expected N or HxW, e.g. 64 or 48x96")
 
 
 @app.command("info")

@@ -1,8 +1,12 @@
-"""The hooks a plugin may implement. Each hook receives a ``register`` callback.
+"""The hooks a plugin may implement. Each hook receives a ``register`` callback
+(or, for commands, the ``zoo`` app).
 
-A plugin module implements any of these with ``@zoo.hookimpl`` and calls
-``register(record)`` once per thing it provides. Hooks are called once, when
-plugins are loaded; they must not import torch.
+A plugin module, the one its ``zoo`` entry point names, implements any of
+these with ``@zoo.hookimpl``; a function of the same name without the marker
+is ignored, and a marked one whose name is not a hook below stops loading
+with an error. Hooks are called once per process, when plugins are loaded:
+registering must be quick and must not import torch (``zoo list`` and
+``zoo spec`` never do).
 """
 
 from __future__ import annotations
@@ -21,19 +25,47 @@ hookimpl = pluggy.HookimplMarker("zoo")
 
 @hookspec
 def register_families(register: Callable[[FamilyRecord], None]) -> None:
-    """Register model families: call ``register(FamilyRecord(...))`` for each."""
+    """Register model families: call ``register(FamilyRecord(...))`` for each.
+
+    A ``zoo.FamilyRecord`` holds the family's name, a one-line summary, the
+    paper, its spec class (a ``zoo.spec.Spec`` subclass with ``family:
+    Literal["name"]``) and ``impl``, the dotted name of the module that
+    provides ``build``, ``trainer`` and ``sample`` (imported only when a model
+    is built, loaded or sampled, so it may import torch). Optional
+    ``capabilities`` declare ``encode``, ``decode``, ``reconstruct``,
+    ``log_likelihood`` and ``conditional``. A family name registered by two
+    plugins is an error naming both distributions.
+    """
 
 
 @hookspec
 def register_datasets(register: Callable[[DatasetRecord], None]) -> None:
-    """Register data sources: call ``register(DatasetRecord(...))`` for each."""
+    """Register data sources: call ``register(DatasetRecord(...))`` for each.
+
+    A ``zoo.DatasetRecord`` names the source (the value of ``data.source``),
+    a summary, and ``load``, a ``"module:function"`` that takes the spec's
+    ``DataSpec`` and a split (``"train"`` or ``"test"``) and returns
+    ``zoo.data.ImageData`` (uint8 N×C×H×W images, optional labels). With
+    ``prefix=True`` the record answers every ``name:<anything>`` source;
+    ``channels`` is what the source yields when ``data.channels`` is unset.
+    """
 
 
 @hookspec
 def register_metrics(register: Callable[[MetricRecord], None]) -> None:
-    """Register evaluation metrics: call ``register(MetricRecord(...))`` for each."""
+    """Register evaluation metrics: call ``register(MetricRecord(...))`` for each.
+
+    A ``zoo.MetricRecord`` names the metric, a summary, and ``compute``, a
+    ``"module:function"`` imported only when the metric is computed.
+    """
 
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Add sub-commands to the ``zoo`` typer app passed as ``cli``."""
+    """Add sub-commands to the ``zoo`` command: ``cli`` is its typer app.
+
+    Decorate functions with ``@cli.command("name")`` (or add a sub-app with
+    ``cli.add_typer``). Import heavy modules inside the command, not at
+    registration; raise ``zoo.ZooError`` for bad input, which the command
+    line prints as one line with exit status 2.
+    """

@@ -59,6 +59,12 @@ def dist_version(distribution: str = HOST_DISTRIBUTION) -> str:
         return "?"
 
 
+def hook_names() -> list[str]:
+    """The names of the hooks a plugin may implement (the specs in ``zoo.hookspecs``)."""
+    return sorted(name for name, value in vars(hookspecs).items()
+                  if callable(value) and hasattr(value, f"{GROUP}_spec"))
+
+
 def load_plugins() -> pluggy.PluginManager:
     """Load core, built-in and allowed third-party plugins once; return the manager."""
     global _manager
@@ -102,7 +108,10 @@ def load_plugins() -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r} implements an unknown hook: {exc}") from None
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        known = ", ".join(hook_names())
+        raise PluginError(f"plugin {name!r} implements an unknown hook: {exc} "
+                          f"(known hooks: {known})") from None
     _manager = pm
     _infos.clear()
     _infos.update(infos)

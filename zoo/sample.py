@@ -85,19 +85,24 @@ def sample_images(
     The model always runs on whole chunks of ``batch_size`` consecutive sample
     indices (the last chunk is filled with the following indices and trimmed),
     so image *i* is bitwise the same for any ``n``; across different
-    ``batch_size`` values it agrees to float rounding.
+    ``batch_size`` values it agrees to float rounding. A family whose sampler
+    computes every image on its own (its module sets ``INDEPENDENT_SAMPLES =
+    True``, e.g. the non-parametric ones) is not padded: the last chunk holds
+    only the images asked for.
     """
     import torch
 
     family.require("sample")
     impl = family.load()
     check_options(family, impl.sample, options)
-    device = next(module.parameters()).device
+    device = module_device(module)
+    independent = getattr(impl, "INDEPENDENT_SAMPLES", False)
     chunks: list[torch.Tensor] = []
     extras: list[list[torch.Tensor]] = []  # e.g. LAPGAN's pyramid levels
     with torch.inference_mode():
         for start in range(0, n, batch_size):
-            noise = PerSampleNoise(seed, range(start, start + batch_size), device)
+            stop = min(start + batch_size, n) if independent else start + batch_size
+            noise = PerSampleNoise(seed, range(start, stop), device)
             out = impl.sample(module, noise, spec, **options)
             images, more = out if isinstance(out, tuple) else (out, None)
             chunks.append(images[: n - start].float().clamp_(0.0, 1.0).cpu())
@@ -107,6 +112,17 @@ def sample_images(
     if extras:
         return images, [torch.cat(level) for level in zip(*extras, strict=True)]
     return images
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter, or first buffer for a module that has
+    none (e.g. a non-parametric model that is only its stored images); CPU if empty."""
+    import itertools
+
+    import torch
+
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def check_options(family: FamilyRecord, sampler: Any, options: dict[str, Any]) -> None:
@@ -124,6 +140,30 @@ def check_options(family: FamilyRecord, sampler: Any, options: dict[str, Any]) -
             offered = ", ".join(takes) or "none"
             raise CapabilityError(f"family {family.name!r} has no sampling option {key!r} "
                                   f"(its options: {offered})")
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as float32 ``C×H×W`` in [0, 1]: C = 1 for a grey file, else 3 (RGB).
+
+    For sampler inputs such as ``zoo sample --input/--mask``; a missing or
+    unreadable file is a one-line ``DataError``.
+    """
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    from zoo.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            grey = img.mode in ("1", "L", "LA", "I", "I;16", "F")
+            array = np.asarray(img.convert("L" if grey else "RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    array = array[:, :, None] if array.ndim == 2 else array
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
