@@ -93,7 +93,8 @@ class TrainSpec(Section):
     )
     compile: bool = Field(
         False, description="torch.compile every trained module in place (nn.Module.compile; "
-        "weights and state-dict keys unchanged). Pays off on GPUs; the first steps compile.",
+        "weights and state-dict keys unchanged); the first steps compile. Measure it: on the "
+        "zoo's small nets it has not paid off yet (docs/benchmarks.md).",
     )
     checkpoint_every: int = Field(
         0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."
