@@ -1,0 +1,324 @@
+"""Run every bench script and write one report: ``bench/results/*.json`` and ``docs/benchmarks.md``.
+
+Each script runs in its own process (so one's threads, caches and accelerate
+state never touch another's), one after the other, with ``--quick`` passed
+through. Then the summary table (every figure as a ratio to its peer, with its
+target) and the plots are written:
+
+* ``docs/img/throughput_vs_batch.png``: DCGAN training images/s against batch
+  size, ours and the PyTorch examples DCGAN (CPU runs of this report, and the
+  GPU figures in ``bench/results/gpu/`` when present);
+* ``docs/img/dedup_scaling.png``: ``zoo dedup`` per-image time against N;
+* ``docs/img/quality_vs_time.png``: Fréchet distance against training time for
+  the recorded DCGAN, LAPGAN and DDPM builds (``bench/quality.json``; those
+  builds take minutes each and are not rerun here).
+
+The report replaces the part of ``docs/benchmarks.md`` between the
+``<!-- run_all -->`` markers; the hand-written sections around it stay.
+
+Usage::
+
+    python bench/run_all.py --quick     # smoke-test settings, about 10 minutes on 2 cores
+    python bench/run_all.py             # full settings (an hour or more on 2 cores)
+    python bench/run_all.py --only dcgan_train cold_start
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DOCS = HERE.parent / "docs"
+REPORT = DOCS / "benchmarks.md"
+IMG = DOCS / "img"
+BEGIN, END = "<!-- run_all -->", "<!-- /run_all -->"
+
+#: name -> extra arguments; every script also gets --quick when asked for.
+SCRIPTS: dict[str, list[list[str]]] = {
+    "dcgan_train": [[], ["--batch", "16"]],
+    "ddpm_vs_diffusers": [[]],
+    "vae_vs_pythae": [[]],
+    "load": [[]],
+    "dedup": [[]],
+    "cold_start": [[]],
+}
+
+
+def result_path(name: str, extra: list[str], quick: bool) -> Path:
+    """Where a script writes its JSON for these arguments (its own naming rule)."""
+    batch = extra[extra.index("--batch") + 1] if "--batch" in extra else None
+    stem = name + (f".b{batch}" if batch else "")
+    return RESULTS / f"{stem}{'.quick' if quick else ''}.json"
+
+
+def run_scripts(names: list[str], quick: bool) -> dict[str, dict[str, Any]]:
+    """Run each script (each configuration) in turn; return name -> status and seconds."""
+    status: dict[str, dict[str, Any]] = {}
+    for name in names:
+        script = HERE / f"{name}.py"
+        for extra in SCRIPTS[name]:
+            label = " ".join([name, *extra])
+            if not script.exists():
+                status[label] = {"ok": False, "why": f"{script.name} is not in this checkout"}
+                print(f"run_all: skip {label}: not in this checkout", flush=True)
+                continue
+            cmd = [sys.executable, str(script), *extra, *(["--quick"] if quick else [])]
+            print(f"run_all: {' '.join(cmd[1:])}", flush=True)
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=HERE.parent)
+            status[label] = {"ok": done.returncode == 0, "seconds": round(
+                time.perf_counter() - start, 1), "returncode": done.returncode}
+    return status
+
+
+def load(name: str, quick: bool, extra: list[str] | None = None) -> dict[str, Any] | None:
+    """A script's results for this report's mode, else its other mode's, else None."""
+    for q in (quick, not quick):
+        path = result_path(name, extra or [], q)
+        if path.exists():
+            data = json.loads(path.read_text())
+            data["_file"] = str(path.relative_to(HERE.parent))
+            return data
+    return None
+
+
+# --------------------------------------------------------------------------- the table
+
+
+Row = tuple[str, str, str, str, str]  # figure, ours, peer, ratio, target
+Extractor = Callable[[dict[str, Any]], list[Row]]
+
+
+def _dcgan(d: dict[str, Any]) -> list[Row]:
+    ips, ratio = d["images_per_s"], d["ratio_vs_peer"]
+    peer = f"{ips['peer fp32']:.1f} img/s"
+    return [("DCGAN step fp32", f"{ips['ours fp32']:.1f} img/s", peer,
+             f"{ratio['ours fp32']:.2f}×", "≥ 1×"),
+            ("DCGAN step, default precision (bf16 + fused)",
+             f"{ips['ours default(bf16+fused)']:.1f} img/s", peer,
+             f"{ratio['ours default(bf16+fused)']:.2f}×", "≥ 2×")]
+
+
+def _ddpm(d: dict[str, Any]) -> list[Row]:
+    ips, rows = d["train"]["images_per_s"], []
+    for precision in ("fp32", "bf16"):
+        rows.append((f"DDPM step {precision}", f"{ips[f'ours {precision}']:.1f} img/s",
+                     f"{ips[f'peer {precision}']:.1f} img/s",
+                     f"{d['train']['ratio'][precision]:.2f}×", "≥ 1×"))
+    s = d["sample"]["images_per_s"]
+    rows.append(("DDIM-50 sampling fp32", f"{s['ours ddim50 fp32']:.2f} img/s",
+                 f"{s['peer ddim50 fp32']:.2f} img/s",
+                 f"{d['sample']['ratio']['ddim50 fp32']:.2f}×", "≥ 1×"))
+    return rows
+
+
+def _vae(d: dict[str, Any]) -> list[Row]:
+    m = d["median"]
+    return [("VAE training time at equal NLL", f"{m['ours']['loop_s']:.1f} s "
+             f"(NLL {m['ours']['nll_nats']:.1f})", f"{m['pythae']['loop_s']:.1f} s "
+             f"(NLL {m['pythae']['nll_nats']:.1f})",
+             f"{d['time_ratio_ours_over_pythae']['loop']:.2f}×", "≤ 1×")]
+
+
+def _load(d: dict[str, Any]) -> list[Row]:
+    ms, r = d["median_ms"], d["ratios"]
+    return [("local load, 5.3 M params", f"{ms['ours']:.1f} ms", f"{ms['diffusers']:.1f} ms",
+             f"{r['ours/diffusers']:.2f}×", "≤ 1×"),
+            ("local load, same UNet", f"{ms['ours_ddpm']:.1f} ms",
+             f"{ms['diffusers_same_unet']:.1f} ms",
+             f"{r['ours_ddpm/diffusers_same_unet']:.2f}×", "≤ 1×")]
+
+
+def _dedup(d: dict[str, Any]) -> list[Row]:
+    rows = []
+    quality = d.get("quality", {})
+    ours, phash = quality.get("zoo dedup"), quality.get("phash")
+    if ours and phash:
+        rows.append(("dedup recall (precision)", f"{ours['recall']:.3f} ({ours['precision']:.3f})",
+                     f"{phash['recall']:.3f} ({phash['precision']:.3f}) PHash",
+                     f"{ours['recall'] / max(phash['recall'], 1e-9):.2f}×",
+                     "> 1× at precision ≥ 0.99"))
+    return rows
+
+
+def _cold(d: dict[str, Any]) -> list[Row]:
+    ms, r = d["median_ms"], d["ratios"]
+    return [(f"cold start {name}", f"{ms[name]:.0f} ms", f"{ms['import torch']:.0f} ms "
+             "(import torch)", f"{r[name]['vs_import_torch']:.2f}×",
+             "≤ 0.3×" if name == "zoo list" else "–") for name in ("zoo --help", "zoo list")]
+
+
+EXTRACTORS: dict[str, tuple[str, Extractor]] = {
+    "dcgan_train": ("PyTorch examples DCGAN", _dcgan),
+    "ddpm_vs_diffusers": ("diffusers", _ddpm),
+    "vae_vs_pythae": ("pythae", _vae),
+    "load": ("diffusers", _load),
+    "dedup": ("imagededup", _dedup),
+    "cold_start": ("python", _cold),
+}
+
+
+def table(quick: bool) -> tuple[str, list[str]]:
+    """The markdown summary table and the list of result files it was read from."""
+    lines = ["| figure | ours | peer | ratio | target |", "|---|---|---|---|---|"]
+    files = []
+    for name, (_, extract) in EXTRACTORS.items():
+        data = load(name, quick)
+        if data is None:
+            lines.append(f"| {name} | – | – | no results | |")
+            continue
+        files.append(data["_file"])
+        try:
+            rows = extract(data)
+        except (KeyError, TypeError) as exc:
+            rows = [(name, "–", "–", f"unreadable results ({exc})", "")]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines), files
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_throughput(quick: bool) -> str | None:
+    """DCGAN images/s against batch size, ours (default and fp32) and the peer."""
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[int, float]] = {}
+    sources = [(extra, load("dcgan_train", quick, extra), "CPU")
+               for extra in SCRIPTS["dcgan_train"]]
+    for gpu_file in sorted((RESULTS / "gpu").glob("dcgan_train*.cuda.json")):
+        sources.append(([], json.loads(gpu_file.read_text()), "GPU"))
+    for _, data, where in sources:
+        if data is None:
+            continue
+        batch = data["settings"]["batch"]
+        for config, rate in data["images_per_s"].items():
+            if "compiled" not in config:
+                series.setdefault(f"{config} ({where})", {})[batch] = rate
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points in sorted(series.items()):
+        xs = sorted(points)
+        ax.plot(xs, [points[x] for x in xs], marker="o", label=label,
+                linestyle="-" if "ours" in label else "--")
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="training images/s",
+           title="DCGAN 64×64 training throughput")
+    ax.legend(fontsize=7)
+    return save(fig, "throughput_vs_batch.png")
+
+
+def plot_dedup(quick: bool) -> str | None:
+    """zoo dedup's per-image time against N (flat means linear)."""
+    import matplotlib.pyplot as plt
+
+    data = load("dedup", quick)
+    scaling = (data or {}).get("scaling")
+    if not scaling:
+        return None
+    ns = sorted(int(n) for n in scaling)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("zoo dedup", "phash"):
+        points = [(n, scaling[str(n)].get(key)) for n in ns]
+        points = [(n, 1e6 / v) for n, v in points if v]  # images/s -> µs per image
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=key)
+    ax.set(xscale="log", xlabel="images N", ylabel="µs per image", title="dedup: cost per image")
+    ax.legend()
+    return save(fig, "dedup_scaling.png")
+
+
+def plot_quality() -> str | None:
+    """Fréchet distance against training time for the recorded builds."""
+    import matplotlib.pyplot as plt
+
+    path = HERE / "quality.json"
+    if not path.exists():
+        return None
+    runs = json.loads(path.read_text())["runs"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family in sorted({r["family"] for r in runs}):
+        pts = sorted((r["train_s"], r["fd"]) for r in runs if r["family"] == family)
+        ax.plot(*zip(*pts, strict=True), marker="o", label=family)
+    ax.set(xlabel="training time on 2 CPU cores (s)", ylabel="Fréchet distance (digit features)",
+           title="sample quality against training time", yscale="log")
+    ax.legend()
+    return save(fig, "quality_vs_time.png")
+
+
+def save(fig: Any, name: str) -> str:
+    """Write a figure under docs/img; return its path relative to docs/."""
+    IMG.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(IMG / name, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f"img/{name}"
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_report(quick: bool, status: dict[str, dict[str, Any]]) -> str:
+    """Replace the generated part of docs/benchmarks.md; return the table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    summary, files = table(quick)
+    plots = [p for p in (plot_throughput(quick), plot_dedup(quick), plot_quality()) if p]
+    ran = ", ".join(f"{k} {'ok' if v['ok'] else 'FAILED'}"
+                    + (f" ({v['seconds']:.0f} s)" if "seconds" in v else "")
+                    for k, v in status.items()) or "nothing (report only)"
+    body = "\n".join([
+        BEGIN,
+        "## Summary (`bench/run_all.py`)",
+        "",
+        f"Generated by `python bench/run_all.py{' --quick' if quick else ''}` on "
+        f"{time.strftime('%Y-%m-%d')}; ran: {ran}. Ratios are ours / peer from the same "
+        "run of each script (for times, lower is better; for rates, higher). Sources: "
+        + ", ".join(f"`{f}`" for f in files) + ".",
+        "",
+        summary,
+        "",
+        *[f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in plots],
+        END,
+    ])
+    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + body + rest.split(END, 1)[1]
+    else:
+        title, _, rest = text.partition("\n")
+        text = f"{title}\n\n{body}\n{rest}"
+    REPORT.write_text(text)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="every script's smoke-test settings")
+    p.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=None,
+                   help="run only these scripts (the report reads all results)")
+    p.add_argument("--report-only", action="store_true", help="run nothing; rewrite the report")
+    args = p.parse_args(argv)
+    start = time.perf_counter()
+    status = {} if args.report_only else run_scripts(args.only or list(SCRIPTS), args.quick)
+    summary = write_report(args.quick, status)
+    print(summary)
+    print(f"run_all: {time.perf_counter() - start:.0f} s; wrote {REPORT}", flush=True)
+    failed = [k for k, v in status.items() if not v["ok"]]
+    if failed:
+        raise SystemExit(f"run_all: failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
