@@ -442,6 +442,7 @@ def fit(
             "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
             "precision": precision, "device": str(accelerator.device),
             "processes": trainer.world, "losses": display.last_losses(),
+            "loss_curve": display.curve,
         }}
         if main:
             write_model_folder(
@@ -510,6 +511,7 @@ class Progress:
         self.sums: dict[str, Any] = {}
         self.count = 0
         self.shown: dict[str, float] = {}
+        self.curve: list[dict[str, float]] = []  # mean losses of each log_every window
         self.bar = None
         self.plain_every = 0
         self.next_plain = start
@@ -545,6 +547,7 @@ class Progress:
         now = time.perf_counter()
         rate = (step - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
         self.shown = {k: float(v) / self.count for k, v in self.sums.items()}
+        self.curve.append({"step": step, **{k: round(v, 5) for k, v in self.shown.items()}})
         self.sums, self.count = {}, 0
         self.last_step, self.last_time = step, now
         info = "  ".join(f"{k} {v:.4f}" for k, v in self.shown.items()) + f"  {rate:.1f} img/s"
