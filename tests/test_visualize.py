@@ -162,6 +162,20 @@ def test_filters_of_the_discriminator_and_of_an_encoder(dcgan, vae, tmp_path):
     assert not (vae / "visualize").exists()  # -o elsewhere: the folder is left alone
 
 
+def test_the_first_layer_is_the_one_that_reads_the_image():
+    from zoo.visualize.filters import first_layer
+
+    shape = (1, 16, 16)
+    unet_like = nn.Sequential(nn.Linear(8, 8), nn.Conv2d(4, 4, 3), nn.Conv2d(1, 6, 3))
+    assert first_layer(unet_like, shape)[0] == "2"  # the conv over the image's channels
+    conditional = nn.Sequential(nn.Conv2d(3, 5, 3), nn.Conv2d(5, 5, 3))
+    name, weights = first_layer(conditional, shape)  # image + condition planes
+    assert name == "0" and weights.shape == (5, 3, 3, 3)
+    code_mlp = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 1))
+    with pytest.raises(CapabilityError, match="no convolution, nor a first linear layer"):
+        first_layer(code_mlp, shape)  # its second layer happens to take 256 = 16 x 16 inputs
+
+
 # --------------------------------------------------------------------------- activation max
 
 

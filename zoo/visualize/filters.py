@@ -1,10 +1,12 @@
 """First-layer filters of a module that reads images, as a grid.
 
-The first layer is the first ``Conv2d`` in module order (its kernels), or the
-first ``Linear`` that reads the whole flattened image (its rows, reshaped to
-images). Each filter is scaled to [0, 1] by its own minimum and maximum;
-filters over 1 or 3 input channels are one grey or RGB tile, others one grey
-tile per input channel, side by side.
+The first layer is the first ``Conv2d`` (in module order) over the image's
+channels, else the first layer if it is a ``Conv2d`` (over image and
+condition planes, say) or a ``Linear`` that reads the whole flattened image.
+A convolution shows its kernels, a linear layer its rows reshaped to images.
+Each filter is scaled to [0, 1] by its own minimum and maximum; filters over
+1 or 3 input channels are one grey or RGB tile, others one grey tile per
+input channel, side by side.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ if TYPE_CHECKING:
 def first_layer(module: nn.Module, shape: tuple[int, int, int]) -> tuple[str, torch.Tensor]:
     """(dotted name, filters ``F×C×k×k``) of the first layer that reads ``shape`` images."""
     c, h, w = shape
-    for name, layer in module.named_modules():
-        if isinstance(layer, nn.Conv2d):
-            return name, layer.weight.detach().float().cpu()
-        if isinstance(layer, nn.Linear) and layer.in_features == c * h * w:
-            return name, layer.weight.detach().float().cpu().view(-1, c, h, w)
-    raise CapabilityError("the module has no Conv2d, nor a Linear layer that reads the whole "
-                          f"{c}×{h}×{w} image")
+    layers = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    convs = [(n, m) for n, m in layers if isinstance(m, nn.Conv2d) and m.in_channels == c]
+    if convs:
+        return convs[0][0], convs[0][1].weight.detach().float().cpu()
+    if layers and isinstance(layers[0][1], nn.Conv2d):
+        return layers[0][0], layers[0][1].weight.detach().float().cpu()
+    if layers and layers[0][1].in_features == c * h * w:
+        return layers[0][0], layers[0][1].weight.detach().float().cpu().view(-1, c, h, w)
+    raise CapabilityError("the module has no convolution, nor a first linear layer that reads "
+                          f"the whole {c}×{h}×{w} image")
 
 
 def filter_tiles(weights: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -61,7 +66,11 @@ def render(model: ZooModel, module: str | None = None, count: int = 256) -> list
     from zoo.visualize import Picture
     from zoo.visualize.targets import resolve_target
 
-    target: Target = resolve_target(model, module, probe=False)
+    def has_filters(candidate: Target) -> None:
+        first_layer(candidate.module, candidate.shape)
+
+    target: Target = resolve_target(model, module, probe=False, usable=has_filters,
+                                    need="has a first layer that reads images")
     layer, weights = first_layer(target.module, target.shape)
     shown = weights[: max(1, count)]
     caption = (f"first-layer filters of {target.name} ({layer}): {len(shown)} of "

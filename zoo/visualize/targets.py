@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -104,14 +104,18 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     return module.eval().requires_grad_(False)
 
 
-def resolve_target(model: ZooModel, name: str | None = None, probe: bool = True) -> Target:
+def resolve_target(model: ZooModel, name: str | None = None, probe: bool = True,
+                   usable: Callable[[Target], object] | None = None,
+                   need: str = "takes its images") -> Target:
     """The module ``name`` of a loaded model, with the shape and range of its images.
 
     By default the first of its discriminators, its encoder and the sampling
-    module that takes the model's images. ``probe`` runs a named module once
-    on a blank image and raises a one-line ``CapabilityError`` if it does not
-    take them.
+    module that passes ``usable`` (a check that raises ``CapabilityError``;
+    default: it takes the model's images; ``need`` says what it checks).
+    ``probe`` runs a named module once on a blank image and raises a one-line
+    ``CapabilityError`` if it does not take them.
     """
+    family = model.family.name
     if name is None:
         discriminators = [n for n in _stored_modules(model) if n.startswith("discriminator")]
         encoder = ["encoder"] if _encoder(model.module) is not None else []
@@ -119,16 +123,16 @@ def resolve_target(model: ZooModel, name: str | None = None, probe: bool = True)
         for candidate in candidates:
             target = _target(model, candidate)
             try:
-                check_takes_images(target, model.family.name)
+                usable(target) if usable else check_takes_images(target, family)
             except CapabilityError:
                 continue
             return target
-        raise CapabilityError(f"no module of the {model.family.name} model takes its images "
-                              f"(tried {', '.join(candidates)}); give --module "
-                              f"{CLASSIFIER} or another of: {', '.join(module_names(model))}")
+        raise CapabilityError(f"no module of the {family} model {need} (tried "
+                              f"{', '.join(candidates)}); give --module {CLASSIFIER} or another "
+                              f"of: {', '.join(module_names(model))}")
     target = _target(model, name)
     if probe:
-        check_takes_images(target, model.family.name)
+        check_takes_images(target, family)
     return target
 
 
