@@ -309,4 +309,4 @@ def test_deconv_on_the_classifier_ranks_real_inputs(dcgan):
 
 def test_a_hub_model_needs_an_output_folder(cli):
     r = cli("visualize", "me/not-here", "--what", "filters")
-    assert r.code == 2 and "not a local folder; give -o DIR" in r.err
+    assert r.code == 2 and "no such model folder; for a Hub model give -o DIR" in r.err

@@ -91,8 +91,8 @@ def visualize(model: ZooModel | str | Path, what: str, out: str | Path | None = 
     check_options(what, render, options)
     if out is None and not isinstance(model, ZooModel) and not Path(model).exists():
         # a Hub snapshot stays as downloaded: refuse before downloading or computing
-        raise ZooError(f"{model} is not a local folder; give -o DIR for its visualisations "
-                       "(or zoo pull it with --local-dir and visualize that)")
+        raise ZooError(f"{model}: no such model folder; for a Hub model give -o DIR (its "
+                       "cached files stay as downloaded)")
     loaded = model if isinstance(model, ZooModel) else from_pretrained(model)
     if out is None and loaded.repo_id is not None:
         raise ZooError(f"{loaded.repo_id} is a Hub model; give -o DIR for its visualisations")

@@ -104,7 +104,7 @@ def responses(target: Target, layer: str, units: list[int], images: torch.Tensor
 
 
 def render(model: ZooModel, module: str | None = None, layer: str | None = None,
-           unit: list[int] | None = None, iterations: int = 256, lr: float = 0.1,
+           unit: int | list[int] | None = None, iterations: int = 256, lr: float = 0.1,
            jitter: int | None = None, blur: float = 0.5, decay: float = 0.002, seed: int = 0
            ) -> list[Picture]:
     """One PNG: the image that maximises each unit of ``layer`` of ``module``."""
@@ -116,7 +116,8 @@ def render(model: ZooModel, module: str | None = None, layer: str | None = None,
     target = resolve_target(model, module)
     jitter = default_jitter(target.shape[1]) if jitter is None else jitter
     settings = Settings(iterations, lr, jitter, blur, decay=decay, seed=seed)
-    images, name, units = maximise(target, layer, unit, settings)
+    images, name, units = maximise(target, layer, [unit] if isinstance(unit, int) else unit,
+                                   settings)
     shown = ", ".join(map(str, units)) if len(units) <= 6 else f"{units[0]}..{units[-1]}"
     caption = (f"activation maximisation of {target.name} layer {name}, "
                f"unit{'s' if len(units) > 1 else ''} {shown} "

@@ -186,7 +186,7 @@ def load_data(model: ZooModel, target: Target, data: str | None, limit: int) -> 
 
 
 def render(model: ZooModel, module: str | None = None, layer: str | None = None,
-           unit: list[int] | None = None, top_k: int = 9, data: str | None = None,
+           unit: int | list[int] | None = None, top_k: int = 9, data: str | None = None,
            limit: int = 1000, rule: str = "guided") -> list[Picture]:
     """One PNG per unit (default 0) of ``layer`` (default: the last convolution with a
     map larger than 1×1): a row per top input — the input with its receptive field
@@ -202,7 +202,7 @@ def render(model: ZooModel, module: str | None = None, layer: str | None = None,
     name, _ = find_layer(target.module, layer or default_layer(target))
     images = load_data(model, target, data, limit)
     pictures = []
-    for u in unit or [0]:
+    for u in [unit] if isinstance(unit, int) else unit or [0]:
         hits = top_inputs(target, name, u, images, top_k)
         chosen = images[hits.index]
         projections = signed_range(project(target, name, u, chosen, hits.where, rule))
