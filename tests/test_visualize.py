@@ -214,6 +214,16 @@ def test_activation_max_raises_the_unit_over_its_start(dcgan):
     assert responses(target, "net.5", [0], logit) > responses(target, "net.5", [0], start[:1])
 
 
+def test_looking_inside_a_loaded_model_leaves_its_weights_alone(vae, tmp_path):
+    model = zoo.from_pretrained(vae)
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    visualize(model, "activation-max", tmp_path, iterations=3)
+    visualize(model, "deconv", tmp_path, top_k=2, limit=20)
+    assert all(p.grad is None and p.requires_grad for p in model.module.parameters())
+    after = model.module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
 def test_zoo_visualize_activation_max_and_its_one_line_errors(dcgan, cli):
     r = cli("visualize", dcgan, "--what", "activation-max", "--layer", "net.2", "--unit", "1",
             "--unit", "2", "--iterations", "8")

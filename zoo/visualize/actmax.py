@@ -81,8 +81,7 @@ def maximise(target: Target, layer: str | None, units: list[int] | None = None,
         shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
         response = unit_objective(layer_output(target.module, module_layer,
                                                target.prepare(shifted)), units)
-        optimizer.zero_grad(set_to_none=True)
-        (-response.sum()).backward()
+        (x.grad,) = torch.autograd.grad(-response.sum(), x)  # no weight gradients
         optimizer.step()
         with torch.no_grad():
             x.mul_(1 - s.decay)

@@ -135,8 +135,8 @@ def project(target: Target, layer: str, unit: int, images: torch.Tensor,
     for i, (row, col) in enumerate(where):
         pos = (i, unit) if act.dim() == 2 else (i, unit, row, col)
         seed[pos] = 1.0  # the scale does not matter: projections are shown normalised
-    act.backward(seed)
-    return x.grad.detach()
+    (grad,) = torch.autograd.grad(act, x, seed)  # no weight gradients
+    return grad.detach()
 
 
 def receptive_boxes(target: Target, layer: str, unit: int, images: torch.Tensor,

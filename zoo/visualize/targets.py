@@ -150,10 +150,10 @@ def _target(model: ZooModel, name: str) -> Target:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownNameError(f"the {model.family.name} model has no module {name!r}{hint}; "
                                f"it has: {', '.join(known)}")
-    if name == "model":
-        module = model.module.eval().requires_grad_(False)
+    if name == "model":  # gradients are taken with respect to inputs only
+        module = model.module.eval()
     elif name == "encoder":
-        module = _encoder(model.module.eval().requires_grad_(False))
+        module = _encoder(model.module.eval())
     else:
         module = trained_module(model, name)
     size = model.spec.data.image_size
