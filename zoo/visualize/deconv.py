@@ -114,7 +114,7 @@ def top_inputs(target: Target, layer: str, unit: int, images: torch.Tensor, top_
             value, flat = channel.flatten(1).max(1)
             best.append(value)
             where += [divmod(int(i), channel.shape[-1]) for i in flat]
-    scores = torch.cat(best)
+    scores = torch.cat(best).cpu()
     value, index = scores.topk(min(top_k, len(scores)))
     return Hits(index, value, [where[int(i)] for i in index])
 
@@ -136,7 +136,7 @@ def project(target: Target, layer: str, unit: int, images: torch.Tensor,
         pos = (i, unit) if act.dim() == 2 else (i, unit, row, col)
         seed[pos] = 1.0  # the scale does not matter: projections are shown normalised
     (grad,) = torch.autograd.grad(act, x, seed)  # no weight gradients
-    return grad.detach()
+    return grad.detach().cpu()
 
 
 def receptive_boxes(target: Target, layer: str, unit: int, images: torch.Tensor,

@@ -40,8 +40,14 @@ class Target:
     low: float = 0.0
     high: float = 1.0
 
+    @property
+    def device(self) -> torch.device:
+        """Where the module's parameters are (the CPU for a module without any)."""
+        return next(self.module.parameters(), torch.empty(0)).device
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] -> the module's input range."""
+        """Images in [0, 1] -> the module's input range, on its device (differentiably)."""
+        images = images.to(self.device)
         if (self.low, self.high) == (0.0, 1.0):
             return images
         return self.low + (self.high - self.low) * images
