@@ -45,12 +45,14 @@ class _Rectify(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, slope: float, rule: str) -> torch.Tensor:
+        """(Leaky) ReLU of ``x``; remembers ``x`` for the guided rule."""
         ctx.save_for_backward(x)
         ctx.slope, ctx.rule = slope, rule
         return F.leaky_relu(x, slope) if slope else F.relu(x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        """The backward signal by the rule: unchanged, rectified, or rectified and masked."""
         (x,) = ctx.saved_tensors
         if ctx.rule == "pass":
             return grad, None, None

@@ -67,6 +67,7 @@ def render(model: ZooModel, module: str | None = None, count: int = 256) -> list
     from zoo.visualize.targets import resolve_target
 
     def has_filters(candidate: Target) -> None:
+        """Raise ``CapabilityError`` unless the candidate has a first image layer."""
         first_layer(candidate.module, candidate.shape)
 
     target: Target = resolve_target(model, module, probe=False, usable=has_filters,

@@ -215,6 +215,7 @@ def _captured(layer: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     store: dict[str, torch.Tensor] = {}
 
     def hook(mod: nn.Module, inputs: object, output: object) -> None:
+        """Keep the layer's output and stop the forward pass."""
         store["out"] = output[0] if isinstance(output, tuple | list) else output
         raise _Stop
 
