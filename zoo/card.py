@@ -53,8 +53,10 @@ def render_card(
     family: FamilyRecord, spec: Spec, metrics: dict[str, Any], parameters: int,
     spec_toml: str, extra_images: dict[str, str] | None = None, sampling_note: str = "",
     repo_id: str | None = None, revision: str | None = None,
+    visuals: list[tuple[str, str]] | None = None,
 ) -> str:
-    """The whole model card as Markdown; ``repo_id``/``revision``: where it is published."""
+    """The whole model card as Markdown; ``repo_id``/``revision``: where it is published;
+    ``visuals``: (path, caption) of the folder's ``zoo visualize`` images."""
     repo_id = repo_id or spec.hub.repo_id
     name = repo_id or f"{family.name} model"
     where = repo_id or "path/to/this/folder"
@@ -95,10 +97,23 @@ $ zoo sample {where}{at} -n 64 --seed 0 -o grid.png
 | metric | value |
 |---|---|
 {chr(10).join(rows) if rows else "| (none yet) | |"}
-
+{visuals_section(visuals or [])}
 ## Training spec
 
 ```toml
 {spec_toml.rstrip()}
 ```
 """
+
+
+def visuals_section(visuals: list[tuple[str, str]]) -> str:
+    """The card's "Inside the model" section linking ``zoo visualize`` images (or nothing)."""
+    if not visuals:
+        return ""
+    parts = ["", "## Inside the model", "",
+             "Made with `zoo visualize`; the settings of each image are in "
+             "[`visualize/index.json`](visualize/index.json).", ""]
+    for path, caption in visuals:
+        stem = path.rsplit("/", 1)[-1].removesuffix(".png")
+        parts += [f"[`{path}`]({path}): {caption}", "", f"![{stem}]({path})", ""]
+    return "\n".join(parts)

@@ -219,6 +219,7 @@ def info_cmd(
     """Show a model's family, parameters, spec, metrics and files."""
     from zoo.artifact import WEIGHTS, load_spec, read_metrics, weights_header
     from zoo.hub import resolve
+    from zoo.visualize import listing
 
     where = resolve(name)
     path = where.path
@@ -230,7 +231,8 @@ def info_cmd(
             "family": family.name, "summary": family.summary,
             "parameters": config.get("parameters"), "tensors": len(tensors),
             "spec_hash": config.get("spec_hash"), "genzoo_version": config.get("genzoo_version"),
-            "spec": spec.model_dump(mode="json"), "metrics": read_metrics(path), "files": files}
+            "spec": spec.model_dump(mode="json"), "metrics": read_metrics(path), "files": files,
+            "visualizations": [{"path": p, "caption": c} for p, c in listing(path)]}
     if as_json:
         print(json.dumps(info, indent=2))
         return
@@ -243,6 +245,8 @@ def info_cmd(
     for section, values in info["metrics"].items():
         console.print(f"{section}: " + json.dumps(values))
     console.print("files: " + ", ".join(files))
+    for row in info["visualizations"]:
+        console.print(f"visualization: {row['path']} ({row['caption']})")
 
 
 @app.command("eval")
@@ -269,6 +273,71 @@ def eval_cmd(
     for key, value in result.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     _console().print(table)
+
+
+@app.command("visualize")
+def visualize_cmd(
+    path: Model,
+    what: Annotated[str, typer.Option(
+        "--what", help="interpolate, filters, activation-max or deconv.")],
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Folder for the PNGs (default: visualize/ in the model folder, "
+        "linked from its card).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        min=0, help="interpolate: samples 2j, 2j+1 of this seed; activation-max: the start.")
+    ] = None,
+    pairs: Annotated[int | None, typer.Option(min=1, help="interpolate: strips (default 4).")
+                     ] = None,
+    frames: Annotated[int | None, typer.Option(min=2, help="interpolate: images per strip "
+                                               "(default 8).")] = None,
+    method: Annotated[str | None, typer.Option(help="interpolate: slerp (default) or lerp.")
+                      ] = None,
+    label: Annotated[int | None, typer.Option(min=0, help="interpolate: class of a "
+                                              "conditional model.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="interpolate: DDIM steps "
+                                              "(diffusion).")] = None,
+    module: Annotated[str | None, typer.Option(
+        help="filters, activation-max, deconv: discriminator, encoder, model, classifier, ... "
+        "(default: the first of those that takes the model's images).")] = None,
+    layer: Annotated[str | None, typer.Option(
+        help="activation-max, deconv: dotted layer name, e.g. net.2 or head.1.")] = None,
+    unit: Annotated[list[int] | None, typer.Option(
+        min=0, help="activation-max, deconv: unit or channel (repeatable).")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="filters: at most this many "
+                                              "(default 256).")] = None,
+    iterations: Annotated[int | None, typer.Option(min=1, help="activation-max: gradient "
+                                                   "steps (default 256).")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="activation-max: Adam step "
+                                             "(default 0.1).")] = None,
+    jitter: Annotated[int | None, typer.Option(min=0, help="activation-max: random shift in "
+                                               "pixels (default: size / 14).")] = None,
+    blur: Annotated[float | None, typer.Option(min=0.0, help="activation-max: Gaussian blur "
+                                               "sigma in pixels (default 0.5).")] = None,
+    decay: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="activation-max: L2 "
+                                                "decay per step (default 0.002).")] = None,
+    top_k: Annotated[int | None, typer.Option(min=1, help="deconv: top inputs (default 9).")
+                     ] = None,
+    data: Annotated[str | None, typer.Option(help="deconv: data source or image folder "
+                                             "(default: the model's).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="deconv: images searched "
+                                              "(default 1000).")] = None,
+    rule: Annotated[str | None, typer.Option(help="deconv: guided (default) or deconvnet.")
+                    ] = None,
+) -> None:
+    """Look inside a model: latent interpolation, filters, activation maximisation, deconv.
+
+    Writes PNGs into visualize/ of the model folder (listed by zoo info, linked from the
+    card) or into -o DIR. An option of another --what is an error.
+    """
+    from zoo.visualize import visualize
+
+    options = {"seed": seed, "pairs": pairs, "frames": frames, "method": method,
+               "label": label, "steps": steps, "module": module, "layer": layer,
+               "unit": unit or None, "count": count, "iterations": iterations, "lr": lr,
+               "jitter": jitter, "blur": blur, "decay": decay, "top_k": top_k, "data": data,
+               "limit": limit, "rule": rule}
+    for written in visualize(path, what, output, **options):
+        print(f"wrote {written}")
 
 
 @app.command("push")

@@ -16,10 +16,21 @@ from zoo.errors import CapabilityError
 if TYPE_CHECKING:
     from zoo.spec import Spec
 
+#: Every capability a family may declare -> the functions its implementation module must
+#: then provide (``conditional``: sampling takes ``label=``; ``latent``: codes from the prior
+#: and a deterministic decoder of them, for latent interpolation).
+CAPABILITY_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "sample": ("sample",),
+    "encode": ("encode",),
+    "decode": ("decode",),
+    "reconstruct": ("reconstruct",),
+    "log_likelihood": ("log_likelihood",),
+    "latent": ("latent", "generate"),
+    "conditional": (),
+}
 #: Capabilities that are functions of the family's implementation module.
-FUNCTION_CAPABILITIES = frozenset({"sample", "encode", "decode", "reconstruct", "log_likelihood"})
-#: Every capability a family may declare (``conditional``: sampling takes ``label=``).
-KNOWN_CAPABILITIES = FUNCTION_CAPABILITIES | {"conditional"}
+FUNCTION_CAPABILITIES = frozenset(c for c, names in CAPABILITY_FUNCTIONS.items() if names)
+KNOWN_CAPABILITIES = frozenset(CAPABILITY_FUNCTIONS)
 
 
 def import_ref(ref: str) -> Any:
@@ -39,6 +50,14 @@ class FamilyRecord:
     ``sample(model, noise, spec)`` (``noise`` a :class:`zoo.sample.PerSampleNoise`),
     ``encode(model, x)``, ``decode(model, z)``, ``reconstruct(model, x)``,
     ``log_likelihood(model, x, k, spec, generator)``.
+
+    ``latent`` is two functions: ``latent(model, noise, spec)`` draws the codes
+    the sampler starts from (``N×...``, row *i* from sample *i*'s noise, drawn
+    from the model's prior) and ``generate(model, codes, spec, **options)``
+    turns any codes into images in [0, 1] with no further randomness, so that
+    ``generate(model, latent(model, noise, spec), spec)`` is ``sample(model,
+    noise, spec)`` whenever the family's sampler is deterministic given its
+    noise. ``zoo visualize --what interpolate`` walks between such codes.
     """
 
     name: str
@@ -59,7 +78,8 @@ class FamilyRecord:
         from zoo.errors import PluginError
 
         module = import_ref(self.impl)
-        needed = {"build", "trainer"} | (self.capabilities & FUNCTION_CAPABILITIES)
+        needed = {"build", "trainer"}.union(
+            *(CAPABILITY_FUNCTIONS[c] for c in self.capabilities))
         missing = sorted(n for n in needed if not callable(getattr(module, n, None)))
         if missing:
             raise PluginError(f"family {self.name!r}: {self.impl} lacks {', '.join(missing)}")

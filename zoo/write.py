@@ -87,14 +87,16 @@ def card_text(folder: Path, repo_id: str | None = None, revision: str | None = N
     from zoo.artifact import load_spec, read_metrics
     from zoo.card import render_card
     from zoo.spec import to_toml
+    from zoo.visualize import listing
 
     family, spec, config = load_spec(folder)
     card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}
     return render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
                        to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""),
-                       repo_id=repo_id, revision=revision)
+                       repo_id=repo_id, revision=revision, visuals=listing(folder))
 
 
 def update_card(folder: Path) -> None:
-    """Re-render ``README.md`` from the folder's config and metrics (after ``zoo eval``)."""
+    """Re-render ``README.md`` from the folder's config and metrics (after ``zoo eval`` and
+    ``zoo visualize``)."""
     atomic_write(folder / CARD, card_text(folder))

@@ -14,6 +14,8 @@ from zoo import FamilyRecord, hookimpl
 from zoo.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 AE_CAPABILITIES = frozenset({"sample", "encode", "decode", "reconstruct"})
+#: The autoencoders with a prior over codes also sample from it (``latent``).
+EXTRA_CAPABILITIES = {"vae": {"log_likelihood", "latent"}, "aae": {"latent"}}
 
 
 def _digits28() -> DataSpec:
@@ -247,6 +249,6 @@ FAMILIES = [
 def register_families(register) -> None:
     """Register the seven autoencoder families."""
     for name, summary, spec, impl, paper in FAMILIES:
-        capabilities = AE_CAPABILITIES | ({"log_likelihood"} if name == "vae" else set())
+        capabilities = AE_CAPABILITIES | EXTRA_CAPABILITIES.get(name, set())
         register(FamilyRecord(name=name, summary=summary, paper=paper, spec=spec, impl=impl,
                               capabilities=frozenset(capabilities)))

@@ -24,7 +24,8 @@ import torch
 from zoo.gan import discriminator_loss, frozen, generator_loss
 from zoo_ae.nets import AETrainer, decode, encode, mlp, mlp_autoencoder, recon_loss, reconstruct
 
-__all__ = ["build", "decode", "encode", "prior_sample", "reconstruct", "sample", "trainer"]
+__all__ = ["build", "decode", "encode", "generate", "latent", "prior_sample", "reconstruct",
+           "sample", "trainer"]
 
 RADIUS, COMPONENTS, MIXTURE_STD = 4.0, 10, 0.5
 
@@ -103,8 +104,18 @@ def trainer(spec, model, accelerator) -> AAETrainer:
     return AAETrainer(spec, model, accelerator)
 
 
-def sample(model, noise, spec) -> torch.Tensor:
-    """z ~ p(z), images = decoder(z)."""
+def latent(model, noise, spec) -> torch.Tensor:
+    """Per-sample codes z ~ p(z), (N, k)."""
     eps = noise.randn(spec.model.code_dim)
     component = noise.randint(COMPONENTS, stream=1)
-    return decode(model, prior_sample(spec.model.prior, eps, component))
+    return prior_sample(spec.model.prior, eps, component)
+
+
+def generate(model, z: torch.Tensor, spec) -> torch.Tensor:
+    """Images in [0, 1] from codes (N, k)."""
+    return decode(model, z)
+
+
+def sample(model, noise, spec) -> torch.Tensor:
+    """z ~ p(z), images = decoder(z)."""
+    return generate(model, latent(model, noise, spec), spec)

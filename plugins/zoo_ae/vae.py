@@ -24,8 +24,8 @@ from torch import nn
 from zoo.errors import CapabilityError
 from zoo_ae.nets import AETrainer, image_shape, mlp, recon_loss
 
-__all__ = ["build", "decode", "elbo_terms", "encode", "gaussian_kl", "log_likelihood",
-           "reconstruct", "sample", "trainer"]
+__all__ = ["build", "decode", "elbo_terms", "encode", "gaussian_kl", "generate", "latent",
+           "log_likelihood", "reconstruct", "sample", "trainer"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -136,6 +136,16 @@ def reconstruct(model: VAE, x: torch.Tensor) -> torch.Tensor:
     return decode(model, encode(model, x))
 
 
+def latent(model: VAE, noise, spec) -> torch.Tensor:
+    """Per-sample codes z ~ p(z) = N(0, I), (N, k)."""
+    return noise.randn(model.code_dim)
+
+
+def generate(model: VAE, z: torch.Tensor, spec) -> torch.Tensor:
+    """Images E[x|z] in [0, 1] from codes (N, k)."""
+    return decode(model, z)
+
+
 def sample(model: VAE, noise, spec) -> torch.Tensor:
     """z ~ p(z) = N(0, I), images = E[x|z]."""
-    return decode(model, noise.randn(model.code_dim))
+    return generate(model, latent(model, noise, spec), spec)

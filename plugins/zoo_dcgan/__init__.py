@@ -58,4 +58,5 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
         "Convolutional Generative Adversarial Networks, ICLR 2016, arXiv:1511.06434",
         spec=DCGANSpec,
         impl="zoo_dcgan.model",
+        capabilities=frozenset({"sample", "latent"}),
     ))

@@ -105,6 +105,11 @@ def build(spec: DCGANSpec) -> Generator:
     return g
 
 
+#: Value range of the images each trained module takes, where it is not [0, 1]
+#: (``zoo visualize`` optimises and shows images through it).
+INPUT_RANGES = {"discriminator": (-1.0, 1.0)}
+
+
 def build_discriminator(spec: DCGANSpec) -> Discriminator:
     """D, initialised as in the paper."""
     d = Discriminator(num_channels(spec.data), spec.data.image_size, spec.model.disc_channels)
@@ -112,10 +117,19 @@ def build_discriminator(spec: DCGANSpec) -> Discriminator:
     return d
 
 
+def latent(model: Generator, noise: PerSampleNoise, spec: DCGANSpec) -> torch.Tensor:
+    """Per-sample codes z ~ N(0, I), shaped (N, latent, 1, 1) as G takes them."""
+    return noise.randn(spec.model.latent_dim, 1, 1)
+
+
+def generate(model: Generator, z: torch.Tensor, spec: DCGANSpec) -> torch.Tensor:
+    """Images in [0, 1] from codes z (N, latent, 1, 1)."""
+    return (model(z) + 1) / 2
+
+
 def sample(model: Generator, noise: PerSampleNoise, spec: DCGANSpec) -> torch.Tensor:
     """Decode per-sample noise z ~ N(0, I) to images in [0, 1]."""
-    z = noise.randn(spec.model.latent_dim, 1, 1)
-    return (model(z) + 1) / 2
+    return generate(model, latent(model, noise, spec), spec)
 
 
 class DCGANTrainer(Trainer):

@@ -102,4 +102,5 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
         "2021, arXiv:2010.02502",
         spec=DDPMSpec,
         impl="zoo_ddpm.model",
+        capabilities=frozenset({"sample", "latent"}),
     ))

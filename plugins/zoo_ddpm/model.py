@@ -87,11 +87,26 @@ def sample(
         steps = steps or spec.sample.steps
         eta = spec.sample.eta if eta is None else eta
     size, channels = spec.data.image_size, num_channels(spec.data)
-    x = noise.randn(channels, size, size)
+    x = latent(model, noise, spec)
     fresh = None
     if eta > 0:
         generators = noise.generators(stream=1)
         def fresh() -> torch.Tensor:
             return noise.draw(generators, channels, size, size)
     x0 = diffusion.to(x.device).sample(model, x, steps, eta, fresh)
+    return (x0 + 1) / 2
+
+
+def latent(model: UNet, noise: PerSampleNoise, spec: DDPMSpec) -> torch.Tensor:
+    """Per-sample x_T ~ N(0, I), (N, C, H, W): the noise every sampler starts from."""
+    size, channels = spec.data.image_size, num_channels(spec.data)
+    return noise.randn(channels, size, size)
+
+
+def generate(model: UNet, x_t: torch.Tensor, spec: DDPMSpec, steps: int | None = None
+             ) -> torch.Tensor:
+    """Images in [0, 1] from x_T by deterministic DDIM (eta = 0; ``steps`` default
+    ``spec.sample.steps``): x_T acts as a latent code (Song et al., 2021, section 5.3)."""
+    diffusion: Diffusion = schedule_of(spec.model)
+    x0 = diffusion.to(x_t.device).sample(model, x_t, steps or spec.sample.steps, 0.0, None)
     return (x0 + 1) / 2

@@ -77,5 +77,5 @@ def register_families(register) -> None:
         "Pyramid of Adversarial Networks, NeurIPS 2015, arXiv:1506.05751",
         spec=LAPGANSpec,
         impl="zoo_lapgan.model",
-        capabilities=frozenset({"sample", "conditional"}),
+        capabilities=frozenset({"sample", "conditional", "latent"}),
     ))

@@ -268,26 +268,55 @@ def trainer(spec, model: LAPGAN, accelerator) -> LAPGANTrainer:
     return LAPGANTrainer(spec, model, accelerator)
 
 
-def sample(model: LAPGAN, noise, spec, label: int | None = None, return_pyramid: bool = False):
-    """Coarse to fine; with ``return_pyramid`` also the image at every level (in [0, 1])."""
-    y = None
+def latent(model: LAPGAN, noise, spec) -> torch.Tensor:
+    """Everything the sampler draws for a sample, as one flat code per row (N, D): the
+    coarsest GAN's z, each finer level's noise planes, and (class-conditional) the one-hot
+    class."""
+    parts = [noise.randn(model.latent_dim)]
+    for k, size in enumerate(model.sizes[1:], 1):
+        parts.append(noise.randn(model.noise_channels, size, size, stream=k).flatten(1))
     if model.num_classes:
-        labels = (noise.randint(model.num_classes, stream=10_000) if label is None
-                  else torch.full((len(noise),), int(label), device=noise.device))
-        y = one_hot(labels, model.num_classes, torch.float32)
-    elif label is not None:
+        labels = noise.randint(model.num_classes, stream=10_000)
+        parts.append(one_hot(labels, model.num_classes, torch.float32))
+    return torch.cat(parts, 1)
+
+
+def generate(model: LAPGAN, codes: torch.Tensor, spec, label: int | None = None,
+             return_pyramid: bool = False):
+    """Images in [0, 1] from codes laid out as :func:`latent` makes them, coarse to fine.
+
+    ``label`` replaces the class part of the codes of a class-conditional model;
+    with ``return_pyramid`` also the image at every level.
+    """
+    if label is not None and not model.num_classes:
         raise CapabilityError("this LAPGAN is unconditional (model.num_classes = 0); "
                               "train with --set model.num_classes=10 to sample by label")
-    image = model.generators[0](noise.randn(model.latent_dim), y)
+    widths = [model.latent_dim, *(model.noise_channels * s * s for s in model.sizes[1:])]
+    widths += [model.num_classes] if model.num_classes else []
+    if codes.dim() != 2 or codes.shape[1] != sum(widths):
+        raise ValueError(f"LAPGAN codes must be (N, {sum(widths)}), got {tuple(codes.shape)}")
+    parts = codes.split(widths, 1)
+    y = None
+    if model.num_classes:
+        y = parts[-1] if label is None else one_hot(
+            torch.full((len(codes),), int(label), device=codes.device), model.num_classes,
+            torch.float32)
+    image = model.generators[0](parts[0], y)
     levels = [image]
     for k, gen in enumerate(model.generators[1:], 1):
         cond = upsample(image)
-        image = cond + gen(cond, noise.randn(model.noise_channels, *cond.shape[-2:], stream=k), y)
+        planes = parts[k].reshape(len(codes), model.noise_channels, *cond.shape[-2:])
+        image = cond + gen(cond, planes, y)
         levels.append(image)
     out = ((image + 1) / 2).clamp(0, 1)
     if return_pyramid:
         return out, [((g + 1) / 2).clamp(0, 1) for g in levels]
     return out
+
+
+def sample(model: LAPGAN, noise, spec, label: int | None = None, return_pyramid: bool = False):
+    """Coarse to fine; with ``return_pyramid`` also the image at every level (in [0, 1])."""
+    return generate(model, latent(model, noise, spec), spec, label, return_pyramid)
 
 
 def card_images(model: LAPGAN, spec, folder) -> dict[str, str]:

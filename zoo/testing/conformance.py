@@ -8,7 +8,9 @@ The checks: the default spec validates and round-trips through TOML; the spec
 module imports without torch; a tiny build trains and writes a model folder;
 the sampler's raw output has the right shape, dtype and range; image i
 depends only on (seed, i); save -> load is a bitwise round trip; strict loading
-rejects tampered weights; the model card renders with Hub front matter.
+rejects tampered weights; a family with the ``latent`` capability draws codes
+per sample and decodes them deterministically; the model card renders with
+Hub front matter.
 """
 
 from __future__ import annotations
@@ -229,6 +231,34 @@ def _tampering(family: FamilyRecord, state: dict[str, Any]) -> str:
     return "rejected: " + ", ".join(tampered)
 
 
+def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    from zoo.data import num_channels
+    from zoo.sample import PerSampleNoise
+
+    if "latent" not in family.capabilities:
+        return "no latent capability declared"
+    model = _loaded(state)
+    impl = family.load()
+    with torch.inference_mode():
+        codes = impl.latent(model.module, PerSampleNoise(5, range(3)), model.spec)
+        alone = impl.latent(model.module, PerSampleNoise(5, [1]), model.spec)
+        if len(codes) != 3 or not torch.equal(codes[1:2], alone):
+            raise AssertionError("latent(): row i must be one code from sample i's noise alone")
+        images = impl.generate(model.module, codes, model.spec)
+        again = impl.generate(model.module, codes, model.spec)
+    size, channels = model.spec.data.image_size, num_channels(model.spec.data)
+    if tuple(images.shape) != (3, channels, size, size):
+        raise AssertionError(f"generate() gave shape {tuple(images.shape)}, expected "
+                             f"{(3, channels, size, size)}")
+    if not torch.isfinite(images).all() or images.min() < -1e-4 or images.max() > 1 + 1e-4:
+        raise AssertionError("generate() values outside [0, 1]")
+    if not torch.equal(images, again):
+        raise AssertionError("generate() gave different images for the same codes")
+    return f"codes {tuple(codes.shape[1:])} -> images, deterministic"
+
+
 def _card(family: FamilyRecord, state: dict[str, Any]) -> str:
     from huggingface_hub import ModelCard
 
@@ -249,5 +279,6 @@ BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
     ("seeding", _determinism),
     ("save/load", _round_trip),
     ("strict loading", _tampering),
+    ("latent codes", _latent),
     ("model card", _card),
 ]
