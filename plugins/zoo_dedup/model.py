@@ -1,7 +1,7 @@
 """The hashing autoencoder: C·S·S -> code_dim (ReLU) -> C·S·S, trained to denoise.
 
-Encoder: a fixed Gaussian low-pass and per-image standardisation (both
-optional, see the spec), then one linear layer and a ReLU. Decoder: dropout on
+Encoder: a fixed Gaussian low-pass (two 32×32 matmuls) and per-image
+standardisation (both optional, see the spec), then one linear layer and a ReLU. Decoder: dropout on
 the code (training only), one linear layer, logits of the clean image.
 Training corrupts inputs with Gaussian noise and masking noise and scores the
 reconstruction against the *clean* image. The hash of an image is
@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from zoo_ae.nets import (
     AETrainer,
@@ -43,31 +42,34 @@ SAMPLING_NOTE = ("This is a hashing model: its codes are image hashes, and its s
                  "0, like ReLU codes).")
 
 
-def gaussian_kernel(sigma: float, channels: int) -> torch.Tensor:
-    """A normalised 2-D Gaussian of std ``sigma`` (radius 2σ) for a depthwise conv."""
+def blur_matrix(sigma: float, size: int) -> torch.Tensor:
+    """``M`` (size × size) with ``M @ X @ M.T`` = a Gaussian blur of std ``sigma`` (radius
+    2σ) with replicated edges: the separable form of the 2-D convolution, two small matmuls."""
     radius = max(1, math.ceil(2 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     g = torch.exp(-(t**2) / (2 * sigma**2))
     g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
+    m = torch.zeros(size, size, dtype=torch.float64)
+    for i in range(size):
+        for offset, weight in zip(range(-radius, radius + 1), g, strict=True):
+            m[i, min(max(i + offset, 0), size - 1)] += weight
+    return m.float()
 
 
 class Features(nn.Module):
     """Images in [0, 1] -> flat encoder input: optional low-pass, optional standardisation."""
 
-    def __init__(self, channels: int, blur: float, standardize: bool) -> None:
+    def __init__(self, channels: int, size: int, blur: float, standardize: bool) -> None:
         super().__init__()
-        self.channels, self.standardize = channels, standardize
+        self.standardize = standardize
         self.blur = blur > 0
         if self.blur:  # stored with the weights, so a model folder alone hashes the same
-            self.register_buffer("kernel", gaussian_kernel(blur, channels))
+            self.register_buffer("blur_matrix", blur_matrix(blur, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, S, S) -> (N, C·S·S)."""
         if self.blur:
-            pad = self.kernel.shape[-1] // 2
-            x = F.conv2d(F.pad(x, (pad,) * 4, mode="replicate"), self.kernel,
-                         groups=self.channels)
+            x = self.blur_matrix @ x @ self.blur_matrix.T
         x = x.flatten(1)
         if self.standardize:
             x = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-3)
@@ -78,7 +80,7 @@ def build(spec) -> AutoEncoder:
     """The hashing autoencoder of the spec (``encoder(x)`` is the ReLU code)."""
     c, h, w = image_shape(spec)
     m = spec.model
-    encoder = nn.Sequential(Features(c, m.blur, m.standardize), nn.Linear(c * h * w, m.code_dim),
+    encoder = nn.Sequential(Features(c, h, m.blur, m.standardize), nn.Linear(c * h * w, m.code_dim),
                             nn.ReLU())
     decoder = nn.Sequential(nn.Dropout(m.dropout), nn.Linear(m.code_dim, c * h * w),
                             nn.Unflatten(1, (c, h, w)))
