@@ -251,7 +251,8 @@ def test_training_needs_a_new_folder_or_force(tiny_set, tiny_model, cli):
 
 
 @pytest.mark.parametrize("case", ["missing", "not-images", "suffix", "clean-exists",
-                                  "clean-inside", "not-a-model", "set-with-model"])
+                                  "clean-inside", "not-a-model", "set-with-model",
+                                  "save-with-model"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_set, tiny_model, cli,
                                                          tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -268,6 +269,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tiny_set, tiny_mo
         "clean-inside": [images, "--model", tiny_model, "--write-clean", images / "clean"],
         "not-a-model": [images, "--model", empty],
         "set-with-model": [images, "--model", tiny_model, "--set", "train.max_steps=1"],
+        "save-with-model": [images, "--model", tiny_model, "--save-model", tmp_path / "m"],
     }[case]
     r = cli("dedup", *args, "--report", report, "--quiet")
     assert r.code == 2, (r.out, r.err)

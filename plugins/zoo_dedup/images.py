@@ -20,7 +20,7 @@ import numpy as np
 from zoo.data import IMAGE_SUFFIXES, SPLITS, resize_crop
 from zoo.errors import DataError
 
-GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F", "P;L"})
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 
 
 @dataclass(frozen=True)

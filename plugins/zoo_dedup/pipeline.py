@@ -84,15 +84,17 @@ def dedup(source: str, *, model: str | Path | None = None, save_model: str | Pat
     src = open_source(source)
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    overrides = list(overrides)
     if model is not None:
-        if list(overrides):
-            raise ZooError("--set configures training; it cannot change a --model")
+        if overrides or save_model is not None:
+            raise ZooError("--set and --save-model configure training; they do not go with "
+                           "--model")
         zoo_model, folder = _load(model), Path(str(model))
-        zoo_model_path = zoo_model.path
     else:
-        folder = Path(save_model) if save_model else default_model_dir(src)
-        zoo_model_path = train_hash_model(src, folder, overrides, force=force, progress=progress)
-        zoo_model, folder = _load(zoo_model_path), zoo_model_path
+        folder = train_hash_model(src, Path(save_model) if save_model else
+                                  default_model_dir(src), overrides, force=force,
+                                  progress=progress)
+        zoo_model = _load(folder)
         timings["train_s"] = time.perf_counter() - started
     n_bits = zoo_model.module.code_dim
     if max_distance >= n_bits:
@@ -201,13 +203,18 @@ class _progress:
     def __enter__(self):
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             console = Console(stderr=True)
             if console.is_terminal:
                 self.bar = Progress(TextColumn("hash"), BarColumn(), MofNCompleteColumn(),
-                                    TextColumn("{task.speed} img/s"), console=console,
-                                    transient=True)
+                                    TimeRemainingColumn(), console=console, transient=True)
                 self.task = self.bar.add_task("hash", total=self.total)
                 self.bar.start()
         return self._advance
