@@ -30,13 +30,17 @@ Figures:
   (pairs that involve a copy made by it). imagededup's raw lists, without
   closing them, are reported too.
 * throughput: images/s of the whole pass from files to groups (decode,
-  resize, hash, search), ours (model already trained) against PHash (and
-  PHash's hashing alone, without its search), in interleaved rounds
-  (``benchlib.run_rounds``; medians).
+  resize, hash, search), ours (model already trained) against PHash with its
+  default worker processes (W for encoding and search) and with encoding in
+  the calling process (``num_enc_workers=0``: faster on 2 cores, where the
+  pool's start-up and pickling cost more than they save), and PHash's hashing
+  alone, without its search; interleaved rounds (``benchlib.run_rounds``;
+  medians).
 * scaling: synthetic sets of N = 1,000, 10,000, 100,000 random smooth 32×32
   grey images (upsampled 8×8 noise, 5 % of them noisy copies of others),
   hashed with the trained model; seconds per 1,000 images at each N, and
-  PHash's at the sizes its quadratic search finishes in reasonable time.
+  PHash's (encoding in-process) at the sizes its quadratic search finishes in
+  reasonable time (``--peer-limit``, default 10,000).
 
 Usage::
 
@@ -141,10 +145,12 @@ def cnn_status() -> str:
     return "available"
 
 
-def run_peer(method: Any, images: Path, workers: int, threshold: int = PEER_THRESHOLD
-             ) -> dict[str, list[str]]:
-    """encode_images + find_duplicates, as imagededup documents them."""
-    encodings = method.encode_images(image_dir=str(images), num_enc_workers=workers)
+def run_peer(method: Any, images: Path, workers: int, threshold: int = PEER_THRESHOLD,
+             enc_workers: int | None = None) -> dict[str, list[str]]:
+    """encode_images + find_duplicates, as imagededup documents them (``enc_workers``:
+    encoding processes if not ``workers``; 0 encodes in this process)."""
+    encodings = method.encode_images(image_dir=str(images), num_enc_workers=(
+        workers if enc_workers is None else enc_workers))
     return method.find_duplicates(encoding_map=encodings, max_distance_threshold=threshold,
                                   num_dist_workers=workers)
 
@@ -191,7 +197,7 @@ def scaling(model: Path, sizes: list[int], workdir: Path, workers: int,
         row["ours_images_per_s"] = round(n / (row["ours_hash_s"] + row["ours_group_s"]), 1)
         if n <= peer_limit:
             start = time.perf_counter()
-            run_peer(PHash(verbose=False), folder, workers)
+            run_peer(PHash(verbose=False), folder, workers, enc_workers=0)
             peer_s = time.perf_counter() - start
             row["phash_s"] = round(peer_s, 3)
             row["phash_s_per_1k"] = round(1000 * peer_s / n, 4)
@@ -263,9 +269,12 @@ def main() -> None:
                                   "raw lists": score(raw, truth)}
 
     calls = {"zoo dedup": lambda: run_ours(made.images, model),
-             "imagededup PHash": lambda: run_peer(peers["PHash"], made.images, workers),
-             "imagededup PHash encode_images only": lambda: peers["PHash"].encode_images(
-                 image_dir=str(made.images), num_enc_workers=workers)}
+             "imagededup PHash (default workers)": lambda: run_peer(
+                 peers["PHash"], made.images, workers),
+             "imagededup PHash (encoding in-process)": lambda: run_peer(
+                 peers["PHash"], made.images, workers, enc_workers=0),
+             "imagededup PHash encode_images only (in-process)": lambda: peers[
+                 "PHash"].encode_images(image_dir=str(made.images), num_enc_workers=0)}
     timings = run_rounds(calls, args.rounds, args.k, made.n_images, label="throughput ")
     throughput = {name: round(made.n_images / statistics.median(
         t for rnd in per for t in rnd), 1) for name, per in timings.items()}
