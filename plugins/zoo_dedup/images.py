@@ -60,13 +60,14 @@ def open_source(source: str) -> Source:
         known = sorted(n for n, r in registry.datasets.items() if n != "folder" and not r.prefix)
         raise DataError(f"{source!r} is neither a folder nor a registered data set "
                         f"(data sets: {', '.join(known)})")
-    counts = [len(_dataset_split(source, split)) for split in SPLITS]
+    counts = [len(dataset_split(source, split)) for split in SPLITS]
     paths = [f"{source}/{split}/{i}" for split, n in zip(SPLITS, counts, strict=True)
              for i in range(n)]
     return Source(source, paths, dataset=source)
 
 
-def _dataset_split(name: str, split: str):
+def dataset_split(name: str, split: str):
+    """The uint8 ``N×C×H×W`` images of one split of a registered data set."""
     from zoo.registry import dataset_loader
     from zoo.spec import DataSpec
 
@@ -136,7 +137,7 @@ def _dataset_chunks(source: Source, size: int, channels: int, chunk: int
     from zoo.data import to_float
 
     for split in SPLITS:
-        images = _dataset_split(source.dataset, split)
+        images = dataset_split(source.dataset, split)
         for start in range(0, len(images), chunk):
             x = to_float(images[start : start + chunk], channels, size)
             yield x.mul(255).round().to(torch.uint8).numpy()

@@ -95,12 +95,12 @@ def _write_dataset_pngs(result: DedupResult, kept: list[int], folder: Path) -> N
     from PIL import Image
 
     from zoo.data import SPLITS
-    from zoo_dedup.images import _dataset_split
+    from zoo_dedup.images import dataset_split
 
     wanted = set(kept)
     offset = 0
     for split in SPLITS:
-        images = _dataset_split(result.source.dataset, split).numpy()
+        images = dataset_split(result.source.dataset, split).numpy()
         for i, image in enumerate(images):
             if offset + i in wanted:
                 array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
