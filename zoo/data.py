@@ -130,7 +130,7 @@ def load_folder(spec: DataSpec, split: str) -> ImageData:
     for file in files:
         try:
             with Image.open(file) as img:
-                arrays.append(_resize_crop(img.convert(mode), spec.image_size))
+                arrays.append(resize_crop(img.convert(mode), spec.image_size))
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"cannot read image {file}: {exc}") from None
     return _from_arrays(_nchw(np.stack(arrays)), None, split)
@@ -141,7 +141,8 @@ def _nchw(images: np.ndarray) -> np.ndarray:
     return images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
 
 
-def _resize_crop(img, size: int) -> np.ndarray:
+def resize_crop(img, size: int) -> np.ndarray:
+    """A PIL image -> ``size``×``size`` array: short side resized (bicubic), center-cropped."""
     from PIL import Image
 
     scale = size / min(img.size)
@@ -188,7 +189,7 @@ def _torchvision_arrays(ds, spec: DataSpec) -> ImageData:
     else:  # generic: iterate PIL images
         mode = "L" if num_channels(spec) == 1 else "RGB"
         pairs = [ds[i] for i in range(len(ds))]
-        images = _nchw(np.stack([_resize_crop(img.convert(mode), spec.image_size)
+        images = _nchw(np.stack([resize_crop(img.convert(mode), spec.image_size)
                                  for img, _ in pairs]))
         targets = [t for _, t in pairs]
     labels = None if targets is None else torch.as_tensor(np.asarray(targets), dtype=torch.int64)
