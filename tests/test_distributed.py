@@ -111,3 +111,13 @@ def test_processes_must_divide_the_global_batch(tmp_path):
         "error: train.batch_size = 33 is the global batch; it must be divisible by "
         "--processes 2"]
     assert not (tmp_path / "x").exists()
+
+
+def test_an_existing_out_is_refused_before_launching(tmp_path):
+    out = tmp_path / "x"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "zoo", "build", *VAE, "--processes", "2", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {out.resolve()} already exists; pass --force to replace it or --resume"]

@@ -147,7 +147,9 @@ def build_cmd(
         return
     if processes > 1:
         from zoo.launch import launch_build
+        from zoo.train import check_destination
 
+        check_destination(out, resume, force)  # one line here, not one per process
         raise typer.Exit(launch_build(processes, resolved.train.batch_size))
     from zoo.train import fit
 

@@ -360,7 +360,6 @@ def fit(
     """
     import torch
 
-    from zoo.artifact import replaceable
     from zoo.checkpoint import load_training_state, save_training_state
     from zoo.data import load_images
     from zoo.sample import sample_seed
@@ -368,15 +367,7 @@ def fit(
 
     out = Path(out).resolve()
     ckpt = checkpoint_dir(out)
-    source = _resume_source(out, ckpt) if resume else None
-    if out.exists() and not replaceable(out):  # checked now, not after training
-        raise ArtifactError(f"refusing to replace {out}: not a genzoo model folder")
-    if source is None and not force:
-        if out.exists():
-            raise ArtifactError(f"{out} already exists; pass --force to replace it or --resume")
-        if ckpt.exists():
-            raise ArtifactError(f"an interrupted build left {ckpt}; pass --resume to continue it "
-                                "or --force to start over")
+    source = check_destination(out, resume, force)
     train = spec.train
     accelerator, precision = make_accelerator(train)
     seed_everything(train.seed)
@@ -452,6 +443,27 @@ def fit(
             shutil.rmtree(ckpt, ignore_errors=True)
         accelerator.wait_for_everyone()
     return out
+
+
+def check_destination(out: Path, resume: bool, force: bool) -> Path | None:
+    """Raise unless a build may write ``out``; return the checkpoint to resume from, if any.
+
+    Checked before training (and before ``--processes`` launches anything), not after.
+    """
+    from zoo.artifact import replaceable
+
+    out = Path(out).resolve()
+    ckpt = checkpoint_dir(out)
+    source = _resume_source(out, ckpt) if resume else None
+    if out.exists() and not replaceable(out):
+        raise ArtifactError(f"refusing to replace {out}: not a genzoo model folder")
+    if source is None and not force:
+        if out.exists():
+            raise ArtifactError(f"{out} already exists; pass --force to replace it or --resume")
+        if ckpt.exists():
+            raise ArtifactError(f"an interrupted build left {ckpt}; pass --resume to continue it "
+                                "or --force to start over")
+    return source
 
 
 class StopOnSigint:
