@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 from zoo.errors import SpecError
+from zoo.train import check_global_batch
 
 
 def without_processes_option(argv: list[str]) -> list[str]:
@@ -35,9 +36,7 @@ def launch_build(processes: int, batch_size: int, argv: list[str] | None = None)
     if "WORLD_SIZE" in os.environ:
         raise SpecError("--processes inside an already distributed run; drop --processes "
                         "(the launcher sets the process count)")
-    if batch_size % processes:
-        raise SpecError(f"train.batch_size = {batch_size} is the global batch; it must be "
-                        f"divisible by --processes {processes}")
+    check_global_batch(batch_size, processes)
     args = without_processes_option(sys.argv[1:] if argv is None else argv)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={processes}", "-m", "zoo", *args]

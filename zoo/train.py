@@ -78,12 +78,17 @@ def make_accelerator(train: TrainSpec) -> tuple[Accelerator, str]:
         AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(cpu=want_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
     world = accelerator.num_processes
-    if world > 1 and train.batch_size % world:
-        raise SpecError(f"train.batch_size = {train.batch_size} is the global batch; it must be "
-                        f"divisible by the {world} processes")
+    check_global_batch(train.batch_size, world)
     if world > 1 and train.sync_batchnorm and want_cpu:
         raise SpecError("train.sync_batchnorm needs GPUs (torch's SyncBatchNorm is GPU-only)")
     return accelerator, precision
+
+
+def check_global_batch(batch_size: int, processes: int) -> None:
+    """``train.batch_size`` is the global batch: each of the processes must get an equal share."""
+    if batch_size % processes:
+        raise SpecError(f"train.batch_size = {batch_size} is the global batch; it must be "
+                        f"divisible by --processes {processes}")
 
 
 # --------------------------------------------------------------------------- draws
