@@ -447,6 +447,11 @@ def fit(
                 overwrite=True)
             shutil.rmtree(ckpt, ignore_errors=True)
         accelerator.wait_for_everyone()
+    if trainer.world > 1:
+        # tear the process group down before the interpreter exits: a gloo group
+        # left to the exit handlers sometimes aborts a process ("terminate called
+        # without an active exception") after the work is done
+        accelerator.end_training()
     return out
 
 
