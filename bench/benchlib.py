@@ -118,14 +118,19 @@ def images_per_s(per_round: list[list[float]], images_per_call: int) -> float:
     return images_per_call / statistics.median(t for rnd in per_round for t in rnd)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" where there is none)."""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        return next((line.split(":", 1)[1].strip() for line in fh
+                     if line.startswith("model name")), "unknown")
+    return "unknown"
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, core count, torch threads, versions and load: what a reader needs to compare runs."""
     import torch
 
-    cpu = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        cpu = next((line.split(":", 1)[1].strip() for line in fh
-                    if line.startswith("model name")), cpu)
+    cpu = cpu_model()
     info = {"torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "cpu_model": cpu, "cpu_count": os.cpu_count(),
             "cores_available": len(os.sched_getaffinity(0)),

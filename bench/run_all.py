@@ -278,14 +278,9 @@ def machine() -> str:
     """The CPU and the cores available, for the report's header."""
     import os
 
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{len(os.sched_getaffinity(0))} cores of {cpu}"
+    from benchlib import cpu_model
+
+    return f"{len(os.sched_getaffinity(0))} cores of {cpu_model()}"
 
 
 def write_report(quick: bool, status: dict[str, dict[str, Any]]) -> str:
