@@ -1,4 +1,5 @@
-"""Data-parallel training: 2 CPU processes (torchrun, gloo) against one process.
+"""Data-parallel training: 2 CPU processes (torchrun or accelerate launch, gloo)
+against one process.
 
 ``train.batch_size`` is the global batch, so the same spec trains the same
 model whatever the process count: exactly (to fp32 rounding) for a VAE, and
@@ -87,6 +88,23 @@ def test_resume_a_two_process_checkpoint_with_one_process(vae_runs):
     one, split = vae_runs["one"], vae_runs["split"]
     assert max_difference(one / "model.safetensors", split / "model.safetensors") < 1e-5
     assert json.loads((split / "metrics.json").read_text())["train"]["processes"] == 1
+
+
+def test_accelerate_launch_trains_the_same_vae(vae_runs, tmp_path):
+    """``accelerate launch`` (its multi-process mode; on CPUs it forms a gloo group)
+    gives what ``--processes 2`` gives."""
+    out = tmp_path / "accelerate"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "-m", "zoo", "build", *VAE,
+           "--set", "train.max_steps=12", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text())["train"]["processes"] == 2
+    two = vae_runs["two"]
+    assert max_difference(two / "model.safetensors", out / "model.safetensors") < 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accelerate"]
 
 
 def test_two_process_gan_follows_the_single_process_loss_curve(tmp_path):
