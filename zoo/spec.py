@@ -95,12 +95,20 @@ class TrainSpec(Section):
         False, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
         "while training. Plain conv stacks run faster on it (DCGAN turns it on), some nets "
         "slower (the DDPM UNet in bf16 on CPU: 0.9x); measure. Shapes, values and the written "
-        "weights are unchanged.",
+        "weights are unchanged. Ignored with train.compile, which picks layouts itself.",
     )
     compile: bool = Field(
         False, description="torch.compile every trained module in place (nn.Module.compile; "
-        "weights and state-dict keys unchanged); the first steps compile. Measure it: on the "
-        "zoo's small nets it has not paid off yet (docs/benchmarks.md).",
+        "weights and state-dict keys unchanged); the first steps compile. Measure it: in the "
+        "default mode it has not paid off on the zoo's small nets; with compile_mode = "
+        "reduce-overhead a DCGAN step at batch 64 on an H200 ran 1.66x eager, but compiling "
+        "took longer than a short build (docs/benchmarks.md).",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune",
+                          "max-autotune-no-cudagraphs"] = Field(
+        "default", description="The torch.compile mode with train.compile. reduce-overhead and "
+        "max-autotune replay each module's kernels as CUDA graphs on a GPU (the loop marks the "
+        "start of every step for them), which pays off where kernel launches dominate.",
     )
     checkpoint_every: int = Field(
         0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."

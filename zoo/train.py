@@ -165,7 +165,11 @@ class Trainer:
         self.base_lrs: dict[str, float] = {}
         self.progress = 0.0  # fraction of training done; the loop sets it before each step
         self.steps_done = 0  # optimisation steps before the current one; set with progress
-        self.memory_format = "channels_last" if spec.train.channels_last else "contiguous_format"
+        # compiled modules get their layouts from the compiler (inductor's layout
+        # optimisation); given channels-last weights as well, torch 2.11's compiled
+        # backward on CUDA failed a stride assertion in convolution_backward
+        eager_nhwc = spec.train.channels_last and not spec.train.compile
+        self.memory_format = "channels_last" if eager_nhwc else "contiguous_format"
         self.ema = None
         if spec.train.ema_decay:
             from timm.utils import ModelEmaV3
@@ -207,7 +211,8 @@ class Trainer:
         else:
             prepared = module
         if self.spec.train.compile:
-            prepared.compile()
+            mode = self.spec.train.compile_mode
+            prepared.compile(mode=None if mode == "default" else mode)
         self.modules[name] = prepared
         return prepared
 
@@ -283,6 +288,24 @@ class Trainer:
 
         for module in self.raw_modules().values():
             module.to(memory_format=torch.contiguous_format)
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the compiled modules replay CUDA graphs (``train.compile_mode``)."""
+        train = self.spec.train
+        return (train.compile and self.device.type == "cuda"
+                and train.compile_mode in ("reduce-overhead", "max-autotune"))
+
+    def begin_step(self) -> None:
+        """The loop calls this before each :meth:`step`.
+
+        With CUDA graphs it starts a new graph generation, so the buffers of the
+        previous step's graph outputs may be reused (a step must not keep them).
+        """
+        if self.cuda_graphs:
+            import torch
+
+            torch.compiler.cudagraph_mark_step_begin()
 
     def raw_modules(self) -> dict[str, nn.Module]:
         """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
@@ -438,6 +461,7 @@ def fit(
                 batch = torch.bernoulli(batch, generator=rng)
             batch, idx = trainer.in_layout(trainer.draws.rows(batch)), trainer.draws.rows(idx)
             trainer.progress, trainer.steps_done = step / total, step
+            trainer.begin_step()
             losses = trainer.step(batch, None if labels is None else labels[idx], rng)
             if trainer.world > 1:  # the global batch's mean losses, as one process would log
                 losses = mean_over_processes(losses, trainer.world)

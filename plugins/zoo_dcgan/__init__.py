@@ -31,7 +31,8 @@ class DCGANTrain(GANTrainSpec):
     lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate for G and D.")
     channels_last: bool = Field(
         True, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
-        "while training (DCGAN 64x64, bf16, 2 CPU cores: 1.13x the steps/s of NCHW).",
+        "while training (DCGAN 64x64 bf16: 1.05-1.13x the steps/s of NCHW on 2 CPU cores, "
+        "1.4x on an H200 at batch 512). Ignored with train.compile.",
     )
 
 
