@@ -32,6 +32,10 @@ trainer's ``in_layout`` as the loop passes each batch).
 ``--compile`` adds ``torch.compile`` on both sides: ours with
 ``train.compile=true`` on the default settings, the peer with ``netG.compile()``
 and ``netD.compile()`` (in place, as a user of that script would add it).
+``--compile-mode`` picks the mode for both (``train.compile_mode``; with CUDA
+graphs each side marks the start of every step, ours through the trainer's
+``begin_step`` as the loop does, the peer's with
+``torch.compiler.cudagraph_mark_step_begin()`` as PyTorch's docs ask).
 On ``--device cuda`` every timed step is followed by ``torch.cuda.synchronize``
 and the peak GPU memory of each configuration is recorded; PyTorch's defaults
 apply on both sides (cuDNN convolutions may use TF32; the flags are recorded).
@@ -260,10 +264,11 @@ def peer_argv(outf: str, batch: int = BATCH) -> list[str]:
 
 
 def build_peer(parts: PeerParts, real: torch.Tensor, outf: str, seed: int = 0,
-               compiled: bool = False) -> dict[str, Any]:
+               compiled: str | None = None) -> dict[str, Any]:
     """Execute the peer's setup in a prepared namespace; return that namespace.
 
-    ``real`` is on the device the peer runs on; ``compiled`` compiles its two nets.
+    ``real`` is on the device the peer runs on; ``compiled`` (a torch.compile
+    mode) compiles its two nets.
     """
     ns: dict[str, Any] = {"__name__": "peer_dcgan_main"}
     exec(parts.parser, ns)
@@ -273,8 +278,8 @@ def build_peer(parts: PeerParts, real: torch.Tensor, outf: str, seed: int = 0,
     torch.manual_seed(seed)  # the script seeds the global RNG from --manualSeed
     exec(parts.setup, ns)
     if compiled:
-        ns["netG"].compile()
-        ns["netD"].compile()
+        ns["netG"].compile(mode=None if compiled == "default" else compiled)
+        ns["netD"].compile(mode=None if compiled == "default" else compiled)
     got = {k: ns[k] for k in ("nz", "ngf", "ndf", "nc")}
     if got != {"nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC}:
         raise SystemExit(f"peer sizes differ from the compared ones: {got}")
@@ -282,11 +287,16 @@ def build_peer(parts: PeerParts, real: torch.Tensor, outf: str, seed: int = 0,
     return ns
 
 
-def peer_step(parts: PeerParts, ns: dict[str, Any]) -> StepFn:
-    """One peer step: the loop body with ``i = 1`` (no image dumps), stdout silenced."""
+def peer_step(parts: PeerParts, ns: dict[str, Any], cuda_graphs: bool = False) -> StepFn:
+    """One peer step: the loop body with ``i = 1`` (no image dumps), stdout silenced.
+
+    With ``cuda_graphs`` each step starts a new CUDA-graph generation first.
+    """
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the closure
 
     def step() -> None:
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with contextlib.redirect_stdout(devnull):
             exec(parts.step, ns)
 
@@ -318,7 +328,12 @@ def our_step(trainer: Any, images01: torch.Tensor) -> StepFn:
     """
     rng = torch.Generator(device=images01.device).manual_seed(0)
     batch = trainer.in_layout(images01)
-    return lambda: trainer.step(batch, None, rng)
+
+    def step() -> dict[str, torch.Tensor]:
+        trainer.begin_step()
+        return trainer.step(batch, None, rng)
+
+    return step
 
 
 def conv_output_dtypes(trainer: Any, step: StepFn) -> list[str]:
@@ -367,6 +382,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f" if present, else {DEFAULT_CHECKOUT})")
     p.add_argument("--batch", type=int, default=BATCH, help="images per step (both sides)")
     add_round_options(p)
+    p.add_argument("--compile-mode", default="default",
+                   choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode for --compile (reduce-overhead: CUDA graphs)")
     args = p.parse_args(argv)
     name = "dcgan_train" + ("" if args.batch == BATCH else f".b{args.batch}")
     args = settle_round_options(args, name)
@@ -395,12 +413,17 @@ def main(argv: list[str] | None = None) -> None:
     real = images01 * 2 - 1  # the peer's ToTensor + Normalize((0.5,), (0.5,))
     base = our_base(batch, args.device)
     configs = OUR_CONFIGS | (COMPILED_CONFIG if args.compile else {})
+    if args.compile:
+        configs[OURS_COMPILED] = [*configs[OURS_COMPILED],
+                                  f"train.compile_mode={args.compile_mode}"]
+    cuda_graphs = args.device == "cuda" and args.compile_mode != "default"
 
     outf = tempfile.TemporaryDirectory(prefix="dcgan_peer_")
     peers = {PEER: peer_step(parts, build_peer(parts, real.clone(), outf.name))}
     if args.compile:
-        peers[PEER_COMPILED] = peer_step(parts, build_peer(parts, real.clone(), outf.name,
-                                                           compiled=True))
+        peers[PEER_COMPILED] = peer_step(
+            parts, build_peer(parts, real.clone(), outf.name, compiled=args.compile_mode),
+            cuda_graphs)
     trainers = {name: build_ours(base + ov) for name, ov in configs.items()}
     steps = {name: our_step(t, images01) for name, (t, _) in trainers.items()}
     probe = {name: conv_output_dtypes(t, steps[name]) for name, (t, _) in trainers.items()
@@ -447,6 +470,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info() | {"accelerate": accelerate.__version__},
         "settings": {"rounds": args.rounds, "k": args.k, "warmup": args.warmup,
                      "quick": args.quick, "device": args.device, "compile": args.compile,
+                     "compile_mode": args.compile_mode,
                      "batch": batch, "image_size": IMAGE_SIZE,
                      "nz": NZ, "ngf": NGF, "ndf": NDF, "nc": NC, "mode": mode,
                      "ours_overrides": {n: base + ov for n, ov in configs.items()},

@@ -11,7 +11,8 @@
 #      `pip install -e .` with the machine's own packages
 #   2. DCGAN 64x64 training step vs the PyTorch examples DCGAN, batch 64:
 #      fp32 (PyTorch's defaults: cuDNN convolutions may use TF32), our default
-#      bf16 + fused Adam, and torch.compile on both sides (bench/dcgan_train.py)
+#      bf16 + fused Adam + channels-last, and torch.compile with CUDA graphs
+#      (mode reduce-overhead) on both sides (bench/dcgan_train.py)
 #   3. the same at batch 512 (throughput vs batch size), eager only
 #   4. DDPM (ddpm-mnist UNet) training step and DDIM-50 sampling vs diffusers,
 #      fp32 and bf16 (bench/ddpm_vs_diffusers.py); then again with torch.compile
@@ -62,7 +63,8 @@ print('genzoo ok; hub', h.__version__, '; families', ' '.join(sorted(get_registr
 export -f install
 stage 30 install bash -c install
 
-stage 130 "dcgan b64" python3 bench/dcgan_train.py --device cuda --compile --peer-repo "$PEER" \
+stage 130 "dcgan b64" python3 bench/dcgan_train.py --device cuda --compile \
+    --compile-mode reduce-overhead --peer-repo "$PEER" \
     --rounds 5 -k 20 --warmup 5 --out "$OUT/dcgan_train.cuda.json"
 stage 35 "dcgan b512" python3 bench/dcgan_train.py --device cuda --batch 512 \
     --peer-repo "$PEER" --rounds 5 -k 10 --warmup 3 --out "$OUT/dcgan_train.b512.cuda.json"
