@@ -32,7 +32,7 @@ class DCGANTrain(GANTrainSpec):
     channels_last: bool = Field(
         True, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
         "while training (DCGAN 64x64 bf16: 1.05-1.13x the steps/s of NCHW on 2 CPU cores, "
-        "1.4x on an H200 at batch 512). Ignored with train.compile.",
+        "1.26x on an H200 at batch 512). Ignored with train.compile.",
     )
 
 
