@@ -120,6 +120,14 @@ def save_weights(module: nn.Module, path: Path, family: str, spec_hash: str) -> 
 # --------------------------------------------------------------------------- reading
 
 
+def read_json(path: Path) -> Any:
+    """The parsed JSON file at ``path``; a one-line ArtifactError when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     """Read and sanity-check ``config.json`` of a model folder."""
     folder = Path(folder)
@@ -128,10 +136,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
     if not path.is_file():
         raise ArtifactError(f"{folder} is not a genzoo model folder (no {CONFIG})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+    config = read_json(path)
     if (not isinstance(config, dict) or config.get("format") != FORMAT
             or not isinstance(config.get("spec"), dict)):
         raise ArtifactError(f"{path}: not a {FORMAT} model config")
@@ -141,12 +146,7 @@ def read_config(folder: Path) -> dict[str, Any]:
 def read_metrics(folder: Path) -> dict[str, Any]:
     """``metrics.json`` of a model folder, or an empty dict."""
     path = Path(folder) / METRICS
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+    return read_json(path) if path.is_file() else {}
 
 
 def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,13 +124,10 @@ def write_pictures(pictures: list[Picture], folder: Path, what: str,
 
 def read_index(folder: Path) -> dict[str, Any]:
     """``index.json`` of a visualisation folder, or an empty dict."""
+    from zoo.artifact import read_json
+
     path = Path(folder) / INDEX
-    if not path.is_file():
-        return {}
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+    index = read_json(path) if path.is_file() else {}
     return index if isinstance(index, dict) else {}
 
 
