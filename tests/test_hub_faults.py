@@ -226,11 +226,12 @@ def test_a_partly_cached_model_offline_names_the_missing_files(hub, cli, v1, tmp
 
 
 def test_a_failed_pull_into_new_folders_leaves_none_behind(hub, cli, tmp_path):
-    repo_with(hub, "me/broken", {"README.md": b"# no model here"})
+    repo_with(hub, "me/broken", {"notes.txt": b"no model here"})
     (tmp_path / "kept").mkdir()
     for target in (tmp_path / "a" / "b" / "c", tmp_path / "kept" / "b" / "c"):
         assert_one_line_error(cli("pull", "me/nothing", "--local-dir", target), "repo not found")
         assert_one_line_error(cli("pull", "me/broken", "--local-dir", target), "file missing")
+        assert not (tmp_path / "a").exists() and not (tmp_path / "kept" / "b").exists()
     hub.inject("stall")
     r = bounded(hub, cli, "pull", "me/broken", "--local-dir", tmp_path / "a" / "b" / "c")
     assert_one_line_error(r, "did not answer")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import logging
 import os
 import re
 import threading
@@ -169,11 +170,18 @@ def _cap_timeout(request: Any) -> None:
             part: limit if given.get(part) is None else min(given[part], limit) for part in _PARTS}
 
 
+def _outside_genzoo_calls(record: logging.LogRecord) -> bool:
+    """A logging filter: drop the library's retry chatter while a genzoo call runs."""
+    return not _TIMEOUT["calls"]
+
+
 def _install_timeouts() -> None:
     """Give the clients ``huggingface_hub`` makes the :func:`_cap_timeout` hook (once).
 
     Through the library's own ``set_client_factory``, wrapping the factory in use,
-    so its client (headers, redirects, proxies) stays as it is otherwise.
+    so its client (headers, redirects, proxies) stays as it is otherwise. Its
+    HTTP helpers' warnings ("Retrying in 2s", each with the full URL, credentials
+    included) are dropped during genzoo calls, which end in one line of their own.
     """
     from huggingface_hub.utils import _http, set_client_factory
 
@@ -188,6 +196,7 @@ def _install_timeouts() -> None:
             return client
 
         set_client_factory(factory)
+        logging.getLogger(_http.__name__).addFilter(_outside_genzoo_calls)
         _TIMEOUT["installed"] = True
 
 
