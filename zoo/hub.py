@@ -23,6 +23,8 @@ request the library makes waits at most :func:`hub_timeout` seconds to connect
 and for each answer or chunk (``ZOO_HUB_TIMEOUT``, default 10; the library's
 ``HF_HUB_ETAG_TIMEOUT`` and ``HF_HUB_DOWNLOAD_TIMEOUT`` apply when lower). A
 cached model answers from the cache when the Hub times out, as when it is down.
+A request the library itself retries (a file's metadata when nothing is cached,
+an upload's ``preupload``) may still take six timeouts and 23 s of back-off.
 """
 
 from __future__ import annotations
