@@ -25,8 +25,12 @@ DEADLINE = 12.0
 
 
 @pytest.fixture(autouse=True)
-def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def short_timeout(monkeypatch: pytest.MonkeyPatch):
+    """A 1 s Hub timeout, and each test (past the session's model builds) under 15 s."""
     monkeypatch.setenv("ZOO_HUB_TIMEOUT", "1")
+    start = time.perf_counter()
+    yield
+    assert time.perf_counter() - start < 15
 
 
 def bounded(hub, call: Callable[..., Any], *args: Any, seconds: float = DEADLINE) -> Any:
