@@ -46,8 +46,9 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
     """Create ``target`` by filling a temporary sibling and renaming it into place.
 
     A crash or error inside ``fill`` leaves ``target`` untouched and no temporary
-    folder behind. ``overwrite`` replaces only genzoo folders (a model folder or
-    a checkpoint) or empty ones, never anything else.
+    folder behind, nor any parent folder made for ``target``. ``overwrite``
+    replaces only genzoo folders (a model folder or a checkpoint) or empty ones,
+    never anything else.
     """
     target = Path(target).resolve()
     if target.exists():
@@ -55,8 +56,10 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
             raise ArtifactError(f"{target} already exists; pass --force to replace it")
         if not replaceable(target):
             raise ArtifactError(f"refusing to replace {target}: not a genzoo model folder")
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    done = False
     try:
         tmp.mkdir()
         fill(tmp)
@@ -71,9 +74,13 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        done = True
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        for parent in [] if done else made:  # a failure leaves no folders it made either
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if still empty
     return target
 
 

@@ -14,7 +14,17 @@ Measured with huggingface_hub 2.4 against a closed port: ``model_info``,
 ``create_repo`` and ``snapshot_download`` fail at once, while
 ``hf_hub_download`` and paginated listings retry a connection error for about
 23 s (1+2+4+8+8 s; ``max_retries`` is an argument, no setting changes it). So
-loading asks ``model_info`` first and listing checks that the endpoint answers.
+loading asks ``model_info`` first and listing asks for one page at a time, once.
+
+Timeouts: the library's shared client has none, and ``model_info`` and listings
+pass ``timeout=None``, so a server that accepts a connection and never answers
+hangs them for ever. While a genzoo Hub call runs (:func:`hub_errors`), every
+request the library makes waits at most :func:`hub_timeout` seconds to connect
+and for each answer or chunk (``ZOO_HUB_TIMEOUT``, default 10; the library's
+``HF_HUB_ETAG_TIMEOUT`` and ``HF_HUB_DOWNLOAD_TIMEOUT`` apply when lower). A
+cached model answers from the cache when the Hub times out, as when it is down.
+A request the library itself retries (a file's metadata when nothing is cached,
+an upload's ``preupload``) may still take six timeouts and 23 s of back-off.
 """
 
 from __future__ import annotations
@@ -22,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +54,10 @@ LIBRARY = "genzoo"
 GENERIC_TAGS = {"genzoo", "image-generation", "safetensors", "unconditional-image-generation"}
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 COMMIT = re.compile(r"[0-9a-f]{40}")
+#: Seconds to wait for the Hub (to connect, for each answer or chunk) unless ZOO_HUB_TIMEOUT.
+DEFAULT_TIMEOUT = 10.0
+#: ``scheme://user:password@`` in a URL: never shown in a message.
+CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 
 #: Set by the ``zoo --endpoint/--offline`` options for one command (see zoo.cli).
 CLI_OPTIONS: dict[str, Any] = {"endpoint": None, "offline": False}
@@ -111,6 +127,25 @@ def cache_folder(explicit: str | Path | None = None) -> str:
     return constants.HF_HUB_CACHE
 
 
+def hub_timeout() -> float:
+    """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now), else 10."""
+    raw = os.environ.get("ZOO_HUB_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise HubError(f"ZOO_HUB_TIMEOUT={raw!r}: expected a positive number of seconds")
+    return seconds
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials written into URLs (``http://user:pw@host``) replaced by ``***``."""
+    return CREDENTIALS.sub(r"\1***@", text)
+
+
 def _api(url: str, token: str | bool | None) -> HfApi:
     from huggingface_hub import HfApi
 
@@ -118,6 +153,71 @@ def _api(url: str, token: str | bool | None) -> HfApi:
 
     return HfApi(endpoint=url, token=token, library_name=LIBRARY,
                  library_version=dist_version())
+
+
+# --------------------------------------------------------------------------- timeouts
+
+#: Genzoo Hub calls in progress and the timeout they set (see :func:`timeouts`).
+_TIMEOUT: dict[str, Any] = {"calls": 0, "seconds": DEFAULT_TIMEOUT, "installed": False}
+_TIMEOUT_LOCK = threading.Lock()
+_PARTS = ("connect", "read", "write", "pool")
+
+
+def _cap_timeout(request: Any) -> None:
+    """An ``httpx`` request hook: while a genzoo call runs, wait at most its timeout."""
+    if _TIMEOUT["calls"]:
+        limit = _TIMEOUT["seconds"]
+        given = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {
+            part: limit if given.get(part) is None else min(given[part], limit) for part in _PARTS}
+
+
+def _outside_genzoo_calls(record: logging.LogRecord) -> bool:
+    """A logging filter: drop the library's retry chatter while a genzoo call runs."""
+    return not _TIMEOUT["calls"]
+
+
+def _install_timeouts() -> None:
+    """Give the clients ``huggingface_hub`` makes the :func:`_cap_timeout` hook (once).
+
+    Through the library's own ``set_client_factory``, wrapping the factory in use,
+    so its client (headers, redirects, proxies) stays as it is otherwise. Its
+    HTTP helpers' warnings ("Retrying in 2s", each with the full URL, credentials
+    included) are dropped during genzoo calls, which end in one line of their own.
+    """
+    from huggingface_hub.utils import _http, set_client_factory
+
+    with _TIMEOUT_LOCK:
+        if _TIMEOUT["installed"]:
+            return
+        inner = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+
+        def factory() -> Any:
+            client = inner()
+            client.event_hooks["request"].append(_cap_timeout)
+            return client
+
+        set_client_factory(factory)
+        logging.getLogger(_http.__name__).addFilter(_outside_genzoo_calls)
+        _TIMEOUT["installed"] = True
+
+
+@contextlib.contextmanager
+def timeouts(seconds: float | None = None) -> Iterator[float]:
+    """Within the block, every request ``huggingface_hub`` makes waits at most ``seconds``
+    (default :func:`hub_timeout`) to connect and for each answer or chunk of one."""
+    seconds = hub_timeout() if seconds is None else seconds
+    _install_timeouts()
+    with _TIMEOUT_LOCK:
+        previous = _TIMEOUT["seconds"]
+        _TIMEOUT["calls"] += 1
+        _TIMEOUT["seconds"] = seconds
+    try:
+        yield seconds
+    finally:
+        with _TIMEOUT_LOCK:
+            _TIMEOUT["calls"] -= 1
+            _TIMEOUT["seconds"] = previous
 
 
 # --------------------------------------------------------------------------- errors
@@ -137,7 +237,26 @@ def _reason(exc: BaseException) -> str:
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None, url: str, action: str = "read",
                offline_mode: bool = False) -> Iterator[None]:
-    """Turn ``huggingface_hub`` and network exceptions into one-line ``HubError``s."""
+    """Run Hub calls with :func:`timeouts`, and turn ``huggingface_hub`` and network
+    exceptions into one-line ``HubError``s with no credentials in them.
+
+    ``action`` is a verb phrase (``"read"``, ``"list"``, ``"push to"``): reading
+    and listing need read access, anything else write access.
+    """
+    try:
+        with timeouts() as seconds, _translate(repo_id, revision, url, action, offline_mode,
+                                               seconds):
+            yield
+    except HubError as exc:
+        message = redact(str(exc))
+        if message == str(exc):
+            raise
+        raise HubError(message, exc.kind) from None
+
+
+@contextlib.contextmanager
+def _translate(repo_id: str, revision: str | None, url: str, action: str, offline_mode: bool,
+               seconds: float) -> Iterator[None]:
     import httpx2
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -170,7 +289,7 @@ def hub_errors(repo_id: str, revision: str | None, url: str, action: str = "read
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            access = "read" if action == "read" else "write"
+            access = "read" if action in ("read", "list") else "write"
             raise HubError(f"not authorised to {action} {repo_id} on {url} "
                            f"({status}: {_reason(exc)}): {login} to a token with {access} "
                            f"access", "auth") from None
@@ -190,6 +309,9 @@ def hub_errors(repo_id: str, revision: str | None, url: str, action: str = "read
     except httpx2.TransportError as exc:
         hint = ("; to use models you loaded before, pass --offline or set HF_HUB_OFFLINE=1"
                 if action == "read" else "")
+        if isinstance(exc, httpx2.TimeoutException):
+            raise HubError(f"the Hub at {url} did not answer within {seconds:g} s (set "
+                           f"ZOO_HUB_TIMEOUT to wait longer){hint}", "network") from None
         raise HubError(f"cannot reach the Hub at {url} ({_reason(exc)}){hint}",
                        "network") from None
     except ValueError as exc:  # the client refusing input, e.g. README metadata
@@ -326,6 +448,12 @@ def download(
             raise HubError("--local-dir needs the Hub; offline, load from the cache instead")
         with hub_errors(repo_id, revision, url, offline_mode=True):
             path = Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
+        missing = [f for f in REQUIRED if not (path / f).is_file()]
+        if missing:
+            raise HubError(f"{repo_id}@{revision or 'main'} is only partly in the Hub cache "
+                           f"({', '.join(missing)} missing) and offline mode is on "
+                           f"(--offline or HF_HUB_OFFLINE=1): load it once online first",
+                           "offline")
         _check_config(path, where)
         return Resolved(path, repo_id, revision, path.name)
     api = _api(url, token)
@@ -451,6 +579,34 @@ def _family(tags: list[str], known: set[str]) -> str:
     return next((t for t in tags if t not in GENERIC_TAGS and ":" not in t), "")
 
 
+def _genzoo_models(url: str, token: str | bool | None, limit: int | None) -> Iterator[Any]:
+    """``ModelInfo``s of the Hub's genzoo models, asking for each page once.
+
+    ``HfApi.list_models`` retries a 5xx answer or a dead endpoint five times
+    (about 23 s, a warning line each), and no argument turns that off.
+    """
+    from huggingface_hub import ModelInfo
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    from zoo.plugins import dist_version
+
+    headers = build_hf_headers(token=token, library_name=LIBRARY,
+                               library_version=dist_version())
+    page: str | None = f"{url}/api/models"
+    params: dict[str, Any] | None = {"filter": LIBRARY, **({"limit": limit} if limit else {})}
+    count = 0
+    while page is not None:
+        response = get_session().get(page, params=params, headers=headers)
+        hf_raise_for_status(response)
+        for item in response.json():
+            item.setdefault("siblings", None)
+            yield ModelInfo(**item)
+            count += 1
+            if limit is not None and count >= limit:
+                return
+        page, params = response.links.get("next", {}).get("url"), None  # the link has them
+
+
 def list_remote(
     patterns: list[str] | None = None, *, endpoint: str | None = None,
     token: str | bool | None = None, limit: int | None = None,
@@ -459,22 +615,15 @@ def list_remote(
 
     Each row: ``id``, ``family``, ``downloads``, ``last_modified``, ``private``.
     """
-    import httpx2
-    from huggingface_hub.utils import get_session
-
     from zoo.registry import get_registry
 
     url = endpoint_url(endpoint)
     if is_offline():
         raise HubError("offline mode is on (--offline or HF_HUB_OFFLINE=1): cannot list the Hub")
-    try:  # listing retries a dead endpoint for ~23 s; ask once first
-        get_session().head(url, timeout=10)
-    except httpx2.TransportError as exc:
-        raise HubError(f"cannot reach the Hub at {url} ({_reason(exc)})", "network") from None
     known = set(get_registry().families)
     rows = []
     with hub_errors("models", None, url, action="list"):
-        for info in _api(url, token).list_models(filter=LIBRARY, limit=limit):
+        for info in _genzoo_models(url, token, limit):
             if patterns and not any(fnmatch.fnmatchcase(info.id, p)
                                     or fnmatch.fnmatchcase(info.id.split("/")[-1], p)
                                     for p in patterns):

@@ -15,6 +15,20 @@ has a real commit history. Model repos only; every upload is "regular" (inline
 base64, no LFS). ``requests`` records each (method, path) the server answered,
 so a test can check what a client did or did not do. Not fast, not secure:
 127.0.0.1 and tests only.
+
+Faults: :meth:`HubServer.inject` makes matching requests fail, to test how a
+client behaves when the Hub misbehaves. ``"stall"`` reads the request and never
+answers (until the server stops: a client without a timeout hangs), a status
+such as ``500``, ``503``, ``401`` or ``403`` answers that error instead of
+serving the request::
+
+    hub.inject("stall")                                  # every request hangs
+    hub.inject(503, path="/api/models$", count=2)        # listing fails twice
+    hub.inject(401, path=r"/resolve/", method="GET")     # downloads need a login
+    hub.clear_faults()
+
+A stalled or failed request is still recorded in ``requests``; ``Fault.hits``
+counts the requests a fault took.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import hashlib
 import json
 import re
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,6 +84,33 @@ class Reply(Exception):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
         self.headers, self.body = headers or {}, body
+
+
+@dataclass
+class Fault:
+    """A failure the server injects into matching requests (see :meth:`HubServer.inject`).
+
+    ``mode`` is ``"stall"`` (never answer) or an HTTP status to answer with;
+    ``path`` is a regular expression searched in the request path (query left
+    out), ``method`` limits it to one HTTP method, ``count`` to that many
+    requests (``None``: all of them).
+    """
+
+    mode: str | int
+    path: str = ""
+    method: str | None = None
+    count: int | None = None
+    message: str = "injected fault"
+    hits: int = 0
+
+    def takes(self, method: str, path: str) -> bool:
+        """Whether this fault takes a request (and counts it if so)."""
+        if self.count is not None and self.hits >= self.count:
+            return False
+        if (self.method not in (None, method)) or not re.search(self.path, path):
+            return False
+        self.hits += 1
+        return True
 
 
 def git_blob_id(data: bytes) -> str:
@@ -245,6 +287,16 @@ class Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         self.query = parse_qs(split.query)
         self.server.requests.append((self.command, split.path))
+        fault = self.server.fault_for(self.command, split.path)
+        if fault is not None:
+            self.body()  # read the whole request, as a server would before answering
+            if fault.mode == "stall":
+                self.server.stopping.wait()
+                self.close_connection = True
+                return
+            self.send_json(int(fault.mode), {"error": fault.message},
+                           {"X-Error-Message": fault.message})
+            return
         for method, pattern, name in ROUTES:
             match = pattern.fullmatch(split.path)
             if method == self.command and match:
@@ -534,16 +586,52 @@ class HubServer(ThreadingHTTPServer):
         self.requests: list[tuple[str, str]] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self._thread: threading.Thread | None = None
+        self.faults: list[Fault] = []
+        self.stopping = threading.Event()  # releases stalled requests when the server stops
+        self._faults_lock = threading.Lock()
+
+    def inject(self, mode: str | int, *, path: str = "", method: str | None = None,
+               count: int | None = None, message: str = "injected fault") -> Fault:
+        """Make matching requests fail from now on; returns the :class:`Fault`.
+
+        ``mode``: ``"stall"`` (read the request, never answer until the server
+        stops) or an HTTP status (``500``, ``503``, ``401``, ``403``...) answered
+        with ``message`` as ``X-Error-Message``. ``path``: a regular expression
+        searched in the request path (default: every path); ``method``: only
+        this HTTP method; ``count``: only the first ``count`` matching requests.
+        The first fault that matches a request takes it.
+        """
+        if mode != "stall" and not (isinstance(mode, int) and 400 <= mode <= 599):
+            raise ValueError(f"fault mode must be 'stall' or an HTTP error status, not {mode!r}")
+        fault = Fault(mode, path, method.upper() if method else None, count, message)
+        with self._faults_lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Serve every request normally again (requests already stalled stay stalled)."""
+        with self._faults_lock:
+            self.faults.clear()
+
+    def fault_for(self, method: str, path: str) -> Fault | None:
+        """The fault that takes this request, if any."""
+        with self._faults_lock:
+            return next((f for f in self.faults if f.takes(method, path)), None)
 
     def start(self) -> HubServer:
         """Serve in a background thread; returns self."""
+        self.stopping.clear()
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="hubserver",
                                         daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the port: clients then get "connection refused"."""
+        """Stop serving and close the port: clients then get "connection refused".
+
+        Stalled requests are released (their connections close unanswered).
+        """
+        self.stopping.set()
         if self._thread is not None:
             self.shutdown()
             self._thread.join()
