@@ -396,19 +396,18 @@ def is_model_file(path: str) -> bool:
 
 
 def _local_files(folder: Path) -> tuple[list[str], list[str]]:
-    """(the model folder's own files, other files) as repo paths; hidden files and folders
-    (e.g. ``.cache/`` of ``pull --local-dir``) are neither. A symbolic link or a special
-    file among its own files is refused: push must not publish what lies outside the folder."""
+    """(the model folder's own files, other files), sorted repo paths; hidden files and
+    folders (e.g. ``.cache/`` of ``pull --local-dir``) are neither. A symbolic link or a
+    special file among its own files is refused: push publishes nothing outside the folder."""
     own, other = [], []
-    for root, dirs, names in os.walk(folder):  # does not follow linked folders
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        base = Path(root).relative_to(folder)
-        for name in sorted([*names, *(d for d in dirs if os.path.islink(os.path.join(root, d)))]):
-            rel = (base / name).as_posix()
+    for root, dirs, names in os.walk(folder):  # never into linked folders
+        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in linked]
+        for name in [*names, *linked]:
+            rel, path = (Path(root).relative_to(folder) / name).as_posix(), Path(root) / name
             if name.startswith("."):
                 continue
-            path = Path(root) / name
-            if not is_model_file(rel) and not (path.is_symlink() and rel in _MODEL_DIRS):
+            if not (is_model_file(rel) or (rel in _MODEL_DIRS and path.is_symlink())):
                 other.append(rel)
             elif path.is_symlink():
                 raise HubError(f"refusing to push {folder}: {rel} is a symbolic link (push uploads "
@@ -417,7 +416,7 @@ def _local_files(folder: Path) -> tuple[list[str], list[str]]:
                 raise HubError(f"refusing to push {folder}: {rel} is not a regular file")
             else:
                 own.append(rel)
-    return own, other
+    return sorted(own), sorted(other)
 
 
 _MODEL_DIRS = {p.split("/")[0] for p in MODEL_FILES if "/" in p}
@@ -496,10 +495,10 @@ def push(
     sent: a strict load, every safetensors file whole, every JSON file parseable. The
     repo is created if missing (``private`` applies then); an existing one must hold
     a genzoo model or nothing (``_check_pushable``), and the token must be able to
-    write to it. A missing branch ``revision`` is created from ``main``. Model-folder
-    files on the branch that the folder no longer has are deleted in the same commit;
-    other files there (a user's notes, a LICENSE) are kept. The model card is
-    rendered for ``repo_id``.
+    write to it (a pull request needs no write access). A missing branch ``revision``
+    is created from ``main``. Model-folder files on the branch that the folder no
+    longer has are deleted in the same commit; other files there (a user's notes, a
+    LICENSE) are kept. The model card is rendered for ``repo_id``.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.errors import RevisionNotFoundError
@@ -542,7 +541,8 @@ def push(
     api = _api(url, token)
     with hub_errors(repo_id, revision, url, action="push to"):
         api.create_repo(repo_id, private=private, exist_ok=True)
-        api.auth_check(repo_id, write=True)  # before the repo's files say anything
+        if not create_pr:  # a pull request needs no write access on the Hub
+            api.auth_check(repo_id, write=True)  # before judging the repo's files
         try:
             info = api.model_info(repo_id, revision=branch)
             new_branch = False
