@@ -151,6 +151,15 @@ def test_push_refuses_symbolic_links(hub, cli, folder, tmp_path, link):
     assert hub.requests == []
 
 
+def test_push_refuses_a_special_file(hub, cli, folder):
+    import os
+
+    (folder / "metrics.json").unlink()
+    os.mkfifo(folder / "metrics.json")  # reading it would hang
+    assert_one_line_error(cli("push", folder, "me/x"), "metrics.json is not a regular file")
+    assert hub.requests == []
+
+
 def test_push_refuses_a_truncated_training_state(hub, cli, folder):
     state = folder / "training_state" / "state.safetensors"
     state.write_bytes(state.read_bytes()[:-64])

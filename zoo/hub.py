@@ -383,6 +383,7 @@ def pull(
 MODEL_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", "*.png",
                "visualize/*.png", "visualize/index.json", "training_state/state.safetensors",
                "training_state/state.json")
+_MODEL_DIRS = {p.split("/")[0] for p in MODEL_FILES if "/" in p}
 #: Files that may sit in a repo that holds no model yet (what the Hub puts in a new repo).
 EMPTY_REPO = {".gitattributes", "README.md"}
 #: A remote config.json larger than this is no genzoo config (ours are a few KB).
@@ -410,16 +411,14 @@ def _local_files(folder: Path) -> tuple[list[str], list[str]]:
             if not (is_model_file(rel) or (rel in _MODEL_DIRS and path.is_symlink())):
                 other.append(rel)
             elif path.is_symlink():
-                raise HubError(f"refusing to push {folder}: {rel} is a symbolic link (push uploads "
-                               f"only files inside the model folder; copy the file in instead)")
+                raise ArtifactError(f"refusing to push {folder}: {rel} is a symbolic link (push "
+                                    f"uploads only files inside the model folder; copy the file "
+                                    f"in instead)")
             elif not path.is_file():
-                raise HubError(f"refusing to push {folder}: {rel} is not a regular file")
+                raise ArtifactError(f"refusing to push {folder}: {rel} is not a regular file")
             else:
                 own.append(rel)
     return sorted(own), sorted(other)
-
-
-_MODEL_DIRS = {p.split("/")[0] for p in MODEL_FILES if "/" in p}
 
 
 def _check_local(folder: Path, files: list[str]) -> None:
