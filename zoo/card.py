@@ -51,7 +51,8 @@ def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any],
         pipeline_tag=TASK, tags=["genzoo", family.name, "image-generation"],
         datasets=[dataset] if dataset else None,
         model_name=name if results else None, eval_results=results or None)
-    return f"---\n{data.to_yaml()}\n---"
+    order = ["library_name", "license", "license_name", "pipeline_tag", "tags", "datasets"]
+    return f"---\n{data.to_yaml(original_order=order)}\n---"
 
 
 def render_card(
