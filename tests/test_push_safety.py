@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from conftest import OTHER_TOKEN
-from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
+from huggingface_hub import ModelCard
 from safetensors import safe_open
 from safetensors.torch import save_file
 from test_errors import assert_one_line_error
+from test_hub import api, repo_with
 
 import zoo
 from zoo.errors import SpecError
@@ -24,20 +25,6 @@ DIFFUSERS_CARD = b"---\nlibrary_name: diffusers\ntags:\n- diffusers\n---\n# a UN
 def folder(micro_dcgan: Path, tmp_path: Path) -> Path:
     """A copy of the micro DCGAN folder that a test may tamper with."""
     return Path(shutil.copytree(micro_dcgan, tmp_path / "model"))
-
-
-def api(hub, token: str | None = None) -> HfApi:
-    import os
-
-    return HfApi(endpoint=hub.url, token=token or os.environ["HF_TOKEN"])
-
-
-def repo_with(hub, repo_id: str, files: dict[str, bytes], token: str | None = None) -> str:
-    """A repo holding ``files``, committed directly through huggingface_hub; its commit."""
-    client = api(hub, token)
-    client.create_repo(repo_id)
-    ops = [CommitOperationAdd(path, data) for path, data in files.items()]
-    return client.create_commit(repo_id, ops, commit_message="files").oid
 
 
 def remote_files(hub, repo_id: str, revision: str | None = None) -> set[str]:
