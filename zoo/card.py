@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +13,20 @@ DATASET_IDS = {"mnist5k": "mnist", "digits": "sklearn-digits", "torchvision:MNIS
                "torchvision:CIFAR10": "cifar10"}
 #: Numbers in ``metrics.json["eval"]`` that are settings of the evaluation, not scores.
 SETTINGS = {"samples", "seed", "iwae_k"}
+#: Numbers in ``metrics.json["eval"]`` that describe references, not the model: the real
+#: data's own distance, the judging classifier, the mean-image and untrained baselines.
+REFERENCES = {"reference_fd", "classifier_accuracy", "mean_image_mse",
+              "untrained_frechet_distance"}
+TASK = "unconditional-image-generation"
 
 
-def _yaml_scalar(value: Any) -> str:
-    return json.dumps(value)  # JSON scalars are valid YAML
+def model_scores(metrics: dict[str, Any]) -> dict[str, int | float]:
+    """The model's own scores in ``metrics.json["eval"]`` (what goes into ``model-index``):
+    numbers that are neither evaluation settings nor reference or baseline figures."""
+    scores = metrics.get("eval", {})
+    return {k: v for k, v in sorted(scores.items() if isinstance(scores, dict) else [])
+            if isinstance(v, int | float) and not isinstance(v, bool) and k not in SETTINGS
+            and k not in REFERENCES and not k.startswith(("baseline_", "reference_"))}
 
 
 def paper_link(paper: str) -> str:
@@ -28,25 +37,22 @@ def paper_link(paper: str) -> str:
 
 def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any],
                  repo_id: str | None = None) -> str:
-    """YAML front matter: library, tags, pipeline, datasets, license, metrics."""
-    lines = ["---", "library_name: genzoo", f"license: {spec.hub.license}",
-             "pipeline_tag: unconditional-image-generation", "tags:",
-             "- genzoo", f"- {family.name}", "- image-generation"]
+    """YAML front matter (library, license, pipeline, tags, datasets, model-index), written
+    by ``huggingface_hub``'s ``ModelCardData`` so no value can break or add to the YAML."""
+    from huggingface_hub import EvalResult, ModelCardData
+
     dataset = DATASET_IDS.get(spec.data.source)
-    if dataset:
-        lines += ["datasets:", f"- {dataset}"]
-    scores = {k: v for k, v in sorted(metrics.get("eval", {}).items())
-              if isinstance(v, int | float) and not isinstance(v, bool) and k not in SETTINGS}
-    if scores:
-        name = repo_id or spec.hub.repo_id or family.name
-        lines += ["model-index:", f"- name: {_yaml_scalar(name)}",
-                  "  results:", "  - task:", "      type: unconditional-image-generation",
-                  "    dataset:", f"      name: {_yaml_scalar(spec.data.source)}",
-                  f"      type: {_yaml_scalar(dataset or spec.data.source)}", "    metrics:"]
-        for key, value in scores.items():
-            lines += [f"    - type: {key}", f"      value: {_yaml_scalar(value)}"]
-    lines.append("---")
-    return "\n".join(lines)
+    name = repo_id or spec.hub.repo_id or family.name
+    results = [EvalResult(task_type=TASK, dataset_type=dataset or spec.data.source,
+                          dataset_name=spec.data.source, metric_type=key, metric_value=value)
+               for key, value in model_scores(metrics).items()]
+    data = ModelCardData(
+        library_name="genzoo", license=spec.hub.license, license_name=spec.hub.license_name,
+        pipeline_tag=TASK, tags=["genzoo", family.name, "image-generation"],
+        datasets=[dataset] if dataset else None,
+        model_name=name if results else None, eval_results=results or None)
+    order = ["library_name", "license", "license_name", "pipeline_tag", "tags", "datasets"]
+    return f"---\n{data.to_yaml(original_order=order)}\n---"
 
 
 def render_card(

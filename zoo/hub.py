@@ -35,9 +35,10 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,7 @@ class PushResult:
     commit: str
     commit_url: str
     pr_url: str | None = None
+    skipped: list[str] = field(default_factory=list)  # files not uploaded (not model files)
 
 
 # --------------------------------------------------------------------------- settings
@@ -503,14 +505,109 @@ def pull(
 # --------------------------------------------------------------------------- upload
 
 
-def _local_files(folder: Path) -> list[str]:
-    """Files of a model folder as repo paths, leaving out hidden files and folders."""
-    found = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
-            found.append(rel.as_posix())
-    return found
+#: What a model folder holds, as repo paths (``*`` stays within one folder): all that
+#: ``build``, ``eval`` and ``visualize`` write there, including a family's card images
+#: (top-level PNGs such as LAPGAN's ``pyramid.png``). ``push`` uploads these and nothing else.
+MODEL_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", "*.png",
+               "visualize/*.png", "visualize/index.json", "training_state/state.safetensors",
+               "training_state/state.json")
+_MODEL_DIRS = {p.split("/")[0] for p in MODEL_FILES if "/" in p}
+#: Files that may sit in a repo that holds no model yet (what the Hub puts in a new repo).
+EMPTY_REPO = {".gitattributes", "README.md"}
+#: A remote config.json larger than this is no genzoo config (ours are a few KB).
+MAX_REMOTE_CONFIG = 1 << 20
+
+
+def is_model_file(path: str) -> bool:
+    """Whether a repo path is one of a model folder's own files (see ``MODEL_FILES``)."""
+    return any(fnmatch.fnmatchcase(path, pattern) and path.count("/") == pattern.count("/")
+               for pattern in MODEL_FILES)
+
+
+def _local_files(folder: Path) -> tuple[list[str], list[str]]:
+    """(the model folder's own files, other files), sorted repo paths; hidden files and
+    folders (e.g. ``.cache/`` of ``pull --local-dir``) are neither. A symbolic link or a
+    special file among its own files is refused: push publishes nothing outside the folder."""
+    own, other = [], []
+    for root, dirs, names in os.walk(folder):  # never into linked folders
+        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in linked]
+        for name in [*names, *linked]:
+            rel, path = (Path(root).relative_to(folder) / name).as_posix(), Path(root) / name
+            if name.startswith("."):
+                continue
+            if not (is_model_file(rel) or (rel in _MODEL_DIRS and path.is_symlink())):
+                other.append(rel)
+            elif path.is_symlink():
+                raise ArtifactError(f"refusing to push {folder}: {rel} is a symbolic link (push "
+                                    f"uploads only files inside the model folder; copy the file "
+                                    f"in instead)")
+            elif not path.is_file():
+                raise ArtifactError(f"refusing to push {folder}: {rel} is not a regular file")
+            else:
+                own.append(rel)
+    return sorted(own), sorted(other)
+
+
+def _check_local(folder: Path, files: list[str]) -> None:
+    """Every safetensors file (training state too) whole and every JSON file parseable,
+    before anything is sent; raises a one-line ``ArtifactError``."""
+    from zoo.artifact import read_json, weights_header
+
+    for name in files:  # TODO after merge: zoo.artifact.verify_folder (checksums too)
+        if name.endswith(".safetensors"):
+            weights_header(folder / name)
+        elif name.endswith(".json"):
+            read_json(folder / name)
+
+
+def _remote_is_genzoo(api: HfApi, repo_id: str, commit: str) -> bool:
+    """Whether the repo's ``config.json`` at ``commit`` is a genzoo model config."""
+    import tempfile
+
+    from zoo.artifact import CONFIG, FORMAT
+
+    sizes = [getattr(e, "size", None) for e in api.get_paths_info(repo_id, [CONFIG],
+                                                                 revision=commit)]
+    if not sizes or sizes[0] is None or sizes[0] > MAX_REMOTE_CONFIG:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(api.hf_hub_download(repo_id, CONFIG, revision=commit, local_dir=tmp))
+        try:
+            config = json.loads(path.read_bytes()[:MAX_REMOTE_CONFIG + 1])
+        except (ValueError, RecursionError):
+            return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def _check_pushable(api: HfApi, repo_id: str, info: Any, where: str) -> None:
+    """Refuse a repo that holds anything but a genzoo model (or nothing yet).
+
+    Pushable: a repo whose ``config.json`` is a genzoo/1 config, or one holding no
+    more than ``.gitattributes`` and a README.md; never one whose card names another
+    library. A card's ``library_name: genzoo`` alone is not enough (a card is easily
+    copied; a repo without the config holds no genzoo model).
+    """
+    from zoo.artifact import CONFIG
+
+    library = info.library_name
+    if library and library != LIBRARY:
+        raise HubError(f"refusing to push to {where}: it holds a {library} model, not a genzoo "
+                       f"model (library_name: {library} in its card); push to another repo",
+                       "library")
+    names = sorted(s.rfilename for s in info.siblings or [])
+    if CONFIG in names:
+        if not _remote_is_genzoo(api, repo_id, info.sha):
+            raise HubError(f"refusing to push to {where}: its {CONFIG} is not a genzoo model "
+                           f"config (the repo holds another model); push to another repo",
+                           "library")
+        return
+    foreign = [n for n in names if n not in EMPTY_REPO]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f", … ({len(foreign)} in all)" if len(foreign) > 5
+                                          else "")
+        raise HubError(f"refusing to push to {where}: it holds files that are not a genzoo "
+                       f"model ({shown}); push to a new or empty repo", "library")
 
 
 def push(
@@ -518,14 +615,20 @@ def push(
     private: bool | None = None, message: str | None = None, create_pr: bool = False,
     endpoint: str | None = None, token: str | bool | None = None,
 ) -> PushResult:
-    """Validate a model folder (a strict load), then upload it to a Hub repo in one commit.
+    """Validate a model folder, then upload its own files to a Hub repo in one commit.
 
-    The repo is created if missing (``private`` applies then), a missing branch
-    ``revision`` is created from ``main``, and files on the branch that the
-    folder no longer has are deleted in the same commit. The model card is
-    rendered for ``repo_id``. A folder that fails validation uploads nothing.
+    Uploads only the model folder's files (``MODEL_FILES``; others are skipped with
+    a warning on stderr) and refuses symbolic links among them. Before anything is
+    sent: a strict load, every safetensors file whole, every JSON file parseable. The
+    repo is created if missing (``private`` applies then); an existing one must hold
+    a genzoo model or nothing (``_check_pushable``), and the token must be able to
+    write to it (a pull request needs no write access). A missing branch ``revision``
+    is created from ``main``. Model-folder files on the branch that the folder no
+    longer has are deleted in the same commit; other files there (a user's notes, a
+    LICENSE) are kept. The model card is rendered for ``repo_id``.
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.errors import RevisionNotFoundError
 
     from zoo.api import from_pretrained
     from zoo.artifact import CARD
@@ -533,7 +636,9 @@ def push(
     from zoo.write import card_text
 
     folder = Path(path)
+    files, skipped = _local_files(folder) if folder.is_dir() else ([], [])
     model = from_pretrained(folder)  # strict: raises before anything leaves the machine
+    _check_local(folder, files)
     repo_id = repo_id or model.spec.hub.repo_id
     if not repo_id:
         raise HubError(f"no repo id: pass one, or set hub.repo_id in the spec of {folder}")
@@ -548,24 +653,39 @@ def push(
     if is_offline():
         raise HubError(f"offline mode is on (--offline or HF_HUB_OFFLINE=1): cannot push to "
                        f"{repo_id}")
-    files = _local_files(folder)
     card = card_text(folder, repo_id=repo_id, revision=revision).encode("utf-8")
     additions = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f))
                  for f in files if f != CARD]
     additions.append(CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=card))
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f", … ({len(skipped)} in all)" if len(skipped) > 5
+                                          else "")
+        print(f"warning: not uploading files that are not part of a genzoo model folder: "
+              f"{shown}", file=sys.stderr)
     message = message or (f"Upload {model.family.name} model ({model.num_parameters:,} "
                           f"parameters) with genzoo {dist_version()}")
+    branch = revision if revision not in (None, "main") else None
     api = _api(url, token)
     with hub_errors(repo_id, revision, url, action="push to"):
         api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision not in (None, "main"):
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        remote = api.list_repo_files(repo_id, revision=revision)
-        keep = {*files, CARD, ".gitattributes"}
-        deletions = [CommitOperationDelete(path_in_repo=f) for f in remote if f not in keep]
-        info = api.create_commit(repo_id, [*deletions, *additions], commit_message=message,
-                                 revision=revision, create_pr=create_pr)
-    return PushResult(repo_id, revision or "main", info.oid, info.commit_url, info.pr_url)
+        if not create_pr:  # a pull request needs no write access on the Hub
+            api.auth_check(repo_id, write=True)  # before judging the repo's files
+        try:
+            info = api.model_info(repo_id, revision=branch)
+            new_branch = False
+        except RevisionNotFoundError:
+            info, new_branch = api.model_info(repo_id), True
+        base = branch if branch and not new_branch else "main"
+        _check_pushable(api, repo_id, info, f"{repo_id}@{base}")
+        if new_branch:
+            api.create_branch(repo_id, branch=branch, revision=info.sha, exist_ok=True)
+        keep = {*files, CARD}
+        deletions = [CommitOperationDelete(path_in_repo=s.rfilename) for s in info.siblings or []
+                     if is_model_file(s.rfilename) and s.rfilename not in keep]
+        commit = api.create_commit(repo_id, [*deletions, *additions], commit_message=message,
+                                   revision=revision, create_pr=create_pr, parent_commit=info.sha)
+    return PushResult(repo_id, revision or "main", commit.oid, commit.commit_url, commit.pr_url,
+                      skipped)
 
 
 # --------------------------------------------------------------------------- listing

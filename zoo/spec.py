@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zoo.errors import SpecError
 
@@ -145,7 +145,23 @@ class HubSpec(Section):
 
     repo_id: str | None = Field(None, description="Hub repository, e.g. 'me/dcgan-mnist'.")
     revision: str | None = Field(None, description="Branch, tag or commit to publish to.")
-    license: str = Field("mit", description="License written into the model card.")
+    license: str = Field(
+        "mit", description="License of the published model: a Hub license identifier (mit, "
+        "apache-2.0, cc-by-4.0, ...), or 'other' with license_name.",
+    )
+    license_name: str | None = Field(
+        None, description="With license 'other': a short lowercase name for the license "
+        "(put its text in a LICENSE file in the repo).",
+    )
+
+    @model_validator(mode="after")
+    def _hub_license(self) -> HubSpec:
+        from zoo.licenses import license_problem
+
+        problem = license_problem(self.license, self.license_name)
+        if problem:
+            raise ValueError(f"hub.{problem}")
+        return self
 
 
 class Spec(Section):

@@ -47,6 +47,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from zoo.licenses import HUB_LICENSES
+
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 PIPELINE_TAGS = {
     "unconditional-image-generation", "text-to-image", "image-to-image", "image-classification",
@@ -65,6 +67,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", rf"/api/models/{REPO}/tree/{SEGMENT}(?:/(?P<path>.*))?", "tree"),
         ("POST", rf"/api/models/{REPO}/paths-info/{SEGMENT}", "paths_info"),
         ("GET", rf"/api/models/{REPO}/refs", "refs"),
+        ("GET", rf"/api/models/{REPO}/auth-check(?P<write>/write)?", "auth_check"),
         ("GET", rf"/api/models/{REPO}/commits/{SEGMENT}", "commits"),
         ("POST", rf"/api/models/{REPO}/preupload/{SEGMENT}", "preupload"),
         ("POST", rf"/api/models/{REPO}/commit/{SEGMENT}", "commit"),
@@ -143,8 +146,11 @@ def card_errors(meta: Any) -> list[str]:
             strings(key, meta[key])
     if "library_name" in meta and not isinstance(meta["library_name"], str):
         errors.append('"library_name" must be a string')
-    if "license" in meta and not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", str(meta["license"])):
-        errors.append(f'"license" must be a license identifier, not {meta["license"]!r}')
+    if "license" in meta and str(meta["license"]) not in HUB_LICENSES:
+        errors.append(f'"license" must be one of the Hub\'s license identifiers, '
+                      f'not {meta["license"]!r}')
+    if "license_name" in meta and not isinstance(meta["license_name"], str):
+        errors.append('"license_name" must be a string')
     if "pipeline_tag" in meta and meta["pipeline_tag"] not in PIPELINE_TAGS:
         errors.append(f'"pipeline_tag" {meta["pipeline_tag"]!r} is not a known task')
     if "model-index" in meta:
@@ -433,6 +439,13 @@ class Handler(BaseHTTPRequestHandler):
     def model_info(self, ns: str, name: str, rev: str = "main") -> None:
         repo = self.readable(ns, name)
         self.send_json(200, self.state.info(repo, self.state.resolve(repo, rev)))
+
+    def auth_check(self, ns: str, name: str, write: str = "") -> None:
+        if write:
+            self.writable(ns, name)
+        else:
+            self.readable(ns, name)
+        self.send_json(200, {})
 
     def refs(self, ns: str, name: str) -> None:
         repo = self.readable(ns, name)
