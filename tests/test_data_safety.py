@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.data import load_images, to_8bit
+from zoo.data import load_images
 from zoo.spec import DataSpec
 
 # --------------------------------------------------------------------------- 16-bit images
@@ -84,6 +84,8 @@ def test_dedup_and_sample_input_read_16bit_pngs_like_the_data_folder(tmp_path):
 
 @pytest.mark.parametrize("mode", ["I;16", "I;16B", "I;16L", "I", "F"])
 def test_every_wide_grey_mode_is_scaled_not_clipped(mode):
+    from zoo.data import to_8bit
+
     if mode == "F":
         image = Image.fromarray((GRADIENT / 65535.0).astype(np.float32)[None])
     elif mode == "I":
