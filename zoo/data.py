@@ -138,9 +138,7 @@ def load_folder(spec: DataSpec, split: str) -> ImageData:
     if not root.is_dir():
         raise DataError(f"data.path {str(root)!r} is not a folder")
     listing = find_images(root)
-    for folder, reason in listing.unreadable:
-        warn_once(f"cannot list folder {folder} ({reason}); its images are left out",
-                  key=folder.resolve())
+    warn_unlisted(listing)
     if not listing.files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     mode = "L" if num_channels(spec) == 1 else "RGB"
@@ -149,7 +147,7 @@ def load_folder(spec: DataSpec, split: str) -> ImageData:
         try:
             arrays.append(decode_image(file, mode, spec.image_size))
         except ImageTooLarge as exc:
-            warn_once(f"skipping {exc}", key=file.resolve())
+            warn_skipped(exc, file)
     if not arrays:
         raise DataError(f"no images under {root} but ones over the pixel limit")
     return _from_arrays(_nchw(np.stack(arrays)), None, split)
@@ -207,6 +205,18 @@ def warn_once(message: str, key: object = None) -> None:
     if key not in _warned:
         _warned.add(key)
         print(f"warning: {message}", file=sys.stderr)
+
+
+def warn_unlisted(listing: ImageFiles) -> None:
+    """One warning line per subfolder of ``listing`` that could not be listed."""
+    for folder, reason in listing.unreadable:
+        warn_once(f"cannot list folder {folder} ({reason}); its images are left out",
+                  key=folder.resolve())
+
+
+def warn_skipped(exc: ImageTooLarge, file: Path) -> None:
+    """One warning line for an image left out as too large (once per file and process)."""
+    warn_once(f"skipping {exc}", key=Path(file).resolve())
 
 
 # --------------------------------------------------------------------------- decoding

@@ -31,6 +31,8 @@ from zoo.data import (
     find_images,
     open_image,
     warn_once,
+    warn_skipped,
+    warn_unlisted,
 )
 from zoo.errors import DataError
 
@@ -81,9 +83,7 @@ def open_source(source: str, follow_links: bool = False) -> Source:
     root = Path(source)
     if root.is_dir():
         listing = find_images(root, follow_links=follow_links)
-        for folder, reason in listing.unreadable:
-            warn_once(f"cannot list folder {folder} ({reason}); its images are left out",
-                      key=folder.resolve())
+        warn_unlisted(listing)
         if listing.outside_links:
             count = len(listing.outside_links)
             warn_once(f"left out {count:,} symbolic link{'s' if count > 1 else ''} to files "
@@ -137,7 +137,7 @@ def scan_headers(source: Source) -> tuple[bool, list[int]]:
             with open_image(file) as img:
                 grey = grey and img.mode in GREY_MODES
         except ImageTooLarge as exc:
-            warn_once(f"skipping {exc}", key=file.resolve())
+            warn_skipped(exc, file)
             too_large.append(index)
     return grey, too_large
 
@@ -164,15 +164,15 @@ def iter_chunks(source: Source, size: int, channels: int, chunk: int = 1024,
         return
     workers = workers or len(os.sched_getaffinity(0))
 
-    def decode(start: int, files: list[Path]) -> list[np.ndarray | tuple[int, str]]:
-        out: list[np.ndarray | tuple[int, str]] = []
+    def decode(start: int, files: list[Path]) -> list[np.ndarray | tuple[int, ImageTooLarge]]:
+        out: list[np.ndarray | tuple[int, ImageTooLarge]] = []
         for i, file in enumerate(files, start):
             try:
                 out.append(read_file(file, size, channels))
             except ImageTooLarge as exc:
                 if skipped is None:
                     raise
-                out.append((i, str(exc)))
+                out.append((i, exc))
         return out
 
     with ThreadPoolExecutor(workers) as pool:
@@ -185,8 +185,8 @@ def iter_chunks(source: Source, size: int, channels: int, chunk: int = 1024,
             images = []
             for item in (item for part in slices for item in part):
                 if isinstance(item, tuple):
-                    index, message = item
-                    warn_once(f"skipping {message}", key=source.files[index].resolve())
+                    index, exc = item
+                    warn_skipped(exc, source.files[index])
                     skipped.append(index)
                 else:
                     images.append(item)
