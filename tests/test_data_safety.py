@@ -139,13 +139,13 @@ def test_sample_to_a_folder_and_to_tensor_files(micro_dcgan, cli, tmp_path):
     assert np.array_equal(load_file(str(tmp_path / "x.safetensors"))["images"], want)
     with safe_open(str(tmp_path / "x.safetensors"), "np") as fh:
         assert fh.metadata()["seed"] == "2" and fh.metadata()["family"] == "dcgan"
-    # an empty folder may be filled; a non-empty one is never touched
+    # an existing folder is never written into
     (tmp_path / "empty").mkdir()
-    assert cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / "empty").code == 0
-    assert len(list((tmp_path / "empty").iterdir())) == 2
-    r = cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / "pngs")
-    assert r.code == 2 and "not an empty folder" in r.err
+    for existing in ("pngs", "empty"):
+        r = cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / existing)
+        assert r.code == 2 and "already exists" in r.err
     assert len(list((tmp_path / "pngs").iterdir())) == 7
+    assert not any((tmp_path / "empty").iterdir())
 
 
 @pytest.fixture

@@ -164,8 +164,8 @@ def sample_cmd(
     n: Annotated[int, typer.Option("-n", min=1, help="Number of images.")] = 64,
     seed: Annotated[int, typer.Option(min=0, help="Image i depends only on (seed, i).")] = 0,
     output: Annotated[Path, typer.Option(
-        "-o", "--output", help="FILE.png: one grid (at most 4,096 images); DIR (a new folder "
-        "or a name without a suffix): one PNG per image; FILE.npy, FILE.npz or "
+        "-o", "--output", help="FILE.png: one grid (at most 4,096 images); DIR (a new folder: "
+        "a name without a suffix): one PNG per image; FILE.npy, FILE.npz or "
         "FILE.safetensors: one uint8 NxCxHxW tensor. DIR and tensor files are written as the "
         "images are made.")] = Path("samples.png"),
     nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,

@@ -43,8 +43,9 @@ STREAMING_HINT = ("write one PNG per image with -o DIR, or a tensor file with -o
 
 
 def output_kind(path: Path) -> str:
-    """``grid`` (``.png``), ``folder`` (an existing folder or a name without a suffix), or the
-    tensor suffix without its dot (``npy``, ``npz``, ``safetensors``); a one-line error else."""
+    """``grid`` (``.png``), ``folder`` (a name without a suffix, or a folder: refused by
+    :func:`check_output` if it exists), or the tensor suffix without its dot (``npy``,
+    ``npz``, ``safetensors``); a one-line error else."""
     suffix = path.suffix.lower()
     if suffix == ".png":
         return "grid"
@@ -66,8 +67,9 @@ def check_output(path: Path, n: int) -> str:
             raise ZooError(f"-o {path}: {n:,} images are too many for one grid (at most "
                            f"{GRID_MAX_IMAGES:,}); {STREAMING_HINT}")
     elif kind == "folder":
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ZooError(f"-o {path} exists and is not an empty folder; give a new folder")
+        if path.exists():
+            raise ZooError(f"-o {path} already exists; one PNG per image goes into a new "
+                           "folder")
     elif path.is_dir():
         raise ZooError(f"-o {path} is a folder")
     return kind
@@ -123,8 +125,8 @@ def png_name(index: int, n: int) -> str:
 
 
 def write_folder(chunks: Iterable[np.ndarray], path: Path, n: int) -> None:
-    """One PNG per image, ``0000.png`` ... in sample order, into a new (or empty) folder that
-    appears only when complete."""
+    """One PNG per image, ``0000.png`` ... in sample order, into a new folder that appears
+    only when complete."""
     from PIL import Image
 
     from zoo.artifact import atomic_folder
@@ -138,7 +140,7 @@ def write_folder(chunks: Iterable[np.ndarray], path: Path, n: int) -> None:
                 index += 1
         _check_count(index, n)
 
-    atomic_folder(path, fill, overwrite=path.is_dir())
+    atomic_folder(path, fill)
 
 
 def write_tensor_file(chunks: Iterator[np.ndarray], path: Path, n: int,
