@@ -240,3 +240,26 @@ def test_iter_samples_yields_the_images_of_sample_images_batch_by_batch(micro_dc
     again = iter_samples(model.family, model.module, model.spec, 5, seed=1, batch_size=2)
     assert torch.equal(torch.cat(list(again)), model.sample(5, seed=1, batch_size=2))
     assert not torch.is_inference_mode_enabled()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".safetensors"])
+def test_a_tensor_file_is_never_short_or_ragged(tmp_path, suffix):
+    from zoo.errors import ZooError
+    from zoo.sinks import write_samples
+
+    path = tmp_path / f"x{suffix}"
+    ragged = [torch.rand(2, 1, 4, 4), torch.rand(2, 1, 5, 4)]
+    with pytest.raises(ZooError, match="shape"):
+        write_samples(iter(ragged), path, 4)
+    with pytest.raises(ZooError, match="made 2 images, not 3"):
+        write_samples(iter(ragged[:1]), path, 3)
+    assert list(tmp_path.iterdir()) == []
+    write_samples(iter([torch.ones(1, 3, 2, 2)]), path, 1)
+    if suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        loaded = load_file(str(path))["images"]
+    else:
+        loaded = np.load(path)
+        loaded = loaded["images"] if suffix == ".npz" else loaded
+    assert loaded.dtype == np.uint8 and loaded.shape == (1, 3, 2, 2) and (loaded == 255).all()

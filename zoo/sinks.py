@@ -178,7 +178,7 @@ def _write_npy(fh: IO[bytes], shape: tuple[int, ...], chunks: Iterable[np.ndarra
 
     npy.write_array_header_1_0(fh, {"descr": npy.dtype_to_descr(np.dtype(np.uint8)),
                                     "fortran_order": False, "shape": shape})
-    _check_count(_write_raw(fh, chunks), n)
+    _check_count(_write_raw(fh, chunks, shape), n)
 
 
 def _write_safetensors(fh: IO[bytes], shape: tuple[int, ...], chunks: Iterable[np.ndarray],
@@ -189,14 +189,17 @@ def _write_safetensors(fh: IO[bytes], shape: tuple[int, ...], chunks: Iterable[n
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
     fh.write(struct.pack("<Q", len(text)) + text)
-    _check_count(_write_raw(fh, chunks), n)
+    _check_count(_write_raw(fh, chunks, shape), n)
 
 
-def _write_raw(fh: IO[bytes], chunks: Iterable[np.ndarray]) -> int:
+def _write_raw(fh: IO[bytes], chunks: Iterable[np.ndarray], shape: tuple[int, ...]) -> int:
     """Write each chunk's C-order bytes (flushed: the file grows batch by batch); return the
-    number of images written."""
+    number of images written. Every image must have the shape the header promised."""
     count = 0
     for chunk in chunks:
+        if chunk.shape[1:] != shape[1:] or count + len(chunk) > shape[0]:
+            raise ZooError(f"the sampler made images of shape {list(chunk.shape[1:])} after "
+                           f"{list(shape[1:])}, or more than {shape[0]:,}: not one tensor")
         fh.write(np.ascontiguousarray(chunk, dtype=np.uint8).tobytes())
         fh.flush()
         count += len(chunk)
