@@ -211,10 +211,18 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
     from zoo.artifact import atomic_write
 
     path = Path(path)
-    array = image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    if array.shape[2] == 1:
-        array = array[:, :, 0]
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(hwc(to_uint8(image))).save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
     return path
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float images in [0, 1] (any shape) -> uint8 ``round(255 x)``: the pixels every output
+    of ``zoo sample`` holds."""
+    return images.clamp(0, 1).mul(255).round().byte().cpu().numpy()
+
+
+def hwc(image: np.ndarray) -> np.ndarray:
+    """One ``C×H×W`` array -> ``H×W`` (grey) or ``H×W×C``, as PIL takes it."""
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.sample import hwc, to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -83,11 +84,6 @@ def grid_shape(n: int, height: int, width: int, nrow: int | None) -> tuple[int, 
             cols * (width + GRID_PADDING) + GRID_PADDING)
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Float ``N×C×H×W`` in [0, 1] -> uint8 (the pixels a PNG of them holds)."""
-    return images.clamp(0, 1).mul(255).round().byte().cpu().numpy()
-
-
 def write_samples(chunks: Iterable[torch.Tensor], path: Path, n: int, *,
                   nrow: int | None = None, metadata: Mapping[str, str] | None = None) -> str:
     """Write the ``n`` images ``chunks`` yields to ``path`` (kind by :func:`check_output`);
@@ -135,8 +131,7 @@ def write_folder(chunks: Iterable[np.ndarray], path: Path, n: int) -> None:
         index = 0
         for chunk in chunks:
             for image in chunk:
-                array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-                Image.fromarray(array).save(folder / png_name(index, n), format="PNG")
+                Image.fromarray(hwc(image)).save(folder / png_name(index, n), format="PNG")
                 index += 1
         _check_count(index, n)
 

@@ -115,6 +115,7 @@ def _write_dataset_pngs(result: DedupResult, kept: list[int], folder: Path) -> N
     from PIL import Image
 
     from zoo.data import SPLITS
+    from zoo.sample import hwc
     from zoo_dedup.images import dataset_split
 
     wanted = set(kept)
@@ -123,8 +124,7 @@ def _write_dataset_pngs(result: DedupResult, kept: list[int], folder: Path) -> N
         images = dataset_split(result.source.dataset, split).numpy()
         for i, image in enumerate(images):
             if offset + i in wanted:
-                array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-                Image.fromarray(array).save(folder / f"{split}_{i}.png")
+                Image.fromarray(hwc(image)).save(folder / f"{split}_{i}.png")
         offset += len(images)
 
 
