@@ -163,8 +163,11 @@ def sample_cmd(
     path: Model,
     n: Annotated[int, typer.Option("-n", min=1, help="Number of images.")] = 64,
     seed: Annotated[int, typer.Option(min=0, help="Image i depends only on (seed, i).")] = 0,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write.")] = Path(
-        "samples.png"),
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="FILE.png: one grid (at most 4,096 images); DIR (a new folder: "
+        "a name without a suffix): one PNG per image; FILE.npy, FILE.npz or "
+        "FILE.safetensors: one uint8 NxCxHxW tensor. DIR and tensor files are written as the "
+        "images are made.")] = Path("samples.png"),
     nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
     label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
@@ -181,14 +184,13 @@ def sample_cmd(
     size: Annotated[str | None, typer.Option(help="Output size, N or HxW (e.g. texture "
                                              "synthesis).")] = None,
 ) -> None:
-    """Sample a grid of images from a model folder or a Hub model."""
+    """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
+    file."""
     from zoo.api import from_pretrained
-    from zoo.sample import grid, read_image, save_png
+    from zoo.sample import iter_samples, read_image
+    from zoo.sinks import check_output, write_samples
 
-    if output.suffix.lower() != ".png":
-        raise ZooError(f"-o {output}: expected a .png file")
-    if not output.resolve().parent.is_dir():
-        raise ZooError(f"-o {output}: folder {output.parent} does not exist")
+    kind = check_output(output, n)
     model = from_pretrained(path)
     options = {}
     if label is not None:
@@ -199,9 +201,13 @@ def sample_cmd(
              "input": None if input_ is None else read_image(input_),
              "mask": None if mask is None else read_image(mask)}
     options.update({key: value for key, value in given.items() if value is not None})
-    images = model.sample(n, seed=seed, batch_size=batch_size, **options)
-    save_png(grid(images, nrow), output)
-    print(f"wrote {output} ({n} images, seed {seed})")
+    chunks = iter_samples(model.family, model.module, model.spec, n, seed, batch_size,
+                          **options)
+    write_samples(chunks, output, n, nrow=nrow,
+                  metadata={"format": "genzoo-samples", "model": str(path), "seed": str(seed),
+                            "family": model.family.name})
+    shown = f"{output}{os.sep}" if kind == "folder" else str(output)
+    print(f"wrote {shown} ({n} images, seed {seed})")
 
 
 def parse_size(text: str) -> int | tuple[int, int]:

@@ -10,7 +10,11 @@ training. torch is imported inside the loaders only.
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+import os
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +34,14 @@ SPLIT_SEED = 20150101  # fixed: the held-out split never depends on a training s
 TEST_FRACTION = 0.1
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 grey from RGB
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
+#: PIL modes of one grey channel; the wide ones (16/32-bit integer, float) are rescaled to 8 bits.
+WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+GREY_MODES = frozenset({"1", "L", "LA", "La"}) | WIDE_GREY_MODES
+
+
+class ImageTooLarge(DataError):
+    """An image file with more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a decompression bomb,
+    or an image too large to decode safely)."""
 
 
 @hookimpl
@@ -114,26 +126,165 @@ def load_digits(spec: DataSpec, split: str) -> ImageData:
 
 
 def load_folder(spec: DataSpec, split: str) -> ImageData:
-    """Every image under ``data.path`` (recursively), resized and center-cropped."""
-    from PIL import Image, UnidentifiedImageError
+    """Every image under ``data.path`` (recursively), resized and center-cropped.
 
+    A subfolder that cannot be listed and an image over the pixel limit
+    (:class:`ImageTooLarge`) are left out with a one-line warning each; any
+    other unreadable image is an error.
+    """
     if not spec.path:
         raise DataError("data source 'folder' needs data.path (a folder of images)")
     root = Path(spec.path)
     if not root.is_dir():
         raise DataError(f"data.path {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
+    listing = find_images(root)
+    warn_unlisted(listing)
+    if not listing.files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     mode = "L" if num_channels(spec) == 1 else "RGB"
     arrays = []
-    for file in files:
+    for file in listing.files:
         try:
-            with Image.open(file) as img:
-                arrays.append(resize_crop(img.convert(mode), spec.image_size))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"cannot read image {file}: {exc}") from None
+            arrays.append(decode_image(file, mode, spec.image_size))
+        except ImageTooLarge as exc:
+            warn_skipped(exc, file)
+    if not arrays:
+        raise DataError(f"no images under {root} but ones over the pixel limit")
     return _from_arrays(_nchw(np.stack(arrays)), None, split)
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The image files under a folder (sorted) and what a walk of it left out."""
+
+    files: list[Path]
+    #: Subfolders that could not be listed, each with the reason (e.g. "Permission denied").
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    #: Symbolic links to files outside the folder, left out unless ``follow_links``.
+    outside_links: list[Path] = field(default_factory=list)
+
+
+def find_images(root: Path, follow_links: bool = True) -> ImageFiles:
+    """Image files under ``root``, recursively, in sorted order.
+
+    Symbolic links to files count; a link whose target lies outside ``root``
+    is left out (and listed) unless ``follow_links``. Linked folders are not
+    entered. A subfolder that cannot be listed is reported, not silently
+    skipped. ``Path.rglob`` would do neither.
+    """
+    root = Path(root)
+    real_root = root.resolve()
+    files: list[Path] = []
+    outside: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
+
+    def failed(exc: OSError) -> None:
+        unreadable.append((Path(exc.filename), exc.strerror or type(exc).__name__))
+
+    for folder, _, names in os.walk(root, onerror=failed):
+        for name in names:
+            path = Path(folder) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            if (path.is_symlink() and not follow_links
+                    and not path.resolve().is_relative_to(real_root)):
+                outside.append(path)
+                continue
+            files.append(path)
+    return ImageFiles(sorted(files), sorted(unreadable), sorted(outside))
+
+
+_warned: set[object] = set()
+
+
+def warn_once(message: str, key: object = None) -> None:
+    """Print ``warning: message`` on stderr once per process for each ``key`` (default: the
+    message). A folder is read once per split, and ``zoo dedup`` reads it to train and to
+    hash: key a warning about a file by its resolved path to say it once."""
+    key = message if key is None else key
+    if key not in _warned:
+        _warned.add(key)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def warn_unlisted(listing: ImageFiles) -> None:
+    """One warning line per subfolder of ``listing`` that could not be listed."""
+    for folder, reason in listing.unreadable:
+        warn_once(f"cannot list folder {folder} ({reason}); its images are left out",
+                  key=folder.resolve())
+
+
+def warn_skipped(exc: ImageTooLarge, file: Path) -> None:
+    """One warning line for an image left out as too large (once per file and process)."""
+    warn_once(f"skipping {exc}", key=Path(file).resolve())
+
+
+# --------------------------------------------------------------------------- decoding
+
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state
+
+
+def open_image(path: str | Path):
+    """Open an image file (its header only: the pixels are decoded on first use).
+
+    More pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (PIL's limit, 89.5 million by
+    default) raise :class:`ImageTooLarge`: PIL itself only warns up to twice that
+    and would then decode, e.g., a 48 KB PNG into 400 MB. Any other unreadable
+    file raises a one-line ``DataError``. Use it as a context manager.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(
+            f"image {path}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image."
+            "MAX_IMAGE_PIXELS); a decompression bomb or too large to decode") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+
+
+def to_8bit(img, mode: str):
+    """A PIL image in 8-bit ``mode`` ("L" or "RGB").
+
+    Wide grey is scaled, not clipped as PIL's ``convert`` does: 16-bit
+    (``I;16``, ``I;16B``, ``I;16L``) and 32-bit integer (``I``, which older
+    Pillow uses for 16-bit PNGs) from 0..65535, float (``F``) from 0..1; values
+    outside are clipped. PIL already reads 16-bit RGB(A) PNGs as 8-bit.
+    """
+    from PIL import Image
+
+    if img.mode in WIDE_GREY_MODES:
+        array = np.asarray(img)
+        if img.mode == "F":
+            grey = np.round(np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0)
+        else:
+            grey = (np.clip(array.astype(np.int64), 0, 65535) + 128) // 257
+        img = Image.fromarray(grey.astype(np.uint8))
+    return img.convert(mode) if img.mode != mode else img
+
+
+def decode_image(path: str | Path, mode: str | None = None, size: int | None = None,
+                 draft: bool = False) -> np.ndarray:
+    """An image file as uint8 ``H×W`` (grey) or ``H×W×3`` (RGB): the one decoder every image
+    file goes through (``data.source = "folder"``, ``zoo dedup``, ``zoo sample --input``).
+
+    ``mode``: "L" or "RGB" (None: "L" for a grey file, else "RGB"); wide grey is
+    scaled (:func:`to_8bit`). ``size``: resized and center-cropped to ``size``×``size``
+    (:func:`resize_crop`); ``draft`` lets a JPEG decode at a reduced scale first.
+    Raises :class:`ImageTooLarge` or a one-line ``DataError``.
+    """
+    with open_image(path) as img:
+        try:
+            mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
+            if draft and size:
+                img.draft(mode, (size, size))
+            img = to_8bit(img, mode)
+            return resize_crop(img, size) if size else np.array(img)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from None
 
 
 def _nchw(images: np.ndarray) -> np.ndarray:
@@ -189,7 +340,7 @@ def _torchvision_arrays(ds, spec: DataSpec) -> ImageData:
     else:  # generic: iterate PIL images
         mode = "L" if num_channels(spec) == 1 else "RGB"
         pairs = [ds[i] for i in range(len(ds))]
-        images = _nchw(np.stack([resize_crop(img.convert(mode), spec.image_size)
+        images = _nchw(np.stack([resize_crop(to_8bit(img, mode), spec.image_size)
                                  for img, _ in pairs]))
         targets = [t for _, t in pairs]
     labels = None if targets is None else torch.as_tensor(np.asarray(targets), dtype=torch.int64)

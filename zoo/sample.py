@@ -8,7 +8,7 @@ size, the number of images asked for, or the device.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,30 +88,63 @@ def sample_images(
     ``batch_size`` values it agrees to float rounding. A family whose sampler
     computes every image on its own (its module sets ``INDEPENDENT_SAMPLES =
     True``, e.g. the non-parametric ones) is not padded: the last chunk holds
-    only the images asked for.
+    only the images asked for. :func:`iter_samples` gives the same images one
+    chunk at a time.
     """
     import torch
 
+    chunks: list[torch.Tensor] = []
+    extras: list[list[torch.Tensor]] = []  # e.g. LAPGAN's pyramid levels
+    with torch.inference_mode():
+        for images, more in _chunks(family, module, spec, n, seed, batch_size, options):
+            chunks.append(images)
+            if more is not None:
+                extras.append(more)
+        images = torch.cat(chunks) if chunks else torch.empty(0)
+        if extras:
+            return images, [torch.cat(level) for level in zip(*extras, strict=True)]
+    return images
+
+
+def iter_samples(
+    family: FamilyRecord,
+    module: nn.Module,
+    spec: Spec,
+    n: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    **options: Any,
+) -> Iterator[torch.Tensor]:
+    """The images of :func:`sample_images` (extras dropped), one float32 ``b×C×H×W`` chunk of
+    at most ``batch_size`` at a time, each made only when asked for: memory stays at one
+    batch whatever ``n`` is (``zoo sample -o DIR/`` or ``-o FILE.npy``)."""
+    return (images for images, _ in _chunks(family, module, spec, n, seed, batch_size, options))
+
+
+def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: int,
+            batch_size: int, options: dict[str, Any]
+            ) -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
+    """Validate, then lazily yield (images, extras or None) per chunk of sample indices."""
     family.require("sample")
     impl = family.load()
     check_options(family, impl.sample, options)
     device = module_device(module)
     independent = getattr(impl, "INDEPENDENT_SAMPLES", False)
-    chunks: list[torch.Tensor] = []
-    extras: list[list[torch.Tensor]] = []  # e.g. LAPGAN's pyramid levels
-    with torch.inference_mode():
+
+    def generate() -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
+        import torch
+
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n) if independent else start + batch_size
-            noise = PerSampleNoise(seed, range(start, stop), device)
-            out = impl.sample(module, noise, spec, **options)
-            images, more = out if isinstance(out, tuple) else (out, None)
-            chunks.append(images[: n - start].float().clamp_(0.0, 1.0).cpu())
-            if more is not None:
-                extras.append([t[: n - start].float().cpu() for t in more])
-    images = torch.cat(chunks) if chunks else torch.empty(0)
-    if extras:
-        return images, [torch.cat(level) for level in zip(*extras, strict=True)]
-    return images
+            with torch.inference_mode():  # not held across the yield: the caller's code
+                noise = PerSampleNoise(seed, range(start, stop), device)
+                out = impl.sample(module, noise, spec, **options)
+                images, more = out if isinstance(out, tuple) else (out, None)
+                images = images[: n - start].float().clamp_(0.0, 1.0).cpu()
+                more = None if more is None else [t[: n - start].float().cpu() for t in more]
+            yield images, more
+
+    return generate()
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -149,21 +182,16 @@ def read_image(path: str | Path) -> torch.Tensor:
     unreadable file is a one-line ``DataError``.
     """
     import torch
-    from PIL import Image, UnidentifiedImageError
 
+    from zoo.data import decode_image
     from zoo.errors import DataError
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            grey = img.mode in ("1", "L", "LA", "I", "I;16", "F")
-            array = np.asarray(img.convert("L" if grey else "RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+    array = decode_image(path)
     array = array[:, :, None] if array.ndim == 2 else array
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
@@ -183,10 +211,18 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
     from zoo.artifact import atomic_write
 
     path = Path(path)
-    array = image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    if array.shape[2] == 1:
-        array = array[:, :, 0]
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(hwc(to_uint8(image))).save(buffer, format="PNG")
     atomic_write(path, buffer.getvalue())
     return path
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Float images in [0, 1] (any shape) -> uint8 ``round(255 x)``: the pixels every output
+    of ``zoo sample`` holds."""
+    return images.clamp(0, 1).mul(255).round().byte().cpu().numpy()
+
+
+def hwc(image: np.ndarray) -> np.ndarray:
+    """One ``C×H×W`` array -> ``H×W`` (grey) or ``H×W×C``, as PIL takes it."""
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)

@@ -43,6 +43,9 @@ def dedup_cmd(
     sets: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a training spec key: a.b=value.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per hashing batch.")] = 1024,
+    follow_links: Annotated[bool, typer.Option(
+        "--follow-links", help="Include symbolic links to files outside SOURCE (left out by "
+        "default: a link could be kept over the real image).")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
 ) -> None:
     """Find near-duplicate images by semantic hashing (the DCGAN paper's autoencoder).
@@ -56,20 +59,20 @@ def dedup_cmd(
     from zoo_dedup.pipeline import dedup
 
     for path in report or []:
-        reports.check_report_path(path)
+        reports.check_report_path(path, source)
     if write_clean is not None:
         reports.check_clean_dir(write_clean, source)
     result = dedup(source, model=model, save_model=save_model, force=force,
                    max_distance=max_distance,
                    max_angle=None if max_angle >= 180 else max_angle, flip=flip,
                    overrides=sets or [],
-                   batch_size=batch_size, progress=not quiet)
+                   batch_size=batch_size, progress=not quiet, follow_links=follow_links)
     lines = reports.summary(result)
     for path in report or []:
         reports.write_report(result, path)
-        lines.append(f"wrote {path}")
+        lines.append(f"wrote {reports.shown(path)}")
     if write_clean is not None:
         kept = reports.write_clean(result, write_clean)
-        lines.append(f"wrote {kept:,} images to {write_clean}")
+        lines.append(f"wrote {kept:,} images to {reports.shown(write_clean)}")
     for line in lines:
         print(line)

@@ -3,8 +3,13 @@
 Every image is reduced the way the hashing model sees it: the short side
 resized to the model's size (bicubic), then center-cropped; grey or RGB as the
 model expects. Files are decoded by a small thread pool (PIL releases the GIL
-while decoding). Paths are reported as given: ``SOURCE/relative/path`` for a
-folder, ``NAME/split/index`` for a data set.
+while decoding) through :func:`zoo.data.decode_image`, the decoder of the
+folder data source. Paths are reported as given: ``SOURCE/relative/path`` for
+a folder, ``NAME/split/index`` for a data set.
+
+What a folder source leaves out is kept on the :class:`Source` and counted in
+the summary: subfolders that cannot be listed, symbolic links to files outside
+the folder (unless ``follow_links``), and images over the pixel limit.
 """
 
 from __future__ import annotations
@@ -12,25 +17,42 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from zoo.data import IMAGE_SUFFIXES, SPLITS, resize_crop
+from zoo.data import (
+    GREY_MODES,
+    IMAGE_SUFFIXES,
+    SPLITS,
+    ImageTooLarge,
+    decode_image,
+    find_images,
+    open_image,
+    warn_once,
+    warn_skipped,
+    warn_unlisted,
+)
 from zoo.errors import DataError
-
-GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 
 
 @dataclass(frozen=True)
 class Source:
-    """An image source: ``paths`` as reported; ``files`` for a folder, ``dataset`` otherwise."""
+    """An image source: ``paths`` as reported; ``files`` for a folder, ``dataset`` otherwise.
+
+    For a folder, ``unreadable`` (subfolders that could not be listed),
+    ``outside_links`` (links to files outside it, left out) and ``too_large``
+    (images over the pixel limit, dropped by :meth:`without`) say what is not in it.
+    """
 
     name: str
     paths: list[str]
     files: list[Path] | None = None
     dataset: str | None = None
+    unreadable: tuple[Path, ...] = ()
+    outside_links: tuple[Path, ...] = ()
+    too_large: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -40,17 +62,40 @@ class Source:
         """Whether the images are files (a folder) rather than a registered data set."""
         return self.files is not None
 
+    def without(self, indices: list[int]) -> Source:
+        """This folder source less the images at ``indices``, recorded as too large."""
+        if not indices:
+            return self
+        gone = set(indices)
+        keep = [i for i in range(len(self.paths)) if i not in gone]
+        return replace(self, paths=[self.paths[i] for i in keep],
+                       files=[self.files[i] for i in keep],
+                       too_large=self.too_large + tuple(self.paths[i] for i in indices))
 
-def open_source(source: str) -> Source:
-    """A folder (searched recursively, sorted) or a registered data set; one-line errors."""
+
+def open_source(source: str, follow_links: bool = False) -> Source:
+    """A folder (searched recursively, sorted) or a registered data set; one-line errors.
+
+    In a folder, a symbolic link to a file outside it is left out unless
+    ``follow_links``; such links and subfolders that cannot be listed get one
+    warning line (on stderr) and are counted.
+    """
     root = Path(source)
     if root.is_dir():
-        files = sorted(p for p in root.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        listing = find_images(root, follow_links=follow_links)
+        warn_unlisted(listing)
+        if listing.outside_links:
+            count = len(listing.outside_links)
+            warn_once(f"left out {count:,} symbolic link{'s' if count > 1 else ''} to files "
+                      f"outside {source} (e.g. {listing.outside_links[0]}); --follow-links "
+                      "includes them")
+        files = listing.files
         if not files:
             raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {source}")
         return Source(source, [os.path.join(source, p.relative_to(root).as_posix())
-                               for p in files], files=files)
+                               for p in files], files=files,
+                      unreadable=tuple(folder for folder, _ in listing.unreadable),
+                      outside_links=tuple(listing.outside_links))
     if root.exists():
         raise DataError(f"{source} is a file, not a folder of images or a data set name")
     from zoo.registry import get_registry
@@ -80,54 +125,73 @@ def is_grey(source: Source) -> bool:
         from zoo.registry import get_dataset
 
         return get_dataset(source.dataset).channels == 1
-    from PIL import Image, UnidentifiedImageError
+    return scan_headers(source)[0]
 
-    for file in source.files:
+
+def scan_headers(source: Source) -> tuple[bool, list[int]]:
+    """From a folder's file headers (no pixels decoded): whether every image is grey, and
+    the indices of images over the pixel limit (:class:`zoo.data.ImageTooLarge`)."""
+    grey, too_large = True, []
+    for index, file in enumerate(source.files):
         try:
-            with Image.open(file) as img:
-                if img.mode not in GREY_MODES:
-                    return False
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"cannot read image {file}: {exc}") from None
-    return True
+            with open_image(file) as img:
+                grey = grey and img.mode in GREY_MODES
+        except ImageTooLarge as exc:
+            warn_skipped(exc, file)
+            too_large.append(index)
+    return grey, too_large
 
 
 def read_file(path: Path, size: int, channels: int) -> np.ndarray:
-    """One image file as uint8 ``C×size×size``."""
-    from PIL import Image, UnidentifiedImageError
-
-    mode = "L" if channels == 1 else "RGB"
-    try:
-        with Image.open(path) as img:
-            img.draft(mode, (size, size))  # JPEG: decode at a reduced scale >= size
-            array = resize_crop(img.convert(mode), size)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+    """One image file as uint8 ``C×size×size`` (JPEGs decode at a reduced scale >= size)."""
+    array = decode_image(path, "L" if channels == 1 else "RGB", size, draft=True)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def iter_chunks(source: Source, size: int, channels: int, chunk: int = 1024,
-                workers: int | None = None) -> Iterator[np.ndarray]:
+                workers: int | None = None, skipped: list[int] | None = None
+                ) -> Iterator[np.ndarray]:
     """uint8 ``n×C×size×size`` arrays of consecutive images, ``chunk`` at a time, in order.
 
     Each of ``workers`` threads (default: the cores available) decodes one
     contiguous slice of a chunk; one task per image would cost more in
-    scheduling than small images take to decode.
+    scheduling than small images take to decode. An image over the pixel limit
+    raises :class:`zoo.data.ImageTooLarge`, or, given a ``skipped`` list, is
+    left out of its chunk with a one-line warning and its index appended there.
     """
     if not source.is_folder:
         yield from _dataset_chunks(source, size, channels, chunk)
         return
     workers = workers or len(os.sched_getaffinity(0))
 
-    def decode(files: list[Path]) -> list[np.ndarray]:
-        return [read_file(f, size, channels) for f in files]
+    def decode(start: int, files: list[Path]) -> list[np.ndarray | tuple[int, ImageTooLarge]]:
+        out: list[np.ndarray | tuple[int, ImageTooLarge]] = []
+        for i, file in enumerate(files, start):
+            try:
+                out.append(read_file(file, size, channels))
+            except ImageTooLarge as exc:
+                if skipped is None:
+                    raise
+                out.append((i, exc))
+        return out
 
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(source.files), chunk):
             files = source.files[start : start + chunk]
             step = -(-len(files) // workers)
-            slices = pool.map(decode, [files[i : i + step] for i in range(0, len(files), step)])
-            yield np.stack([image for part in slices for image in part])
+            starts = range(0, len(files), step)
+            slices = pool.map(decode, [start + i for i in starts],
+                              [files[i : i + step] for i in starts])
+            images = []
+            for item in (item for part in slices for item in part):
+                if isinstance(item, tuple):
+                    index, exc = item
+                    warn_skipped(exc, source.files[index])
+                    skipped.append(index)
+                else:
+                    images.append(item)
+            if images:
+                yield np.stack(images)
 
 
 def _dataset_chunks(source: Source, size: int, channels: int, chunk: int

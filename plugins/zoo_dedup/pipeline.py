@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import ArtifactError, ZooError
+from zoo.errors import ArtifactError, DataError, ZooError
 from zoo_dedup.hashing import CodeSet, find_groups, pack_bits, unit_rows
-from zoo_dedup.images import Source, is_grey, iter_chunks, open_source
+from zoo_dedup.images import Source, is_grey, iter_chunks, open_source, scan_headers
 
 if TYPE_CHECKING:
     from zoo.api import ZooModel
@@ -70,8 +70,8 @@ class DedupResult:
 def dedup(source: str, *, model: str | Path | None = None, save_model: str | Path | None = None,
           force: bool = False, max_distance: int = MAX_DISTANCE,
           max_angle: float | None = MAX_ANGLE, flip: bool = True,
-          overrides: Iterable[str] = (), batch_size: int = 1024, progress: bool = True
-          ) -> DedupResult:
+          overrides: Iterable[str] = (), batch_size: int = 1024, progress: bool = True,
+          follow_links: bool = False) -> DedupResult:
     """Group the near-duplicates of ``source`` (a folder or a registered data set).
 
     ``model``: a ``dedup-ae`` model folder or Hub id to reuse; otherwise one is
@@ -80,8 +80,12 @@ def dedup(source: str, *, model: str | Path | None = None, save_model: str | Pat
     radius (0: identical hashes). ``max_angle``: degrees between the ReLU codes
     of a matching pair (None: every hash match counts). ``flip``: a mirrored
     copy counts as a duplicate (each image is hashed as is and mirrored).
+    ``follow_links``: include symbolic links to files outside a source folder
+    (left out by default: a link could win over the real in-source image).
+    Images over the pixel limit are skipped with a warning and recorded in
+    ``result.source.too_large``.
     """
-    src = open_source(source)
+    src = open_source(source, follow_links=follow_links)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     overrides = list(overrides)
@@ -91,6 +95,8 @@ def dedup(source: str, *, model: str | Path | None = None, save_model: str | Pat
                            "--model")
         zoo_model, folder = _load(model), Path(str(model))
     else:
+        if src.is_folder:  # images over the pixel limit neither train nor count in the batch
+            src = src.without(scan_headers(src)[1])
         folder = train_hash_model(src, Path(save_model) if save_model else
                                   default_model_dir(src), overrides, force=force,
                                   progress=progress)
@@ -100,9 +106,14 @@ def dedup(source: str, *, model: str | Path | None = None, save_model: str | Pat
     if max_distance >= n_bits:
         raise ZooError(f"--max-distance {max_distance}: the codes have {n_bits} bits")
     started = time.perf_counter()
+    skipped: list[int] = []
     codes = hash_source(zoo_model, src, flip=flip, vectors=max_angle is not None,
-                        batch_size=batch_size, progress=progress)
+                        batch_size=batch_size, progress=progress, skipped=skipped)
     timings["hash_s"] = time.perf_counter() - started
+    src = src.without(skipped)
+    if not src.paths:
+        raise DataError(f"no image under {source} could be hashed: every one is over the "
+                        "pixel limit")
     started = time.perf_counter()
     groups = find_groups(codes, max_distance, max_angle)
     timings["group_s"] = time.perf_counter() - started
@@ -163,9 +174,13 @@ def train_hash_model(src: Source, out: Path, overrides: Iterable[str], *, force:
 
 
 def hash_source(model: ZooModel, src: Source, *, flip: bool = True, vectors: bool = True,
-                batch_size: int = 1024, progress: bool = True) -> CodeSet:
+                batch_size: int = 1024, progress: bool = True,
+                skipped: list[int] | None = None) -> CodeSet:
     """Hashes of every image in source order (and of its mirror when ``flip``); with
-    ``vectors``, also the unit-length ReLU codes (float16) that confirm matches."""
+    ``vectors``, also the unit-length ReLU codes (float16) that confirm matches.
+
+    Given a ``skipped`` list, images over the pixel limit are left out and their
+    indices appended there (see :func:`zoo_dedup.images.iter_chunks`)."""
     import torch
 
     from zoo.data import num_channels
@@ -177,7 +192,7 @@ def hash_source(model: ZooModel, src: Source, *, flip: bool = True, vectors: boo
                                           "mirror_vectors": []}
     module = model.module.eval()
     with torch.inference_mode(), _progress(len(src), progress) as advance:
-        for chunk in iter_chunks(src, size, channels, batch_size):
+        for chunk in iter_chunks(src, size, channels, batch_size, skipped=skipped):
             x = torch.from_numpy(chunk).float().div_(255.0)
             h = encode(module, torch.cat([x, x.flip(-1)]) if flip else x).numpy()
             n = len(x)
@@ -189,6 +204,9 @@ def hash_source(model: ZooModel, src: Source, *, flip: bool = True, vectors: boo
                 if vectors:
                     parts["mirror_vectors"].append(unit_rows(h[n:]).astype(np.float16))
             advance(n)
+    if not parts["codes"]:
+        return CodeSet(pack_bits(np.zeros((0, model.module.code_dim), bool)),
+                       model.module.code_dim)  # every image skipped: dedup() says so
     joined = {k: np.concatenate(v) if v else None for k, v in parts.items()}
     return CodeSet(joined["codes"], model.module.code_dim, joined["mirrors"], joined["vectors"],
                    joined["mirror_vectors"])

@@ -1,7 +1,15 @@
 """What ``zoo dedup`` writes: the JSON or CSV report, the clean copy, the summary.
 
 Every file is written to a temporary sibling and renamed, so an error leaves
-nothing half-written; originals are only ever read.
+nothing half-written; originals are only ever read, and nothing is written
+inside a source folder.
+
+Paths are reported as the file system has them. A name that is not UTF-8 (on
+Linux, names are bytes) reaches Python with surrogate escapes: the JSON report
+writes it as ``\\udcXX`` escapes (``json.load`` then ``os.fsencode`` gives the
+bytes back), the CSV report writes the name's own bytes
+(``open(..., encoding="utf-8", errors="surrogateescape")`` reads it back), and
+the summary shows them as ``\\xXX``.
 """
 
 from __future__ import annotations
@@ -19,14 +27,24 @@ from zoo_dedup.pipeline import DedupResult, iter_kept
 REPORT_SUFFIXES = (".json", ".csv")
 
 
-def check_report_path(path: Path) -> None:
-    """Fail before any work if ``path`` cannot be a report (suffix, folder, not a folder)."""
+def check_report_path(path: Path, source: str | None = None) -> None:
+    """Fail before any work if ``path`` cannot be a report (suffix, folder, not a folder)
+    or lies inside the ``source`` folder (it could overwrite a file there)."""
     if path.suffix.lower() not in REPORT_SUFFIXES:
         raise ZooError(f"--report {path}: expected a .json or .csv file")
     if not path.resolve().parent.is_dir():
         raise ZooError(f"--report {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise ZooError(f"--report {path} is a folder")
+    if source is not None and _inside(path, source):
+        raise ZooError(f"--report {path} is inside the source {source}; write it elsewhere "
+                       "(zoo dedup never writes into its source)")
+
+
+def _inside(path: Path, source: str) -> bool:
+    """Whether ``path`` (symbolic links resolved) lies in the folder ``source``."""
+    root = Path(source).resolve()
+    return root.is_dir() and path.resolve().is_relative_to(root)
 
 
 def check_clean_dir(path: Path, source: str) -> None:
@@ -35,8 +53,7 @@ def check_clean_dir(path: Path, source: str) -> None:
         raise ZooError(f"--write-clean {path} already exists; give a new folder")
     if not path.resolve().parent.is_dir():
         raise ZooError(f"--write-clean {path}: folder {path.parent} does not exist")
-    root = Path(source).resolve()
-    if root.is_dir() and path.resolve().is_relative_to(root):
+    if _inside(path, source):
         raise ZooError(f"--write-clean {path} is inside the source {source}; a later run "
                        "would read the copies as images")
 
@@ -58,11 +75,14 @@ def report_csv(result: DedupResult) -> str:
 
 
 def write_report(result: DedupResult, path: Path) -> None:
-    """Write the report whose format the suffix names, atomically."""
+    """Write the report whose format the suffix names, atomically (a CSV holds each path's
+    bytes as the file system has them, UTF-8 or not)."""
     from zoo.artifact import atomic_write
 
-    text = report_csv(result) if path.suffix.lower() == ".csv" else report_json(result)
-    atomic_write(path, text)
+    if path.suffix.lower() == ".csv":
+        atomic_write(path, report_csv(result).encode("utf-8", "surrogateescape"))
+    else:
+        atomic_write(path, report_json(result))
 
 
 def write_clean(result: DedupResult, target: Path) -> int:
@@ -95,6 +115,7 @@ def _write_dataset_pngs(result: DedupResult, kept: list[int], folder: Path) -> N
     from PIL import Image
 
     from zoo.data import SPLITS
+    from zoo.sample import hwc
     from zoo_dedup.images import dataset_split
 
     wanted = set(kept)
@@ -103,8 +124,7 @@ def _write_dataset_pngs(result: DedupResult, kept: list[int], folder: Path) -> N
         images = dataset_split(result.source.dataset, split).numpy()
         for i, image in enumerate(images):
             if offset + i in wanted:
-                array = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-                Image.fromarray(array).save(folder / f"{split}_{i}.png")
+                Image.fromarray(hwc(image)).save(folder / f"{split}_{i}.png")
         offset += len(images)
 
 
@@ -123,6 +143,32 @@ def summary(result: DedupResult) -> list[str]:
         f"hashed {n:,} images in {t.get('hash_s', 0):.2f} s ({result.images_per_s:,.0f} "
         f"images/s), grouped in {t.get('group_s', 0):.2f} s",
     ]
+    left_out = _left_out(result)
+    if left_out:
+        lines.append(f"left out (not hashed, not in a clean copy): {left_out}")
     trained = f" (trained in {t['train_s']:.1f} s)" if "train_s" in t else ""
-    lines.append(f"model: {os.fspath(result.model)}{trained}")
+    lines.append(f"model: {shown(result.model)}{trained}")
     return lines
+
+
+def _left_out(result: DedupResult) -> str:
+    """What a folder source did not include, counted: '' when nothing."""
+    src = result.source
+
+    def count(n: int, what: str) -> str:
+        return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+    parts = []
+    if src.unreadable:
+        parts.append(count(len(src.unreadable), "folder") + " that could not be listed")
+    if src.outside_links:
+        parts.append(count(len(src.outside_links), "link") + " to files outside the source "
+                     "(--follow-links)")
+    if src.too_large:
+        parts.append(count(len(src.too_large), "image") + " over the pixel limit")
+    return ", ".join(parts)
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path for the terminal: bytes of a non-UTF-8 name as ``\\xXX`` (print would fail)."""
+    return os.fspath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
