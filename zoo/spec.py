@@ -40,6 +40,7 @@ MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255  # PATH_MAX and NAME_MAX of Linux fil
 MAX_INT = 2**63 - 1  # integers must fit in 64 bits (torch.Generator takes seeds up to this)
 MAX_STEPS = 10**9  # train.max_steps
 MAX_EPOCHS = 10**6  # train.epochs
+MAX_ERRORS = 3  # validation errors described in the one error line
 #: Hub repository ids: namespace/name, each starting with a letter or digit (the Hub's rule).
 REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -377,15 +378,19 @@ def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec")
 
 
 def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
-    """Render pydantic errors as one line: key path, bad value, expectation, suggestion."""
+    """Render pydantic errors as one line: key path, bad value, expectation, suggestion.
+
+    The first three errors are described; the line says how many more there are.
+    """
     parts = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS]:
         loc = [str(p) for p in err["loc"]]
         key = show(".".join(loc), 100)
         if err["type"] == "extra_forbidden":
             known = _fields_at(spec_cls, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.5)
-            prefix = ".".join([*loc[:-1], ""])
+            prefix = show(".".join([*loc[:-1], ""]), 100)
             hint = (
                 f"did you mean '{prefix}{close[0]}'?"
                 if close
@@ -400,7 +405,8 @@ def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
             bad = err.get("input")
             value = show(repr(bad) if isinstance(bad, str) else bad)
             parts.append(f"'{key}' = {value}: {show(err['msg'], 200)}")
-    return "; ".join(parts)
+    more = len(errors) - MAX_ERRORS
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
