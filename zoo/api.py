@@ -34,7 +34,7 @@ def resolve_spec(
     from zoo.spec import apply_overrides, merge, read_document, show, validate
 
     file_doc = read_document(spec_file) if spec_file is not None else {}
-    where = show(str(spec_file)) if spec_file is not None else "spec"
+    where = show(str(spec_file), 300) if spec_file is not None else "spec"
     if name is None:
         name = file_doc.get("family")
         if not isinstance(name, str):

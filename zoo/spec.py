@@ -227,7 +227,7 @@ def read_document(path: str | Path) -> dict[str, Any]:
     document is a one-line ``SpecError``.
     """
     path = Path(path)
-    where = show(str(path))
+    where = show(str(path), 300)
     try:
         if not path.is_file():
             raise SpecError(f"spec file not found: {where}")
@@ -291,12 +291,16 @@ def _check_string(text: str, source: str, key: str) -> None:
 
 
 def show(value: Any, limit: int = 60) -> str:
-    """``value`` for an error line: printable, on one line, at most ``limit`` characters."""
+    """``value`` for an error line: printable, on one line, at most ``limit`` characters
+    (a longer one keeps its start and end)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"<a {value.bit_length()}-bit integer>"
     text = value if isinstance(value, str) else repr(value)
     text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
