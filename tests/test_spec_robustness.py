@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+from pydantic import model_validator
 
 from zoo.api import resolve_spec
 from zoo.errors import Interrupted, SpecError
@@ -264,3 +265,43 @@ def test_the_largest_allowed_values_still_validate():
                    "hub.revision=refs/pr/1")
     assert doc["train"]["max_steps"] == MAX_STEPS and doc["hub"]["repo_id"].startswith("me/")
     json.dumps(doc)  # stays plain data
+
+
+# --------------------------------------------------------------------------- last: example plugin
+
+
+def test_example_families_keep_their_data_under_overrides(nonparametric, tmp_path):
+    """texture/inpaint/superres set their data section with default_factory (the pattern
+    docs/writing-a-plugin.md teaches); the conformance kit's tiny build used to get
+    mnist5k at 32x32 instead. Last in the module: the fixture loads the example plugin."""
+    from zoo.testing.conformance import tiny_overrides
+
+    for name in ("texture", "inpaint", "superres"):
+        record = get_registry().families[name]
+        default = resolved(name)
+        assert default["data"]["source"] != "mnist5k"
+        tiny = resolved(name, *tiny_overrides(record))
+        assert {k: v for k, v in tiny["data"].items() if k != "limit"} == {
+            k: v for k, v in default["data"].items() if k != "limit"}, name
+        f = tmp_path / "seed.toml"
+        f.write_text("[train]\nseed = 3\n[data]\nlimit = 10\n")
+        doc = resolved(name, spec_file=f)
+        assert doc["data"] == {**default["data"], "limit": 10}
+        assert doc["train"] == {**default["train"], "seed": 3}
+
+
+def test_a_spec_validator_that_breaks_is_one_line(monkeypatch):
+    """A family's model validator raising something pydantic does not wrap (TypeError)."""
+    from zoo.errors import ZooError
+    from zoo.spec import validate
+
+    record = get_registry().families["dcgan"]
+
+    class Broken(record.spec):
+        @model_validator(mode="after")
+        def _broken(self):
+            raise TypeError("unsupported operand\nsecond line")
+
+    with pytest.raises(ZooError, match="Broken failed on this spec: TypeError") as info:
+        validate(Broken, {"family": "dcgan"})
+    assert "\n" not in str(info.value)

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from zoo.errors import SpecError
+from zoo.errors import PluginError, SpecError
 
 SPEC_VERSION = 1
 
@@ -379,6 +379,10 @@ def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec")
         return spec_cls.model_validate(dict(doc))
     except ValidationError as exc:
         raise SpecError(f"{source}: {describe_errors(spec_cls, exc)}") from None
+    except Exception as exc:  # a family's validator broke (pydantic wraps only ValueError)
+        raise PluginError(f"{source}: the spec class {spec_cls.__module__}."
+                          f"{spec_cls.__qualname__} failed on this spec: "
+                          f"{type(exc).__name__}: {show(str(exc), 200)}") from None
 
 
 def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
