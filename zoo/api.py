@@ -31,23 +31,26 @@ def resolve_spec(
     Precedence: family defaults < named model (``registry.toml``) < spec file < overrides.
     """
     from zoo.registry import get_family, resolve_name
-    from zoo.spec import apply_overrides, merge, read_document, validate
+    from zoo.spec import apply_overrides, merge, read_document, show, validate
 
     file_doc = read_document(spec_file) if spec_file is not None else {}
+    where = show(str(spec_file), 300) if spec_file is not None else "spec"
     if name is None:
         name = file_doc.get("family")
         if not isinstance(name, str):
-            raise SpecError(f"{spec_file or 'spec'}: no family given and the spec names none")
+            raise SpecError(f"{where}: no family given and the spec names none")
     family, base, _ = resolve_name(name)
     if "family" in file_doc and file_doc["family"] != family.name:
         raise SpecError(
-            f"{spec_file}: spec is for family {file_doc['family']!r}, not {family.name!r}"
+            f"{where}: spec is for family {show(file_doc['family'])!r}, not {family.name!r}"
         )
+    # key by key: every key that the file and --set leave alone keeps the family's
+    # (or the named model's) value, not the shared section's default
     doc = apply_overrides(merge(base, file_doc), overrides)
     if doc.get("family") != family.name:
-        raise SpecError(f"--set family={doc.get('family')!r} cannot change the family "
+        raise SpecError(f"--set family={show(doc.get('family'))!r} cannot change the family "
                         f"{family.name!r}")
-    source = str(spec_file) if spec_file is not None else name
+    source = where if spec_file is not None else name
     return get_family(family.name), validate(family.spec, doc, source=source)
 
 

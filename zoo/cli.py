@@ -20,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+#: The largest seed (64-bit, as torch.Generator takes; zoo.spec.MAX_INT, not imported here).
+MAX_SEED = 2**63 - 1
+
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
 Model = Annotated[str, typer.Argument(
     help="Model folder, Hub id (namespace/name[@revision]) or published named model.")]
@@ -161,15 +164,17 @@ def build_cmd(
 @app.command("sample")
 def sample_cmd(
     path: Model,
-    n: Annotated[int, typer.Option("-n", min=1, help="Number of images.")] = 64,
-    seed: Annotated[int, typer.Option(min=0, help="Image i depends only on (seed, i).")] = 0,
+    n: Annotated[int, typer.Option("-n", min=1, max=100_000, help="Number of images.")] = 64,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED,
+                                      help="Image i depends only on (seed, i).")] = 0,
     output: Annotated[Path, typer.Option(
         "-o", "--output", help="FILE.png: one grid (at most 4,096 images); DIR (a new folder: "
         "a name without a suffix): one PNG per image; FILE.npy, FILE.npz or "
         "FILE.safetensors: one uint8 NxCxHxW tensor. DIR and tensor files are written as the "
         "images are made.")] = Path("samples.png"),
     nrow: Annotated[int | None, typer.Option(min=1, help="Images per grid row.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, max=65536,
+                                            help="Images per forward pass.")] = 64,
     label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
                                               "families).")] = None,
     sampler: Annotated[str | None, typer.Option(help="Sampler (diffusion: ddim or ddpm; "
@@ -261,7 +266,7 @@ def info_cmd(
 def eval_cmd(
     path: Model,
     n: Annotated[int, typer.Option("-n", min=10, help="Number of samples.")] = 1000,
-    seed: Annotated[int, typer.Option(min=0, help="Sampling seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling seed.")] = 0,
     baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
     iwae_k: Annotated[int, typer.Option(min=1, help="Importance samples for the NLL.")] = 1000,
 ) -> None:
@@ -292,7 +297,8 @@ def visualize_cmd(
         "-o", "--output", help="Folder for the PNGs (default: visualize/ in the model folder, "
         "linked from its card).")] = None,
     seed: Annotated[int | None, typer.Option(
-        min=0, help="interpolate: samples 2j, 2j+1 of this seed; activation-max: the start.")
+        min=0, max=MAX_SEED,
+        help="interpolate: samples 2j, 2j+1 of this seed; activation-max: the start.")
     ] = None,
     pairs: Annotated[int | None, typer.Option(min=1, help="interpolate: strips (default 4).")
                      ] = None,
@@ -441,18 +447,46 @@ def plugin_check_cmd(
 
 
 def main() -> None:
-    """Console-script entry point: run the app; ``ZooError`` -> one line on stderr, exit 2."""
+    """Console-script entry point: run the app; exit with its status.
+
+    Bad input of any kind, a ``ZooError`` or a bad option or argument, is one
+    ``error: ...`` line on stderr and exit status 2; ``Interrupted`` exits 130.
+    """
+    from zoo.errors import Interrupted
+
     try:
         from zoo.plugins import load_plugins
 
         load_plugins().hook.register_commands(cli=app)
-        app()
+        code = app(standalone_mode=False)  # --help, typer.Exit and Ctrl-C return a status
+    except typer.TyperException as exc:  # click's errors: a bad option value, a missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
+            code = getattr(exc, "exit_code", 2)
+        else:
+            _error(usage_message(exc))
+            code = 2
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        code = 1
     except ZooError as exc:
-        from zoo.errors import Interrupted
-
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(130 if isinstance(exc, Interrupted) else 2)
+        _error(str(exc))
+        code = 130 if isinstance(exc, Interrupted) else 2
     finally:  # --endpoint/--offline hold for one command, even when run in-process
         from zoo.hub import CLI_OPTIONS
 
         CLI_OPTIONS.update(endpoint=None, offline=False)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_message(exc: Exception) -> str:
+    """A click usage error as one line: the command, what is wrong, where help is."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{ctx.command_path}: {message} (see {ctx.command_path} --help)"
+
+
+def _error(message: str) -> None:
+    print("error: " + " ".join(message.splitlines()), file=sys.stderr)

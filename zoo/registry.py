@@ -151,9 +151,11 @@ def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ())
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], extra: str = "") -> UnknownNameError:
+    from zoo.spec import show
+
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return UnknownNameError(f"unknown {kind} {name!r}{hint}{extra}")
+    return UnknownNameError(f"unknown {kind} {show(name)!r}{hint}{extra}")
 
 
 def get_family(name: str) -> FamilyRecord:
@@ -170,13 +172,23 @@ def get_family(name: str) -> FamilyRecord:
 
 
 def resolve_name(name: str) -> tuple[FamilyRecord, dict[str, Any], NamedModel | None]:
-    """Resolve a family or named model to (family, base spec document, named model)."""
+    """Resolve a family or named model to (family, base spec document, named model).
+
+    The base document is complete: the family's default spec, every key, with
+    the named model's overrides merged onto it key by key.
+    """
+    from zoo.spec import default_document, merge
+
     reg = get_registry()
     if name in reg.models:
         named = reg.models[name]
-        return get_family(named.family), {"family": named.family, **named.spec}, named
+        family = get_family(named.family)
+        if not isinstance(named.spec, dict):
+            raise SpecError(f"named model {name!r}: its spec must be a table of sections")
+        return family, merge(default_document(family.spec, family.name), named.spec), named
     if name in reg.families or name in reg.external:
-        return get_family(name), {"family": name}, None
+        family = get_family(name)
+        return family, default_document(family.spec, family.name), None
     raise _unknown("family or model", name, [*reg.families, *reg.models])
 
 

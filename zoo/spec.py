@@ -8,27 +8,49 @@ expected and the closest known spelling. This module never imports torch.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from zoo.errors import SpecError
+from zoo.errors import PluginError, SpecError
 
 SPEC_VERSION = 1
+
+#: Limits on what a spec may say, so absurd input fails at once with one line.
+MAX_FILE_BYTES = 1 << 20  # a spec file is a few hundred bytes; refuse anything over 1 MiB
+MAX_DEPTH = 32  # tables and arrays nested deeper than this are refused
+MAX_STRING = 4096  # characters in any string value
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255  # PATH_MAX and NAME_MAX of Linux file systems
+MAX_INT = 2**63 - 1  # integers must fit in 64 bits (torch.Generator takes seeds up to this)
+MAX_STEPS = 10**9  # train.max_steps
+MAX_EPOCHS = 10**6  # train.epochs
+MAX_ERRORS = 3  # validation errors described in the one error line
+#: Hub repository ids: namespace/name, each starting with a letter or digit (the Hub's rule).
+REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class Section(BaseModel):
     """Base of every spec model: frozen, unknown keys rejected, defaults validated."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_default=True, protected_namespaces=()
+        extra="forbid", frozen=True, validate_default=True, protected_namespaces=(),
+        allow_inf_nan=False,
     )
 
 
@@ -40,12 +62,13 @@ class DataSpec(Section):
     """Where training images come from and how they are shaped."""
 
     source: str = Field(
-        "mnist5k",
+        "mnist5k", min_length=1, max_length=256,
         description="Data source: mnist5k (5,000 real MNIST digits), digits (sklearn 8x8), "
         "folder (needs path), or torchvision:<Name> (needs path).",
     )
     path: str | None = Field(
-        None, description="Image folder (source 'folder') or torchvision root; unset otherwise."
+        None, min_length=1, max_length=MAX_STRING, pattern=r"^[^\x00]*$",
+        description="Image folder (source 'folder') or torchvision root; unset otherwise."
     )
     image_size: int = Field(
         32, ge=4, le=1024, description="Images are resized to this square size."
@@ -56,7 +79,7 @@ class DataSpec(Section):
         "(digits 1, folders and torchvision 3).",
     )
     limit: int | None = Field(
-        None, ge=1, description="Use at most this many training images (unset: all)."
+        None, ge=1, le=MAX_INT, description="Use at most this many training images (unset: all)."
     )
     binarize: Literal["none", "static", "dynamic", "threshold"] = Field(
         "none",
@@ -65,18 +88,34 @@ class DataSpec(Section):
         "threshold (> 0.5), or none.",
     )
 
+    @field_validator("path")
+    @classmethod
+    def _path_fits_file_systems(cls, path: str | None) -> str | None:
+        """Refuse paths no file system takes (so probing them is not an OSError)."""
+        if path is None:
+            return path
+        if len(path.encode("utf-8")) >= MAX_PATH_BYTES:
+            raise ValueError(f"data.path is longer than {MAX_PATH_BYTES - 1} bytes")
+        if any(len(part.encode("utf-8")) > MAX_NAME_BYTES
+               for part in path.replace("\\", "/").split("/")):
+            raise ValueError(f"data.path has a folder or file name over {MAX_NAME_BYTES} bytes")
+        return path
+
 
 class TrainSpec(Section):
     """The shared training loop's settings; families may add optimiser fields."""
 
     max_steps: int | None = Field(
-        None, ge=1, description="Stop after this many optimisation steps (wins over epochs)."
+        None, ge=1, le=MAX_STEPS,
+        description="Stop after this many optimisation steps (wins over epochs).",
     )
     epochs: int = Field(
-        1, ge=1, description="Passes over the training data when max_steps is unset."
+        1, ge=1, le=MAX_EPOCHS, description="Passes over the training data when max_steps is unset."
     )
     batch_size: int = Field(64, ge=1, le=65536, description="Images per optimisation step.")
-    seed: int = Field(0, ge=0, description="Seeds initialisation, data order and training noise.")
+    seed: int = Field(
+        0, ge=0, le=MAX_INT, description="Seeds initialisation, data order and training noise."
+    )
     precision: Literal["fp32", "bf16"] = Field(
         "bf16",
         description="bf16 autocast where the device supports it (falls back to fp32), or fp32.",
@@ -111,14 +150,26 @@ class TrainSpec(Section):
         "start of every step for them), which pays off where kernel launches dominate.",
     )
     checkpoint_every: int = Field(
-        0, ge=0, description="Write a resumable checkpoint every N steps (0: only when stopped)."
+        0, ge=0, le=MAX_STEPS,
+        description="Write a resumable checkpoint every N steps (0: only when stopped).",
     )
-    log_every: int = Field(10, ge=1, description="Refresh the progress line every N steps.")
+    log_every: int = Field(
+        10, ge=1, le=MAX_STEPS, description="Refresh the progress line every N steps."
+    )
     ema_decay: float = Field(
         0.0, ge=0, lt=1,
         description="Keep an exponential moving average of the model's weights (timm "
         "ModelEmaV3, decay warmed up from 0); the model folder stores the average. 0: off.",
     )
+
+    @model_validator(mode="after")
+    def _shared_limits(self) -> TrainSpec:
+        """Hold the shared limits even where a family redeclares a field without them."""
+        for key, limit in (("max_steps", MAX_STEPS), ("epochs", MAX_EPOCHS), ("seed", MAX_INT)):
+            value = getattr(self, key, None)
+            if isinstance(value, int) and value > limit:
+                raise ValueError(f"train.{key} = {value}: must be at most {limit}")
+        return self
 
 
 class GANTrainSpec(TrainSpec):
@@ -137,14 +188,20 @@ class SampleSpec(Section):
     """Defaults for the sample grid written into the model folder."""
 
     n: int = Field(64, ge=1, le=100_000, description="Number of images in the sample grid.")
-    seed: int = Field(0, ge=0, description="Image i depends only on (seed, i).")
+    seed: int = Field(0, ge=0, le=MAX_INT, description="Image i depends only on (seed, i).")
 
 
 class HubSpec(Section):
     """Where the model is published on the Hugging Face Hub."""
 
-    repo_id: str | None = Field(None, description="Hub repository, e.g. 'me/dcgan-mnist'.")
-    revision: str | None = Field(None, description="Branch, tag or commit to publish to.")
+    repo_id: str | None = Field(
+        None, max_length=96, pattern=REPO_ID_PATTERN,
+        description="Hub repository, namespace/name, e.g. 'me/dcgan-mnist'.",
+    )
+    revision: str | None = Field(
+        None, min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$",
+        description="Branch, tag or commit to publish to.",
+    )
     license: str = Field(
         "mit", description="License of the published model: a Hub license identifier (mit, "
         "apache-2.0, cc-by-4.0, ...), or 'other' with license_name.",
@@ -180,19 +237,86 @@ class Spec(Section):
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
-    """Read a spec document (TOML, or JSON for ``.json``) into a dict."""
+    """Read a spec document (TOML, or JSON for ``.json``) into a dict.
+
+    Anything that is not a small, UTF-8, well-formed and not absurdly nested
+    document is a one-line ``SpecError``.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"spec file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    where = show(str(path), 300)
     try:
-        doc = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        kind = "JSON" if path.suffix == ".json" else "TOML"
-        raise SpecError(f"{path}: not valid {kind}: {exc}") from None
+        if not path.is_file():
+            raise SpecError(f"spec file not found: {where}")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {where}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"{where}: larger than {MAX_FILE_BYTES:,} bytes; a spec is a short "
+                        "text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                        f"{exc.start})") from None
+    kind = "JSON" if path.suffix == ".json" else "TOML"
+    try:
+        doc = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except RecursionError:
+        raise SpecError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # TOMLDecodeError, JSONDecodeError, a too-long integer
+        raise SpecError(f"{where}: not valid {kind}: {show(str(exc), 200)}") from None
     if not isinstance(doc, dict):
-        raise SpecError(f"{path}: a spec must be a table of sections")
+        raise SpecError(f"{where}: a spec must be a table of sections")
+    check_document(doc, where)
     return doc
+
+
+def check_document(doc: Any, source: str = "spec") -> None:
+    """Refuse documents nested deeper than ``MAX_DEPTH``, integers beyond 64 bits, strings
+    over ``MAX_STRING`` characters and non-finite numbers, with one ``SpecError`` line."""
+    stack: list[tuple[Any, list[str], int]] = [(doc, [], 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        key = ".".join(path) or "document"
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{source}: '{show(key)}' is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, Mapping):
+            for k in node:
+                _check_string(str(k), source, f"{key} key")
+            stack.extend((v, [*path, show(str(k))], depth + 1) for k, v in node.items())
+        elif isinstance(node, list | tuple):
+            stack.extend((v, [*path, str(i)], depth + 1) for i, v in enumerate(node))
+        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_INT:
+            raise SpecError(f"{source}: '{show(key)}' = {show(node)}: integers in a spec must "
+                            f"be within +-{MAX_INT} (64 bits)")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise SpecError(f"{source}: '{show(key)}' = {node}: must be a finite number")
+        elif isinstance(node, str):
+            _check_string(node, source, key)
+
+
+def _check_string(text: str, source: str, key: str) -> None:
+    if len(text) > MAX_STRING:
+        raise SpecError(f"{source}: '{show(key)}' is {len(text):,} characters long; "
+                        f"strings in a spec are at most {MAX_STRING:,}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can spell
+        raise SpecError(f"{source}: '{show(key)}' is not valid Unicode text") from None
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """``value`` for an error line: printable, on one line, at most ``limit`` characters
+    (a longer one keeps its start and end)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<a {value.bit_length()}-bit integer>"
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -203,34 +327,42 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise SpecError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.max_steps=20")
+        raise SpecError(f"--set {show(text)!r}: expected KEY.PATH=VALUE, e.g. "
+                        "train.max_steps=20")
+    path = key.split(".")
+    if len(path) > MAX_DEPTH:
+        raise SpecError(f"--set {show(text)!r}: key nested deeper than {MAX_DEPTH} levels")
     raw = raw.strip()
     if raw == "null":
-        return key.split("."), None
+        return path, None
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except RecursionError:
+        raise SpecError(f"--set {show(text)!r}: value nested deeper than {MAX_DEPTH} levels"
+                        ) from None
+    except ValueError:  # not a TOML value (or an integer too long to parse): a bare string
         value = raw
-    return key.split("."), value
+    check_document({key: value}, f"--set {show(text)!r}")
+    return path, value
 
 
 def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Return a copy of ``doc`` with each ``a.b=value`` override set."""
-    out = json.loads(json.dumps(doc))  # deep copy of plain data
+    out = copy.deepcopy(dict(doc))
     for text in overrides:
         path, value = parse_override(text)
         node = out
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise SpecError(f"--set {text!r}: {part!r} is a value, not a section")
+                raise SpecError(f"--set {show(text)!r}: {show(part)!r} is a value, not a section")
             node = child
         node[path[-1]] = value
     return out
 
 
 def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge two spec documents; values in ``top`` win."""
+    """Recursively merge two spec documents key by key; values in ``top`` win."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
@@ -240,8 +372,19 @@ def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def default_document(spec_cls: type[Spec], family: str) -> dict[str, Any]:
+    """A family's complete default spec as a plain document: every key with its value.
+
+    Specs, named models and ``--set`` are merged onto this key by key, so a
+    family's own defaults (``default_factory`` sections) hold for every key not given.
+    """
+    spec = validate(spec_cls, {"family": family}, source=f"family {family!r} default spec")
+    return spec.model_dump(mode="json")
+
+
 def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec") -> Spec:
     """Validate a document against a family's spec class; one-line ``SpecError`` on failure."""
+    check_document(doc, source)
     version = doc.get("spec_version", SPEC_VERSION)
     if isinstance(version, int) and version > SPEC_VERSION:
         raise SpecError(
@@ -252,18 +395,26 @@ def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec")
         return spec_cls.model_validate(dict(doc))
     except ValidationError as exc:
         raise SpecError(f"{source}: {describe_errors(spec_cls, exc)}") from None
+    except Exception as exc:  # a family's validator broke (pydantic wraps only ValueError)
+        raise PluginError(f"{source}: the spec class {spec_cls.__module__}."
+                          f"{spec_cls.__qualname__} failed on this spec: "
+                          f"{type(exc).__name__}: {show(str(exc), 200)}") from None
 
 
 def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
-    """Render pydantic errors as one line: key path, bad value, expectation, suggestion."""
+    """Render pydantic errors as one line: key path, bad value, expectation, suggestion.
+
+    The first three errors are described; the line says how many more there are.
+    """
     parts = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS]:
         loc = [str(p) for p in err["loc"]]
-        key = ".".join(loc)
+        key = show(".".join(loc), 100)
         if err["type"] == "extra_forbidden":
             known = _fields_at(spec_cls, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.5)
-            prefix = ".".join([*loc[:-1], ""])
+            prefix = show(".".join([*loc[:-1], ""]), 100)
             hint = (
                 f"did you mean '{prefix}{close[0]}'?"
                 if close
@@ -273,10 +424,13 @@ def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
         elif err["type"] == "missing":
             parts.append(f"'{key}' is required")
         elif err["type"] == "value_error":  # a model validator; its message names the keys
-            parts.append(err["msg"].removeprefix("Value error, "))
+            parts.append(show(err["msg"].removeprefix("Value error, "), 300))
         else:
-            parts.append(f"'{key}' = {err.get('input')!r}: {err['msg']}")
-    return "; ".join(parts)
+            bad = err.get("input")
+            value = show(repr(bad) if isinstance(bad, str) else bad)
+            parts.append(f"'{key}' = {value}: {show(err['msg'], 200)}")
+    more = len(errors) - MAX_ERRORS
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
