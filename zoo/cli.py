@@ -147,10 +147,9 @@ def build_cmd(
         return
     if processes > 1:
         from zoo.launch import launch_build
-        from zoo.train import check_destination
 
-        check_destination(out, resume, force)  # one line here, not one per process
-        raise typer.Exit(launch_build(processes, resolved.train.batch_size))
+        raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
+                                      resume=resume, force=force))
     from zoo.train import fit
 
     folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
@@ -445,7 +444,7 @@ def main() -> None:
         from zoo.errors import Interrupted
 
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(130 if isinstance(exc, Interrupted) else 2)
+        sys.exit(exc.exit_status if isinstance(exc, Interrupted) else 2)
     finally:  # --endpoint/--offline hold for one command, even when run in-process
         from zoo.hub import CLI_OPTIONS
 
