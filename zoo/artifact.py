@@ -158,13 +158,14 @@ def tidy_leftovers(target: Path, report: Callable[[str], None]) -> None:
     """Clean up after writers of ``target`` that died: call only while holding its build lock.
 
     Temporaries whose pid no longer runs are removed, except that when
-    ``target`` is missing and such a writer left the previous folder as
-    ``old`` (killed between the two renames of an overwrite), that folder is
-    renamed back to ``target``. ``report`` gets one line per action.
+    ``target`` is missing and such a writer left the previous folder (a model
+    folder or checkpoint) as ``old``, killed between the two renames of an
+    overwrite, that folder is renamed back to ``target``. ``report`` gets one line per action.
     """
     target = Path(target)
     stale = [t for t in leftovers(target) if not pid_alive(t.pid)]
-    olds = [t for t in stale if t.kind == "old"]
+    olds = [t for t in stale if t.kind == "old" and replaceable(t.path)
+            and any(t.path.iterdir())]
     if olds and not target.exists():
         newest = max(olds, key=lambda t: t.path.stat().st_mtime)
         os.replace(newest.path, target)

@@ -527,12 +527,21 @@ def _train(
         "loss_curve": display.curve,
     }}
     if main:
-        # without --force or --resume, a folder that appeared meanwhile is not replaced
+        # without --force or --resume, a folder that appeared at OUT while we trained
+        # is not replaced: the model goes beside it (atomic_folder does the same for one
+        # that appears while the folder is written)
+        overwrite = force or source is not None
+        target = out
+        if out.exists() and not overwrite:
+            target = out.with_name(f"{out.name}.new-{os.getpid()}")
         write_model_folder(
-            out, family, spec, trainer.sampling_module(), metrics,
+            target, family, spec, trainer.sampling_module(), metrics,
             state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
-            overwrite=force or source is not None)
+            overwrite=overwrite)
         remove_folder(ckpt)
+        if target != out:
+            raise ArtifactError(f"{out} appeared while it was being written; the new one "
+                                f"is in {target}")
     accelerator.wait_for_everyone()
     if trainer.world > 1:
         # tear the process group down before the interpreter exits: a gloo group
