@@ -95,14 +95,14 @@ def test_the_final_rename_does_not_replace_a_folder_that_appeared(tmp_path):
     out = tmp_path / "run"
 
     def someone_writes_out(step: int) -> None:
-        if step == 2:
+        if step == 2:  # as a build that does not take the lock would (or genzoo before it)
             out.mkdir()
-            (out / "mine.txt").write_text("keep me")
+            (out / "config.json").write_text("keep me")
 
     with pytest.raises(ArtifactError, match=r"appeared while it was being written; the new one "
                                             r"is in .*run\.new-"):
         fit(family, spec, out, progress=False, on_step=someone_writes_out)
-    assert (out / "mine.txt").read_text() == "keep me"
+    assert (out / "config.json").read_text() == "keep me"
     kept = tmp_path / f"run.new-{os.getpid()}"
     zoo.from_pretrained(kept)
 
