@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,29 @@ def test_lock_is_released_on_every_exit_path(tmp_path):
         with pytest.raises(ArtifactError, match="another build"), BuildLock(out):
             pass
     assert not (tmp_path / "x").exists()
+
+
+def test_the_process_launcher_passes_sigterm_on(tmp_path):
+    """``zoo build --processes N`` waits for torchrun; a SIGTERM it gets goes to torchrun (which
+    passes it to the processes, that checkpoint), and it exits 143 when they stop."""
+    import threading
+
+    from zoo.launch import _run_forwarding_sigterm
+
+    ready = tmp_path / "ready"
+    child = ("import pathlib, signal, sys, time\n"
+             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+             f"pathlib.Path({str(ready)!r}).touch()\n"
+             "time.sleep(60)\n")
+
+    def terminate_when_ready() -> None:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_when_ready, daemon=True).start()
+    started = time.monotonic()
+    assert _run_forwarding_sigterm([sys.executable, "-c", child], dict(os.environ)) == 143
+    assert time.monotonic() - started < 50
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -104,6 +104,10 @@ class BuildLock:
                 os.close(fd)
                 raise ArtifactError(f"another build ({holder}) is writing {self.out}; wait for "
                                     "it to finish or stop it") from None
+            except OSError as exc:  # a file system without locks (some network mounts)
+                print(f"warning: cannot lock {self.path} ({exc.strerror}); another build of "
+                      f"{self.out} would go unnoticed", file=sys.stderr)
+                break
             # the holder before us may have removed the file after we opened it:
             # then our lock is on a file nobody else sees, so take the new one
             try:
@@ -115,7 +119,8 @@ class BuildLock:
             os.close(fd)
         self.previous_holder = _read(fd)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         self.fd = fd
 
     def __exit__(self, *exc: object) -> None:
@@ -148,7 +153,8 @@ def describe(holder: str) -> str:
 
 def _read(fd: int) -> str:
     with contextlib.suppress(OSError):
-        return os.pread(fd, 200, 0).decode(errors="replace").strip()
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 200).decode(errors="replace").strip()
     return ""
 
 
