@@ -331,3 +331,11 @@ def test_the_process_launcher_passes_sigterm_on(tmp_path):
     assert _run_forwarding_sigterm([sys.executable, "-c", child], dict(os.environ)) == 143
     assert time.monotonic() - started < 50
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_name_too_long_for_the_temporaries_fails_before_training(tmp_path, cli):
+    out = tmp_path / ("m" * 240)  # fine as a name, but not with ".ckpt.tmp-PID-…" added
+    r = cli("build", "ae", *set_args(AE), "--out", out, "--quiet")
+    assert r.code == 2 and r.err.startswith(f"error: cannot write {out}: ") and \
+        "too long" in r.err.lower()
+    assert list(tmp_path.iterdir()) == []

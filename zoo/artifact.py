@@ -108,7 +108,7 @@ def remove_folder(folder: Path) -> None:
 #: Kinds of hidden siblings a writer makes: ``tmp`` (being filled), ``old`` (the previous
 #: folder during an overwrite, restored if the new one never arrived), ``del`` (being deleted).
 TEMP_KINDS = ("tmp", "old", "del")
-_TEMP_NAME = re.compile(r"(tmp|old|del)-(\d+)-[0-9a-f]{8}")
+_TEMP_NAME = re.compile(rf"({'|'.join(TEMP_KINDS)})-(\d+)-[0-9a-f]{{8}}")
 
 
 def temp_sibling(target: Path, kind: str) -> Path:

@@ -43,6 +43,8 @@ def make_parents(out: Path) -> list[Path]:
     Raises one line when that is impossible (a file in the way, no permission).
     """
     out = Path(out).resolve()
+    if not out.name:
+        raise ArtifactError(f"cannot write {out}: give a folder below it")
     missing = []
     parent = out.parent
     while not parent.exists():
@@ -165,10 +167,12 @@ def claim(out: Path, report: Callable[[str], None] | None = None
 
     Stale temporaries of ``out`` and ``out.ckpt`` are removed (or a previous
     folder restored, see :func:`zoo.artifact.tidy_leftovers`), one ``note:``
-    line on stderr each. Under ``zoo build --processes N`` the launcher holds
-    the lock and has cleaned up already: then this does nothing.
+    line on stderr each; then a temporary folder is made and removed, so that
+    a destination that cannot be written fails now, not after training.
+    Under ``zoo build --processes N`` the launcher holds the lock and has
+    cleaned up already: then this does nothing.
     """
-    from zoo.artifact import tidy_leftovers
+    from zoo.artifact import temp_sibling, tidy_leftovers
     from zoo.train import checkpoint_dir
 
     out = Path(out).resolve()
@@ -182,6 +186,12 @@ def claim(out: Path, report: Callable[[str], None] | None = None
                    f"({describe(lock.previous_holder)})")
         for target in (out, checkpoint_dir(out)):
             tidy_leftovers(target, report)
+        probe = temp_sibling(checkpoint_dir(out), "tmp")  # the longest name a build writes
+        try:
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as exc:
+            raise ArtifactError(f"cannot write {out}: {exc.strerror}") from None
         yield lock
 
 

@@ -92,7 +92,8 @@ def check_reloads(folder: Path, module: nn.Module, out: Path) -> None:
     says why and nothing is put in place at ``out``. This catches a family
     whose module needs something its state dict does not hold (a
     non-persistent buffer, a tensor attribute). Costs one load and two
-    one-image samples.
+    one-image samples (three when they differ: a sampler that does not follow
+    its seed is left to the conformance kit's seeding check).
     """
     import torch
 
@@ -114,7 +115,9 @@ def check_reloads(folder: Path, module: nn.Module, out: Path) -> None:
     seed = spec.sample.seed
     trained = sample_images(family, module, spec, 1, seed, batch_size=1)
     reloaded = sample_images(family, loaded, spec, 1, seed, batch_size=1)
-    if not torch.allclose(trained, reloaded, rtol=1e-3, atol=1e-3):
+    if not torch.allclose(trained, reloaded, rtol=1e-3, atol=1e-3) and torch.allclose(
+            trained, sample_images(family, module, spec, 1, seed, batch_size=1),
+            rtol=1e-3, atol=1e-3):  # (a sampler that ignores its seed is not the folder's fault)
         gap = float((trained - reloaded).abs().max())
         raise ArtifactError(f"{failed}: its samples differ from the trained module's (by up "
                             f"to {gap:.3g}), so the module needs a tensor its state dict does "
