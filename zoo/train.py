@@ -423,8 +423,8 @@ def fit(
 
     out = Path(out).resolve()
     main = os.environ.get("RANK", "0") == "0"  # before the process group exists
-    with claim(out) if main else contextlib.nullcontext(), StopOnSignal() as stop:
-        return _train(family, spec, out, stop, resume=resume, force=force, progress=progress,
+    with claim(out) if main else contextlib.nullcontext():
+        return _train(family, spec, out, resume=resume, force=force, progress=progress,
                       on_step=on_step)
 
 
@@ -432,7 +432,6 @@ def _train(
     family: FamilyRecord,
     spec: Spec,
     out: Path,
-    stop: StopOnSignal,
     *,
     resume: bool,
     force: bool,
@@ -479,70 +478,71 @@ def _train(
     per_epoch = len(images) // train.batch_size
     order, order_epoch = None, -1
     started = time.perf_counter()
-    while step < total:
-        epoch, pos = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order, order_epoch = epoch_order(train.seed, epoch, len(images)), epoch
-            order = order.to(accelerator.device)
-        idx = order[pos * train.batch_size : (pos + 1) * train.batch_size]
-        batch = images[idx]
-        if dynamic:  # drawn for the global batch, like every random number
-            batch = torch.bernoulli(batch, generator=rng)
-        batch, idx = trainer.in_layout(trainer.draws.rows(batch)), trainer.draws.rows(idx)
-        trainer.progress, trainer.steps_done = step / total, step
-        trainer.begin_step()
-        losses = trainer.step(batch, None if labels is None else labels[idx], rng)
-        if trainer.world > 1:  # the global batch's mean losses, as one process would log
-            losses = mean_over_processes(losses, trainer.world)
-        step += 1
-        trainer.update_ema(step)
-        display.update(step, losses, force=step % train.log_every == 0 or step == total)
-        if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
-            _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
-        if on_step is not None:
-            on_step(step)
-        stopping = stop.requested
-        if trainer.world > 1:  # every process stops at the same step, or none does
-            stopping = any_process(stopping, accelerator.device)
-        if stopping and step < total:
-            display.close()
-            _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
-            raise Interrupted(f"{stop.cause} at step {step} of {total}; "
-                              f"checkpoint in {ckpt}; continue with --resume",
-                              exit_status=128 + stop.signum)
-    display.close()
-    trainer.standard_layout()
-    # finish() draws from its own generator, so a later --resume continues the
-    # training noise stream exactly where the loop left it
-    finish_rng = torch.Generator(device=accelerator.device).manual_seed(
-        sample_seed(train.seed, step, 2))
-    trainer.finish(images, labels, finish_rng)
-    wall = time.perf_counter() - started
-    metrics = {"train": {
-        "steps": step, "epochs": round(step / per_epoch, 3),
-        "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
-        "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
-        "precision": precision, "device": str(accelerator.device),
-        "processes": trainer.world, "losses": display.last_losses(),
-        "loss_curve": display.curve,
-    }}
-    if main:
-        # without --force or --resume, a folder that appeared at OUT while we trained
-        # is not replaced: the model goes beside it (atomic_folder does the same for one
-        # that appears while the folder is written)
-        overwrite = force or source is not None
-        target = out
-        if out.exists() and not overwrite:
-            target = out.with_name(f"{out.name}.new-{os.getpid()}")
-        write_model_folder(
-            target, family, spec, trainer.sampling_module(), metrics,
-            state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
-            overwrite=overwrite)
-        remove_folder(ckpt)
-        if target != out:
-            raise ArtifactError(f"{out} appeared while it was being written; the new one "
-                                f"is in {target}")
-    accelerator.wait_for_everyone()
+    with StopOnSignal() as stop:
+        while step < total:
+            epoch, pos = divmod(step, per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(train.seed, epoch, len(images)), epoch
+                order = order.to(accelerator.device)
+            idx = order[pos * train.batch_size : (pos + 1) * train.batch_size]
+            batch = images[idx]
+            if dynamic:  # drawn for the global batch, like every random number
+                batch = torch.bernoulli(batch, generator=rng)
+            batch, idx = trainer.in_layout(trainer.draws.rows(batch)), trainer.draws.rows(idx)
+            trainer.progress, trainer.steps_done = step / total, step
+            trainer.begin_step()
+            losses = trainer.step(batch, None if labels is None else labels[idx], rng)
+            if trainer.world > 1:  # the global batch's mean losses, as one process would log
+                losses = mean_over_processes(losses, trainer.world)
+            step += 1
+            trainer.update_ema(step)
+            display.update(step, losses, force=step % train.log_every == 0 or step == total)
+            if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
+                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
+            if on_step is not None:
+                on_step(step)
+            stopping = stop.requested
+            if trainer.world > 1:  # every process stops at the same step, or none does
+                stopping = any_process(stopping, accelerator.device)
+            if stopping and step < total:
+                display.close()
+                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
+                raise Interrupted(f"{stop.cause} at step {step} of {total}; "
+                                  f"checkpoint in {ckpt}; continue with --resume",
+                                  exit_status=128 + stop.signum)
+        display.close()
+        trainer.standard_layout()
+        # finish() draws from its own generator, so a later --resume continues the
+        # training noise stream exactly where the loop left it
+        finish_rng = torch.Generator(device=accelerator.device).manual_seed(
+            sample_seed(train.seed, step, 2))
+        trainer.finish(images, labels, finish_rng)
+        wall = time.perf_counter() - started
+        metrics = {"train": {
+            "steps": step, "epochs": round(step / per_epoch, 3),
+            "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
+            "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
+            "precision": precision, "device": str(accelerator.device),
+            "processes": trainer.world, "losses": display.last_losses(),
+            "loss_curve": display.curve,
+        }}
+        if main:
+            # without --force or --resume, a folder that appeared at OUT while we trained
+            # is not replaced: the model goes beside it (atomic_folder does the same for one
+            # that appears while the folder is written)
+            overwrite = force or source is not None
+            target = out
+            if out.exists() and not overwrite:
+                target = out.with_name(f"{out.name}.new-{os.getpid()}")
+            write_model_folder(
+                target, family, spec, trainer.sampling_module(), metrics,
+                state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
+                overwrite=overwrite)
+            remove_folder(ckpt)
+            if target != out:
+                raise ArtifactError(f"{out} appeared while it was being written; the new one "
+                                    f"is in {target}")
+        accelerator.wait_for_everyone()
     if trainer.world > 1:
         # tear the process group down before the interpreter exits: a gloo group
         # left to the exit handlers sometimes aborts a process ("terminate called
