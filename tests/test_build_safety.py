@@ -183,13 +183,19 @@ def test_stale_temporaries_are_reported_and_removed(tmp_path, cli):
     for name in stale + kept:
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.safetensors").write_bytes(b"x" * 4096)
+    precious = tmp_path / "precious"  # a link in the way is removed, not what it points to
+    precious.mkdir()
+    (precious / "data").write_text("mine")
+    (tmp_path / f".run.old-{dead}-fedcba98").symlink_to(precious)
     out = tmp_path / "run"
     r = cli("build", "ae", *set_args(AE), "--out", out, "--quiet")
     assert r.code == 0, r.err
     for name in stale:
         assert f"note: removed {name} (4 KB), left by a build (pid {dead}) that is no longer " \
                "running" in r.err
+    assert f"note: removed .run.old-{dead}-fedcba98 (0 KB)" in r.err
     assert hidden(tmp_path) == sorted(kept)
+    assert (precious / "data").read_text() == "mine"
     zoo.from_pretrained(out)
 
 

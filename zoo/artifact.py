@@ -164,8 +164,8 @@ def tidy_leftovers(target: Path, report: Callable[[str], None]) -> None:
     """
     target = Path(target)
     stale = [t for t in leftovers(target) if not pid_alive(t.pid)]
-    olds = [t for t in stale if t.kind == "old" and replaceable(t.path)
-            and any(t.path.iterdir())]
+    olds = [t for t in stale if t.kind == "old" and not t.path.is_symlink()
+            and replaceable(t.path) and any(t.path.iterdir())]
     if olds and not target.exists():
         newest = max(olds, key=lambda t: t.path.stat().st_mtime)
         os.replace(newest.path, target)
@@ -183,6 +183,8 @@ def tidy_leftovers(target: Path, report: Callable[[str], None]) -> None:
 
 
 def _size(path: Path) -> int:
+    if path.is_symlink():
+        return 0
     if not path.is_dir():
         return path.stat().st_size if path.exists() else 0
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
