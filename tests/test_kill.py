@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_build import FILES, assert_same_tensors
 from test_build_safety import set_args
 
@@ -33,6 +34,7 @@ AE = ["data.source=digits", "data.image_size=8", "data.limit=64", "model.hidden=
       "model.code_dim=4", "train.batch_size=16", "train.max_steps=12",
       "train.checkpoint_every=2", "train.precision=fp32", "sample.n=4"]
 KILLS = 20
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the builds it kills")
 
 
 def _build_in_child(argv: list[str], log: str) -> None:
