@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +48,12 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
     """Create ``target`` by filling a temporary sibling and renaming it into place.
 
     A crash or error inside ``fill`` leaves ``target`` untouched and no temporary
-    folder behind, nor any parent folder made for ``target``. ``overwrite``
-    replaces only genzoo folders (a model folder or a checkpoint) or empty ones,
-    never anything else.
+    folder behind, nor any parent folder made for ``target`` (a process killed
+    outright leaves temporaries named after its pid, which :func:`tidy_leftovers`
+    removes later). ``overwrite`` replaces only genzoo folders (a model folder or
+    a checkpoint) or empty ones, never anything else. Without ``overwrite``, a
+    ``target`` that appeared while ``fill`` ran is not replaced: the new folder
+    is kept as ``NAME.new-PID`` beside it and an :class:`ArtifactError` says so.
     """
     target = Path(target).resolve()
     if target.exists():
@@ -58,14 +63,19 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
             raise ArtifactError(f"refusing to replace {target}: not a genzoo model folder")
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(target, "tmp")
     done = False
     try:
         tmp.mkdir()
         fill(tmp)
+        if target.exists() and not (overwrite and replaceable(target)):
+            kept = target.with_name(f"{target.name}.new-{os.getpid()}")
+            os.replace(tmp, kept)
+            raise ArtifactError(f"{target} appeared while it was being written; the new one is "
+                                f"in {kept}")
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, old)
+            old = temp_sibling(target, "old")  # a crash right after this: tidy_leftovers
+            os.replace(target, old)            # renames it back
             try:
                 os.replace(tmp, target)
             except OSError:
@@ -82,6 +92,108 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
             with contextlib.suppress(OSError):
                 parent.rmdir()  # only if still empty
     return target
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete ``folder`` (if present) so that a crash midway leaves no half of it under its name.
+
+    It is renamed to a ``.NAME.del-PID-…`` sibling first, which a crash may
+    leave behind for :func:`tidy_leftovers`.
+    """
+    folder = Path(folder)
+    doomed = temp_sibling(folder, "del")
+    try:
+        os.replace(folder, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- temporaries
+
+#: Kinds of hidden siblings a writer makes: ``tmp`` (being filled), ``old`` (the previous
+#: folder during an overwrite, restored if the new one never arrived), ``del`` (being deleted).
+TEMP_KINDS = ("tmp", "old", "del")
+_TEMP_NAME = re.compile(rf"({'|'.join(TEMP_KINDS)})-(\d+)-[0-9a-f]{{8}}")
+
+
+def temp_sibling(target: Path, kind: str) -> Path:
+    """A fresh hidden sibling ``.NAME.KIND-PID-RANDOM`` of ``target``: the name says who made it."""
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A temporary sibling of a target folder: its path, kind and the pid that made it."""
+
+    path: Path
+    kind: str
+    pid: int
+
+
+def leftovers(target: Path) -> list[Leftover]:
+    """The temporary siblings of ``target`` (see :func:`temp_sibling`), any owner."""
+    target = Path(target)
+    prefix = f".{target.name}."
+    try:
+        names = [p.name for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for name in sorted(names):
+        match = _TEMP_NAME.fullmatch(name[len(prefix):])
+        if match:
+            found.append(Leftover(target.with_name(name), match[1], int(match[2])))
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (a zombie counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process; a pid beyond any
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return pid > 0
+
+
+def tidy_leftovers(target: Path, report: Callable[[str], None]) -> None:
+    """Clean up after writers of ``target`` that died: call only while holding its build lock.
+
+    Temporaries whose pid no longer runs are removed, except that when
+    ``target`` is missing and such a writer left the previous folder (a model
+    folder or checkpoint) as ``old``, killed between the two renames of an
+    overwrite, that folder is renamed back to ``target``. ``report`` gets one line per action.
+    """
+    target = Path(target)
+    stale = [t for t in leftovers(target) if not pid_alive(t.pid)]
+    olds = [t for t in stale if t.kind == "old" and not t.path.is_symlink()
+            and replaceable(t.path) and any(t.path.iterdir())]
+    if olds and not target.exists():
+        newest = max(olds, key=lambda t: t.path.stat().st_mtime)
+        os.replace(newest.path, target)
+        stale.remove(newest)
+        report(f"note: restored {target} from {newest.path.name}, left by a build (pid "
+               f"{newest.pid}) that was killed while replacing it")
+    for t in stale:
+        size = _size(t.path)
+        if t.path.is_dir() and not t.path.is_symlink():
+            shutil.rmtree(t.path, ignore_errors=True)
+        else:
+            t.path.unlink(missing_ok=True)
+        report(f"note: removed {t.path.name} ({size / 1024:.0f} KB), left by a build (pid "
+               f"{t.pid}) that is no longer running")
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink():
+        return 0
+    if not path.is_dir():
+        return path.stat().st_size if path.exists() else 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def replaceable(folder: Path) -> bool:

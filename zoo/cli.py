@@ -150,10 +150,9 @@ def build_cmd(
         return
     if processes > 1:
         from zoo.launch import launch_build
-        from zoo.train import check_destination
 
-        check_destination(out, resume, force)  # one line here, not one per process
-        raise typer.Exit(launch_build(processes, resolved.train.batch_size))
+        raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
+                                      resume=resume, force=force))
     from zoo.train import fit
 
     folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
@@ -450,7 +449,8 @@ def main() -> None:
     """Console-script entry point: run the app; exit with its status.
 
     Bad input of any kind, a ``ZooError`` or a bad option or argument, is one
-    ``error: ...`` line on stderr and exit status 2; ``Interrupted`` exits 130.
+    ``error: ...`` line on stderr and exit status 2; ``Interrupted`` exits 128 + its
+    signal (130 for Ctrl-C, 143 for SIGTERM).
     """
     from zoo.errors import Interrupted
 
@@ -470,7 +470,7 @@ def main() -> None:
         code = 1
     except ZooError as exc:
         _error(str(exc))
-        code = 130 if isinstance(exc, Interrupted) else 2
+        code = exc.exit_status if isinstance(exc, Interrupted) else 2
     finally:  # --endpoint/--offline hold for one command, even when run in-process
         from zoo.hub import CLI_OPTIONS
 

@@ -44,4 +44,11 @@ class HubError(ZooError):
 
 
 class Interrupted(ZooError):
-    """Training was stopped by the user (Ctrl-C); a checkpoint was written. Exit status 130."""
+    """Training was stopped by a signal and a checkpoint was written.
+
+    ``exit_status`` is 128 + the signal's number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, exit_status: int = 130) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status

@@ -20,9 +20,10 @@ resume with a different process count.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
-import shutil
 import signal
 import sys
 import threading
@@ -411,21 +412,49 @@ def fit(
 ) -> Path:
     """Train ``spec`` and write its model folder to ``out``; return the folder.
 
-    Ctrl-C (SIGINT) stops at the next step boundary, writes ``OUT.ckpt`` and
-    raises :class:`Interrupted`; ``resume=True`` continues from it bit for bit.
+    The build holds a lock on ``out`` throughout (:mod:`zoo.lock`), so a second
+    build of the same folder stops at once, and it first cleans up after builds
+    of ``out`` that were killed (one ``note:`` line each). Ctrl-C (SIGINT) or
+    SIGTERM stops at the next step boundary, writes ``OUT.ckpt`` and raises
+    :class:`Interrupted` (exit status 130 or 143); ``resume=True`` continues
+    from it bit for bit.
     """
+    from zoo.lock import claim
+
+    out = Path(out).resolve()
+    main = os.environ.get("RANK", "0") == "0"  # before the process group exists
+    with claim(out) if main else contextlib.nullcontext():
+        return _train(family, spec, out, resume=resume, force=force, progress=progress,
+                      on_step=on_step)
+
+
+def _train(
+    family: FamilyRecord,
+    spec: Spec,
+    out: Path,
+    *,
+    resume: bool,
+    force: bool,
+    progress: bool,
+    on_step: Callable[[int], None] | None,
+) -> Path:
     import torch
 
+    from zoo.artifact import remove_folder
     from zoo.checkpoint import load_training_state, save_training_state
     from zoo.data import load_images
     from zoo.sample import sample_seed
     from zoo.write import write_model_folder
 
-    out = Path(out).resolve()
     ckpt = checkpoint_dir(out)
-    source = check_destination(out, resume, force)
+    first = os.environ.get("RANK", "0") == "0"
+    # the main process checks before the others: it holds the lock and may have just
+    # restored a checkpoint; creating the process group waits for it
+    source = check_destination(out, resume, force) if first else None
     train = spec.train
     accelerator, precision = make_accelerator(train)
+    if not first:
+        source = check_destination(out, resume, force)
     seed_everything(train.seed)
     images, labels = load_images(spec.data, "train", training=True)
     dynamic = spec.data.binarize == "dynamic"
@@ -449,7 +478,7 @@ def fit(
     per_epoch = len(images) // train.batch_size
     order, order_epoch = None, -1
     started = time.perf_counter()
-    with StopOnSigint() as stop:
+    with StopOnSignal() as stop:
         while step < total:
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
@@ -472,11 +501,15 @@ def fit(
                 _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
             if on_step is not None:
                 on_step(step)
-            if stop.requested and step < total:
+            stopping = stop.requested
+            if trainer.world > 1:  # every process stops at the same step, or none does
+                stopping = any_process(stopping, accelerator.device)
+            if stopping and step < total:
                 display.close()
                 _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
-                raise Interrupted(f"interrupted at step {step} of {total}; checkpoint in {ckpt}; "
-                                  "continue with --resume")
+                raise Interrupted(f"{stop.cause} at step {step} of {total}; "
+                                  f"checkpoint in {ckpt}; continue with --resume",
+                                  exit_status=128 + stop.signum)
         display.close()
         trainer.standard_layout()
         # finish() draws from its own generator, so a later --resume continues the
@@ -494,11 +527,21 @@ def fit(
             "loss_curve": display.curve,
         }}
         if main:
+            # without --force or --resume, a folder that appeared at OUT while we trained
+            # is not replaced: the model goes beside it (atomic_folder does the same for one
+            # that appears while the folder is written)
+            overwrite = force or source is not None
+            target = out
+            if out.exists() and not overwrite:
+                target = out.with_name(f"{out.name}.new-{os.getpid()}")
             write_model_folder(
-                out, family, spec, trainer.sampling_module(), metrics,
+                target, family, spec, trainer.sampling_module(), metrics,
                 state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
-                overwrite=True)
-            shutil.rmtree(ckpt, ignore_errors=True)
+                overwrite=overwrite)
+            remove_folder(ckpt)
+            if target != out:
+                raise ArtifactError(f"{out} appeared while it was being written; the new one "
+                                    f"is in {target}")
         accelerator.wait_for_everyone()
     if trainer.world > 1:
         # tear the process group down before the interpreter exits: a gloo group
@@ -529,25 +572,52 @@ def check_destination(out: Path, resume: bool, force: bool) -> Path | None:
     return source
 
 
-class StopOnSigint:
-    """Within the block, the first Ctrl-C only sets ``requested``; a second one aborts."""
+class StopOnSignal:
+    """Within the block, the first SIGINT (Ctrl-C) or SIGTERM only sets ``requested``.
 
-    def __enter__(self) -> StopOnSigint:
+    The training loop then checkpoints at the next step boundary and raises
+    :class:`Interrupted` with exit status 128 + the signal's number (130 for
+    SIGINT, 143 for SIGTERM, as a shell reports a process killed by it). A
+    second signal aborts at once (``KeyboardInterrupt``). Outside the main
+    thread no handler can be installed and the block changes nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> StopOnSignal:
         self.requested = False
-        self.previous = None
+        self.signum = signal.SIGINT
+        self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
+
+    @property
+    def cause(self) -> str:
+        """What stopped the build, for messages: ``interrupted`` or ``terminated``."""
+        return "terminated (SIGTERM)" if self.signum == signal.SIGTERM else "interrupted"
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+        self.requested, self.signum = True, signum
+        again = "Ctrl-C" if signum == signal.SIGINT else "signal"
+        print(f"\nstopping after this step ({again} again to abort)", file=sys.stderr,
+              flush=True)
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def any_process(flag: bool, device: Any) -> bool:
+    """Whether ``flag`` is set in any process (one tiny all-reduce)."""
+    import torch
+
+    value = torch.tensor([float(flag)], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _resume_source(out: Path, ckpt: Path) -> Path:
