@@ -1,0 +1,242 @@
+"""One broken or slow third-party plugin never breaks the other plugins or any command.
+
+Fixture distributions are installed as real entry points (see test_plugins.py)
+and ``zoo`` runs in a fresh process that loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from test_plugins import RAISES_ON_IMPORT, RUN_ZOO, install
+
+CLAIMS = '''
+from typing import Literal
+
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+class OwnSpec(DCGANSpec):
+    family: Literal["{own}"] = "{own}"
+
+
+class ClaimSpec(DCGANSpec):
+    family: Literal["{claim}"] = "{claim}"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="{own}", summary="{summary}", paper="none", spec=OwnSpec,
+                          impl="zoo_dcgan.model"))
+    register(FamilyRecord(name="{claim}", summary="{summary}", paper="none", spec=ClaimSpec,
+                          impl="zoo_dcgan.model"))
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("{own}-hello")
+    def hello():
+        print("hello from {own}")
+'''
+
+MISSPELLED_AND_A_FAMILY = '''
+from typing import Literal
+
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+class TypoSpec(DCGANSpec):
+    family: Literal["typo"] = "typo"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="typo", summary="s", paper="none", spec=TypoSpec,
+                          impl="zoo_dcgan.model"))
+
+
+@hookimpl
+def register_dataset(register):  # sic: register_datasets
+    pass
+'''
+
+RAISES_WHILE_REGISTERING = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_families(register):
+    register("not a record")
+'''
+
+IMPORTS_TORCH = '''
+import torch  # at import: every zoo command pays for it
+
+from zoo import hookimpl
+
+
+@hookimpl
+def register_families(register):
+    pass
+'''
+
+IMPORTS_TORCH_WHEN_REGISTERING = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_datasets(register):
+    import torch  # noqa: F401
+'''
+
+
+@pytest.fixture
+def zoo_env(tmp_path):
+    """Run ``zoo ARGS`` in a fresh process seeing the fixture distributions, with env vars."""
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        full = {**os.environ, "PYTHONPATH": str(tmp_path)}
+        for name in ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_STRICT_PLUGINS"):
+            full.pop(name, None)
+        full.update(env)
+        return subprocess.run([sys.executable, "-c", RUN_ZOO, *args], capture_output=True,
+                              text=True, env=full, timeout=120)
+
+    return run
+
+
+def warnings(proc: subprocess.CompletedProcess) -> list[str]:
+    """The stderr lines of a run that succeeded; each must be a warning."""
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert all(line.startswith("warning: ") for line in lines), proc.stderr
+    return lines
+
+
+def names(proc: subprocess.CompletedProcess) -> dict[str, dict]:
+    return {row["name"]: row for row in json.loads(proc.stdout)}
+
+
+def test_two_plugins_claiming_one_name_lose_it_and_every_command_still_runs(tmp_path, zoo_env):
+    for letter, version in (("a", "1.0"), ("b", "2.0")):
+        install(tmp_path, f"zoo-twin-{letter}", version, f"twin_{letter}",
+                CLAIMS.format(own=f"own-{letter}", claim="twin", summary=letter))
+    both = "zoo-twin-a,zoo-twin-b"
+    listing = zoo_env("list", "--json", ZOO_LOAD_PLUGINS=both)
+    lines = warnings(listing)
+    assert len(lines) == 2, lines  # one per broken plugin
+    for letter, version in (("a", "1.0"), ("b", "2.0")):
+        line = next(line for line in lines if f"zoo-twin-{letter} {version}):" in line)
+        assert line.startswith(f"warning: skipping plugin 'twin_{letter}' (zoo-twin-{letter} ")
+        assert ("family 'twin' is registered twice: by plugin 'twin_a' (zoo-twin-a 1.0) and "
+                "by plugin 'twin_b' (zoo-twin-b 2.0)") in line
+        assert line.endswith(f"disable it with ZOO_DISABLE_PLUGINS=zoo-twin-{letter} or "
+                             f"pip uninstall zoo-twin-{letter}")
+    listed = names(listing)
+    assert "dcgan" in listed and not {"twin", "own-a", "own-b"} & set(listed)
+    plugins = zoo_env("plugins", "--json", ZOO_LOAD_PLUGINS=both)
+    rows = {row["distribution"]: row for row in json.loads(plugins.stdout)}
+    assert plugins.returncode == 0 and rows["genzoo"]["status"] == "loaded"
+    for dist in ("zoo-twin-a", "zoo-twin-b"):
+        assert rows[dist]["status"] == "broken" and rows[dist]["families"] == []
+        assert "family 'twin' is registered twice" in rows[dist]["reason"]
+    table = zoo_env("plugins", ZOO_LOAD_PLUGINS=both, COLUMNS="200")
+    assert table.returncode == 0 and "broken: family 'twin' is registered twice" in table.stdout
+    # a skipped plugin adds no commands either
+    hello = zoo_env("own-a-hello", ZOO_LOAD_PLUGINS=both)
+    assert hello.returncode == 2 and "No such command" in hello.stderr
+
+
+def test_disabling_one_of_two_claimants_gives_the_name_to_the_other(tmp_path, zoo_env):
+    for letter, version in (("a", "1.0"), ("b", "2.0")):
+        install(tmp_path, f"zoo-twin-{letter}", version, f"twin_{letter}",
+                CLAIMS.format(own=f"own-{letter}", claim="twin", summary=letter))
+    both = "zoo-twin-a,zoo-twin-b"
+    fixed = zoo_env("list", "*", "--json", ZOO_LOAD_PLUGINS=both,
+                    ZOO_DISABLE_PLUGINS="zoo-twin-a")
+    assert warnings(fixed) == []
+    assert names(fixed)["twin"]["description"] == "b" and "own-b" in names(fixed)
+    assert "own-a" not in names(fixed)
+    assert zoo_env("own-b-hello", ZOO_LOAD_PLUGINS=both,
+                   ZOO_DISABLE_PLUGINS="twin_a").stdout.strip() == "hello from own-b"
+
+
+def test_a_third_party_plugin_never_takes_a_builtin_name(tmp_path, zoo_env):
+    install(tmp_path, "zoo-evil", "0.1", "evil", CLAIMS.format(own="evil-own", claim="dcgan",
+                                                               summary="not the real one"))
+    listing = zoo_env("list", "--json", ZOO_LOAD_PLUGINS="zoo-evil")
+    [line] = warnings(listing)
+    assert line.startswith("warning: skipping plugin 'evil' (zoo-evil 0.1): family 'dcgan' is "
+                           "registered twice")
+    assert "genzoo's built-in one stays" in line and "ZOO_DISABLE_PLUGINS=zoo-evil" in line
+    listed = names(listing)
+    assert listed["dcgan"]["plugin"] == "genzoo" and "evil-own" not in listed
+
+
+def test_a_misspelled_hook_skips_that_plugin_and_names_the_nearest_hook(tmp_path, zoo_env):
+    install(tmp_path, "zoo-typo", "0.1", "typo_plugin", MISSPELLED_AND_A_FAMILY)
+    listing = zoo_env("list", "--json", ZOO_LOAD_PLUGINS="zoo-typo")
+    [line] = warnings(listing)
+    assert line.startswith("warning: skipping plugin 'typo_plugin' implements an unknown hook "
+                           "'register_dataset' (did you mean 'register_datasets'?)")
+    assert line.endswith("disable it with ZOO_DISABLE_PLUGINS=zoo-typo or pip uninstall zoo-typo")
+    assert "typo" not in names(listing) and "dcgan" in names(listing)
+    plugins = zoo_env("plugins", "--json", ZOO_LOAD_PLUGINS="zoo-typo")
+    assert names(plugins)["typo_plugin"]["status"] == "broken"
+
+
+def test_a_plugin_failing_while_registering_is_skipped(tmp_path, zoo_env):
+    install(tmp_path, "zoo-bad-record", "0.2", "bad_record", RAISES_WHILE_REGISTERING)
+    listing = zoo_env("list", "--json", ZOO_LOAD_PLUGINS="zoo-bad-record")
+    assert warnings(listing) == [
+        "warning: skipping plugin 'bad_record' (zoo-bad-record 0.2) failed while registering a "
+        "family: register() takes a zoo.FamilyRecord, got str; disable it with "
+        "ZOO_DISABLE_PLUGINS=zoo-bad-record or pip uninstall zoo-bad-record"]
+    assert "dcgan" in names(listing)
+
+
+def test_disable_plugins_turns_off_third_party_and_builtin_plugins(tmp_path, zoo_env):
+    install(tmp_path, "zoo-broken", "0.3", "broken_plugin", RAISES_ON_IMPORT)
+    quiet = zoo_env("plugins", "--json", ZOO_DISABLE_PLUGINS="zoo-broken")  # no allow-list
+    assert warnings(quiet) == []
+    rows = names(quiet)
+    assert rows["broken_plugin"]["status"] == "disabled"
+    assert rows["broken_plugin"]["reason"] == "named in ZOO_DISABLE_PLUGINS"
+    no_ddpm = zoo_env("list", "ddpm", "--json", ZOO_LOAD_PLUGINS="", ZOO_DISABLE_PLUGINS="ddpm")
+    assert warnings(no_ddpm) == [] and names(no_ddpm) == {}
+    build = zoo_env("build", "ddpm", "--dry-run", ZOO_LOAD_PLUGINS="",
+                    ZOO_DISABLE_PLUGINS="ddpm")
+    assert build.returncode == 2 and "unknown family or model 'ddpm'" in build.stderr
+
+
+def test_names_in_the_plugin_lists_that_match_no_plugin_are_warned_about(tmp_path, zoo_env):
+    install(tmp_path, "zoo-twin-a", "1.0", "twin_a",
+            CLAIMS.format(own="own-a", claim="twin", summary="a"))
+    proc = zoo_env("list", "--json", ZOO_LOAD_PLUGINS="zoo-twin-a,qqqq",
+                   ZOO_DISABLE_PLUGINS="zoo-twn-a")
+    first, second = warnings(proc)
+    assert first.startswith("warning: ZOO_LOAD_PLUGINS names 'qqqq', which matches no installed "
+                            "plugin (installed: genzoo, ")
+    assert "zoo-twin-a" in first
+    assert second == ("warning: ZOO_DISABLE_PLUGINS names 'zoo-twn-a', which matches no "
+                      "installed plugin; did you mean 'zoo-twin-a'?")
+    assert "twin" in names(proc)  # the misspelled deny-list entry disabled nothing
+
+
+def test_a_plugin_that_imports_torch_is_named(tmp_path, zoo_env):
+    # a stand-in torch keeps the test fast: what counts is that the plugin imports it
+    (tmp_path / "torch.py").write_text("")
+    install(tmp_path, "zoo-heavy", "1.0", "heavy", IMPORTS_TORCH)
+    install(tmp_path, "zoo-late", "2.0", "late", IMPORTS_TORCH_WHEN_REGISTERING)
+    assert warnings(zoo_env("list", ZOO_LOAD_PLUGINS="")) == []  # built-ins stay light
+    for dist, label in (("zoo-heavy", "plugin 'heavy' (zoo-heavy 1.0)"),
+                        ("zoo-late", "plugin 'late' (zoo-late 2.0)")):
+        assert warnings(zoo_env("list", ZOO_LOAD_PLUGINS=dist)) == [
+            f"warning: {label} imports torch when it loads, which adds seconds to every zoo "
+            "command (even zoo list); it should import torch inside the functions that need it"]
