@@ -240,3 +240,85 @@ def test_a_plugin_that_imports_torch_is_named(tmp_path, zoo_env):
         assert warnings(zoo_env("list", ZOO_LOAD_PLUGINS=dist)) == [
             f"warning: {label} imports torch when it loads, which adds seconds to every zoo "
             "command (even zoo list); it should import torch inside the functions that need it"]
+
+
+# --------------------------------------------------------------------------- conformance kit
+
+SLOPPY_SPEC = '''
+from typing import Literal
+
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+class SloppySpec(DCGANSpec):
+    family: Literal["sloppy"] = "sloppy"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="sloppy", summary="two subtle faults", paper="none",
+                          spec=SloppySpec, impl="sloppy_impl"))
+'''
+
+SLOPPY_IMPL = '''
+import os
+
+import torch
+from zoo_dcgan.model import DCGANTrainer, build, generate
+
+
+def sample(model, noise, spec):
+    # fault 1: one generator per chunk, seeded by its first index: image i is the same for
+    # any N at one batch size, but not across batch sizes
+    gen = torch.Generator().manual_seed(1_000_003 * noise.seed + noise.indices[0])
+    return generate(model, torch.randn(len(noise), spec.model.latent_dim, 1, 1,
+                                       generator=gen), spec)
+
+
+class SloppyTrainer(DCGANTrainer):
+    def start(self, images):
+        # fault 2: a perturbation drawn with entropy from the OS, not from the training seed
+        gen = torch.Generator().manual_seed(int.from_bytes(os.urandom(7), "little"))
+        with torch.no_grad():
+            for p in self.raw_modules()["model"].parameters():
+                p.add_(1e-3 * torch.randn(p.shape, generator=gen))
+
+
+def trainer(spec, model, accelerator):
+    return SloppyTrainer(spec, model, accelerator)
+'''
+
+
+@pytest.fixture
+def sloppy_family(tmp_path, monkeypatch):
+    """A plugin registered in-process whose sampler and trainer each have a subtle fault."""
+    import importlib
+    import textwrap
+
+    from zoo.plugins import load_plugins, reset_plugins
+    from zoo.registry import get_registry
+
+    (tmp_path / "sloppy_spec.py").write_text(textwrap.dedent(SLOPPY_SPEC))
+    (tmp_path / "sloppy_impl.py").write_text(textwrap.dedent(SLOPPY_IMPL))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for the kit's fresh-process import
+    load_plugins().register(importlib.import_module("sloppy_spec"), name="sloppy")
+    get_registry.cache_clear()
+    yield "sloppy"
+    reset_plugins()
+
+
+def test_the_kit_catches_batch_dependent_seeding_and_a_nondeterministic_trainer(sloppy_family):
+    from zoo.testing.conformance import check_family
+
+    results = {c.name: c for c in check_family(sloppy_family, ["model.base_channels=8",
+                                                               "model.disc_channels=8",
+                                                               "data.image_size=16"])}
+    failed = {name for name, c in results.items() if not c.ok}
+    assert failed == {"seeding", "reproducible training"}, results
+    detail = results["seeding"].detail
+    assert detail.startswith("AssertionError: image i changed with the batch size: images [")
+    assert "2, 3] differ between batch_size 4 and 2" in detail
+    assert "two builds with train.seed = 0 gave different weights on CPU fp32" in results[
+        "reproducible training"].detail
