@@ -322,3 +322,148 @@ def test_the_kit_catches_batch_dependent_seeding_and_a_nondeterministic_trainer(
     assert "2, 3] differ between batch_size 4 and 2" in detail
     assert "two builds with train.seed = 0 gave different weights on CPU fp32" in results[
         "reproducible training"].detail
+
+
+# --------------------------------------------------------------------------- zoo eval
+
+METRICS_PLUGIN = '''
+from typing import Literal
+
+from zoo import FamilyRecord, MetricRecord, hookimpl
+from zoo_ae import VanillaSpec
+
+
+class GaussSpec(VanillaSpec):
+    family: Literal["gauss-ae"] = "gauss-ae"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="gauss-ae", summary="an autoencoder with a Gaussian likelihood",
+                          paper="none", spec=GaussSpec, impl="metrics_impl",
+                          capabilities=frozenset({"sample", "reconstruct",
+                                                  "log_likelihood"})))
+
+
+@hookimpl
+def register_metrics(register):
+    register(MetricRecord("brightness", "mean pixel of samples and of held-out images",
+                          "metrics_impl:brightness"))
+    register(MetricRecord("recon-l1", "held-out L1 reconstruction error",
+                          "metrics_impl:recon_l1", needs=frozenset({"reconstruct"})))
+    register(MetricRecord("cifar-only", "never runs on digits", "metrics_impl:brightness",
+                          sources=("torchvision:CIFAR10",)))
+    register(MetricRecord("crashes", "a buggy metric", "metrics_impl:crashes"))
+'''
+
+METRICS_IMPL = '''
+import math
+
+from zoo_ae.vanilla import build, decode, encode, reconstruct, sample, trainer  # noqa: F401
+
+CALLS = []
+
+
+def log_likelihood(model, x, k, spec, generator):
+    """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
+    CALLS.append(x)
+    sq = ((reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
+    return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
+
+
+def brightness(model, samples, reference):
+    return {"samples": float(samples.mean()), "reference": float(reference.mean())}
+
+
+def recon_l1(model, samples, reference):
+    assert samples is None  # it does not need them
+    return float((model.reconstruct(reference) - reference).abs().mean())
+
+
+def crashes(model, samples, reference):
+    raise RuntimeError("metric bug")
+'''
+
+
+@pytest.fixture
+def metrics_plugin(tmp_path, monkeypatch):
+    """A plugin registered in-process with a family that has a likelihood, and four metrics."""
+    import importlib
+    import textwrap
+
+    from zoo.plugins import load_plugins, reset_plugins
+    from zoo.registry import get_registry
+
+    (tmp_path / "metrics_plugin.py").write_text(textwrap.dedent(METRICS_PLUGIN))
+    (tmp_path / "metrics_impl.py").write_text(textwrap.dedent(METRICS_IMPL))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins().register(importlib.import_module("metrics_plugin"), name="metrics")
+    get_registry.cache_clear()
+    yield importlib.import_module("metrics_impl")
+    reset_plugins()
+
+
+def test_zoo_eval_runs_registered_metrics_and_any_declared_likelihood(metrics_plugin, tmp_path,
+                                                                      cli):
+    import zoo
+    from zoo.data import load_images
+    from zoo.spec import DataSpec
+
+    folder = zoo.build("gauss-ae", overrides=[
+        "data.source=digits", "data.image_size=8", "train.max_steps=2", "train.batch_size=16",
+        "model.loss=mse", "sample.n=4"], out=tmp_path / "gauss")
+    r = cli("eval", folder, "-n", "10", "--iwae-k", "2")
+    assert r.code == 0, r.err
+    assert r.err.strip() == ("warning: metric 'crashes' (unknown) failed: RuntimeError: "
+                             "metric bug")
+    result = json.loads((folder / "metrics.json").read_text())["eval"]
+    reference = load_images(DataSpec(source="digits", image_size=8), "test")[0]
+    assert result["brightness.reference"] == pytest.approx(float(reference.mean()), abs=1e-6)
+    model = zoo.from_pretrained(folder)
+    assert result["brightness.samples"] == pytest.approx(
+        float(model.sample(10, seed=0).mean()), abs=1e-6)
+    assert 0 < result["recon-l1"] < 1
+    assert not {"cifar-only", "crashes"} & {key.split(".")[0] for key in result}
+    # the likelihood of a family whose decoder is not Bernoulli, on the held-out grey levels
+    [given] = metrics_plugin.CALLS
+    assert given.shape == reference.shape and given.equal(reference)
+    assert isinstance(result["iwae_nll"], float) and result["iwae_k"] == 2
+    assert result["iwae_data"] == (f"{len(reference)} held-out images (digits), grey levels "
+                                   "in [0, 1]")
+    card = (folder / "README.md").read_text()
+    assert "| eval.brightness.samples |" in card and "type: recon-l1" in card
+    assert "brightness.samples" in r.out  # the printed table
+
+
+def test_zoo_eval_notes_a_likelihood_the_family_cannot_define(tmp_path, cli):
+    import zoo
+
+    folder = zoo.build("vae", overrides=[
+        "data.source=digits", "data.image_size=8", "train.max_steps=2", "train.batch_size=16",
+        "data.binarize=none", "sample.n=4"], out=tmp_path / "vae-grey")
+    r = cli("eval", folder, "-n", "10", "--iwae-k", "2")
+    assert r.code == 0, r.err
+    result = json.loads((folder / "metrics.json").read_text())["eval"]
+    assert result["iwae_nll"] is None
+    assert result["iwae_note"] == ("skipped: the Bernoulli likelihood is defined for binary "
+                                   "images only: set data.binarize (static, dynamic or "
+                                   "threshold)")
+
+
+def test_training_the_digit_classifier_says_so_with_progress(tmp_path, monkeypatch, capsys):
+    """The first zoo eval trains the classifier: one line saying so, then progress lines."""
+    import zoo.features as features
+
+    few = {split: [t[:128] for t in features._mnist(split)] for split in ("train", "test")}
+    monkeypatch.setattr(features, "_mnist", few.get)
+    monkeypatch.setattr(features, "EPOCHS", 1)  # 2 steps of 64
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    capsys.readouterr()
+    features.load_classifier()
+    lines = capsys.readouterr().err.splitlines()
+    cached = tmp_path / "cache" / "digit-classifier-v1.safetensors"
+    assert lines[0] == (f"training the digit classifier once (2 steps, about 1 s on 2 CPU "
+                        f"cores), cached in {cached}")
+    assert lines[1].startswith("step 2/2  loss ") and lines[1].endswith(" img/s")
+    assert lines[2].startswith("trained digit classifier: held-out accuracy ")
+    assert len(lines) == 3 and cached.is_file()

@@ -65,11 +65,18 @@ def tiny_overrides(family: FamilyRecord, extra: Iterable[str] = ()) -> list[str]
 
 def check_family(family: FamilyRecord | str, overrides: Iterable[str] = (),
                  workdir: str | Path | None = None) -> list[Check]:
-    """Run the battery on ``family``; ``overrides`` (``a.b=v``) shrink or adapt the build."""
+    """Run the battery on ``family``; ``overrides`` (``a.b=v``) shrink or adapt the build.
+
+    The kit works in a temporary folder inside ``workdir`` (created if missing;
+    default: the system's temporary folder) and deletes it, with the model
+    folders it built, when it is done.
+    """
     from zoo.registry import get_family
 
     record = get_family(family) if isinstance(family, str) else family
     checks: list[Check] = []
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="zoo-check-", dir=workdir) as tmp:
         state: dict[str, Any] = {"tmp": Path(tmp), "overrides": tiny_overrides(record, overrides)}
         for name, run in BATTERY:
