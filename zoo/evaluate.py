@@ -153,8 +153,9 @@ def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
     result: dict[str, Any] = {}
     for metric in metrics:
         try:
-            given = samples if "sample" in metric.needs else None
-            value = import_ref(metric.compute)(model, given, reference)
+            # copies: a metric that changes its inputs in place cannot skew the next one
+            given = samples.clone() if samples is not None and "sample" in metric.needs else None
+            value = import_ref(metric.compute)(model, given, reference.clone())
             values = value if isinstance(value, dict) else {None: value}
             scores = {}
             for key, number in values.items():

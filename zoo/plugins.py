@@ -199,7 +199,7 @@ def load_plugins() -> pluggy.PluginManager:
         try:
             with torch_watch(info):
                 module = ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a plugin cannot end the command either
             _broken(ep.name, f"plugin {ep.name!r} from {info.distribution} failed to import: "
                     f"{exc}")
             continue

@@ -105,7 +105,7 @@ def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
         try:
             with torch_watch(info):
                 impl.function(register=register)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             broken.setdefault(plugin, f"{info.label} failed while registering a {kind}: {exc}")
             continue
         calls += [(plugin, kind, record) for record in got]
