@@ -190,8 +190,9 @@ def load_plugins() -> pluggy.PluginManager:
         if ep.name in _infos:  # two distributions, one entry-point name: the first one wins
             info = replace(info, name=f"{ep.name} ({info.distribution})")
             _infos[info.name] = info
-            _broken(info.name, f"plugin {ep.name!r} from {info.distribution} has the name of "
-                    f"{_infos[ep.name].label}")
+            if info.status == LOADED:
+                _broken(info.name, f"plugin {ep.name!r} from {info.distribution} has the name "
+                        f"of {_infos[ep.name].label}")
             continue
         _infos[ep.name] = info
         if info.status != LOADED:
@@ -233,8 +234,10 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
                 close = difflib.get_close_matches(hook, hooks, n=1, cutoff=0.6)
                 parts.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             what = ", ".join(parts) or str(exc)
-            _broken(name, f"plugin {name!r} implements an unknown hook {what} "
-                    f"(known hooks: {', '.join(hooks)})", pm)
+            reason = f"plugin {name!r} implements an unknown hook {what} (known hooks: "
+            if not strict():
+                pm.unregister(exc.plugin)  # by object: check_pending must not meet it again
+            _broken(name, reason + f"{', '.join(hooks)})")
 
 
 def _broken(name: str, reason: str, pm: pluggy.PluginManager | None = None) -> None:
