@@ -75,6 +75,15 @@ def register_families(register):
     register("not a record")
 '''
 
+WRONG_ARGUMENTS = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_families(reg):  # the hook's argument is called register
+    pass
+'''
+
 IMPORTS_TORCH = '''
 import torch  # at import: every zoo command pays for it
 
@@ -192,13 +201,23 @@ def test_a_misspelled_hook_skips_that_plugin_and_names_the_nearest_hook(tmp_path
     assert names(plugins)["typo_plugin"]["status"] == "broken"
 
 
-def test_a_plugin_failing_while_registering_is_skipped(tmp_path, zoo_env):
+def test_plugins_failing_in_other_ways_are_skipped_with_one_line_each(tmp_path, zoo_env):
     install(tmp_path, "zoo-bad-record", "0.2", "bad_record", RAISES_WHILE_REGISTERING)
-    listing = zoo_env("list", "--json", ZOO_LOAD_PLUGINS="zoo-bad-record")
-    assert warnings(listing) == [
+    install(tmp_path, "zoo-exits", "0.1", "exits", "import sys\nsys.exit(3)\n")
+    install(tmp_path, "zoo-wrong-args", "0.1", "wrong_args", WRONG_ARGUMENTS)
+    listing = zoo_env("list", "--json",
+                      ZOO_LOAD_PLUGINS="zoo-bad-record,zoo-exits,zoo-wrong-args")
+    exits, wrong_args, bad_record = warnings(listing)  # one line each: loading, registering
+    assert bad_record == (
         "warning: skipping plugin 'bad_record' (zoo-bad-record 0.2) failed while registering a "
         "family: register() takes a zoo.FamilyRecord, got str; disable it with "
-        "ZOO_DISABLE_PLUGINS=zoo-bad-record or pip uninstall zoo-bad-record"]
+        "ZOO_DISABLE_PLUGINS=zoo-bad-record or pip uninstall zoo-bad-record")
+    assert exits == ("warning: skipping plugin 'exits' from zoo-exits failed to import: it "
+                     "called sys.exit(3); disable it with ZOO_DISABLE_PLUGINS=zoo-exits or "
+                     "pip uninstall zoo-exits")
+    assert wrong_args.startswith("warning: skipping plugin 'wrong_args' from zoo-wrong-args has "
+                                 "an invalid hook: ")
+    assert "register_families(reg)" in wrong_args
     assert "dcgan" in names(listing)
 
 

@@ -259,7 +259,8 @@ def eval_cmd(
     baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
     iwae_k: Annotated[int, typer.Option(min=1, help="Importance samples for the NLL.")] = 1000,
 ) -> None:
-    """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics.
+    """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics,
+    and the metrics plugins register.
 
     Results are merged into metrics.json and the model card of a local folder.
     """

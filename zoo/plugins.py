@@ -131,6 +131,13 @@ def _warn_unknown(variable: str, names: list[str], known: dict[str, str]) -> Non
         warn(f"{variable} names {name!r}, which matches no installed plugin{hint}")
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as a plugin's failure reason (``SystemExit`` says so)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return str(exc) or type(exc).__name__
+
+
 def _entry_point_info(ep: EntryPoint) -> PluginInfo:
     dist = ep.dist.name if ep.dist is not None else "unknown"
     version = ep.dist.version if ep.dist is not None else "?"
@@ -202,7 +209,7 @@ def load_plugins() -> pluggy.PluginManager:
                 module = ep.load()
         except (Exception, SystemExit) as exc:  # a plugin cannot end the command either
             _broken(ep.name, f"plugin {ep.name!r} from {info.distribution} failed to import: "
-                    f"{exc}")
+                    f"{describe(exc)}")
             continue
         if pm.is_registered(module):
             continue
@@ -242,6 +249,7 @@ def _check_hooks(pm: pluggy.PluginManager) -> None:
 
 def _broken(name: str, reason: str, pm: pluggy.PluginManager | None = None) -> None:
     """Record plugin ``name`` as broken, unregister it and warn (raise when strict)."""
+    reason = " ".join(reason.split())  # one line, whatever the exception said
     if strict():
         raise PluginError(reason)
     info = _infos.get(name) or PluginInfo(name, "unknown", "?", False)

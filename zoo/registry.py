@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import PluginError, SpecError, UnknownNameError
-from zoo.plugins import load_plugins, mark_broken, plugin_info, torch_watch
+from zoo.plugins import describe, load_plugins, mark_broken, plugin_info, torch_watch
 from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
 
 
@@ -106,7 +106,8 @@ def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
             with torch_watch(info):
                 impl.function(register=register)
         except (Exception, SystemExit) as exc:
-            broken.setdefault(plugin, f"{info.label} failed while registering a {kind}: {exc}")
+            broken.setdefault(plugin, f"{info.label} failed while registering a {kind}: "
+                              f"{describe(exc)}")
             continue
         calls += [(plugin, kind, record) for record in got]
     return calls
