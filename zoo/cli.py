@@ -269,7 +269,8 @@ def eval_cmd(
     baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
     iwae_k: Annotated[int, typer.Option(min=1, help="Importance samples for the NLL.")] = 1000,
 ) -> None:
-    """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics.
+    """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics,
+    and the metrics plugins register.
 
     Results are merged into metrics.json and the model card of a local folder.
     """
@@ -388,7 +389,11 @@ def pull_cmd(
 def plugins_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Installed plugins, their distributions, versions and what they register."""
+    """Installed plugins, their distributions, versions, status and what they register.
+
+    A broken plugin (it failed to import, has an unknown hook, or registers a
+    name another plugin has) is listed with the reason it was skipped.
+    """
     from zoo.plugins import plugin_infos
     from zoo.registry import get_registry
 
@@ -398,7 +403,8 @@ def plugins_cmd(
         provided = reg.provided.get(info.name, {})
         rows.append({
             "name": info.name, "distribution": info.distribution, "version": info.version,
-            "builtin": info.builtin, "families": sorted(provided.get("family", [])),
+            "builtin": info.builtin, "status": info.status, "reason": info.reason,
+            "families": sorted(provided.get("family", [])),
             "datasets": sorted(provided.get("data set", [])),
             "metrics": sorted(provided.get("metric", [])),
         })
@@ -407,10 +413,13 @@ def plugins_cmd(
         return
     from rich.table import Table
 
-    table = Table("plugin", "distribution", "version", "families", "datasets", box=None)
+    table = Table("plugin", "distribution", "version", "status", "families", "datasets",
+                  "metrics", box=None)
     for r in rows:
+        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
         table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["distribution"],
-                      r["version"], ", ".join(r["families"]), ", ".join(r["datasets"]))
+                      r["version"], status, ", ".join(r["families"]), ", ".join(r["datasets"]),
+                      ", ".join(r["metrics"]))
     _console().print(table)
 
 
@@ -455,9 +464,18 @@ def main() -> None:
     from zoo.errors import Interrupted
 
     try:
-        from zoo.plugins import load_plugins
+        from contextlib import suppress
 
-        load_plugins().hook.register_commands(cli=app)
+        from zoo.errors import SpecError
+        from zoo.plugins import load_plugins
+        from zoo.registry import get_registry
+
+        pm = load_plugins()
+        # a plugin that loses a name to another is skipped before it adds commands; a bad
+        # registry.toml is reported by the commands that read it
+        with suppress(SpecError):
+            get_registry()
+        pm.hook.register_commands(cli=app)
         code = app(standalone_mode=False)  # --help, typer.Exit and Ctrl-C return a status
     except typer.TyperException as exc:  # click's errors: a bad option value, a missing argument
         if type(exc).__name__ == "NoArgsIsHelpError":  # typer has printed the help already

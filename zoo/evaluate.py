@@ -8,6 +8,11 @@
 * ``mean_confidence``: mean top-class probability of the samples.
 * ``reference_fd``: the same distance between real training and held-out
   digits, the floor a perfect generator would reach at this sample size.
+
+Families that reconstruct get the held-out reconstruction error; families
+that declare ``log_likelihood`` the held-out negative log-likelihood; and
+every metric a plugin registers (``register_metrics``) runs on the models it
+applies to (see :class:`zoo.MetricRecord`).
 """
 
 from __future__ import annotations
@@ -91,20 +96,81 @@ def reconstruction_metrics(model) -> dict[str, Any]:
             "recon_vs_mean_image": round(baseline / max(ours, 1e-12), 2)}
 
 
-def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any]:
-    """IWAE negative log-likelihood (nats) of the held-out split, binarised as the spec says."""
+def held_out(model) -> torch.Tensor:
+    """The test split of the model's data source, as the model was trained on it.
+
+    Float32 ``N×C×S×S`` in [0, 1] at ``data.image_size`` with the model's
+    channels, binarised as ``data.binarize`` says (the fixed static sample for
+    ``static`` and ``dynamic``); ``data.limit`` does not apply to it.
+    """
     from zoo.data import load_images
 
-    data = model.spec.data
-    if data.binarize == "none":
-        return {"iwae_nll": None,
-                "iwae_note": "skipped: set data.binarize so the Bernoulli likelihood is defined"}
-    test, _ = load_images(data.model_copy(update={"limit": None}), "test")
+    return load_images(model.spec.data.model_copy(update={"limit": None}), "test")[0]
+
+
+#: How the held-out images that ``log_likelihood`` receives were binarised.
+BINARISED = {"none": "grey levels in [0, 1]", "threshold": "thresholded",
+             "static": "statically binarised", "dynamic": "statically binarised"}
+
+
+def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any]:
+    """Importance-weighted negative log-likelihood (nats per image) of the held-out split.
+
+    Any family that declares ``log_likelihood`` is called with :func:`held_out`
+    images (the first ``limit``), ``k`` importance samples and a seeded
+    generator. A family whose likelihood is not defined for those images (a
+    Bernoulli decoder and grey levels, say) raises ``CapabilityError``, which
+    becomes the ``iwae_note``.
+    """
+    test = held_out(model)
     test = test[:limit] if limit else test
-    nll = -model.log_likelihood(test, k=k).mean()
-    how = "thresholded" if data.binarize == "threshold" else "statically binarised"
+    try:
+        nll = -model.log_likelihood(test, k=k).mean()
+    except CapabilityError as exc:
+        return {"iwae_nll": None, "iwae_note": f"skipped: {exc}"}
+    how = BINARISED.get(model.spec.data.binarize, model.spec.data.binarize)
     return {"iwae_nll": round(float(nll), 3), "iwae_k": k,
-            "iwae_data": f"{len(test)} held-out digits, {how}"}
+            "iwae_data": f"{len(test)} held-out images ({model.spec.data.source}), {how}"}
+
+
+def applicable_metrics(model) -> list[Any]:
+    """The registered metrics (``register_metrics``) that apply to ``model``, by name."""
+    from zoo.registry import get_registry
+
+    metrics = get_registry().metrics
+    return [metrics[name] for name in sorted(metrics)
+            if metrics[name].applies_to(model.family, model.spec.data.source)]
+
+
+def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
+                reference: torch.Tensor) -> dict[str, Any]:
+    """Run registered metrics; a number is stored under the metric's name, a dict under
+    ``name.key``. A metric that fails is one warning line; the others still run."""
+    import sys
+
+    from zoo.records import import_ref
+
+    result: dict[str, Any] = {}
+    for metric in metrics:
+        try:
+            # copies: a metric that changes its inputs in place cannot skew the next one
+            given = samples.clone() if samples is not None and "sample" in metric.needs else None
+            value = import_ref(metric.compute)(model, given, reference.clone())
+            values = value if isinstance(value, dict) else {None: value}
+            scores = {}
+            for key, number in values.items():
+                if isinstance(number, torch.Tensor) and number.numel() == 1:
+                    number = number.item()
+                if not isinstance(number, int | float) or isinstance(number, bool):
+                    raise TypeError(f"expected a number or a dict of numbers, got "
+                                    f"{type(number).__name__}" + (f" for {key!r}" if key else ""))
+                scores[metric.name if key is None else f"{metric.name}.{key}"] = number
+        except Exception as exc:
+            print(f"warning: metric {metric.name!r} ({metric.plugin}) failed: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        result.update(scores)
+    return result
 
 
 def label_accuracy(model, per_class: int = 100, seed: int = 0) -> dict[str, Any]:
@@ -135,8 +201,8 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     modified (pull it with ``--local-dir`` to keep results).
 
     Reconstruction error for families that reconstruct, IWAE NLL for families
-    with likelihoods, and digit-classifier sample metrics for samplers trained
-    on digits.
+    with likelihoods, digit-classifier sample metrics for samplers trained on
+    digits, and every registered metric that applies (:func:`run_metrics`).
     """
     from zoo.api import from_pretrained
     from zoo.artifact import METRICS, read_metrics, write_json
@@ -145,16 +211,20 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     model = from_pretrained(path)
     caps = model.family.capabilities
     digits = model.spec.data.source in DIGIT_SOURCES
-    if "reconstruct" not in caps:
+    registered = applicable_metrics(model)
+    if not ({"reconstruct", "log_likelihood"} & caps or registered):
         check_digits(model.spec)
     result: dict[str, Any] = {}
     if "reconstruct" in caps:
         result.update(reconstruction_metrics(model))
-    if "log_likelihood" in caps and getattr(model.spec.model, "loss", "") == "bernoulli":
+    if "log_likelihood" in caps:
         result.update(likelihood_metrics(model, iwae_k, iwae_limit))
-    if "sample" in caps and digits:
-        result.update({"samples": n, "seed": seed,
-                       **score_images(model.sample(n, seed=seed), model.spec.data)})
+    samples = None
+    if "sample" in caps and (digits or any("sample" in m.needs for m in registered)):
+        samples = model.sample(n, seed=seed)
+        result.update({"samples": n, "seed": seed})
+    if samples is not None and digits:
+        result.update(score_images(samples, model.spec.data))
         if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
             result.update(label_accuracy(model, max(10, n // 10), seed))
         if baseline:
@@ -166,6 +236,8 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
             images = sample_images(model.family, untrained, model.spec, n, seed)
             result["untrained_frechet_distance"] = score_images(
                 images, model.spec.data)["frechet_distance"]
+    if registered:
+        result.update(run_metrics(registered, model, samples, held_out(model)))
     if model.repo_id is None:  # a Hub snapshot in the cache stays as downloaded
         metrics = read_metrics(model.path)
         metrics["eval"] = result

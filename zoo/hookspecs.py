@@ -3,10 +3,16 @@
 
 A plugin module, the one its ``zoo`` entry point names, implements any of
 these with ``@zoo.hookimpl``; a function of the same name without the marker
-is ignored, and a marked one whose name is not a hook below stops loading
-with an error. Hooks are called once per process, when plugins are loaded:
+is ignored. Hooks are called once per process, when plugins are loaded:
 registering must be quick and must not import torch (``zoo list`` and
-``zoo spec`` never do).
+``zoo spec`` never do; a plugin that does is named in a warning).
+
+A plugin that breaks a rule is skipped as a whole, with one warning line
+naming it, its distribution and how to disable it (``ZOO_STRICT_PLUGINS=1``
+makes it an error): a marked function whose name is not a hook below (the
+warning names the nearest hook), a registration hook that raises or passes
+something other than its record type, and a name another plugin registers
+too (a built-in keeps its name; between third-party plugins, neither gets it).
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
     provides ``build``, ``trainer`` and ``sample`` (imported only when a model
     is built, loaded or sampled, so it may import torch). Optional
     ``capabilities`` declare ``encode``, ``decode``, ``reconstruct``,
-    ``log_likelihood`` and ``conditional``. A family name registered by two
-    plugins is an error naming both distributions.
+    ``log_likelihood``, ``latent`` and ``conditional``. A family name that
+    another plugin registers too is skipped, with a warning naming both
+    distributions.
     """
 
 
@@ -56,7 +63,20 @@ def register_metrics(register: Callable[[MetricRecord], None]) -> None:
     """Register evaluation metrics: call ``register(MetricRecord(...))`` for each.
 
     A ``zoo.MetricRecord`` names the metric, a summary, and ``compute``, a
-    ``"module:function"`` imported only when the metric is computed.
+    ``"module:function"`` imported only when ``zoo eval`` runs it, on every
+    model it applies to (``needs``: capabilities the family must declare,
+    default ``{"sample"}``; ``sources``: data sources, empty for any)::
+
+        def compute(model, samples, reference) -> float | dict[str, float]
+
+    ``model`` is the loaded ``zoo.ZooModel``; ``samples`` the images ``zoo
+    eval`` drew (``-n``, ``--seed``; float32 N×C×H×W in [0, 1]), or ``None``
+    unless ``needs`` has ``"sample"``; ``reference`` the held-out split of
+    the model's data source as the model was trained on it (float32 in [0,
+    1] at its size and channels, binarised as ``data.binarize`` says). A
+    number goes to ``metrics.json["eval"]["NAME"]``, a dict to
+    ``["eval"]["NAME.KEY"]``; both reach the model card. A metric that raises
+    is one warning line; the other metrics still run.
     """
 
 

@@ -4,20 +4,31 @@ Loading is explicit and idempotent (:func:`load_plugins`), never a side effect
 of ``import zoo``. Built-in families are entry points of the ``genzoo``
 distribution itself, loaded exactly like a third party's.
 
+One broken plugin never stops the others: a plugin that fails to import, has
+an invalid or unknown hook, fails while registering, or registers a name
+another plugin has (see :mod:`zoo.registry`) is skipped as a whole. One
+warning line on stderr names it, its distribution and how to disable it, and
+``zoo plugins`` lists it as broken.
+
 Environment:
-  ``ZOO_LOAD_PLUGINS``   comma-separated allow-list of third-party distributions
-                         (set but empty: none); built-ins always load.
-  ``ZOO_STRICT_PLUGINS`` ``1``: a plugin that fails to import is fatal, not skipped.
+  ``ZOO_LOAD_PLUGINS``    comma-separated allow-list of third-party distributions
+                          (set but empty: none); built-ins always load.
+  ``ZOO_DISABLE_PLUGINS`` comma-separated deny-list: distributions, or entry-point
+                          names (``ddpm`` turns a built-in family plugin off too).
+  ``ZOO_STRICT_PLUGINS``  ``1``: a broken plugin is fatal (one error line), not skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import importlib
 import os
 import re
 import sys
-from dataclasses import dataclass
-from importlib.metadata import entry_points
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
 
@@ -28,20 +39,43 @@ GROUP = "zoo"
 HOST_DISTRIBUTION = "genzoo"
 #: Core modules that implement hooks themselves (the built-in data sources).
 CORE_PLUGINS = ("zoo.data",)
+#: What ``PluginInfo.status`` can be.
+LOADED, BROKEN, DISABLED, NOT_ALLOWED = "loaded", "broken", "disabled", "not allowed"
 
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """One registered plugin: its name, the distribution that ships it and its version."""
+    """One plugin: its name, the distribution that ships it, its version and its status.
+
+    ``status`` is ``"loaded"``, ``"broken"`` (skipped: ``reason`` says why),
+    ``"disabled"`` (named in ``ZOO_DISABLE_PLUGINS``) or ``"not allowed"`` (a
+    third-party distribution missing from ``ZOO_LOAD_PLUGINS``).
+    """
 
     name: str
     distribution: str
     version: str
     builtin: bool
+    status: str = LOADED
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        """``plugin 'name' (distribution version)``, as messages name a plugin."""
+        return f"plugin {self.name!r} ({self.distribution} {self.version})"
+
+    @property
+    def disable_hint(self) -> str:
+        """How a user turns this plugin off."""
+        if self.builtin:
+            return f"disable it with ZOO_DISABLE_PLUGINS={self.name}"
+        return (f"disable it with ZOO_DISABLE_PLUGINS={self.distribution} or "
+                f"pip uninstall {self.distribution}")
 
 
 _manager: pluggy.PluginManager | None = None
-_infos: dict[str, PluginInfo] = {}
+_infos: dict[str, PluginInfo] = {}  # every plugin seen, loaded or not, in load order
+_warned: set[str] = set()
 
 
 def normalise(name: str) -> str:
@@ -65,61 +99,192 @@ def hook_names() -> list[str]:
                   if callable(value) and hasattr(value, f"{GROUP}_spec"))
 
 
+def strict() -> bool:
+    """Whether ``ZOO_STRICT_PLUGINS`` makes a broken plugin fatal."""
+    return os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
+
+
+def warn(message: str) -> None:
+    """Print ``warning: message`` on stderr, once per process."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _names(variable: str) -> list[str] | None:
+    value = os.environ.get(variable)
+    return None if value is None else [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _warn_unknown(variable: str, names: list[str], known: dict[str, str]) -> None:
+    """One warning per name in ``variable`` that matches no installed plugin."""
+    for name in names:
+        if normalise(name) in known:
+            continue
+        close = difflib.get_close_matches(normalise(name), list(known), n=1, cutoff=0.6)
+        if close:
+            hint = f"; did you mean {known[close[0]]!r}?"
+        elif known:
+            hint = f" (installed: {', '.join(sorted(set(known.values())))})"
+        else:
+            hint = " (no plugin distribution is installed)"
+        warn(f"{variable} names {name!r}, which matches no installed plugin{hint}")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a plugin's failure reason (``SystemExit`` says so)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    return str(exc) or type(exc).__name__
+
+
+def _entry_point_info(ep: EntryPoint) -> PluginInfo:
+    dist = ep.dist.name if ep.dist is not None else "unknown"
+    version = ep.dist.version if ep.dist is not None else "?"
+    return PluginInfo(ep.name, dist, version, normalise(dist) == HOST_DISTRIBUTION)
+
+
+def _selection(eps: list[EntryPoint]) -> dict[str, tuple[str, str]]:
+    """Entry-point name -> (status, reason) before loading: loaded, disabled, not allowed."""
+    allowed, denied = _names("ZOO_LOAD_PLUGINS"), _names("ZOO_DISABLE_PLUGINS") or []
+    dists = {normalise(_entry_point_info(ep).distribution): _entry_point_info(ep).distribution
+             for ep in eps}
+    third_party = {k: v for k, v in dists.items() if k != HOST_DISTRIBUTION}
+    _warn_unknown("ZOO_LOAD_PLUGINS", allowed or [], {**third_party, HOST_DISTRIBUTION:
+                                                      HOST_DISTRIBUTION})
+    _warn_unknown("ZOO_DISABLE_PLUGINS", denied,
+                  {**third_party, **{normalise(ep.name): ep.name for ep in eps},
+                   HOST_DISTRIBUTION: HOST_DISTRIBUTION})
+    if HOST_DISTRIBUTION in {normalise(n) for n in denied}:
+        builtins = sorted(ep.name for ep in eps if _entry_point_info(ep).builtin)
+        warn(f"ZOO_DISABLE_PLUGINS names {HOST_DISTRIBUTION}: its built-in plugins always "
+             f"load; disable them by name ({', '.join(builtins)})")
+    allowed_set = None if allowed is None else {normalise(n) for n in allowed}
+    denied_set = {normalise(n) for n in denied}
+    status = {}
+    for ep in eps:
+        info = _entry_point_info(ep)
+        dist = normalise(info.distribution)
+        if normalise(ep.name) in denied_set or (dist in denied_set and not info.builtin):
+            status[ep.name] = DISABLED, "named in ZOO_DISABLE_PLUGINS"
+        elif not info.builtin and allowed_set is not None and dist not in allowed_set:
+            status[ep.name] = NOT_ALLOWED, "its distribution is not in ZOO_LOAD_PLUGINS"
+        else:
+            status[ep.name] = LOADED, ""
+    return status
+
+
 def load_plugins() -> pluggy.PluginManager:
-    """Load core, built-in and allowed third-party plugins once; return the manager."""
+    """Load core, built-in and allowed third-party plugins once; return the manager.
+
+    A broken plugin is skipped with one warning line (fatal with
+    ``ZOO_STRICT_PLUGINS=1``); the others load.
+    """
     global _manager
     if _manager is not None:
         return _manager
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    infos: dict[str, PluginInfo] = {}
+    _infos.clear()
     for module_name in CORE_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-        infos[module_name] = PluginInfo(module_name, HOST_DISTRIBUTION, dist_version(), True)
-
-    allow = os.environ.get("ZOO_LOAD_PLUGINS")
-    allowed = None if allow is None else {normalise(d) for d in allow.split(",") if d.strip()}
-    strict = os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        dist = ep.dist.name if ep.dist is not None else "unknown"
-        builtin = normalise(dist) == HOST_DISTRIBUTION
-        if not builtin and allowed is not None and normalise(dist) not in allowed:
+        _infos[module_name] = PluginInfo(module_name, HOST_DISTRIBUTION, dist_version(), True)
+    eps = sorted(entry_points(group=GROUP), key=lambda e: e.name)
+    selection = _selection(eps)
+    for ep in eps:
+        status, reason = selection[ep.name]
+        info = replace(_entry_point_info(ep), status=status, reason=reason)
+        if ep.name in _infos:  # two distributions, one entry-point name: the first one wins
+            info = replace(info, name=f"{ep.name} ({info.distribution})")
+            _infos[info.name] = info
+            if info.status == LOADED:
+                _broken(info.name, f"plugin {ep.name!r} from {info.distribution} has the name "
+                        f"of {_infos[ep.name].label}")
+            continue
+        _infos[ep.name] = info
+        if info.status != LOADED:
             continue
         try:
-            module = ep.load()
-        except Exception as exc:
-            message = f"plugin {ep.name!r} from {dist} failed to import: {exc}"
-            if strict:
-                raise PluginError(message) from None
-            print(f"warning: skipping {message}", file=sys.stderr)
+            with torch_watch(info):
+                module = ep.load()
+        except (Exception, SystemExit) as exc:  # a plugin cannot end the command either
+            _broken(ep.name, f"plugin {ep.name!r} from {info.distribution} failed to import: "
+                    f"{describe(exc)}")
             continue
         if pm.is_registered(module):
             continue
         try:
             pm.register(module, name=ep.name)
         except pluggy.PluginValidationError as exc:
-            message = f"plugin {ep.name!r} from {dist} has an invalid hook: {exc}"
-            if strict:
-                raise PluginError(message) from None
-            print(f"warning: skipping {message}", file=sys.stderr)
-            continue
-        version = ep.dist.version if ep.dist is not None else "?"
-        infos[ep.name] = PluginInfo(ep.name, dist, version, builtin)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) or repr(exc.plugin)
-        known = ", ".join(hook_names())
-        raise PluginError(f"plugin {name!r} implements an unknown hook: {exc} "
-                          f"(known hooks: {known})") from None
+            _broken(ep.name, f"plugin {ep.name!r} from {info.distribution} has an invalid "
+                    f"hook: {exc}")
+    _check_hooks(pm)
     _manager = pm
-    _infos.clear()
-    _infos.update(infos)
     return pm
 
 
+def _check_hooks(pm: pluggy.PluginManager) -> None:
+    """Skip each plugin with a ``@hookimpl`` that is no hook, suggesting the nearest one."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            unknown = sorted(hook for hook, caller in vars(pm.hook).items()
+                             if not caller.has_spec() and any(
+                                 impl.plugin is exc.plugin and not impl.optionalhook
+                                 for impl in caller.get_hookimpls()))
+            hooks = hook_names()
+            parts = []
+            for hook in unknown:
+                close = difflib.get_close_matches(hook, hooks, n=1, cutoff=0.6)
+                parts.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            what = ", ".join(parts) or str(exc)
+            reason = f"plugin {name!r} implements an unknown hook {what} (known hooks: "
+            if not strict():
+                pm.unregister(exc.plugin)  # by object: check_pending must not meet it again
+            _broken(name, reason + f"{', '.join(hooks)})")
+
+
+def _broken(name: str, reason: str, pm: pluggy.PluginManager | None = None) -> None:
+    """Record plugin ``name`` as broken, unregister it and warn (raise when strict)."""
+    reason = " ".join(reason.split())  # one line, whatever the exception said
+    if strict():
+        raise PluginError(reason)
+    info = _infos.get(name) or PluginInfo(name, "unknown", "?", False)
+    if pm is not None and pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
+    _infos[name] = replace(info, status=BROKEN, reason=reason)
+    who = "" if reason.startswith(f"plugin {name!r}") else f"{info.label}: "
+    warn(f"skipping {who}{reason}; {info.disable_hint}")
+
+
+def mark_broken(name: str, reason: str) -> None:
+    """Skip the loaded plugin ``name`` as a whole (its registrations are inconsistent).
+
+    Unregisters it, so none of its hooks run again; prints one warning line
+    naming its distribution and how to disable it. ``ZOO_STRICT_PLUGINS=1``:
+    raises :class:`PluginError` with ``reason`` instead.
+    """
+    _broken(name, reason, load_plugins())
+
+
+@contextlib.contextmanager
+def torch_watch(info: PluginInfo) -> Iterator[None]:
+    """Warn, naming the plugin, when the block (its import or registration) imports torch."""
+    before = "torch" in sys.modules
+    try:
+        yield
+    finally:
+        if not before and "torch" in sys.modules:
+            warn(f"{info.label} imports torch when it loads, which adds seconds to every zoo "
+                 "command (even zoo list); it should import torch inside the functions that "
+                 "need it")
+
+
 def plugin_infos() -> list[PluginInfo]:
-    """The loaded plugins, in load order."""
+    """Every plugin seen, loaded or not, in load order (see ``PluginInfo.status``)."""
     load_plugins()
     return list(_infos.values())
 
@@ -135,6 +300,7 @@ def reset_plugins() -> None:
     global _manager
     _manager = None
     _infos.clear()
+    _warned.clear()
     from zoo import registry
 
     registry.get_registry.cache_clear()

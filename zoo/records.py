@@ -113,9 +113,43 @@ class DatasetRecord:
 
 @dataclass(frozen=True)
 class MetricRecord:
-    """An evaluation metric. ``compute`` is ``"pkg.mod:function"``."""
+    """An evaluation metric that ``zoo eval`` runs on every model it applies to.
+
+    ``compute`` is ``"pkg.mod:function"``, imported only when the metric runs::
+
+        def compute(model: zoo.ZooModel, samples: Tensor | None, reference: Tensor
+                    ) -> float | dict[str, float]: ...
+
+    ``model`` is the loaded model (``model.spec``, ``model.module``, and its
+    capabilities: ``model.reconstruct(x)``, ...); ``samples`` the images
+    ``zoo eval`` drew (``-n``, ``--seed``: float32 N×C×H×W in [0, 1], the same
+    ones the built-in metrics score), ``None`` unless ``needs`` has
+    ``"sample"``; ``reference`` the held-out (test) split of the model's data source
+    as the model was trained on it (float32 N×C×H×W in [0, 1] at
+    ``data.image_size`` and its channels, binarised as ``data.binarize``
+    says). A number is stored as ``metrics.json["eval"][name]``, a dict as
+    ``["eval"]["name.key"]`` for each key; both reach the model card.
+
+    ``needs``: the capabilities the family must declare (default
+    ``{"sample"}``); ``sources``: the data sources the metric applies to
+    (empty: any). A metric that raises is reported as one warning line and
+    the other metrics still run.
+    """
 
     name: str
     summary: str
     compute: str
+    needs: frozenset[str] = frozenset({"sample"})
+    sources: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs", frozenset(self.needs))
+        object.__setattr__(self, "sources", tuple(self.sources))
+        unknown = set(self.needs) - KNOWN_CAPABILITIES
+        if unknown:
+            raise ValueError(f"metric {self.name!r}: unknown capabilities {sorted(unknown)}")
+
+    def applies_to(self, family: FamilyRecord, source: str) -> bool:
+        """Whether ``zoo eval`` runs this metric on a model of ``family`` trained on ``source``."""
+        return self.needs <= family.capabilities and (not self.sources or source in self.sources)

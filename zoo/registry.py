@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import PluginError, SpecError, UnknownNameError
-from zoo.plugins import load_plugins, plugin_info
+from zoo.plugins import describe, load_plugins, mark_broken, plugin_info, torch_watch
 from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
 
 
@@ -59,43 +59,106 @@ def registry_path() -> Path:
 
 @functools.cache
 def get_registry() -> Registry:
-    """Collect every plugin's registrations and the named models (cached)."""
+    """Collect every plugin's registrations and the named models (cached).
+
+    A plugin that fails while registering, or registers a name another plugin
+    registers too, is skipped as a whole (see :func:`_resolve`); the others'
+    registrations stand.
+    """
     pm = load_plugins()
-    provided: dict[str, dict[str, list[str]]] = {}
-    families: dict[str, FamilyRecord] = _collect(pm.hook.register_families, "family", provided)
-    datasets: dict[str, DatasetRecord] = _collect(pm.hook.register_datasets, "data set", provided)
-    metrics: dict[str, MetricRecord] = _collect(pm.hook.register_metrics, "metric", provided)
+    broken: dict[str, str] = {}
+    calls = [call for hook_name, kind in HOOKS.items()
+             for call in _calls(getattr(pm.hook, hook_name), kind, broken)]
+    records, provided = _resolve(calls, broken)
     models, external = _read_registry_file(registry_path())
-    return Registry(families, datasets, metrics, models, external, provided)
+    return Registry(records["family"], records["data set"], records["metric"], models,
+                    external, provided)
+
+
+#: Registration hook -> what it registers (in messages); RECORDS: the record type of each.
+HOOKS = {"register_families": "family", "register_datasets": "data set",
+         "register_metrics": "metric"}
+RECORDS: dict[str, type] = {"family": FamilyRecord, "data set": DatasetRecord,
+                            "metric": MetricRecord}
+Call = tuple[str, str, Any]  # (plugin name, kind, record)
+
+
+def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
+    """Call one registration hook plugin by plugin (in registration order), so each
+    record knows its owner; a plugin that raises, registers something that is not a
+    record, or one name twice goes into ``broken`` with the reason."""
+    calls: list[Call] = []
+    record_type = RECORDS[kind]
+    for impl in hook.get_hookimpls():
+        plugin = impl.plugin_name
+        got: list[Any] = []
+
+        def register(record: Any, got: list[Any] = got) -> None:
+            if not isinstance(record, record_type):
+                raise PluginError(f"register() takes a zoo.{record_type.__name__}, got "
+                                  f"{type(record).__name__}")
+            if any(r.name == record.name for r in got):
+                raise PluginError(f"it registers {kind} {record.name!r} twice")
+            got.append(record)
+
+        info = plugin_info(plugin)
+        try:
+            with torch_watch(info):
+                impl.function(register=register)
+        except (Exception, SystemExit) as exc:
+            broken.setdefault(plugin, f"{info.label} failed while registering a {kind}: "
+                              f"{describe(exc)}")
+            continue
+        calls += [(plugin, kind, record) for record in got]
+    return calls
+
+
+def _resolve(calls: list[Call], broken: dict[str, str]
+             ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, list[str]]]]:
+    """Records by kind and name, and what each plugin provided, without broken plugins.
+
+    When plugins register the same name, a built-in one keeps it and the
+    third-party ones are skipped as a whole; among third-party plugins all of
+    them are skipped, so no name silently depends on which plugin loaded
+    first. Two built-ins registering one name is a bug in genzoo: an error.
+    Each skipped plugin goes through :func:`zoo.plugins.mark_broken` (one
+    warning line; an error with ``ZOO_STRICT_PLUGINS=1``).
+    """
+    owners: dict[tuple[str, str], list[str]] = {}
+    for plugin, kind, record in calls:
+        owners.setdefault((kind, record.name), []).append(plugin)
+    for (kind, name), plugins in owners.items():
+        if len(plugins) < 2:
+            continue
+        labels = " and by ".join(plugin_info(p).label for p in sorted(plugins))
+        reason = f"{kind} {name!r} is registered twice: by {labels}"
+        builtin = [p for p in plugins if plugin_info(p).builtin]
+        if len(builtin) > 1:
+            raise PluginError(reason)
+        if builtin:
+            reason += f"; {plugin_info(builtin[0]).distribution}'s built-in one stays"
+        for plugin in plugins:
+            if plugin not in builtin:
+                broken.setdefault(plugin, reason)
+    for plugin, reason in broken.items():
+        mark_broken(plugin, reason)
+    records: dict[str, dict[str, Any]] = {kind: {} for kind in RECORDS}
+    provided: dict[str, dict[str, list[str]]] = {}
+    for plugin, kind, record in calls:
+        if plugin not in broken:
+            records[kind][record.name] = replace(record, plugin=plugin_info(plugin).distribution)
+            provided.setdefault(plugin, {}).setdefault(kind, []).append(record.name)
+    return records, provided
 
 
 def _collect(hook: Any, kind: str, provided: dict[str, dict[str, list[str]]] | None = None
              ) -> dict[str, Any]:
-    """Call one registration hook plugin by plugin, so each record knows its owner."""
-    records: dict[str, Any] = {}
-    provided = {} if provided is None else provided
-    owners: dict[str, str] = {}
-    for impl in reversed(hook.get_hookimpls()):  # registration order
-        info = plugin_info(impl.plugin_name)
-        owner = f"plugin {info.name!r} ({info.distribution} {info.version})"
-        names = provided.setdefault(impl.plugin_name, {}).setdefault(kind, [])
-
-        def register(record: Any, info=info, owner: str = owner, names: list[str] = names
-                     ) -> None:
-            if record.name in records:
-                raise PluginError(f"{kind} {record.name!r} is registered twice: by "
-                                  f"{owners[record.name]} and by {owner}")
-            records[record.name] = replace(record, plugin=info.distribution)
-            owners[record.name] = owner
-            names.append(record.name)
-
-        try:
-            impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"{owner} failed while registering a {kind}: {exc}") from None
-    return records
+    """The records of one registration hook, by name (see :func:`_resolve`)."""
+    broken: dict[str, str] = {}
+    records, mine = _resolve(_calls(hook, kind, broken), broken)
+    for plugin, kinds in mine.items():
+        (provided if provided is not None else {}).setdefault(plugin, {}).update(kinds)
+    return records[kind]
 
 
 def _read_registry_file(path: Path) -> tuple[dict[str, NamedModel], dict[str, str]]:

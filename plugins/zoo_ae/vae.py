@@ -92,6 +92,9 @@ def log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, spec=None,
     """
     if spec is not None and spec.model.loss != "bernoulli":
         raise CapabilityError("log-likelihoods need a Bernoulli decoder (model.loss = 'bernoulli')")
+    if not ((x == 0) | (x == 1)).all():
+        raise CapabilityError("the Bernoulli likelihood is defined for binary images only: "
+                              "set data.binarize (static, dynamic or threshold)")
     out = []
     for xi in x:
         mu, logvar = model.posterior(xi.unsqueeze(0))

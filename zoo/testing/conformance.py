@@ -7,10 +7,11 @@ line per failure. ``zoo plugin check FAMILY...`` runs the same battery.
 The checks: the default spec validates and round-trips through TOML; the spec
 module imports without torch; a tiny build trains and writes a model folder;
 the sampler's raw output has the right shape, dtype and range; image i
-depends only on (seed, i); save -> load is a bitwise round trip; strict loading
-rejects tampered weights; a family with the ``latent`` capability draws codes
-per sample and decodes them deterministically; the model card renders with
-Hub front matter.
+depends only on (seed, i), for any number of images and any batch size; two
+builds with one seed give bitwise-equal weights (CPU, fp32); save -> load is a
+bitwise round trip; strict loading rejects tampered weights; a family with the
+``latent`` capability draws codes per sample and decodes them
+deterministically; the model card renders with Hub front matter.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 TINY = {"train.max_steps": 2, "train.batch_size": 8, "data.limit": 64, "sample.n": 4,
         "train.bn_batches": 1, "train.precision": "fp32", "train.warmup_steps": 0,
         "model.timesteps": 10, "sample.steps": 2}
+#: How far image i may move between batch sizes (float rounding of batched kernels).
+BATCH_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,18 @@ def tiny_overrides(family: FamilyRecord, extra: Iterable[str] = ()) -> list[str]
 
 def check_family(family: FamilyRecord | str, overrides: Iterable[str] = (),
                  workdir: str | Path | None = None) -> list[Check]:
-    """Run the battery on ``family``; ``overrides`` (``a.b=v``) shrink or adapt the build."""
+    """Run the battery on ``family``; ``overrides`` (``a.b=v``) shrink or adapt the build.
+
+    The kit works in a temporary folder inside ``workdir`` (created if missing;
+    default: the system's temporary folder) and deletes it, with the model
+    folders it built, when it is done.
+    """
     from zoo.registry import get_family
 
     record = get_family(family) if isinstance(family, str) else family
     checks: list[Check] = []
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="zoo-check-", dir=workdir) as tmp:
         state: dict[str, Any] = {"tmp": Path(tmp), "overrides": tiny_overrides(record, overrides)}
         for name, run in BATTERY:
@@ -168,9 +178,56 @@ def _determinism(family: FamilyRecord, state: dict[str, Any]) -> str:
         raise AssertionError("the same seed gave different images")
     if not torch.equal(five[:3], model.sample(3, seed=3, batch_size=4)):
         raise AssertionError("image i changed with the number of images asked for")
+    # a sampler seeded per chunk passes the checks above (every chunk starts where it did)
+    pairs = model.sample(5, seed=3, batch_size=2)
+    if not torch.allclose(five, pairs, rtol=0, atol=BATCH_TOLERANCE):
+        worst = (five - pairs).abs().flatten(1).amax(1)
+        moved = [i for i, d in enumerate(worst.tolist()) if d > BATCH_TOLERANCE]
+        raise AssertionError(f"image i changed with the batch size: images {moved} differ "
+                             f"between batch_size 4 and 2 (up to {float(worst.max()):.3g})")
     if torch.equal(five, model.sample(5, seed=4, batch_size=4)):
         raise AssertionError("different seeds gave the same images")
-    return "image i depends only on (seed, i)"
+    return "image i depends only on (seed, i), not on N or the batch size"
+
+
+def _reproducible(family: FamilyRecord, state: dict[str, Any]) -> str:
+    from safetensors.torch import load_file
+
+    from zoo.api import resolve_spec
+    from zoo.artifact import WEIGHTS, read_metrics
+    from zoo.train import fit
+
+    if "folder" not in state:
+        raise _Skip("the tiny build failed")
+    first = state["folder"]
+    _, spec = resolve_spec(family.name, overrides=[*state["overrides"], "train.device=cpu",
+                                                   "train.precision=fp32"])
+    ran = read_metrics(first).get("train", {})
+    if (ran.get("device"), ran.get("precision")) != ("cpu", "fp32"):  # e.g. built on a GPU
+        first = fit(family, spec, state["tmp"] / "cpu-build", progress=False)
+    again = fit(family, spec, state["tmp"] / "cpu-build-again", progress=False)
+    mine, theirs = load_file(str(first / WEIGHTS)), load_file(str(again / WEIGHTS))
+    if mine.keys() != theirs.keys():
+        raise AssertionError(f"two builds with train.seed = {spec.train.seed} wrote different "
+                             f"tensors: {sorted(mine.keys() ^ theirs.keys())[:3]}")
+    differ = sorted(k for k in mine if not bitwise_equal(mine[k], theirs[k]))
+    if differ:
+        raise AssertionError(
+            f"two builds with train.seed = {spec.train.seed} gave different weights on CPU "
+            f"fp32: {len(differ)} of {len(mine)} tensors differ (first: {differ[0]}); draw "
+            "every random number from the seeded generators (the trainer's rng, the global "
+            "torch RNG the loop seeds), never from the clock or the OS")
+    return f"two CPU fp32 builds gave bitwise-equal weights ({len(mine)} tensors)"
+
+
+def bitwise_equal(a: Any, b: Any) -> bool:
+    """Whether two tensors have the same shape, dtype and bytes (NaNs included)."""
+    def raw(t: Any) -> Any:
+        import torch
+
+        return t.reshape(-1).contiguous().view(torch.uint8)
+
+    return a.shape == b.shape and a.dtype == b.dtype and bool(raw(a).equal(raw(b)))
 
 
 def _round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
@@ -277,6 +334,7 @@ BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
     ("tiny build", _build),
     ("output", _output),
     ("seeding", _determinism),
+    ("reproducible training", _reproducible),
     ("save/load", _round_trip),
     ("strict loading", _tampering),
     ("latent codes", _latent),
