@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -293,11 +292,11 @@ def _check_repo(info: Any, where: str) -> None:
 
 
 def _check_config(folder: Path, where: str) -> None:
-    from zoo.artifact import CONFIG, FORMAT
+    from zoo.artifact import CONFIG, FORMAT, MAX_CONFIG_BYTES, read_json
 
     try:
-        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = read_json(folder / CONFIG, MAX_CONFIG_BYTES)
+    except ArtifactError:
         config = None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise HubError(f"{where} holds no genzoo model: its {CONFIG} is not a {FORMAT} config",

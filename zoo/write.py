@@ -17,6 +17,7 @@ from zoo.artifact import (
     WEIGHTS,
     atomic_folder,
     atomic_write,
+    record_checksums,
     save_weights,
     write_json,
 )
@@ -78,6 +79,7 @@ def write_model_folder(
                         getattr(family.load(), "SAMPLING_NOTE", "")), encoding="utf-8")
         if state_writer is not None:
             state_writer(folder / TRAINING_STATE)
+        record_checksums(folder)  # last: the sha256 of every safetensors file written
 
     return atomic_folder(out, fill, overwrite=overwrite)
 
