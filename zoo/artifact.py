@@ -42,10 +42,10 @@ TRAINING_STATE = "training_state"
 #: ``config.json`` key: ``{path in the folder: sha256}`` of every safetensors file.
 CHECKSUMS = "sha256"
 #: Caps on what reading trusts: config.json, other JSON files, a safetensors header
-#: (safetensors' own cap) and how deeply JSON may nest.
+#: (safetensors allows 100 MB; genzoo's own need well under 1 MB) and how deeply JSON may nest.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_JSON_BYTES = 16 << 20
-MAX_HEADER_BYTES = 100 << 20
+MAX_HEADER_BYTES = 16 << 20
 MAX_JSON_DEPTH = 64
 #: Bytes per element of each safetensors dtype.
 DTYPE_SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2,
@@ -147,33 +147,34 @@ def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
     return parse_json(data, str(path))
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
-def json_depth(data: bytes, stop: int = MAX_JSON_DEPTH) -> int:
-    """How deeply the arrays and objects of JSON text nest (counting stops past ``stop``),
-    found without parsing, so that deep input never reaches the recursive parser."""
-    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
-    depth = deepest = 0
-    for byte in brackets:
-        depth += 1 if byte in b"[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > stop:
-                break
-    return deepest
+def json_depth(value: Any, stop: int = MAX_JSON_DEPTH) -> int:
+    """How deeply the arrays and objects of parsed JSON nest, found level by level without
+    recursion (counting stops past ``stop``): ``1`` -> 0, ``[1]`` -> 1, ``{"a": [1]}`` -> 2."""
+    depth, level = 0, [value] if isinstance(value, dict | list) else []
+    while level and depth <= stop:
+        depth += 1
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
+    return depth
 
 
 def parse_json(data: bytes, where: str) -> Any:
     """Parse UTF-8 JSON text; one-line ArtifactError naming ``where`` if it is not JSON or
-    nests deeper than :data:`MAX_JSON_DEPTH`."""
-    if json_depth(data) > MAX_JSON_DEPTH:
-        raise ArtifactError(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    nests deeper than :data:`MAX_JSON_DEPTH` (the parser's own recursion limit included)."""
+    too_deep = f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep"
     try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ArtifactError(too_deep) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ArtifactError(f"{where}: not valid JSON ({exc})") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ArtifactError(too_deep)
+    return value
 
 
 def read_config(folder: Path) -> dict[str, Any]:
