@@ -143,6 +143,15 @@ def test_a_huge_config_json_is_refused(model, cli):
     assert_one_line_error(cli("info", model), "larger than the 1,048,576 bytes")
 
 
+def test_deeply_nested_training_state_json_is_one_line(model, cli):
+    from conftest import MICRO
+
+    (model / TRAINING_STATE / "state.json").write_text("[" * 200_000)
+    sets = [a for s in [*MICRO, "train.precision=fp32", "train.max_steps=21"] for a in ("--set", s)]
+    r = cli("build", "dcgan", *sets, "--out", model, "--resume", "--quiet")
+    assert_one_line_error(r, "state.json", "nested more than")
+
+
 def test_hub_config_check_survives_deep_json(tmp_path):
     from zoo.hub import _check_config
 
