@@ -491,9 +491,9 @@ def verify_folder(folder: Path) -> None:
     ``config.json`` and the spec, ``model.safetensors`` against the spec
     (metadata, keys, shapes, dtypes; the module is built on the meta device
     only), the headers of ``training_state/*.safetensors``, and the sha256 of
-    each safetensors file against what ``config.json`` records. A folder
-    written before checksums were recorded passes unverified (see
-    :func:`has_checksums`). Raises a one-line ``ArtifactError``.
+    each safetensors file against what ``config.json`` records (a folder
+    written before checksums were recorded, without ``"sha256"`` in its
+    config, passes unverified). Raises a one-line ``ArtifactError``.
     """
     folder = Path(folder)
     family, spec, config = load_spec(folder)
@@ -504,7 +504,3 @@ def verify_folder(folder: Path) -> None:
     if CHECKSUMS in config:
         check_checksums(folder, config[CHECKSUMS])
 
-
-def has_checksums(folder: Path) -> bool:
-    """Whether the folder's ``config.json`` records the sha256 of its weights."""
-    return CHECKSUMS in read_config(folder)
