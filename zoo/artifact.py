@@ -13,6 +13,7 @@ Layout (DESIGN.md "Model folder")::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -39,6 +40,17 @@ CARD = "README.md"
 SAMPLES = "samples.png"
 METRICS = "metrics.json"
 TRAINING_STATE = "training_state"
+#: ``config.json`` key: ``{path in the folder: sha256}`` of every safetensors file.
+CHECKSUMS = "sha256"
+#: Caps on what reading trusts: config.json, other JSON files, a safetensors header
+#: (safetensors allows 100 MB; genzoo's own need well under 1 MB) and how deeply JSON may nest.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_JSON_BYTES = 16 << 20
+MAX_HEADER_BYTES = 16 << 20
+MAX_JSON_DEPTH = 64
+#: Bytes per element of each safetensors dtype.
+DTYPE_SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2,
+               "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 # --------------------------------------------------------------------------- writing
@@ -239,12 +251,48 @@ def save_weights(module: nn.Module, path: Path, family: str, spec_hash: str) -> 
 # --------------------------------------------------------------------------- reading
 
 
-def read_json(path: Path) -> Any:
-    """The parsed JSON file at ``path``; a one-line ArtifactError when it is not JSON."""
+def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
+    """The parsed JSON file at ``path``; a one-line ArtifactError when it is not JSON,
+    larger than ``limit`` bytes or nested deeper than :data:`MAX_JSON_DEPTH`."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ArtifactError(f"{path}: larger than the {limit:,} bytes a genzoo JSON file may have")
+    return parse_json(data, str(path))
+
+
+def json_depth(value: Any, stop: int = MAX_JSON_DEPTH) -> int:
+    """How deeply the arrays and objects of parsed JSON nest, found level by level without
+    recursion (counting stops past ``stop``): ``1`` -> 0, ``[1]`` -> 1, ``{"a": [1]}`` -> 2."""
+    depth, level = 0, [value] if isinstance(value, dict | list) else []
+    while level and depth <= stop:
+        depth += 1
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
+    return depth
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """Parse UTF-8 JSON text; one-line ArtifactError naming ``where`` if it is not JSON or
+    nests deeper than :data:`MAX_JSON_DEPTH` (the parser's own recursion limit included)."""
+    too_deep = f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep"
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ArtifactError(too_deep) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ArtifactError(f"{where}: not valid JSON ({exc})") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ArtifactError(too_deep)
+    return value
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -255,7 +303,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
     if not path.is_file():
         raise ArtifactError(f"{folder} is not a genzoo model folder (no {CONFIG})")
-    config = read_json(path)
+    config = read_json(path, MAX_CONFIG_BYTES)
     if (not isinstance(config, dict) or config.get("format") != FORMAT
             or not isinstance(config.get("spec"), dict)):
         raise ArtifactError(f"{path}: not a {FORMAT} model config")
@@ -284,8 +332,39 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
     return family, spec, config
 
 
+def downloaded(folder: Path, repo_id: str | None = None) -> bool:
+    """Whether a model folder's files came from the Hub: loaded by Hub id (``repo_id``),
+    inside the Hub cache, or pulled with ``zoo pull --local-dir`` (huggingface_hub
+    leaves ``.cache/huggingface/`` there)."""
+    from zoo.hub import cache_folder
+
+    folder = Path(folder).resolve()
+    return (repo_id is not None or (folder / ".cache" / "huggingface").is_dir()
+            or folder.is_relative_to(Path(cache_folder()).resolve()))
+
+
+def check_data_path(spec: Spec, folder: Path, repo_id: str | None, give: str) -> None:
+    """Refuse to read local files at the ``data.path`` of a model that came from the Hub.
+
+    A downloaded spec was written on someone else's machine: its paths must
+    never direct what is read here, so the user names the data (``give``).
+    The ``data.path`` of a folder built here is followed as written.
+    """
+    if spec.data.path is not None and downloaded(folder, repo_id):
+        raise ArtifactError(
+            f"{repo_id or folder} came from the Hub and its spec sets data.path = "
+            f"{spec.data.path!r}; the data paths of a downloaded model are never followed: "
+            f"{give}")
+
+
 def weights_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, list[int]]]]:
-    """Metadata and ``{key: (dtype, shape)}`` of a safetensors file, reading only its header."""
+    """Metadata and ``{key: (dtype, shape)}`` of a safetensors file, reading only its header.
+
+    Checks what the safetensors library would otherwise report later, or not at
+    all: the header's size and nesting, known dtypes, and tensors whose byte
+    ranges match their shapes and tile the data without gaps or overlaps.
+    """
+    path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"weights file missing: {path}")
     size = path.stat().st_size
@@ -294,28 +373,72 @@ def weights_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, lis
             n = int.from_bytes(fh.read(8), "little")
             if size < 8 or n <= 0 or 8 + n > size:
                 raise ValueError("header length out of range")
-            header = json.loads(fh.read(n))
+            if n > MAX_HEADER_BYTES:
+                raise ValueError(f"header of {n:,} bytes, more than {MAX_HEADER_BYTES:,}")
+            header = parse_json(fh.read(n), "header")
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
         metadata = header.pop("__metadata__", None) or {}
-        tensors = {k: (v["dtype"], list(v["shape"])) for k, v in header.items()}
-        end = max((v["data_offsets"][1] for v in header.values()), default=0)
-        if 8 + n + end != size:
-            raise ValueError(f"expected {8 + n + end} bytes, file has {size}")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        if not isinstance(metadata, dict) or not all(
+                isinstance(v, str) for v in metadata.values()):
+            raise ValueError("__metadata__ is not a string-to-string map")
+        tensors = {k: _tensor_entry(k, v) for k, v in header.items()}
+        position = 0
+        ranges = sorted((header[k]["data_offsets"], k) for k in tensors)
+        for (begin, end), key in ranges:
+            if begin != position:
+                raise ValueError(f"tensor {key!r} starts at byte {begin}, expected {position}")
+            position = end
+        if 8 + n + position != size:
+            raise ValueError(f"expected {8 + n + position} bytes, file has {size}")
+    except ArtifactError as exc:
+        raise ArtifactError(f"corrupt safetensors file {path}: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"corrupt or truncated safetensors file {path}: {exc}") from None
     return metadata, tensors
 
 
+def _tensor_entry(key: str, entry: Any) -> tuple[str, list[int]]:
+    """(dtype, shape) of one header entry, after checking it fits its byte range."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"tensor {key!r}: entry is not an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in DTYPE_SIZES:
+        raise ValueError(f"tensor {key!r} has unknown dtype {dtype!r}")
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise ValueError(f"tensor {key!r} has a bad shape {shape!r}")
+    if not (isinstance(offsets, list) and len(offsets) == 2
+            and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
+        raise ValueError(f"tensor {key!r} has bad data_offsets {offsets!r}")
+    count = 1
+    for d in shape:
+        count *= d
+    if offsets[1] - offsets[0] != count * DTYPE_SIZES[dtype]:
+        raise ValueError(f"tensor {key!r}: data_offsets {offsets} do not hold {dtype} {shape}")
+    return dtype, list(shape)
+
+
+def safetensors_dtype(tensor: torch.Tensor) -> str:
+    """The safetensors name of a tensor's dtype (``torch.float32`` -> ``F32``)."""
+    name = str(tensor.dtype).removeprefix("torch.")
+    return {"bool": "BOOL", "uint8": "U8", "int8": "I8", "float8_e5m2": "F8_E5M2",
+            "float8_e4m3fn": "F8_E4M3", "int16": "I16", "uint16": "U16", "float16": "F16",
+            "bfloat16": "BF16", "int32": "I32", "uint32": "U32", "float32": "F32",
+            "int64": "I64", "uint64": "U64", "float64": "F64"}.get(name, name)
+
+
 def check_keys(path: Path, expected: Mapping[str, Any], found: Mapping[str, Any]) -> None:
-    """Raise one line listing missing, unexpected and mis-shaped tensors, if any."""
+    """Raise one line listing missing, unexpected, mis-shaped and mis-typed tensors, if any."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
-    shapes = sorted(
-        f"{k} {found[k][1]} vs {list(expected[k].shape)}"
-        for k in set(expected) & set(found)
-        if list(expected[k].shape) != found[k][1]
-    )
+    common = sorted(set(expected) & set(found))
+    shapes = [f"{k} {found[k][1]} vs {list(expected[k].shape)}" for k in common
+              if list(expected[k].shape) != found[k][1]]
+    dtypes = [f"{k} {found[k][0]} vs {safetensors_dtype(expected[k])}" for k in common
+              if safetensors_dtype(expected[k]) != found[k][0]]
     problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+    for label, items in (("missing", missing), ("unexpected", unexpected),
+                         ("wrong shape", shapes), ("wrong dtype", dtypes)):
         if items:
             shown = ", ".join(items[:6]) + (f", … ({len(items)} in all)" if len(items) > 6 else "")
             problems.append(f"{label}: {shown}")
@@ -349,17 +472,18 @@ def _unchanged(tensor: Any, *args: Any, **kwargs: Any) -> Any:
     return tensor
 
 
-def load_module(
-    family: FamilyRecord, spec: Spec, path: Path, device: str | torch.device = "cpu",
-    expected_hash: str | None = None,
+def check_weights(
+    family: FamilyRecord, spec: Spec, path: Path, expected_hash: str | None = None,
 ) -> nn.Module:
-    """Build the family's module on the meta device and assign the safetensors weights.
+    """Check a weights file against its spec without reading the tensors; return the
+    module built on the meta device.
 
-    ``expected_hash`` is the ``spec_hash`` recorded in ``config.json`` (default:
-    the hash of ``spec``); the weights file must carry the same one.
+    Header sanity, genzoo metadata (format, family, spec hash), strict keys,
+    shapes and dtypes. ``expected_hash`` is the ``spec_hash`` recorded in
+    ``config.json`` (default: the hash of ``spec``); the weights file must
+    carry the same one.
     """
     import torch
-    from safetensors.torch import load_file
 
     from zoo.spec import spec_hash
 
@@ -381,12 +505,120 @@ def load_module(
             f"{path} was trained with another spec (hash {metadata.get('spec_hash')}, "
             f"config has {expected_hash})"
         )
+    return module
+
+
+def load_module(
+    family: FamilyRecord, spec: Spec, path: Path, device: str | torch.device = "cpu",
+    expected_hash: str | None = None,
+) -> nn.Module:
+    """Build the family's module on the meta device and assign the safetensors weights,
+    after :func:`check_weights`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    module = check_weights(family, spec, path, expected_hash)
     try:
         state = load_file(str(path), device=str(device))
-    except (RuntimeError, ValueError, OSError) as exc:  # safetensors and device errors
+    except (RuntimeError, ValueError, OSError, SafetensorError) as exc:  # file, device errors
         raise ArtifactError(f"cannot load {path} onto {device}: {exc}") from None
     module.load_state_dict(state, strict=True, assign=True)
     still_meta = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
     if still_meta:
         raise ArtifactError(f"{path}: tensors not stored in the file: {', '.join(still_meta)}")
     return module.eval()
+
+
+def nonfinite_tensors(module: nn.Module) -> list[str]:
+    """Names of the module's floating-point parameters and buffers holding NaN or inf."""
+    import torch
+
+    with torch.no_grad():
+        return [name for name, t in [*module.named_parameters(), *module.named_buffers()]
+                if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def check_finite(module: nn.Module, where: Path | str) -> None:
+    """Raise a one-line ArtifactError if any weight of the module is NaN or infinite."""
+    bad = nonfinite_tensors(module)
+    if bad:
+        more = f", … ({len(bad)} in all)" if len(bad) > 6 else ""
+        raise ArtifactError(f"{where}: non-finite weights (NaN or inf) in "
+                            f"{', '.join(bad[:6])}{more}")
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def weight_files(folder: Path) -> list[str]:
+    """Paths (relative, POSIX) of the safetensors files of a model folder that exist."""
+    folder = Path(folder)
+    names = [WEIGHTS] if (folder / WEIGHTS).is_file() else []
+    return names + sorted(f"{TRAINING_STATE}/{p.name}"
+                          for p in (folder / TRAINING_STATE).glob("*.safetensors") if p.is_file())
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def record_checksums(folder: Path) -> None:
+    """Add the sha256 of every safetensors file to the folder's ``config.json`` (the last
+    step of writing a model folder)."""
+    path = Path(folder) / CONFIG
+    config = read_json(path, MAX_CONFIG_BYTES)
+    config[CHECKSUMS] = {name: file_sha256(folder / name) for name in weight_files(folder)}
+    write_json(path, config)
+
+
+_RECORDABLE = re.compile(rf"{re.escape(WEIGHTS)}|{TRAINING_STATE}/[\w.-]+\.safetensors")
+
+
+def check_checksums(folder: Path, recorded: Any) -> None:
+    """Compare each safetensors file with the sha256 ``config.json`` records for it.
+
+    Every safetensors file present must be recorded and match; a recorded
+    ``training_state/`` file may be absent (a Hub download leaves it on the Hub).
+    """
+    folder = Path(folder)
+    where = folder / CONFIG
+    if not (isinstance(recorded, dict) and all(
+            isinstance(k, str) and _RECORDABLE.fullmatch(k) and ".." not in k
+            and isinstance(v, str) for k, v in recorded.items())):
+        raise ArtifactError(f"{where}: {CHECKSUMS!r} is not a map of weights files to sha256")
+    if WEIGHTS not in recorded:
+        raise ArtifactError(f"{where}: no sha256 recorded for {WEIGHTS}")
+    unrecorded = [n for n in weight_files(folder) if n not in recorded]
+    if unrecorded:
+        raise ArtifactError(f"{folder / unrecorded[0]}: not among the files whose sha256 "
+                            f"{CONFIG} records")
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file() and name != WEIGHTS:
+            continue
+        if file_sha256(path) != digest.lower():
+            raise ArtifactError(f"{path}: contents do not match the sha256 recorded in "
+                                f"{CONFIG} (damaged or changed after it was written)")
+
+
+def verify_folder(folder: Path) -> None:
+    """Check a model folder as loading does, and every byte of its weights.
+
+    ``config.json`` and the spec, ``model.safetensors`` against the spec
+    (metadata, keys, shapes, dtypes; the module is built on the meta device
+    only), the headers of ``training_state/*.safetensors``, and the sha256 of
+    each safetensors file against what ``config.json`` records (a folder
+    written before checksums were recorded, without ``"sha256"`` in its
+    config, passes unverified). Raises a one-line ``ArtifactError``.
+    """
+    folder = Path(folder)
+    family, spec, config = load_spec(folder)
+    check_weights(family, spec, folder / WEIGHTS, config["spec_hash"])
+    for name in weight_files(folder):
+        if name != WEIGHTS:
+            weights_header(folder / name)
+    if CHECKSUMS in config:
+        check_checksums(folder, config[CHECKSUMS])
+

@@ -7,7 +7,6 @@ every optimiser tensor (``optim/<name>/<param>/<key>``) and the RNG states;
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,11 +86,11 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, sp
     Refuses a checkpoint made with a different spec (anything but the training
     length, logging and checkpoint cadence, sample and hub settings).
     """
-    from zoo.artifact import weights_header
+    from zoo.artifact import read_json, weights_header
 
     weights_header(folder / TENSORS)  # one-line error for a corrupt file
     try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        meta = read_json(folder / META)  # one line for bad, huge or deeply nested JSON
         changed = _differences(meta["resume_spec"], resume_view(spec))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{folder / META}: unreadable training state ({exc})") from None

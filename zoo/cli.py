@@ -227,22 +227,38 @@ def parse_size(text: str) -> int | tuple[int, int]:
 def info_cmd(
     name: Model,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    verify: Annotated[bool, typer.Option(
+        help="Also compare the sha256 of every weights file with config.json.")] = False,
 ) -> None:
-    """Show a model's family, parameters, spec, metrics and files."""
-    from zoo.artifact import WEIGHTS, load_spec, read_metrics, weights_header
+    """Show a model's family, parameters, spec, metrics and files, after checking it as
+    loading does (spec, weights metadata, keys, shapes, dtypes; --verify: every byte)."""
+    from zoo.artifact import (
+        CHECKSUMS,
+        WEIGHTS,
+        check_weights,
+        load_spec,
+        read_metrics,
+        verify_folder,
+        weights_header,
+    )
     from zoo.hub import resolve
     from zoo.visualize import listing
 
     where = resolve(name)
     path = where.path
     family, spec, config = load_spec(path)
+    meta = check_weights(family, spec, path / WEIGHTS, config["spec_hash"])
+    if verify:
+        verify_folder(path)
     _, tensors = weights_header(path / WEIGHTS)
+    checksums = ("verified" if verify else "recorded") if CHECKSUMS in config else "unverified"
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
                    if p.is_file() and not p.relative_to(path).as_posix().startswith("."))
     info = {"path": str(path), "repo_id": where.repo_id, "commit": where.commit,
             "family": family.name, "summary": family.summary,
-            "parameters": config.get("parameters"), "tensors": len(tensors),
+            "parameters": sum(p.numel() for p in meta.parameters()), "tensors": len(tensors),
             "spec_hash": config.get("spec_hash"), "genzoo_version": config.get("genzoo_version"),
+            "sha256": checksums,
             "spec": spec.model_dump(mode="json"), "metrics": read_metrics(path), "files": files,
             "visualizations": [{"path": p, "caption": c} for p, c in listing(path)]}
     if as_json:
@@ -252,6 +268,10 @@ def info_cmd(
     console.print(f"[bold]{where.label}[/bold]: {family.name} — {family.summary}")
     console.print(f"parameters {info['parameters']:,}  tensors {len(tensors)}  "
                   f"spec hash {info['spec_hash']}  genzoo {info['genzoo_version']}")
+    note = {"verified": "every weights file matches its recorded sha256",
+            "recorded": "recorded in config.json (check them with --verify)",
+            "unverified": "none recorded (written before genzoo recorded them)"}[checksums]
+    console.print(f"sha256 {checksums}: {note}")
     console.print(f"data {spec.data.source} {spec.data.image_size}px  "
                   f"train {spec.train.max_steps or str(spec.train.epochs) + ' epochs'}")
     for section, values in info["metrics"].items():

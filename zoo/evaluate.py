@@ -205,10 +205,22 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     digits, and every registered metric that applies (:func:`run_metrics`).
     """
     from zoo.api import from_pretrained
-    from zoo.artifact import METRICS, read_metrics, write_json
+    from zoo.artifact import (
+        METRICS,
+        WEIGHTS,
+        check_data_path,
+        check_finite,
+        read_metrics,
+        verify_folder,
+        write_json,
+    )
     from zoo.write import update_card
 
     model = from_pretrained(path)
+    verify_folder(model.path)  # nothing is scored, or written into, a damaged folder
+    check_finite(model.module, model.path / WEIGHTS)
+    check_data_path(model.spec, model.path, model.repo_id,
+                    "zoo eval reads the held-out data the spec names, so it cannot score it")
     caps = model.family.capabilities
     digits = model.spec.data.source in DIGIT_SOURCES
     registered = applicable_metrics(model)

@@ -417,11 +417,11 @@ def _check_repo(info: Any, where: str) -> None:
 
 
 def _check_config(folder: Path, where: str) -> None:
-    from zoo.artifact import CONFIG, FORMAT
+    from zoo.artifact import CONFIG, FORMAT, MAX_CONFIG_BYTES, read_json
 
     try:
-        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = read_json(folder / CONFIG, MAX_CONFIG_BYTES)
+    except ArtifactError:
         config = None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise HubError(f"{where} holds no genzoo model: its {CONFIG} is not a {FORMAT} config",
@@ -550,14 +550,14 @@ def _local_files(folder: Path) -> tuple[list[str], list[str]]:
 
 
 def _check_local(folder: Path, files: list[str]) -> None:
-    """Every safetensors file (training state too) whole and every JSON file parseable,
-    before anything is sent; raises a one-line ``ArtifactError``."""
-    from zoo.artifact import read_json, weights_header
+    """Before anything is sent: the folder checked as loading does plus the sha256 of
+    every safetensors file (:func:`zoo.artifact.verify_folder`, training state too),
+    and every JSON file parseable; raises a one-line ``ArtifactError``."""
+    from zoo.artifact import read_json, verify_folder
 
-    for name in files:  # TODO after merge: zoo.artifact.verify_folder (checksums too)
-        if name.endswith(".safetensors"):
-            weights_header(folder / name)
-        elif name.endswith(".json"):
+    verify_folder(folder)
+    for name in files:
+        if name.endswith(".json"):
             read_json(folder / name)
 
 

@@ -8,6 +8,7 @@ size, the number of images asked for, or the device.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,7 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
     impl = family.load()
     check_options(family, impl.sample, options)
     device = module_device(module)
+    warn_nonfinite(family, module)
     independent = getattr(impl, "INDEPENDENT_SAMPLES", False)
 
     def generate() -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
@@ -145,6 +147,17 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
             yield images, more
 
     return generate()
+
+
+def warn_nonfinite(family: FamilyRecord, module: nn.Module) -> None:
+    """Print a one-line warning on stderr if the module has NaN or infinite weights."""
+    from zoo.artifact import nonfinite_tensors
+
+    bad = nonfinite_tensors(module)
+    if bad:
+        print(f"warning: the {family.name} model has non-finite weights (NaN or inf) in "
+              f"{', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}; its samples are not "
+              "meaningful", file=sys.stderr)
 
 
 def module_device(module: nn.Module) -> torch.device:

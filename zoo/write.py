@@ -17,6 +17,7 @@ from zoo.artifact import (
     WEIGHTS,
     atomic_folder,
     atomic_write,
+    record_checksums,
     save_weights,
     write_json,
 )
@@ -79,7 +80,8 @@ def write_model_folder(
                         getattr(family.load(), "SAMPLING_NOTE", "")), encoding="utf-8")
         if state_writer is not None:
             state_writer(folder / TRAINING_STATE)
-        check_reloads(folder, module, out)
+        record_checksums(folder)  # the sha256 of every safetensors file written
+        check_reloads(folder, module, out)  # last: loads it back as a user would
 
     return atomic_folder(out, fill, overwrite=overwrite)
 

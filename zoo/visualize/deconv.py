@@ -174,7 +174,8 @@ def default_layer(target: Target) -> str | None:
 
 def load_data(model: ZooModel, target: Target, data: str | None, limit: int) -> torch.Tensor:
     """Up to ``limit`` training images of the model's data source, or of ``data`` (a data
-    source name or an image folder), at the size and channels the target takes."""
+    source name or an image folder), at the size and channels the target takes (the
+    caller has refused the ``data.path`` of a model from the Hub)."""
     from zoo.data import load_images
 
     c, size, _ = target.shape
@@ -193,6 +194,7 @@ def render(model: ZooModel, module: str | None = None, layer: str | None = None,
     """One PNG per unit (default 0) of ``layer`` (default: the last convolution with a
     map larger than 1×1): a row per top input — the input with its receptive field
     outlined, that patch enlarged, and the projection."""
+    from zoo.artifact import check_data_path
     from zoo.sample import grid
     from zoo.visualize import Picture
     from zoo.visualize.images import fit_into, outline, signed_range, to_rgb, upscale
@@ -200,6 +202,9 @@ def render(model: ZooModel, module: str | None = None, layer: str | None = None,
 
     if rule not in RULES:
         raise ZooError(f"--rule {rule!r}: expected one of {', '.join(RULES)}")
+    if data is None:  # one line before any work, for a model from the Hub
+        check_data_path(model.spec, model.path, model.repo_id,
+                        "give --data (a data source or an image folder)")
     target = resolve_target(model, module)
     name, _ = find_layer(target.module, layer or default_layer(target))
     images = load_data(model, target, data, limit)

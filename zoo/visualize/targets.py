@@ -86,6 +86,7 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     The trainer is built in fp32 on the CPU only to obtain its modules' architecture;
     nothing is trained.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from zoo.artifact import TRAINING_STATE
@@ -101,10 +102,11 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     module = trainer.raw_modules()[name]
     prefix = f"module/{name}/"
     path = model.path / TRAINING_STATE / TENSORS
-    state = {k[len(prefix):]: v for k, v in load_file(str(path)).items() if k.startswith(prefix)}
     try:
+        state = {k[len(prefix):]: v for k, v in load_file(str(path)).items()
+                 if k.startswith(prefix)}
         module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, SafetensorError) as exc:
         raise ArtifactError(f"{path}: module {name!r} does not fit its spec "
                             f"({str(exc).splitlines()[0]})") from None
     return module.eval().requires_grad_(False)
