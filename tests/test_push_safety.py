@@ -157,6 +157,18 @@ def test_push_refuses_a_truncated_training_state(hub, cli, folder):
     assert hub.requests == []
 
 
+@pytest.mark.parametrize("name", ["model.safetensors", "training_state/state.safetensors"])
+def test_push_refuses_weights_whose_sha256_does_not_match(hub, cli, folder, name):
+    """One flipped byte in the tensor data (headers intact) is caught by the checksums
+    config.json records (issue 17, item 13: verified at push)."""
+    path = folder / name
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # inside the last tensor's data
+    path.write_bytes(bytes(data))
+    assert_one_line_error(cli("push", folder, "me/x"), "do not match the sha256")
+    assert hub.requests == []
+
+
 # --------------------------------------------------------------------------- 3. the card's YAML
 
 
