@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -178,7 +179,8 @@ def test_resume_refuses_a_changed_spec(cli, micro_dcgan, tmp_path):
     assert_one_line_error(r, "cannot resume", "train.lr (0.0002 -> 0.01)")
 
 
-def test_a_plugin_hook_that_raises_is_one_line():
+def test_a_plugin_hook_that_raises_is_one_line(monkeypatch, capsys):
+    """Skipped with one warning line (issue 18, item 17); fatal, one line, when strict."""
     from zoo.errors import PluginError
     from zoo.registry import _collect
 
@@ -192,5 +194,10 @@ def test_a_plugin_hook_that_raises_is_one_line():
         def get_hookimpls(self):
             return [Impl()]
 
+    assert _collect(Hook(), "family") == {}
+    warning = capsys.readouterr().err.strip()
+    assert "\n" not in warning
+    assert re.search(r"plugin 'dcgan' .* failed while registering.*boom", warning)
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match=r"plugin 'dcgan' .* failed while registering.*boom"):
         _collect(Hook(), "family")

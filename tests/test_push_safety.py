@@ -33,6 +33,7 @@ def remote_files(hub, repo_id: str, revision: str | None = None) -> set[str]:
 
 def set_hub(folder: Path, **hub: str) -> None:
     """Change the folder's ``hub`` spec section as if it had been built so (hashes follow)."""
+    from zoo.artifact import record_checksums
     from zoo.spec import document_hash
 
     config = json.loads((folder / "config.json").read_text())
@@ -44,6 +45,7 @@ def set_hub(folder: Path, **hub: str) -> None:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         metadata = fh.metadata()
     save_file(tensors, str(weights), metadata={**metadata, "spec_hash": config["spec_hash"]})
+    record_checksums(folder)  # as writing a folder does last
 
 
 # --------------------------------------------------------------------------- 1. foreign repos
