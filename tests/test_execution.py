@@ -21,7 +21,7 @@ from test_build import assert_same_tensors
 import zoo
 from zoo.api import resolve_spec
 from zoo.artifact import record_checksums
-from zoo.errors import SpecError
+from zoo.errors import ArtifactError, SpecError
 from zoo.spec import V1_EXECUTION_KEYS, document_hash, spec_hash
 from zoo.train import Interrupted, fit
 
@@ -108,6 +108,11 @@ def interrupted_at_10(tmp_path, overrides=()):
 
 def test_resume_with_other_cadence_is_bitwise_the_straight_build(micro_dcgan, tmp_path):
     out = interrupted_at_10(tmp_path)
+    family, changed = resolve_spec("dcgan", None, [*RECIPE, "train.lr=0.001",
+                                                   "run.log_every=3"])
+    with pytest.raises(ArtifactError, match=r"the spec changed at train\.lr \(0\.0002 -> "
+                                            r"0\.001\)$"):  # the recipe may not change
+        fit(family, changed, out, resume=True, progress=False)
     family, spec = resolve_spec("dcgan", None, [*RECIPE, "run.log_every=3",
                                                 "run.checkpoint_every=4"])
     fit(family, spec, out, resume=True, progress=False)
@@ -175,3 +180,22 @@ def test_a_version_1_model_folder_loads_and_resumes(micro_dcgan, tmp_path):
     runs = json.loads((old / "metrics.json").read_text())["train"]["runs"]
     assert [(r["from_step"], r["to_step"]) for r in runs] == [(20, 22)]
     assert zoo.from_pretrained(old).spec.train.max_steps == 22
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_resumed_optimizer_steps_with_the_new_kernel_setting(micro_dcgan, fused):
+    """The checkpoint's Adam hyper-parameters come back, but not its kernel choice
+    (torch's load_state_dict would otherwise restore the saved ``fused`` flag)."""
+    from zoo.checkpoint import load_training_state
+    from zoo.train import make_accelerator
+
+    family, spec = resolve_spec("dcgan", None, [*RECIPE, f"run.fused_optimizer={fused}"])
+    impl = family.load()
+    trainer = impl.trainer(spec, impl.build(spec), make_accelerator(spec)[0])
+    saved = json.loads((micro_dcgan / "training_state" / "state.json").read_text())
+    assert {g["fused"] for o in saved["optimizers"].values() for g in o["param_groups"]} == {True}
+    load_training_state(micro_dcgan / "training_state", trainer, torch.Generator(), spec)
+    for optimizer in trainer.optimizers.values():
+        assert all(bool(g["fused"]) is fused for g in optimizer.param_groups)
+        assert all(g["lr"] == 2e-4 and tuple(g["betas"]) == (0.5, 0.999)
+                   for g in optimizer.param_groups)
