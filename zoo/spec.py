@@ -146,45 +146,6 @@ class TrainSpec(Section):
         return self
 
 
-class RunSpec(Section):
-    """How a run executes, not what it trains: outside the spec hash, free to change on --resume."""
-
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="auto picks a GPU when one is visible."
-    )
-    fused_optimizer: bool = Field(
-        True, description="Use the fused optimiser kernel when available."
-    )
-    sync_batchnorm: bool = Field(
-        False, description="With several GPU processes, batch norm over the global batch "
-        "(SyncBatchNorm) instead of each process's share.",
-    )
-    channels_last: bool = Field(
-        False, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
-        "while training; faster for some nets, slower for others (docs/benchmarks.md). Shapes, "
-        "values and the written weights are unchanged. Ignored with run.compile, which picks "
-        "layouts itself.",
-    )
-    compile: bool = Field(
-        False, description="torch.compile every trained module in place (nn.Module.compile; "
-        "weights and state-dict keys unchanged); the first steps compile "
-        "(docs/benchmarks.md says when it paid off).",
-    )
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune",
-                          "max-autotune-no-cudagraphs"] = Field(
-        "default", description="The torch.compile mode with run.compile. reduce-overhead and "
-        "max-autotune replay each module's kernels as CUDA graphs on a GPU (the loop marks the "
-        "start of every step for them).",
-    )
-    checkpoint_every: int = Field(
-        0, ge=0, le=MAX_STEPS,
-        description="Write a resumable checkpoint every N steps (0: only when stopped).",
-    )
-    log_every: int = Field(
-        10, ge=1, le=MAX_STEPS, description="Refresh the progress line every N steps."
-    )
-
-
 class GANTrainSpec(TrainSpec):
     """Train keys every GAN family shares: Adam's betas and batch-norm re-estimation."""
 
@@ -232,6 +193,45 @@ class HubSpec(Section):
         if problem:
             raise ValueError(f"hub.{problem}")
         return self
+
+
+class RunSpec(Section):
+    """How a run executes, not what it trains: outside the spec hash, free to change on --resume."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks a GPU when one is visible."
+    )
+    fused_optimizer: bool = Field(
+        True, description="Use the fused optimiser kernel when available."
+    )
+    sync_batchnorm: bool = Field(
+        False, description="With several GPU processes, batch norm over the global batch "
+        "(SyncBatchNorm) instead of each process's share.",
+    )
+    channels_last: bool = Field(
+        False, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
+        "while training; faster for some nets, slower for others (docs/benchmarks.md). Shapes, "
+        "values and the written weights are unchanged. Ignored with run.compile, which picks "
+        "layouts itself.",
+    )
+    compile: bool = Field(
+        False, description="torch.compile every trained module in place (nn.Module.compile; "
+        "weights and state-dict keys unchanged); the first steps compile "
+        "(docs/benchmarks.md says when it paid off).",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune",
+                          "max-autotune-no-cudagraphs"] = Field(
+        "default", description="The torch.compile mode with run.compile. reduce-overhead and "
+        "max-autotune replay each module's kernels as CUDA graphs on a GPU (the loop marks the "
+        "start of every step for them).",
+    )
+    checkpoint_every: int = Field(
+        0, ge=0, le=MAX_STEPS,
+        description="Write a resumable checkpoint every N steps (0: only when stopped).",
+    )
+    log_every: int = Field(
+        10, ge=1, le=MAX_STEPS, description="Refresh the progress line every N steps."
+    )
 
 
 class Spec(Section):
