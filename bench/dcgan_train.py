@@ -30,9 +30,9 @@ memory layout (the peer's settings) and our defaults (bf16 autocast, fused
 Adam, channels-last weights and batches; the batch goes through the
 trainer's ``in_layout`` as the loop passes each batch).
 ``--compile`` adds ``torch.compile`` on both sides: ours with
-``train.compile=true`` on the default settings, the peer with ``netG.compile()``
+``run.compile=true`` on the default settings, the peer with ``netG.compile()``
 and ``netD.compile()`` (in place, as a user of that script would add it).
-``--compile-mode`` picks the mode for both (``train.compile_mode``; with CUDA
+``--compile-mode`` picks the mode for both (``run.compile_mode``; with CUDA
 graphs each side marks the start of every step, ours through the trainer's
 ``begin_step`` as the loop does, the peer's with
 ``torch.compiler.cudagraph_mark_step_begin()`` as PyTorch's docs ask).
@@ -109,12 +109,12 @@ OURS_FP32 = "ours fp32"
 OURS_DEFAULT = "ours default(bf16+fused+NHWC)"
 OURS_COMPILED = "ours default compiled"
 OUR_CONFIGS = {
-    OURS_FP32: ["train.precision=fp32", "train.fused_optimizer=false",
-                "train.channels_last=false"],  # the peer's settings
-    OURS_DEFAULT: ["train.precision=bf16", "train.fused_optimizer=true",
-                   "train.channels_last=true"],  # the defaults
+    OURS_FP32: ["train.precision=fp32", "run.fused_optimizer=false",
+                "run.channels_last=false"],  # the peer's settings
+    OURS_DEFAULT: ["train.precision=bf16", "run.fused_optimizer=true",
+                   "run.channels_last=true"],  # the defaults
 }
-COMPILED_CONFIG = {OURS_COMPILED: [*OUR_CONFIGS[OURS_DEFAULT], "train.compile=true"]}
+COMPILED_CONFIG = {OURS_COMPILED: [*OUR_CONFIGS[OURS_DEFAULT], "run.compile=true"]}
 EXPECTED_CONV_DTYPE = {OURS_FP32: "torch.float32", OURS_DEFAULT: "torch.bfloat16"}
 
 
@@ -123,7 +123,7 @@ def our_base(batch: int, device: str) -> list[str]:
     return [f"data.image_size={IMAGE_SIZE}", f"data.channels={NC}",
             f"model.latent_dim={NZ}", f"model.base_channels={NGF}",
             f"model.disc_channels={NDF}", f"train.batch_size={batch}",
-            f"train.device={device}"]
+            f"run.device={device}"]
 
 # What ast takes from the peer's top level (everything else is left out: dataset,
 # dataloader, checkpoint loading, prints, the epoch loop itself).
@@ -315,7 +315,7 @@ def build_ours(overrides: list[str]) -> tuple[Any, str]:
     from zoo.train import make_accelerator, seed_everything
 
     family, spec = resolve_spec("dcgan", None, overrides)
-    accelerator, precision = make_accelerator(spec.train)
+    accelerator, precision = make_accelerator(spec)
     impl = family.load()
     seed_everything(0)
     return impl.trainer(spec, impl.build(spec), accelerator), precision
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = OUR_CONFIGS | (COMPILED_CONFIG if args.compile else {})
     if args.compile:
         configs[OURS_COMPILED] = [*configs[OURS_COMPILED],
-                                  f"train.compile_mode={args.compile_mode}"]
+                                  f"run.compile_mode={args.compile_mode}"]
     cuda_graphs = args.device == "cuda" and args.compile_mode != "default"
 
     outf = tempfile.TemporaryDirectory(prefix="dcgan_peer_")

@@ -33,7 +33,7 @@ initialisation (run time does not depend on the weight values).
 ``--device cuda`` runs both sides on the GPU (``torch.autocast("cuda", bfloat16)``
 for the peer; every timed call synchronises; the peak GPU memory of each
 configuration is recorded). ``--compile`` adds bf16 training with
-``torch.compile`` on both sides: ours with ``train.compile=true``, the peer
+``torch.compile`` on both sides: ours with ``run.compile=true``, the peer
 with ``unet.compile()``.
 
 Method: ``benchlib`` (warm-up, interleaved rounds, order reversed every other
@@ -80,8 +80,8 @@ def our_spec(precision: str, device: str = "cpu", compiled: bool = False) -> tup
     from zoo.api import resolve_spec
 
     return resolve_spec(MODEL, overrides=[
-        f"train.precision={precision}", f"train.device={device}",
-        f"train.batch_size={BATCH}", f"train.compile={str(compiled).lower()}"])
+        f"train.precision={precision}", f"run.device={device}",
+        f"train.batch_size={BATCH}", f"run.compile={str(compiled).lower()}"])
 
 
 def our_trainer(precision: str, device: str = "cpu", compiled: bool = False) -> Any:
@@ -89,7 +89,7 @@ def our_trainer(precision: str, device: str = "cpu", compiled: bool = False) -> 
     from zoo.train import make_accelerator, seed_everything
 
     family, spec = our_spec(precision, device, compiled)
-    accelerator, got = make_accelerator(spec.train)
+    accelerator, got = make_accelerator(spec)
     if got != precision:
         raise SystemExit(f"ours: asked for {precision}, the accelerator gives {got}")
     impl = family.load()

@@ -20,7 +20,7 @@ the project), driven through its public API as its documentation shows:
 
 Our side is ``zoo.build("vae-mnist", None, overrides, out)`` exactly as
 ``zoo build vae-mnist`` does it, with ``train.seed``, ``train.epochs``,
-``train.precision=fp32``, ``train.device=cpu`` (pythae runs with ``no_cuda``;
+``train.precision=fp32``, ``run.device=cpu`` (pythae runs with ``no_cuda``;
 on a CPU-only box the same as "auto") and ``sample.n=16``; the model comes back
 through ``zoo.from_pretrained``. Everything else is the spec's default
 (``zoo spec vae-mnist``): Adam lr 1e-3, batch 64, fused Adam kernel, Bernoulli
@@ -120,7 +120,7 @@ MAX_NLL_BATCH = 1000  # importance samples per pythae get_nll batch
 def our_overrides(seed: int, epochs: int) -> list[str]:
     """``zoo build vae-mnist`` with seed and epochs set, fp32 on the CPU."""
     return [f"train.seed={seed}", f"train.epochs={epochs}", "train.precision=fp32",
-            "train.device=cpu", "sample.n=16"]
+            "run.device=cpu", "sample.n=16"]
 
 
 # --------------------------------------------------------------------------- data

@@ -122,7 +122,7 @@ def test_denoising_trainer_feeds_corrupted_inputs_and_scores_clean_ones(monkeypa
 
     spec, impl, model = make("denoising-ae", "data.image_size=8", "model.code_dim=4",
                              "model.mask_fraction=0.5")
-    trainer = impl.trainer(spec, model, make_accelerator(spec.train)[0])
+    trainer = impl.trainer(spec, model, make_accelerator(spec)[0])
     seen = {}
     real_corrupt = dae.corrupt
 
@@ -210,7 +210,7 @@ def test_round_trip_is_exact_and_capabilities_work(trained, family):
     impl = loaded.family.load()
     from zoo.checkpoint import load_training_state
 
-    acc, _ = make_accelerator(spec.train)
+    acc, _ = make_accelerator(spec)
     trainer = impl.trainer(spec, impl.build(spec), acc)
     load_training_state(folder / "training_state", trainer,
                         torch.Generator().manual_seed(0), spec)

@@ -120,8 +120,8 @@ def test_channels_last_changes_speed_not_results(micro_dcgan, tmp_path):
     from safetensors import safe_open
 
     family, spec = resolve_spec("dcgan", None, [*MICRO, "train.precision=fp32",
-                                                "train.channels_last=false"])
-    assert resolve_spec("dcgan", None, [])[1].train.channels_last
+                                                "run.channels_last=false"])
+    assert resolve_spec("dcgan", None, [])[1].run.channels_last
     nchw = fit(family, spec, tmp_path / "nchw", progress=False)
     with safe_open(micro_dcgan / "model.safetensors", "pt") as a, \
             safe_open(nchw / "model.safetensors", "pt") as b:
@@ -144,7 +144,7 @@ def test_resume_a_finished_build_for_more_steps(micro_dcgan, tmp_path):
 
 
 def test_periodic_checkpoints(tmp_path):
-    family, spec = resolve_spec("dcgan", None, [*MICRO, "train.checkpoint_every=5"])
+    family, spec = resolve_spec("dcgan", None, [*MICRO, "run.checkpoint_every=5"])
     seen = []
 
     def look(step: int) -> None:

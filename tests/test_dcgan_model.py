@@ -79,7 +79,7 @@ def test_objective_is_the_gan_value_function():
     _, spec = resolve_spec("dcgan", None, ["data.image_size=16", "model.base_channels=4",
                                            "model.disc_channels=4", "train.precision=fp32",
                                            "train.lr=1e-12", "train.batch_size=8"])
-    acc, _ = make_accelerator(spec.train)
+    acc, _ = make_accelerator(spec)
     torch.manual_seed(0)
     t = trainer(spec, build(spec), acc)
     images = torch.rand(8, 1, 16, 16)

@@ -24,7 +24,7 @@ DCGAN = ["dcgan", "--set", "data.source=digits", "--set", "data.image_size=32",
          "--set", "model.base_channels=8", "--set", "model.disc_channels=8",
          "--set", "model.latent_dim=16", "--set", "train.batch_size=32",
          "--set", "train.precision=fp32", "--set", "train.bn_batches=2",
-         "--set", "train.log_every=5", "--quiet"]
+         "--set", "run.log_every=5", "--quiet"]
 
 
 def zoo_build(args: list[str], out: Path, steps: int, processes: int = 1,

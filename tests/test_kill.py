@@ -32,7 +32,7 @@ from zoo.checkpoint import META, TENSORS
 
 AE = ["data.source=digits", "data.image_size=8", "data.limit=64", "model.hidden=[16]",
       "model.code_dim=4", "train.batch_size=16", "train.max_steps=12",
-      "train.checkpoint_every=2", "train.precision=fp32", "sample.n=4"]
+      "run.checkpoint_every=2", "train.precision=fp32", "sample.n=4"]
 KILLS = 20
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks the builds it kills")
 

@@ -54,3 +54,31 @@ def test_no_unpickling_anywhere_in_the_package():
                 if FORBIDDEN.search(line):
                     offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_pyyaml_is_needed_only_by_the_testing_extra():
+    """The loopback Hub (zoo.testing.hubserver) is the one user of PyYAML: it comes with the
+    ``testing`` extra, which ``test`` (the README's test install) includes."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not any(d.lower().startswith("pyyaml") for d in project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert any(d.lower().startswith("pyyaml") for d in extras["testing"])
+    assert "genzoo[testing]" in extras["test"]
+    importers = [str(p.relative_to(REPO)) for folder in ("zoo", "plugins")
+                 for p in (REPO / folder).rglob("*.py")
+                 if re.search(r"^\s*(import yaml|from yaml)", p.read_text(), re.M)]
+    assert importers == ["zoo/testing/hubserver.py"], importers
+
+
+def test_hubserver_without_pyyaml_says_which_extra_to_install():
+    probe = ("import sys; sys.modules['yaml'] = None\n"
+             "from zoo.testing.hubserver import HubServer\n"
+             "try:\n    HubServer('/nonexistent-hub-root')\n"
+             "except ImportError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("zoo.testing.hubserver needs PyYAML: "
+                                   "pip install 'genzoo[testing]'")

@@ -15,7 +15,7 @@ from zoo.spec import apply_overrides, parse_override, spec_hash, to_toml, valida
 
 def test_defaults_validate_and_required_keys_exist():
     _family, spec = resolve_spec("dcgan")
-    assert spec.family == "dcgan" and spec.spec_version == 1
+    assert spec.family == "dcgan" and spec.spec_version == 2
     for key in ("source", "image_size", "limit"):
         assert hasattr(spec.data, key)
     for key in ("max_steps", "epochs", "batch_size", "seed", "precision"):
@@ -73,8 +73,8 @@ def test_missing_and_malformed_spec_files(tmp_path):
 
 
 def test_newer_spec_version_is_refused():
-    with pytest.raises(SpecError, match="spec_version 2 is newer"):
-        resolve_spec("dcgan", None, ["spec_version=2"])
+    with pytest.raises(SpecError, match="spec_version 3 is newer"):
+        resolve_spec("dcgan", None, ["spec_version=3"])
 
 
 def test_printed_spec_round_trips():

@@ -107,8 +107,8 @@ def test_null_unsets_an_optional_key_and_a_section_cannot_be_null():
         resolve_spec("dcgan", None, ["data=null"])
     with pytest.raises(SpecError, match="cannot change the family"):
         resolve_spec("dcgan", None, ["family=vae"])
-    with pytest.raises(SpecError, match="spec_version 2 is newer"):
-        resolve_spec("dcgan", None, ["spec_version=2"])
+    with pytest.raises(SpecError, match="spec_version 3 is newer"):
+        resolve_spec("dcgan", None, ["spec_version=3"])
 
 
 def test_conformance_tiny_builds_use_the_family_data():
@@ -237,7 +237,7 @@ def test_interrupts_exit_130(cli, monkeypatch):
     (f"train.seed={2**63}", "train.seed"),
     (f"sample.seed={2**63}", "sample.seed"),
     (f"train.seed={2**70}", "train.seed"),
-    ("train.checkpoint_every=100000000000", "train.checkpoint_every"),
+    ("run.checkpoint_every=100000000000", "run.checkpoint_every"),
     ("hub.repo_id=" + "a" * 2_000_000, "hub.repo_id"),
     ("hub.repo_id=me/" + "a" * 94, "hub.repo_id"),
     ("hub.repo_id=no-namespace", "hub.repo_id"),

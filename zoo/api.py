@@ -31,10 +31,11 @@ def resolve_spec(
     Precedence: family defaults < named model (``registry.toml``) < spec file < overrides.
     """
     from zoo.registry import get_family, resolve_name
-    from zoo.spec import apply_overrides, merge, read_document, show, validate
+    from zoo.spec import apply_overrides, merge, migrate, read_document, show, validate
 
-    file_doc = read_document(spec_file) if spec_file is not None else {}
     where = show(str(spec_file), 300) if spec_file is not None else "spec"
+    # an older spec_version is migrated before it is merged onto the current defaults
+    file_doc = migrate(read_document(spec_file), where) if spec_file is not None else {}
     if name is None:
         name = file_doc.get("family")
         if not isinstance(name, str):

@@ -7,6 +7,7 @@ every optimiser tensor (``optim/<name>/<param>/<key>``) and the RNG states;
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,21 +21,25 @@ if TYPE_CHECKING:
     from zoo.train import Trainer
 
 TENSORS = "state.safetensors"
+#: Optimiser param-group keys that say how a step runs (from the run settings), not what it is.
+HOW_TO_STEP = ("fused", "foreach", "capturable", "differentiable")
 META = "state.json"
-#: Keys a resumed build may change: how long to train and how often to log/save.
-RESUMABLE_CHANGES = {"train": {"max_steps", "epochs", "log_every", "checkpoint_every"},
-                     "sample": None, "hub": None}
+#: Recipe keys a resumed build may change: how long to train, the sample grid and where
+#: it is published. The ``run`` section (how it executes) may always change.
+RESUMABLE_CHANGES = {"train": {"max_steps", "epochs"}, "sample": None, "hub": None}
 
 
-def resume_view(spec: Spec) -> dict[str, Any]:
-    """The part of a spec that must not change between a checkpoint and its resume."""
-    view = spec.model_dump(mode="json")
+def resume_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a spec document that must not change between a checkpoint and its
+    resume: the recipe (:func:`zoo.spec.recipe`) less :data:`RESUMABLE_CHANGES`."""
+    from zoo.spec import recipe
+
+    view = recipe(doc)
     for section, keys in RESUMABLE_CHANGES.items():
         if keys is None:
             view.pop(section, None)
-        else:
-            for key in keys:
-                view[section].pop(key, None)
+        elif isinstance(view.get(section), dict):
+            view[section] = {k: v for k, v in view[section].items() if k not in keys}
     return view
 
 
@@ -56,8 +61,9 @@ def save_training_state(
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {"format": FORMAT, "step": step, "resume_spec": resume_view(spec),
-                            "optimizers": {}}
+    meta: dict[str, Any] = {"format": FORMAT, "step": step,
+                            "resume_spec": resume_view(spec.model_dump(mode="json")),
+                            "runs": trainer.runs(step), "optimizers": {}}
     for name, module in trainer.raw_modules().items():
         for key, value in module.state_dict().items():
             tensors[f"module/{name}/{key}"] = value.detach().contiguous().cpu()
@@ -83,22 +89,25 @@ def save_training_state(
 def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, spec: Spec) -> int:
     """Restore what :func:`save_training_state` wrote; return the step to continue from.
 
-    Refuses a checkpoint made with a different spec (anything but the training
-    length, logging and checkpoint cadence, sample and hub settings).
+    Refuses a checkpoint made with a different recipe (anything but the training
+    length, sample and hub settings); the ``run`` settings may differ. A
+    checkpoint written with an older ``spec_version`` is migrated first.
     """
     from zoo.artifact import read_json, weights_header
+    from zoo.spec import migrate
 
     weights_header(folder / TENSORS)  # one-line error for a corrupt file
     try:
         meta = read_json(folder / META)  # one line for bad, huge or deeply nested JSON
-        changed = _differences(meta["resume_spec"], resume_view(spec))
+        saved = resume_view(migrate(meta["resume_spec"], str(folder / META)))
+        changed = _differences(saved, resume_view(spec.model_dump(mode="json")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{folder / META}: unreadable training state ({exc})") from None
     if changed:
         raise ArtifactError(f"cannot resume {folder}: the spec changed at "
                             f"{'; '.join(changed[:5])}")
     try:
-        return _restore(folder, meta, trainer, rng)
+        return _restore(folder, meta, trainer, rng, spec.train.seed)
     except (KeyError, ValueError, RuntimeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ArtifactError(f"{folder}: training state does not fit this model ({message})"
@@ -109,7 +118,7 @@ def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Give each per-parameter state tensor its parameter's memory layout.
 
     Checkpoints hold contiguous tensors, while a parameter may be channels-last
-    (``train.channels_last``); the fused Adam kernel walks the parameter and its
+    (``run.channels_last``); the fused Adam kernel walks the parameter and its
     moments in memory order, so differing layouts would pair the wrong elements.
     """
     import torch
@@ -123,7 +132,8 @@ def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
                     state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
-def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Generator) -> int:
+def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Generator,
+             seed: int) -> int:
     import torch
     from safetensors.torch import load_file
 
@@ -143,11 +153,25 @@ def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Ge
         for key, value in saved["scalars"].items():
             pid, stat = key.split("/", 1)
             state.setdefault(int(pid), {})[stat] = value
-        optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+        # hyper-parameters from the checkpoint; how to step (run.fused_optimizer) from now
+        groups = [{**group, **{k: now[k] for k in HOW_TO_STEP if k in now}}
+                  for group, now in zip(saved["param_groups"], optimizer.param_groups,
+                                        strict=False)]
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
         _in_parameter_layout(optimizer)
     torch.set_rng_state(tensors["rng/torch"])
-    rng.set_state(tensors["rng/train"].to(rng.get_state().device))
+    step = int(meta["step"])
+    runs = meta.get("runs", [])  # absent in checkpoints written before it was recorded
+    trainer.history = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    if tensors["rng/train"].numel() == rng.get_state().numel():
+        rng.set_state(tensors["rng/train"].to(rng.get_state().device))
+    else:  # run.device changed: a CPU generator's state does not fit a CUDA one
+        from zoo.sample import sample_seed
+
+        rng.manual_seed(sample_seed(seed, step, 3))
+        print(f"note: {folder} was written on another kind of device; the training noise "
+              "continues from a new stream (not bit for bit)", file=sys.stderr)
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-    return int(meta["step"])
+    return step

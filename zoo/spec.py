@@ -1,9 +1,13 @@
 """Specs: pydantic models for one model's complete recipe, TOML in and out.
 
 A spec is one document with ``spec_version``, ``family`` and the sections
-``model`` (family-specific), ``data``, ``train``, ``sample`` and ``hub``. Every
-model forbids unknown keys; errors name the key path, the bad value, what was
-expected and the closest known spelling. This module never imports torch.
+``model`` (family-specific), ``data``, ``train``, ``sample`` and ``hub`` (the
+recipe: what the model is, covered by the spec hash) and ``run`` (how a run
+executes: device, kernels, memory layout, compiler, logging and checkpoint
+cadence; provenance, outside the hash). Every model forbids unknown keys;
+errors name the key path, the bad value, what was expected and the closest
+known spelling. Documents of older ``spec_version`` are migrated explicitly
+(:func:`migrate`). This module never imports torch.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from pydantic import (
 
 from zoo.errors import PluginError, SpecError
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+#: The section that says how a run executes; every other section is the recipe.
+EXECUTION = "run"
+#: The keys spec_version 1 kept in ``train`` that spec_version 2 keeps in ``run``.
+V1_EXECUTION_KEYS = ("device", "fused_optimizer", "sync_batchnorm", "channels_last", "compile",
+                     "compile_mode", "checkpoint_every", "log_every")
 
 #: Limits on what a spec may say, so absurd input fails at once with one line.
 MAX_FILE_BYTES = 1 << 20  # a spec file is a few hundred bytes; refuse anything over 1 MiB
@@ -118,43 +127,8 @@ class TrainSpec(Section):
     )
     precision: Literal["fp32", "bf16"] = Field(
         "bf16",
-        description="bf16 autocast where the device supports it (falls back to fp32), or fp32.",
-    )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="auto picks a GPU when one is visible."
-    )
-    fused_optimizer: bool = Field(
-        True, description="Use the fused optimiser kernel when available."
-    )
-    sync_batchnorm: bool = Field(
-        False, description="With several GPU processes, batch norm over the global batch "
-        "(SyncBatchNorm) instead of each process's share.",
-    )
-    channels_last: bool = Field(
-        False, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
-        "while training. Plain conv stacks run faster on it (DCGAN turns it on), some nets "
-        "slower (the DDPM UNet in bf16 on CPU: 0.9x); measure. Shapes, values and the written "
-        "weights are unchanged. Ignored with train.compile, which picks layouts itself.",
-    )
-    compile: bool = Field(
-        False, description="torch.compile every trained module in place (nn.Module.compile; "
-        "weights and state-dict keys unchanged); the first steps compile. Measure it: in the "
-        "default mode it has not paid off on the zoo's small nets; with compile_mode = "
-        "reduce-overhead a DCGAN step at batch 64 on an H200 ran 1.66x eager, but compiling "
-        "took longer than a short build (docs/benchmarks.md).",
-    )
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune",
-                          "max-autotune-no-cudagraphs"] = Field(
-        "default", description="The torch.compile mode with train.compile. reduce-overhead and "
-        "max-autotune replay each module's kernels as CUDA graphs on a GPU (the loop marks the "
-        "start of every step for them), which pays off where kernel launches dominate.",
-    )
-    checkpoint_every: int = Field(
-        0, ge=0, le=MAX_STEPS,
-        description="Write a resumable checkpoint every N steps (0: only when stopped).",
-    )
-    log_every: int = Field(
-        10, ge=1, le=MAX_STEPS, description="Refresh the progress line every N steps."
+        description="bf16 autocast where the device supports it (falls back to fp32), or fp32. "
+        "Part of the recipe: it changes the numbers the model is trained to.",
     )
     ema_decay: float = Field(
         0.0, ge=0, lt=1,
@@ -221,16 +195,57 @@ class HubSpec(Section):
         return self
 
 
-class Spec(Section):
-    """A complete model recipe. Families subclass it with ``family: Literal[...]``."""
+class RunSpec(Section):
+    """How a run executes, not what it trains: outside the spec hash, free to change on --resume."""
 
-    spec_version: Literal[1] = Field(SPEC_VERSION, description="Version of this document format.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks a GPU when one is visible."
+    )
+    fused_optimizer: bool = Field(
+        True, description="Use the fused optimiser kernel when available."
+    )
+    sync_batchnorm: bool = Field(
+        False, description="With several GPU processes, batch norm over the global batch "
+        "(SyncBatchNorm) instead of each process's share.",
+    )
+    channels_last: bool = Field(
+        False, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
+        "while training; faster for some nets, slower for others (docs/benchmarks.md). Shapes, "
+        "values and the written weights are unchanged. Ignored with run.compile, which picks "
+        "layouts itself.",
+    )
+    compile: bool = Field(
+        False, description="torch.compile every trained module in place (nn.Module.compile; "
+        "weights and state-dict keys unchanged); the first steps compile "
+        "(docs/benchmarks.md says when it paid off).",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune",
+                          "max-autotune-no-cudagraphs"] = Field(
+        "default", description="The torch.compile mode with run.compile. reduce-overhead and "
+        "max-autotune replay each module's kernels as CUDA graphs on a GPU (the loop marks the "
+        "start of every step for them).",
+    )
+    checkpoint_every: int = Field(
+        0, ge=0, le=MAX_STEPS,
+        description="Write a resumable checkpoint every N steps (0: only when stopped).",
+    )
+    log_every: int = Field(
+        10, ge=1, le=MAX_STEPS, description="Refresh the progress line every N steps."
+    )
+
+
+class Spec(Section):
+    """A model's recipe and how to run it. Families subclass it with ``family: Literal[...]``
+    (and may subclass a section, ``run`` included, to change its defaults)."""
+
+    spec_version: Literal[2] = Field(SPEC_VERSION, description="Version of this document format.")
     family: str = Field(description="The model family this spec builds.")
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataSpec = Field(default_factory=DataSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     sample: SampleSpec = Field(default_factory=SampleSpec)
     hub: HubSpec = Field(default_factory=HubSpec)
+    run: RunSpec = Field(default_factory=RunSpec)
 
 
 # --------------------------------------------------------------------------- documents
@@ -382,17 +397,48 @@ def default_document(spec_cls: type[Spec], family: str) -> dict[str, Any]:
     return spec.model_dump(mode="json")
 
 
-def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec") -> Spec:
-    """Validate a document against a family's spec class; one-line ``SpecError`` on failure."""
-    check_document(doc, source)
+def migrate(doc: Mapping[str, Any], source: str = "spec") -> dict[str, Any]:
+    """``doc`` in the current ``spec_version`` (a document without one is taken as current).
+
+    Each old version has an explicit migration; nothing is dropped silently.
+    Version 1 -> 2: the execution keys move from ``train`` to ``run``.
+    """
+    doc = dict(doc)
     version = doc.get("spec_version", SPEC_VERSION)
-    if isinstance(version, int) and version > SPEC_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        return doc  # validation names the bad value
+    if version > SPEC_VERSION:
         raise SpecError(
             f"{source}: spec_version {version} is newer than this genzoo understands "
             f"({SPEC_VERSION}); upgrade genzoo"
         )
+    if version == 1:
+        doc = _v1_to_v2(doc, source)
+    return doc
+
+
+def _v1_to_v2(doc: dict[str, Any], source: str) -> dict[str, Any]:
+    if EXECUTION in doc:
+        raise SpecError(f"{source}: spec_version 1 has no [{EXECUTION}] section (it came with "
+                        "spec_version 2); set spec_version = 2")
+    train = doc.get("train")
+    if isinstance(train, Mapping):
+        train = dict(train)
+        moved = {key: train.pop(key) for key in V1_EXECUTION_KEYS if key in train}
+        doc["train"] = train
+        if moved:
+            doc[EXECUTION] = moved
+    doc["spec_version"] = 2
+    return doc
+
+
+def validate(spec_cls: type[Spec], doc: Mapping[str, Any], source: str = "spec") -> Spec:
+    """Validate a document (of any known ``spec_version``) against a family's spec class;
+    one-line ``SpecError`` on failure."""
+    check_document(doc, source)
+    doc = migrate(doc, source)
     try:
-        return spec_cls.model_validate(dict(doc))
+        return spec_cls.model_validate(doc)
     except ValidationError as exc:
         raise SpecError(f"{source}: {describe_errors(spec_cls, exc)}") from None
     except Exception as exc:  # a family's validator broke (pydantic wraps only ValueError)
@@ -411,7 +457,11 @@ def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
     for err in errors[:MAX_ERRORS]:
         loc = [str(p) for p in err["loc"]]
         key = show(".".join(loc), 100)
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and loc[:1] == ["train"] and len(loc) == 2 \
+                and loc[1] in V1_EXECUTION_KEYS:
+            parts.append(f"'{key}' is an execution setting since spec_version 2: set "
+                         f"'{EXECUTION}.{loc[1]}'")
+        elif err["type"] == "extra_forbidden":
             known = _fields_at(spec_cls, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.5)
             prefix = show(".".join([*loc[:-1], ""]), 100)
@@ -447,17 +497,25 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
 
 
 def spec_hash(spec: Spec) -> str:
-    """A stable hash of the resolved spec, stored with the weights and checked on load."""
+    """A stable hash of the resolved recipe (the spec but its ``run`` section), stored with
+    the weights and checked on load: two builds that differ only in how they ran share it."""
     return document_hash(spec.model_dump(mode="json"))
 
 
+def recipe(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe part of a spec document: every section but ``run`` (all of a version 1
+    document, which has no ``run``)."""
+    return {key: value for key, value in doc.items() if key != EXECUTION}
+
+
 def document_hash(doc: Mapping[str, Any]) -> str:
-    """The hash of a spec document as stored (``config.json``'s ``spec``).
+    """The hash of a spec document's recipe as stored (``config.json``'s ``spec``).
 
     Loading checks this, not the hash of the re-validated spec: a key added to
-    a family later (with its default) must not break folders written before.
+    a family later (with its default) must not break folders written before,
+    nor must migrating a version 1 document (hashed as it was written).
     """
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(recipe(doc), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

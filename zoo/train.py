@@ -13,7 +13,7 @@ rows (:class:`Draws`), so an example gets the same noise for any process
 count. Each optimiser averages exactly its own parameters' gradients across
 processes in :meth:`Trainer.update` (one all-reduce per update; a GAN's G
 update never syncs D). Batch norm uses each process's share (or
-``train.sync_batchnorm`` on GPUs). Only the main process writes checkpoints
+``run.sync_batchnorm`` on GPUs). Only the main process writes checkpoints
 and the model folder; checkpoints hold no per-process state, so a build can
 resume with a different process count.
 """
@@ -60,15 +60,20 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-def make_accelerator(train: TrainSpec) -> tuple[Accelerator, str]:
-    """An accelerate ``Accelerator`` for the spec; returns it and the precision in use."""
+def make_accelerator(spec: Spec) -> tuple[Accelerator, str]:
+    """An accelerate ``Accelerator`` for the spec; returns it and the precision in use.
+
+    The device comes from ``run.device`` (how it runs), the precision from
+    ``train.precision`` (the recipe).
+    """
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
 
-    want_cpu = train.device == "cpu" or (train.device == "auto" and not torch.cuda.is_available())
-    if train.device == "cuda" and not torch.cuda.is_available():
-        raise SpecError("train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    train, run = spec.train, spec.run
+    want_cpu = run.device == "cpu" or (run.device == "auto" and not torch.cuda.is_available())
+    if run.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("run.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     device = torch.device("cpu") if want_cpu else torch.device("cuda")
     precision = "bf16" if train.precision == "bf16" and bf16_supported(device) else "fp32"
     if train.precision == "bf16" and precision == "fp32":
@@ -80,8 +85,8 @@ def make_accelerator(train: TrainSpec) -> tuple[Accelerator, str]:
     accelerator = Accelerator(cpu=want_cpu, mixed_precision="bf16" if precision == "bf16" else "no")
     world = accelerator.num_processes
     check_global_batch(train.batch_size, world)
-    if world > 1 and train.sync_batchnorm and want_cpu:
-        raise SpecError("train.sync_batchnorm needs GPUs (torch's SyncBatchNorm is GPU-only)")
+    if world > 1 and run.sync_batchnorm and want_cpu:
+        raise SpecError("run.sync_batchnorm needs GPUs (torch's SyncBatchNorm is GPU-only)")
     return accelerator, precision
 
 
@@ -169,8 +174,11 @@ class Trainer:
         # compiled modules get their layouts from the compiler (inductor's layout
         # optimisation); given channels-last weights as well, torch 2.11's compiled
         # backward on CUDA failed a stride assertion in convolution_backward
-        eager_nhwc = spec.train.channels_last and not spec.train.compile
+        eager_nhwc = spec.run.channels_last and not spec.run.compile
         self.memory_format = "channels_last" if eager_nhwc else "contiguous_format"
+        # provenance: how each session of a (resumed) build ran; see runs()
+        self.history: list[dict[str, Any]] = []  # earlier sessions, from the checkpoint
+        self.session: dict[str, Any] = {}  # this one; the loop fills it in
         self.ema = None
         if spec.train.ema_decay:
             from timm.utils import ModelEmaV3
@@ -189,9 +197,9 @@ class Trainer:
 
         With ``mixed_precision`` (the default) accelerate runs its forward under
         bf16 autocast when the spec asks for bf16; ``False`` keeps it in fp32
-        (for small, precision-sensitive nets). With ``train.channels_last`` its
+        (for small, precision-sensitive nets). With ``run.channels_last`` its
         4-D weights are stored channels-last (values and state-dict keys are
-        unchanged). With ``train.compile`` the module is compiled in place, so
+        unchanged). With ``run.compile`` the module is compiled in place, so
         its state-dict keys stay those of the plain module.
 
         The module is never wrapped in DistributedDataParallel: :meth:`update`
@@ -203,7 +211,7 @@ class Trainer:
         if self.world > 1:
             import torch
 
-            if self.spec.train.sync_batchnorm:
+            if self.spec.run.sync_batchnorm:
                 module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
             for tensor in module.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
@@ -211,8 +219,8 @@ class Trainer:
             prepared = self.accelerator.prepare_model(module, evaluation_mode=True)
         else:
             prepared = module
-        if self.spec.train.compile:
-            mode = self.spec.train.compile_mode
+        if self.spec.run.compile:
+            mode = self.spec.run.compile_mode
             prepared.compile(mode=None if mode == "default" else mode)
         self.modules[name] = prepared
         return prepared
@@ -225,7 +233,7 @@ class Trainer:
         import torch
 
         params = list(params)
-        fused = self.spec.train.fused_optimizer and self.device.type in ("cpu", "cuda")
+        fused = self.spec.run.fused_optimizer and self.device.type in ("cpu", "cuda")
         optimizer = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
                                      fused=fused or None)
         prepared = self.accelerator.prepare(optimizer)
@@ -267,7 +275,7 @@ class Trainer:
         return self.accelerator.autocast()
 
     def in_layout(self, tensor_or_module: Any) -> Any:
-        """``tensor_or_module`` in the training memory layout (``train.channels_last``).
+        """``tensor_or_module`` in the training memory layout (``run.channels_last``).
 
         The loop passes every batch through this before :meth:`step`; a 4-D
         tensor or a module's 4-D weights become channels-last (NHWC in memory,
@@ -292,10 +300,10 @@ class Trainer:
 
     @property
     def cuda_graphs(self) -> bool:
-        """Whether the compiled modules replay CUDA graphs (``train.compile_mode``)."""
-        train = self.spec.train
-        return (train.compile and self.device.type == "cuda"
-                and train.compile_mode in ("reduce-overhead", "max-autotune"))
+        """Whether the compiled modules replay CUDA graphs (``run.compile_mode``)."""
+        run = self.spec.run
+        return (run.compile and self.device.type == "cuda"
+                and run.compile_mode in ("reduce-overhead", "max-autotune"))
 
     def begin_step(self) -> None:
         """The loop calls this before each :meth:`step`.
@@ -307,6 +315,11 @@ class Trainer:
             import torch
 
             torch.compiler.cudagraph_mark_step_begin()
+
+    def runs(self, step: int) -> list[dict[str, Any]]:
+        """How the build ran, one entry per session up to ``step``: steps, device,
+        precision, processes and the ``run`` settings (``--resume`` may change them)."""
+        return [*self.history, {**self.session, "to_step": step}]
 
     def raw_modules(self) -> dict[str, nn.Module]:
         """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
@@ -451,8 +464,8 @@ def _train(
     # the main process checks before the others: it holds the lock and may have just
     # restored a checkpoint; creating the process group waits for it
     source = check_destination(out, resume, force) if first else None
-    train = spec.train
-    accelerator, precision = make_accelerator(train)
+    train, run = spec.train, spec.run
+    accelerator, precision = make_accelerator(spec)
     if not first:
         source = check_destination(out, resume, force)
     seed_everything(train.seed)
@@ -465,6 +478,9 @@ def _train(
     trainer: Trainer = impl.trainer(spec, impl.build(spec), accelerator)
     rng = torch.Generator(device=accelerator.device).manual_seed(train.seed)
     step = load_training_state(source, trainer, rng, spec) if source else 0
+    trainer.session = {"from_step": step, "device": str(accelerator.device),
+                       "precision": precision, "processes": trainer.world,
+                       "run": spec.run.model_dump(mode="json")}
     total = total_steps(train, len(images))
     if step >= total:
         raise SpecError(f"nothing to resume: already trained {step} of {total} steps; "
@@ -496,8 +512,8 @@ def _train(
                 losses = mean_over_processes(losses, trainer.world)
             step += 1
             trainer.update_ema(step)
-            display.update(step, losses, force=step % train.log_every == 0 or step == total)
-            if train.checkpoint_every and step % train.checkpoint_every == 0 and step < total:
+            display.update(step, losses, force=step % run.log_every == 0 or step == total)
+            if run.checkpoint_every and step % run.checkpoint_every == 0 and step < total:
                 _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
             if on_step is not None:
                 on_step(step)
@@ -523,8 +539,8 @@ def _train(
             "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
             "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
             "precision": precision, "device": str(accelerator.device),
-            "processes": trainer.world, "losses": display.last_losses(),
-            "loss_curve": display.curve,
+            "processes": trainer.world, "runs": trainer.runs(step),
+            "losses": display.last_losses(), "loss_curve": display.curve,
         }}
         if main:
             # without --force or --resume, a folder that appeared at OUT while we trained
@@ -656,7 +672,7 @@ class Progress:
         self.sums: dict[str, Any] = {}
         self.count = 0
         self.shown: dict[str, float] = {}
-        self.curve: list[dict[str, float]] = []  # mean losses of each log_every window
+        self.curve: list[dict[str, float]] = []  # mean losses of each run.log_every window
         self.bar = None
         self.plain_every = 0
         self.next_plain = start
@@ -682,7 +698,7 @@ class Progress:
                 self.plain_every = max(1, (total - start) // 10)
 
     def update(self, step: int, losses: dict[str, Any], force: bool = False) -> None:
-        """Accumulate this step's losses; refresh the display every ``log_every`` steps."""
+        """Accumulate this step's losses; refresh the display every ``run.log_every`` steps."""
         self.images_done += self.batch_size
         for k, v in losses.items():
             self.sums[k] = self.sums.get(k, 0.0) + v

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import GANTrainSpec, ModelSpec, Spec
+from zoo.spec import GANTrainSpec, ModelSpec, RunSpec, Spec
 
 SIZES = (8, 16, 32, 64, 128, 256)
 
@@ -29,10 +29,15 @@ class DCGANTrain(GANTrainSpec):
     """Adam as in the paper, plus batch-norm re-estimation after training."""
 
     lr: float = Field(2e-4, gt=0, le=1, description="Adam learning rate for G and D.")
+
+
+class DCGANRun(RunSpec):
+    """How a DCGAN run executes: channels-last by default (see docs/benchmarks.md)."""
+
     channels_last: bool = Field(
         True, description="Keep 4-D weights and image batches channels-last (NHWC) in memory "
-        "while training (DCGAN 64x64 bf16: 1.05-1.13x the steps/s of NCHW on 2 CPU cores, "
-        "1.26x on an H200 at batch 512). Ignored with train.compile.",
+        "while training; shapes, values and the written weights are unchanged. Ignored with "
+        "run.compile.",
     )
 
 
@@ -42,6 +47,7 @@ class DCGANSpec(Spec):
     family: Literal["dcgan"] = "dcgan"
     model: DCGANModel = Field(default_factory=DCGANModel)
     train: DCGANTrain = Field(default_factory=DCGANTrain)
+    run: DCGANRun = Field(default_factory=DCGANRun)
 
     @model_validator(mode="after")
     def _power_of_two(self) -> DCGANSpec:

@@ -200,7 +200,7 @@ def _reproducible(family: FamilyRecord, state: dict[str, Any]) -> str:
     if "folder" not in state:
         raise _Skip("the tiny build failed")
     first = state["folder"]
-    _, spec = resolve_spec(family.name, overrides=[*state["overrides"], "train.device=cpu",
+    _, spec = resolve_spec(family.name, overrides=[*state["overrides"], "run.device=cpu",
                                                    "train.precision=fp32"])
     ran = read_metrics(first).get("train", {})
     if (ran.get("device"), ran.get("precision")) != ("cpu", "fp32"):  # e.g. built on a GPU

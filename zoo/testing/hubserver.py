@@ -45,8 +45,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import yaml
-
 from zoo.licenses import HUB_LICENSES
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
@@ -121,12 +119,22 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def _yaml() -> Any:
+    """PyYAML, which only this test server needs (the ``testing`` extra)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError("zoo.testing.hubserver needs PyYAML: pip install 'genzoo[testing]'"
+                          ) from None
+    return yaml
+
+
 def front_matter(text: str) -> dict[str, Any] | None:
     """The YAML front matter of a model card (``None`` if it has none)."""
     match = re.match(r"---\s*\n(.*?)\n---\s*(\n|$)", text, re.S)
     if not match:
         return None
-    meta = yaml.safe_load(match.group(1))
+    meta = _yaml().safe_load(match.group(1))
     return meta if meta is not None else {}
 
 
@@ -258,7 +266,7 @@ class HubState:
             return {}
         try:
             return front_matter(self.blob(files["README.md"]).decode("utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError):
+        except (_yaml().YAMLError, UnicodeDecodeError):
             return {}
 
     def info(self, repo: dict[str, Any], sha: str, siblings: bool = True) -> dict[str, Any]:
@@ -407,7 +415,7 @@ class Handler(BaseHTTPRequestHandler):
         content = self.json_body().get("content", "")
         try:
             meta = front_matter(content)
-        except yaml.YAMLError as exc:
+        except _yaml().YAMLError as exc:
             self.send_json(400, {"errors": [{"message": f"invalid YAML: {exc}"}]})
             return
         if meta is None:
@@ -594,6 +602,7 @@ class HubServer(ThreadingHTTPServer):
 
     def __init__(self, root: str | Path, tokens: dict[str, str] | None = None,
                  port: int = 0) -> None:
+        _yaml()  # without PyYAML, fail here with one line rather than inside a request
         super().__init__(("127.0.0.1", port), Handler)
         self.state = HubState(Path(root), dict(tokens or {}))
         self.requests: list[tuple[str, str]] = []

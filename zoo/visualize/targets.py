@@ -94,9 +94,10 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     from zoo.train import make_accelerator
 
     spec = model.spec
-    train = spec.train.model_copy(update={"precision": "fp32", "device": "cpu"})
-    spec = spec.model_copy(update={"train": train})
-    accelerator, _ = make_accelerator(train)
+    spec = spec.model_copy(update={
+        "train": spec.train.model_copy(update={"precision": "fp32"}),
+        "run": spec.run.model_copy(update={"device": "cpu"})})
+    accelerator, _ = make_accelerator(spec)
     impl = model.family.load()
     trainer = impl.trainer(spec, impl.build(spec), accelerator)
     module = trainer.raw_modules()[name]
