@@ -18,7 +18,7 @@
 #      fp32 and bf16 (bench/ddpm_vs_diffusers.py); then again with torch.compile
 #      on both sides, in its own stage, since compiling the UNet takes longest
 #   5. correctness on the GPU: the conformance kit for four families with
-#      train.device=cuda, then `zoo build dcgan-mnist` end to end on the GPU
+#      run.device=cuda, then `zoo build dcgan-mnist` end to end on the GPU
 # Peak GPU memory per configuration is in each JSON file ("peak_gpu_mib").
 # The peer DCGAN is read from --peer-repo: a checkout, a git mirror, or an
 # exported copy with dcgan/main.py and a COMMIT file (default: .peer/examples).
@@ -78,7 +78,7 @@ stage 75 "ddpm" env PYTHONPATH="$HIDE" python3 bench/ddpm_vs_diffusers.py --devi
     --rounds 5 -k 10 --warmup 5 --out "$OUT/ddpm_vs_diffusers.cuda.json"
 stage 120 "ddpm compiled" env PYTHONPATH="$HIDE" python3 bench/ddpm_vs_diffusers.py --device cuda --compile \
     --rounds 3 -k 10 --warmup 3 --out "$OUT/ddpm_vs_diffusers.compile.cuda.json"
-stage 35 "conformance on cuda" $ZOO plugin check dcgan vae lapgan ddpm --set train.device=cuda
+stage 35 "conformance on cuda" $ZOO plugin check dcgan vae lapgan ddpm --set run.device=cuda
 stage 45 "dcgan-mnist on cuda" bash -c "$ZOO build dcgan-mnist --out /tmp/gpu-dcgan &&
     $ZOO sample /tmp/gpu-dcgan -n 64 --seed 0 -o '$OUT/dcgan-mnist-gpu.png'"
 echo "== done in $((SECONDS - START))s" | tee -a "$LOG"

@@ -155,6 +155,6 @@ def test_coarsest_level_trains_on_two_time_scales():
     from zoo.train import make_accelerator
 
     spec, model = build("train.coarse_lr_g=1e-4", "train.coarse_lr_d=6e-4", "train.lr=3e-4")
-    trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec.train)[0])
+    trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec)[0])
     assert [o.param_groups[0]["lr"] for o in trainer.opt_g] == [1e-4, 3e-4, 3e-4]
     assert [o.param_groups[0]["lr"] for o in trainer.opt_d] == [6e-4, 3e-4, 3e-4]
