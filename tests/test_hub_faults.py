@@ -216,6 +216,36 @@ def test_credentials_in_the_endpoint_never_show(hub, cli, v1, tmp_path, monkeypa
     check(cli("list", "--remote"), "cannot reach the Hub")
 
 
+def test_the_librarys_log_lines_never_show_during_genzoo_calls(hub, cli, v1, monkeypatch,  # noqa: F811
+                                                               caplog):
+    """A download that times out file by file: huggingface_hub logs "Error while downloading
+    from URL" (credentials included) for each file and retry; none of it may show."""
+    import logging
+
+    zoo.push(v1, "me/x")
+    secret = "s3cret-pw"
+    monkeypatch.setenv("HF_ENDPOINT", hub.url.replace("http://", f"http://user:{secret}@"))
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "0.2")
+    hub.inject("stall", path="/resolve/", method="get")  # the files' metadata still answers
+    level = logging.getLogger("huggingface_hub").level
+    with caplog.at_level(logging.DEBUG):
+        r = bounded(hub, cli, "info", "me/x")
+    assert_one_line_error(r, "did not answer within 0.2 s")
+    assert secret not in r.err
+    assert [rec.getMessage() for rec in caplog.records if rec.name.startswith("huggingface_hub")
+            ] == []
+    assert logging.getLogger("huggingface_hub").level == level  # restored after
+
+
+def test_a_timeout_too_long_for_a_socket_is_one_line(hub, cli, monkeypatch):
+    for value in ("1e10", "1e300"):
+        monkeypatch.setenv("ZOO_HUB_TIMEOUT", value)
+        assert_one_line_error(cli("info", "me/x"), f"ZOO_HUB_TIMEOUT={value!r}", "at most 86400")
+    assert hub.requests == []
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "86400")
+    assert_one_line_error(cli("info", "me/x"), "repo not found")
+
+
 # --------------------------------------------------------------------------- cache and folders
 
 
