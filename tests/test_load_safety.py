@@ -120,6 +120,22 @@ def test_a_header_safetensors_would_reject_is_one_line(model, cli, damage):
         zoo.from_pretrained(model)
 
 
+def test_a_shape_that_overflows_64_bits_is_refused(model, cli):
+    """Python's integers never overflow, the safetensors library's do: a shape whose product
+    passes 2**64 before a 0 dimension (an empty tensor to Python) is a file that library
+    cannot open, so ``info --verify`` and push must not pass it (training state included)."""
+    state = model / TRAINING_STATE / "state.safetensors"
+
+    def edit(header: dict) -> None:
+        end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+        header["zz.empty"] = {"dtype": "F32", "shape": [1 << 40, 1 << 40, 0],
+                              "data_offsets": [end, end]}
+
+    edit_header(state, edit)
+    record_checksums(model)
+    assert_one_line_error(cli("info", model, "--verify"), "state.safetensors", "overflows 64 bits")
+
+
 # --------------------------------------------------------------------------- 12: caps
 
 
@@ -158,6 +174,25 @@ def test_hub_config_check_survives_deep_json(tmp_path):
     (tmp_path / CONFIG).write_text("{\"a\":" * 100_000)
     with pytest.raises(HubError, match="holds no genzoo model"):
         _check_config(tmp_path, "me/deep")
+
+
+@pytest.mark.parametrize("text", ["[]", "[1, 2]", '"scores"', "null"])
+def test_metrics_json_that_is_not_an_object_is_one_line(model, cli, text):
+    """A tampered or hostile metrics.json (a Hub repo's is downloaded with the model):
+    ``info`` prints it, ``push`` and ``eval`` render the card from it."""
+    (model / METRICS).write_text(text)
+    assert_one_line_error(cli("info", model), "metrics.json", "not a JSON object")
+    with pytest.raises(ArtifactError, match="not a JSON object"):
+        zoo.from_pretrained(model).metrics  # noqa: B018
+
+
+def test_a_config_whose_parameter_count_is_not_a_number_is_one_line(hub, model, cli):
+    for value in ("many", 1.5, -1, None, [1]):
+        config = read_json(model / CONFIG)
+        config["parameters"] = value  # outside the spec: no hash covers it
+        (model / CONFIG).write_text(json.dumps(config))
+        assert_one_line_error(cli("push", model, "me/x"), "'parameters' is not a number")
+    assert hub.requests == []
 
 
 # --------------------------------------------------------------------------- 13: content

@@ -74,11 +74,20 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
         if not replaceable(target):
             raise ArtifactError(f"refusing to replace {target}: not a genzoo model folder")
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        for parent in made:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise ArtifactError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
     tmp = temp_sibling(target, "tmp")
     done = False
     try:
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise ArtifactError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
         fill(tmp)
         if target.exists() and not (overwrite and replaceable(target)):
             kept = target.with_name(f"{target.name}.new-{os.getpid()}")
@@ -313,7 +322,10 @@ def read_config(folder: Path) -> dict[str, Any]:
 def read_metrics(folder: Path) -> dict[str, Any]:
     """``metrics.json`` of a model folder, or an empty dict."""
     path = Path(folder) / METRICS
-    return read_json(path) if path.is_file() else {}
+    metrics = read_json(path) if path.is_file() else {}
+    if not isinstance(metrics, dict):
+        raise ArtifactError(f"{path}: not a JSON object of metrics")
+    return metrics
 
 
 def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
@@ -411,8 +423,12 @@ def _tensor_entry(key: str, entry: Any) -> tuple[str, list[int]]:
             and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
         raise ValueError(f"tensor {key!r} has bad data_offsets {offsets!r}")
     count = 1
-    for d in shape:
-        count *= d
+    for d in shape:  # as the safetensors library counts: in 64 bits, a product that overflows
+        count *= d   # is an error even if a later dimension is 0
+        if count >= 1 << 64:
+            raise ValueError(f"tensor {key!r}: shape {shape!r} overflows 64 bits")
+    if offsets[1] >= 1 << 64:
+        raise ValueError(f"tensor {key!r}: data_offsets {offsets!r} overflow 64 bits")
     if offsets[1] - offsets[0] != count * DTYPE_SIZES[dtype]:
         raise ValueError(f"tensor {key!r}: data_offsets {offsets} do not hold {dtype} {shape}")
     return dtype, list(shape)

@@ -139,8 +139,11 @@ def card_text(folder: Path, repo_id: str | None = None, revision: str | None = N
     from zoo.visualize import listing
 
     family, spec, config = load_spec(folder)
+    parameters = config.get("parameters", 0)
+    if type(parameters) is not int or parameters < 0:
+        raise ArtifactError(f"{folder / CONFIG}: 'parameters' is not a number of parameters")
     card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}
-    return render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
+    return render_card(family, spec, read_metrics(folder), parameters,
                        to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""),
                        repo_id=repo_id, revision=revision, visuals=listing(folder))
 
