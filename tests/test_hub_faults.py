@@ -273,6 +273,13 @@ def test_a_failed_pull_into_new_folders_leaves_none_behind(hub, cli, tmp_path):
     assert list((tmp_path / "kept").iterdir()) == []  # kept, and nothing made inside it
 
 
+def test_a_pull_into_a_folder_that_cannot_be_made_is_one_line(hub, cli, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    assert_one_line_error(cli("pull", "me/x", "--local-dir", tmp_path / "file" / "sub" / "x"),
+                          "cannot create", "file/sub")
+    assert (tmp_path / "file").read_text() == "in the way" and hub.requests == []
+
+
 def test_a_successful_pull_keeps_the_folders_it_made(hub, cli, v1, tmp_path):  # noqa: F811
     zoo.push(v1, "me/x")
     target = tmp_path / "a" / "b" / "c"

@@ -559,13 +559,20 @@ def _local_files(folder: Path) -> tuple[list[str], list[str]]:
 def _check_local(folder: Path, files: list[str]) -> None:
     """Before anything is sent: the folder checked as loading does plus the sha256 of
     every safetensors file (:func:`zoo.artifact.verify_folder`, training state too),
-    and every JSON file parseable; raises a one-line ``ArtifactError``."""
+    every JSON file parseable, and the training state whole or absent; raises a
+    one-line ``ArtifactError``."""
     from zoo.artifact import read_json, verify_folder
 
     verify_folder(folder)
     for name in files:
         if name.endswith(".json"):
             read_json(folder / name)
+    state = [f for f in MODEL_FILES if f.startswith("training_state/")]
+    missing = [f for f in state if f not in files]
+    if len(missing) == 1:  # half a checkpoint resumes nothing
+        raise ArtifactError(f"refusing to push {folder}: its training state is incomplete "
+                            f"({missing[0]} missing); delete training_state/ to publish the "
+                            f"model without it")
 
 
 def _remote_is_genzoo(api: HfApi, repo_id: str, commit: str) -> bool:
