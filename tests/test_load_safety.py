@@ -195,6 +195,21 @@ def test_a_config_whose_parameter_count_is_not_a_number_is_one_line(hub, model, 
     assert hub.requests == []
 
 
+def test_info_prints_a_folders_strings_as_they_are(model, cli):
+    """Strings from a downloaded config or metrics.json are never rich markup, and terminal
+    escape sequences in them are shown escaped, not sent to the terminal."""
+    hostile = "[bold red]x[/] \x1b]0;pwned\x07\x1b[2J"
+    config = read_json(model / CONFIG)
+    config["genzoo_version"] = hostile  # outside the spec: no hash covers it
+    (model / CONFIG).write_text(json.dumps(config))
+    (model / METRICS).write_text(json.dumps({"eval": {"[link=http://x]note[/link]": 1}}))
+    r = cli("info", model)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out and "\x07" not in r.out
+    assert "[bold red]x[/]" in r.out and "\\x1b]0;pwned" in r.out
+    assert "[link=http://x]note[/link]" in r.out
+
+
 # --------------------------------------------------------------------------- 13: content
 
 
