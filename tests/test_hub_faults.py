@@ -129,6 +129,24 @@ def test_stall_with_a_cached_model_falls_back_to_the_cache(hub, cli, v1, tmp_pat
     assert bounded(hub, zoo.from_pretrained, "me/x").commit == commit
 
 
+def test_a_failing_hub_with_a_cached_model_falls_back_to_the_cache(hub, cli, v1):  # noqa: F811
+    """A 5xx is the Hub failing, like a stall: the cache answers (huggingface_hub's own
+    downloads do the same); a refusal (401, 403) is the user's to fix and is reported."""
+    zoo.push(v1, "me/x")
+    zoo.from_pretrained("me/x")
+    for status in (500, 503):
+        hub.clear_faults()
+        hub.inject(status, path="/api/models/me/x")
+        r = cli("info", "me/x")
+        assert r.code == 0 and r.err == "", r.err
+    hub.clear_faults()
+    hub.inject(403, path="/api/models/me/x")
+    assert_one_line_error(cli("info", "me/x"), "not authorised to read me/x", "403")
+    hub.clear_faults()
+    hub.inject(503, path="/api/models/me/y")
+    assert_one_line_error(cli("info", "me/y"), "refused to read me/y", "503")  # nothing cached
+
+
 def test_stall_during_push_is_one_line_and_commits_nothing(hub, cli, v1):  # noqa: F811
     hub.inject("stall", path="/api/repos/create")
     assert_one_line_error(bounded(hub, cli, "push", v1, "me/x"),

@@ -22,7 +22,8 @@ hangs them for ever. While a genzoo Hub call runs (:func:`hub_errors`), every
 request the library makes waits at most :func:`hub_timeout` seconds to connect
 and for each answer or chunk (``ZOO_HUB_TIMEOUT``, default 10; the library's
 ``HF_HUB_ETAG_TIMEOUT`` and ``HF_HUB_DOWNLOAD_TIMEOUT`` apply when lower). A
-cached model answers from the cache when the Hub times out, as when it is down.
+cached model answers from the cache when the Hub times out or fails (5xx), as when it
+is down; a refusal (401, 403) is reported.
 A request the library itself retries (a file's metadata when nothing is cached,
 an upload's ``preupload``) may still take six timeouts and 23 s of back-off.
 """
@@ -467,12 +468,16 @@ def download(
         return Resolved(path, repo_id, revision, path.name)
     api = _api(url, token)
     import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
 
     with hub_errors(repo_id, revision, url):
         try:
             info = api.model_info(repo_id, revision=revision)
-        except httpx2.TransportError as exc:  # unreachable: the cache may still answer
-            if local_dir is None:
+        except (httpx2.TransportError, HfHubHTTPError) as exc:
+            # unreachable or failing (5xx): the cache may still answer, as huggingface_hub's
+            # own downloads do; a refusal (401, 403, 404) is reported, not worked around
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if local_dir is None and (status is None or status >= 500):
                 with contextlib.suppress(HubError):
                     return download(repo_id, revision, local_files_only=True, cache_dir=cache,
                                     endpoint=url, token=token, files=files)
