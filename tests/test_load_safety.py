@@ -362,6 +362,18 @@ def test_a_hub_models_data_path_is_never_followed(hub, model, images, cli, tmp_p
     assert_one_line_error(cli("eval", pulled, "-n", "10"), "never followed")
 
 
+def test_a_snapshot_in_another_hub_cache_is_a_hub_model(hub, model, images, cli, tmp_path):
+    """Downloaded with ``cache_dir=`` (not the default cache), then loaded by its path."""
+    with_data_path(model, images)
+    zoo.push(model, "me/pathy")
+    snapshot = zoo.from_pretrained("me/pathy", cache_dir=tmp_path / "my-cache").path
+    assert not snapshot.is_relative_to(tmp_path / "hf-cache")
+    out = tmp_path / "vis"
+    r = cli("visualize", snapshot, "--what", "deconv", "--module", "classifier", "-o", out)
+    assert_one_line_error(r, "came from the Hub", "never followed", "--data")
+    assert not out.exists()
+
+
 def test_a_local_folders_own_data_path_is_followed(model, images):
     from zoo.visualize.deconv import load_data
     from zoo.visualize.targets import resolve_target

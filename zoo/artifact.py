@@ -346,13 +346,16 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
 
 def downloaded(folder: Path, repo_id: str | None = None) -> bool:
     """Whether a model folder's files came from the Hub: loaded by Hub id (``repo_id``),
-    inside the Hub cache, or pulled with ``zoo pull --local-dir`` (huggingface_hub
-    leaves ``.cache/huggingface/`` there)."""
+    inside the Hub cache (or a snapshot of any cache: ``models--NS--NAME/snapshots/REV``,
+    e.g. one made with ``cache_dir=``), or pulled with ``zoo pull --local-dir``
+    (huggingface_hub leaves ``.cache/huggingface/`` there)."""
     from zoo.hub import cache_folder
 
     folder = Path(folder).resolve()
     return (repo_id is not None or (folder / ".cache" / "huggingface").is_dir()
-            or folder.is_relative_to(Path(cache_folder()).resolve()))
+            or folder.is_relative_to(Path(cache_folder()).resolve())
+            or any(p.name == "snapshots" and p.parent.name.startswith("models--")
+                   for p in folder.parents))
 
 
 def check_data_path(spec: Spec, folder: Path, repo_id: str | None, give: str) -> None:
