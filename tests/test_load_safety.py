@@ -235,6 +235,16 @@ def test_a_flipped_training_state_byte_is_found(model):
         verify_folder(model)
 
 
+@pytest.mark.parametrize("digest", ["zz", "", "0" * 63, "g" * 64, " " + "0" * 64])
+def test_a_recorded_sha256_that_is_no_sha256_is_named(model, cli, digest):
+    """Not "contents do not match" (the file is fine): the record itself is malformed."""
+    config = read_json(model / CONFIG)
+    config[CHECKSUMS][WEIGHTS] = digest
+    (model / CONFIG).write_text(json.dumps(config))
+    assert_one_line_error(cli("info", model, "--verify"),
+                          "'sha256' is not a map of weights files to sha256")
+
+
 def test_an_unrecorded_weights_file_is_refused(model):
     state = model / TRAINING_STATE
     shutil.copy(state / "state.safetensors", state / "x.safetensors")

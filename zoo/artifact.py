@@ -592,6 +592,7 @@ def record_checksums(folder: Path) -> None:
     write_json(path, config)
 
 
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _RECORDABLE = re.compile(rf"{re.escape(WEIGHTS)}|{TRAINING_STATE}/[\w.-]+\.safetensors")
 
 
@@ -605,7 +606,7 @@ def check_checksums(folder: Path, recorded: Any) -> None:
     where = folder / CONFIG
     if not (isinstance(recorded, dict) and all(
             isinstance(k, str) and _RECORDABLE.fullmatch(k) and ".." not in k
-            and isinstance(v, str) for k, v in recorded.items())):
+            and isinstance(v, str) and _SHA256.fullmatch(v) for k, v in recorded.items())):
         raise ArtifactError(f"{where}: {CHECKSUMS!r} is not a map of weights files to sha256")
     if WEIGHTS not in recorded:
         raise ArtifactError(f"{where}: no sha256 recorded for {WEIGHTS}")
