@@ -186,6 +186,15 @@ def test_metrics_json_that_is_not_an_object_is_one_line(model, cli, text):
         zoo.from_pretrained(model).metrics  # noqa: B018
 
 
+def test_a_visualize_index_with_odd_entries_still_lists_the_images(model, cli):
+    (model / "visualize").mkdir()
+    (model / "visualize" / "filters.png").write_bytes((model / "samples.png").read_bytes())
+    (model / "visualize" / "index.json").write_text('{"filters.png": 1}')
+    r = cli("info", model)
+    assert r.code == 0, r.err
+    assert "visualization: visualize/filters.png (filters)" in r.out
+
+
 def test_a_config_whose_parameter_count_is_not_a_number_is_one_line(hub, model, cli):
     for value in ("many", 1.5, -1, None, [1]):
         config = read_json(model / CONFIG)
