@@ -201,6 +201,9 @@ def test_a_config_whose_parameter_count_is_not_a_number_is_one_line(hub, model, 
         config["parameters"] = value  # outside the spec: no hash covers it
         (model / CONFIG).write_text(json.dumps(config))
         assert_one_line_error(cli("push", model, "me/x"), "'parameters' is not a number")
+        metrics = (model / METRICS).read_bytes()
+        assert_one_line_error(cli("eval", model, "-n", "10"), "'parameters' is not a number")
+        assert (model / METRICS).read_bytes() == metrics  # refused before scoring, not after
     assert hub.requests == []
 
 

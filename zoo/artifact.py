@@ -341,6 +341,9 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
         raise ArtifactError(str(exc)) from None
     if config.get("spec_hash") != document_hash(config["spec"]):
         raise ArtifactError(f"{folder / CONFIG}: spec_hash does not match the spec it holds")
+    parameters = config.get("parameters", 0)  # shown by info and the card: checked up front
+    if type(parameters) is not int or parameters < 0:
+        raise ArtifactError(f"{folder / CONFIG}: 'parameters' is not a number of parameters")
     return family, spec, config
 
 

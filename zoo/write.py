@@ -115,7 +115,7 @@ def check_reloads(folder: Path, module: nn.Module, out: Path) -> None:
         if not torch.equal(saved[key].to(value.device), value.detach()):
             raise ArtifactError(f"{failed} ({key} differs from the trained module's)")
     def one_image(m: nn.Module) -> torch.Tensor:
-        # eager, so a module trained with train.compile is compared without the compiler's
+        # eager, so a module trained with run.compile is compared without the compiler's
         # rounding
         with torch.compiler.set_stance("force_eager"):
             return sample_images(family, m, spec, 1, spec.sample.seed, batch_size=1)
@@ -139,11 +139,8 @@ def card_text(folder: Path, repo_id: str | None = None, revision: str | None = N
     from zoo.visualize import listing
 
     family, spec, config = load_spec(folder)
-    parameters = config.get("parameters", 0)
-    if type(parameters) is not int or parameters < 0:
-        raise ArtifactError(f"{folder / CONFIG}: 'parameters' is not a number of parameters")
     card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}
-    return render_card(family, spec, read_metrics(folder), parameters,
+    return render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
                        to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""),
                        repo_id=repo_id, revision=revision, visuals=listing(folder))
 
