@@ -115,7 +115,7 @@ def check_reloads(folder: Path, module: nn.Module, out: Path) -> None:
         if not torch.equal(saved[key].to(value.device), value.detach()):
             raise ArtifactError(f"{failed} ({key} differs from the trained module's)")
     def one_image(m: nn.Module) -> torch.Tensor:
-        # eager, so a module trained with run.compile is compared without the compiler's
+        # eager, so a module trained with train.compile is compared without the compiler's
         # rounding
         with torch.compiler.set_stance("force_eager"):
             return sample_images(family, m, spec, 1, spec.sample.seed, batch_size=1)
