@@ -147,6 +147,23 @@ def test_a_failing_hub_with_a_cached_model_falls_back_to_the_cache(hub, cli, v1)
     assert_one_line_error(cli("info", "me/y"), "refused to read me/y", "503")  # nothing cached
 
 
+def test_a_download_that_timed_out_file_by_file_says_so():
+    """huggingface_hub retries a stalled file's metadata (six timeouts and 23 s of back-off,
+    too slow to run here), then raises LocalEntryNotFoundError from the timeout."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from zoo.errors import HubError
+    from zoo.hub import hub_errors
+
+    expected = r"cannot download me/x@main .*did not answer within 1 s"
+    with pytest.raises(HubError, match=expected), hub_errors("me/x", None, "http://hub"):
+        try:
+            raise httpx2.ReadTimeout("timed out")
+        except httpx2.ReadTimeout as exc:
+            raise LocalEntryNotFoundError("An error happened while trying to locate the "
+                                          "file on the Hub") from exc
+
+
 def test_stall_during_push_is_one_line_and_commits_nothing(hub, cli, v1):  # noqa: F811
     hub.inject("stall", path="/api/repos/create")
     assert_one_line_error(bounded(hub, cli, "push", v1, "me/x"),

@@ -244,6 +244,17 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` or an exception it was raised from or during is a ``kind``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 @contextlib.contextmanager
 def hub_errors(repo_id: str, revision: str | None, url: str, action: str = "read",
                offline_mode: bool = False) -> Iterator[None]:
@@ -307,8 +318,10 @@ def _translate(repo_id: str, revision: str | None, url: str, action: str, offlin
                        f"({status}: {_reason(exc)})") from None
     except LocalEntryNotFoundError as exc:
         if not offline_mode:  # the Hub failed half way and the cache cannot make up for it
+            why = (f"the Hub did not answer within {seconds:g} s; set ZOO_HUB_TIMEOUT to wait "
+                   f"longer" if _caused_by(exc, httpx2.TimeoutException) else _reason(exc))
             raise HubError(f"cannot download {repo_id}@{revision or 'main'} from {url}, and the "
-                           f"cache does not hold it ({_reason(exc)})", "network") from None
+                           f"cache does not hold it ({why})", "network") from None
         raise HubError(f"{repo_id}@{revision or 'main'} is not in the Hub cache and offline mode "
                        f"is on (--offline or HF_HUB_OFFLINE=1): load it once online first",
                        "offline") from None
