@@ -7,9 +7,11 @@ instead of hanging the suite; ``ZOO_HUB_TIMEOUT=1`` keeps each test short.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -313,6 +315,20 @@ def test_a_pull_into_a_folder_that_cannot_be_made_is_one_line(hub, cli, tmp_path
     assert_one_line_error(cli("pull", "me/x", "--local-dir", tmp_path / "file" / "sub" / "x"),
                           "cannot create", "file/sub")
     assert (tmp_path / "file").read_text() == "in the way" and hub.requests == []
+
+
+def test_pull_never_replaces_a_model_built_here(hub, cli, v1, tmp_path):  # noqa: F811
+    zoo.push(v1, "me/x")
+    built = Path(shutil.copytree(v1, tmp_path / "mine"))
+    (built / "training_state" / "note").write_text("hours of training")
+    assert_one_line_error(cli("pull", "me/x", "--local-dir", built), "refusing to replace",
+                          "not a folder zoo pull made")
+    assert (built / "training_state" / "note").is_file()
+    pulled = tmp_path / "pulled"
+    assert cli("pull", "me/x", "--local-dir", pulled).code == 0
+    assert cli("pull", "me/x", "--local-dir", pulled).code == 0  # an earlier pull: updated
+    (tmp_path / "empty").mkdir()
+    assert cli("pull", "me/x", "--local-dir", tmp_path / "empty").code == 0
 
 
 def test_a_successful_pull_keeps_the_folders_it_made(hub, cli, v1, tmp_path):  # noqa: F811

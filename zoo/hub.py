@@ -510,7 +510,8 @@ def pull(
 
     Into the Hub cache by default; with ``local_dir``, into that folder, written
     beside it and renamed so a failed download leaves nothing there (an existing
-    ``local_dir`` is replaced only if it is a genzoo model folder or empty).
+    ``local_dir`` is replaced only if it is empty or an earlier pull: never a model
+    built here, whose training state may exist nowhere else).
     """
     repo_id, revision = repo_and_revision(ref, revision)
     if not is_repo_id(repo_id):
@@ -521,6 +522,11 @@ def pull(
         return download(repo_id, revision, **options)
     from zoo.artifact import atomic_folder
 
+    target = Path(local_dir)
+    if (target.is_dir() and any(target.iterdir())
+            and not (target / ".cache" / "huggingface").is_dir()):
+        raise ArtifactError(f"refusing to replace {target}: it is not a folder zoo pull made "
+                            f"(a model built here?); pull into a new or empty folder")
     result: list[Resolved] = []
     target = atomic_folder(Path(local_dir), lambda tmp: result.append(
         download(repo_id, revision, local_dir=tmp, **options)), overwrite=True)
