@@ -283,6 +283,14 @@ def test_a_timeout_too_long_for_a_socket_is_one_line(hub, cli, monkeypatch):
     assert_one_line_error(cli("info", "me/x"), "repo not found")
 
 
+def test_a_token_with_a_character_headers_cannot_carry_is_named(hub, cli, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cret\u00e9")  # pasted with a stray character
+    for args in (("info", "me/x"), ("list", "--remote")):
+        r = cli(*args)
+        assert_one_line_error(r, "not ASCII", "HF_TOKEN")
+        assert "s3cret" not in r.err
+
+
 # --------------------------------------------------------------------------- cache and folders
 
 

@@ -337,6 +337,9 @@ def _translate(repo_id: str, revision: str | None, url: str, action: str, offlin
                            f"ZOO_HUB_TIMEOUT to wait longer){hint}", "network") from None
         raise HubError(f"cannot reach the Hub at {url} ({_reason(exc)}){hint}",
                        "network") from None
+    except UnicodeEncodeError:  # HTTP headers are ASCII: a token pasted with a stray character
+        raise HubError(f"cannot {action} {repo_id}: a request header holds a character that is "
+                       f"not ASCII (check HF_TOKEN or the token passed)", "auth") from None
     except ValueError as exc:  # the client refusing input, e.g. README metadata
         raise HubError(f"cannot {action} {repo_id}: {' '.join(str(exc).split())}") from None
 
