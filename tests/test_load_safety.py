@@ -186,6 +186,17 @@ def test_metrics_json_that_is_not_an_object_is_one_line(model, cli, text):
         zoo.from_pretrained(model).metrics  # noqa: B018
 
 
+def test_an_error_naming_a_repos_values_sends_no_escape_sequences(hub, cli):
+    from test_hub import repo_with
+
+    card = b'---\nlibrary_name: "x\\e]0;pwned\\a\\e[2J"\n---\n'  # YAML escapes: ESC, BEL
+    repo_with(hub, "me/odd", {"README.md": card, "config.json": b"{}",
+                              "model.safetensors": b"x"})
+    r = cli("info", "me/odd")
+    assert_one_line_error(r, "holds a x\\x1b]0;pwned\\x07")
+    assert "\x1b" not in r.err and "\x07" not in r.err
+
+
 def test_a_visualize_index_with_odd_entries_still_lists_the_images(model, cli):
     (model / "visualize").mkdir()
     (model / "visualize" / "filters.png").write_bytes((model / "samples.png").read_bytes())

@@ -47,13 +47,18 @@ def _console():
     return Console(highlight=False)
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences) shown escaped, not sent."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _shown(text: object, style: str = "") -> Any:
     """A value read from a model's files or the Hub as rich ``Text``: never taken as markup,
-    and control characters (terminal escape sequences) shown escaped, not sent."""
+    and control characters shown escaped (:func:`_printable`)."""
     from rich.text import Text
 
-    return Text("".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                        for c in str(text)), style=style)
+    return Text(_printable(str(text)), style=style)
 
 
 @app.command("list")
@@ -537,4 +542,5 @@ def usage_message(exc: Exception) -> str:
 
 
 def _error(message: str) -> None:
-    print("error: " + " ".join(message.splitlines()), file=sys.stderr)
+    # one line; values from a repo or a file (a card's library_name) may hold escape sequences
+    print("error: " + _printable(" ".join(message.splitlines())), file=sys.stderr)
