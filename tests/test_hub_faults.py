@@ -7,9 +7,11 @@ instead of hanging the suite; ``ZOO_HUB_TIMEOUT=1`` keeps each test short.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -129,6 +131,41 @@ def test_stall_with_a_cached_model_falls_back_to_the_cache(hub, cli, v1, tmp_pat
     assert bounded(hub, zoo.from_pretrained, "me/x").commit == commit
 
 
+def test_a_failing_hub_with_a_cached_model_falls_back_to_the_cache(hub, cli, v1):  # noqa: F811
+    """A 5xx is the Hub failing, like a stall: the cache answers (huggingface_hub's own
+    downloads do the same); a refusal (401, 403) is the user's to fix and is reported."""
+    zoo.push(v1, "me/x")
+    zoo.from_pretrained("me/x")
+    for status in (500, 503):
+        hub.clear_faults()
+        hub.inject(status, path="/api/models/me/x")
+        r = cli("info", "me/x")
+        assert r.code == 0 and r.err == "", r.err
+    hub.clear_faults()
+    hub.inject(403, path="/api/models/me/x")
+    assert_one_line_error(cli("info", "me/x"), "not authorised to read me/x", "403")
+    hub.clear_faults()
+    hub.inject(503, path="/api/models/me/y")
+    assert_one_line_error(cli("info", "me/y"), "refused to read me/y", "503")  # nothing cached
+
+
+def test_a_download_that_timed_out_file_by_file_says_so():
+    """huggingface_hub retries a stalled file's metadata (six timeouts and 23 s of back-off,
+    too slow to run here), then raises LocalEntryNotFoundError from the timeout."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from zoo.errors import HubError
+    from zoo.hub import hub_errors
+
+    expected = r"cannot download me/x@main .*did not answer within 1 s"
+    with pytest.raises(HubError, match=expected), hub_errors("me/x", None, "http://hub"):
+        try:
+            raise httpx2.ReadTimeout("timed out")
+        except httpx2.ReadTimeout as exc:
+            raise LocalEntryNotFoundError("An error happened while trying to locate the "
+                                          "file on the Hub") from exc
+
+
 def test_stall_during_push_is_one_line_and_commits_nothing(hub, cli, v1):  # noqa: F811
     hub.inject("stall", path="/api/repos/create")
     assert_one_line_error(bounded(hub, cli, "push", v1, "me/x"),
@@ -216,6 +253,44 @@ def test_credentials_in_the_endpoint_never_show(hub, cli, v1, tmp_path, monkeypa
     check(cli("list", "--remote"), "cannot reach the Hub")
 
 
+def test_the_librarys_log_lines_never_show_during_genzoo_calls(hub, cli, v1, monkeypatch,  # noqa: F811
+                                                               caplog):
+    """A download that times out file by file: huggingface_hub logs "Error while downloading
+    from URL" (credentials included) for each file and retry; none of it may show."""
+    import logging
+
+    zoo.push(v1, "me/x")
+    secret = "s3cret-pw"
+    monkeypatch.setenv("HF_ENDPOINT", hub.url.replace("http://", f"http://user:{secret}@"))
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "0.2")
+    hub.inject("stall", path="/resolve/", method="get")  # the files' metadata still answers
+    level = logging.getLogger("huggingface_hub").level
+    with caplog.at_level(logging.DEBUG):
+        r = bounded(hub, cli, "info", "me/x")
+    assert_one_line_error(r, "did not answer within 0.2 s")
+    assert secret not in r.err
+    assert [rec.getMessage() for rec in caplog.records if rec.name.startswith("huggingface_hub")
+            ] == []
+    assert logging.getLogger("huggingface_hub").level == level  # restored after
+
+
+def test_a_timeout_too_long_for_a_socket_is_one_line(hub, cli, monkeypatch):
+    for value in ("1e10", "1e300"):
+        monkeypatch.setenv("ZOO_HUB_TIMEOUT", value)
+        assert_one_line_error(cli("info", "me/x"), f"ZOO_HUB_TIMEOUT={value!r}", "at most 86400")
+    assert hub.requests == []
+    monkeypatch.setenv("ZOO_HUB_TIMEOUT", "86400")
+    assert_one_line_error(cli("info", "me/x"), "repo not found")
+
+
+def test_a_token_with_a_character_headers_cannot_carry_is_named(hub, cli, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_s3cret\u00e9")  # pasted with a stray character
+    for args in (("info", "me/x"), ("list", "--remote")):
+        r = cli(*args)
+        assert_one_line_error(r, "not ASCII", "HF_TOKEN")
+        assert "s3cret" not in r.err
+
+
 # --------------------------------------------------------------------------- cache and folders
 
 
@@ -241,6 +316,27 @@ def test_a_failed_pull_into_new_folders_leaves_none_behind(hub, cli, tmp_path):
     assert_one_line_error(r, "did not answer")
     assert not (tmp_path / "a").exists()
     assert list((tmp_path / "kept").iterdir()) == []  # kept, and nothing made inside it
+
+
+def test_a_pull_into_a_folder_that_cannot_be_made_is_one_line(hub, cli, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    assert_one_line_error(cli("pull", "me/x", "--local-dir", tmp_path / "file" / "sub" / "x"),
+                          "cannot create", "file/sub")
+    assert (tmp_path / "file").read_text() == "in the way" and hub.requests == []
+
+
+def test_pull_never_replaces_a_model_built_here(hub, cli, v1, tmp_path):  # noqa: F811
+    zoo.push(v1, "me/x")
+    built = Path(shutil.copytree(v1, tmp_path / "mine"))
+    (built / "training_state" / "note").write_text("hours of training")
+    assert_one_line_error(cli("pull", "me/x", "--local-dir", built), "refusing to replace",
+                          "not a folder zoo pull made")
+    assert (built / "training_state" / "note").is_file()
+    pulled = tmp_path / "pulled"
+    assert cli("pull", "me/x", "--local-dir", pulled).code == 0
+    assert cli("pull", "me/x", "--local-dir", pulled).code == 0  # an earlier pull: updated
+    (tmp_path / "empty").mkdir()
+    assert cli("pull", "me/x", "--local-dir", tmp_path / "empty").code == 0
 
 
 def test_a_successful_pull_keeps_the_folders_it_made(hub, cli, v1, tmp_path):  # noqa: F811

@@ -120,6 +120,22 @@ def test_a_header_safetensors_would_reject_is_one_line(model, cli, damage):
         zoo.from_pretrained(model)
 
 
+def test_a_shape_that_overflows_64_bits_is_refused(model, cli):
+    """Python's integers never overflow, the safetensors library's do: a shape whose product
+    passes 2**64 before a 0 dimension (an empty tensor to Python) is a file that library
+    cannot open, so ``info --verify`` and push must not pass it (training state included)."""
+    state = model / TRAINING_STATE / "state.safetensors"
+
+    def edit(header: dict) -> None:
+        end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+        header["zz.empty"] = {"dtype": "F32", "shape": [1 << 40, 1 << 40, 0],
+                              "data_offsets": [end, end]}
+
+    edit_header(state, edit)
+    record_checksums(model)
+    assert_one_line_error(cli("info", model, "--verify"), "state.safetensors", "overflows 64 bits")
+
+
 # --------------------------------------------------------------------------- 12: caps
 
 
@@ -160,6 +176,63 @@ def test_hub_config_check_survives_deep_json(tmp_path):
         _check_config(tmp_path, "me/deep")
 
 
+@pytest.mark.parametrize("text", ["[]", "[1, 2]", '"scores"', "null"])
+def test_metrics_json_that_is_not_an_object_is_one_line(model, cli, text):
+    """A tampered or hostile metrics.json (a Hub repo's is downloaded with the model):
+    ``info`` prints it, ``push`` and ``eval`` render the card from it."""
+    (model / METRICS).write_text(text)
+    assert_one_line_error(cli("info", model), "metrics.json", "not a JSON object")
+    with pytest.raises(ArtifactError, match="not a JSON object"):
+        zoo.from_pretrained(model).metrics  # noqa: B018
+
+
+def test_an_error_naming_a_repos_values_sends_no_escape_sequences(hub, cli):
+    from test_hub import repo_with
+
+    card = b'---\nlibrary_name: "x\\e]0;pwned\\a\\e[2J"\n---\n'  # YAML escapes: ESC, BEL
+    repo_with(hub, "me/odd", {"README.md": card, "config.json": b"{}",
+                              "model.safetensors": b"x"})
+    r = cli("info", "me/odd")
+    assert_one_line_error(r, "holds a x\\x1b]0;pwned\\x07")
+    assert "\x1b" not in r.err and "\x07" not in r.err
+
+
+def test_a_visualize_index_with_odd_entries_still_lists_the_images(model, cli):
+    (model / "visualize").mkdir()
+    (model / "visualize" / "filters.png").write_bytes((model / "samples.png").read_bytes())
+    (model / "visualize" / "index.json").write_text('{"filters.png": 1}')
+    r = cli("info", model)
+    assert r.code == 0, r.err
+    assert "visualization: visualize/filters.png (filters)" in r.out
+
+
+def test_a_config_whose_parameter_count_is_not_a_number_is_one_line(hub, model, cli):
+    for value in ("many", 1.5, -1, None, [1]):
+        config = read_json(model / CONFIG)
+        config["parameters"] = value  # outside the spec: no hash covers it
+        (model / CONFIG).write_text(json.dumps(config))
+        assert_one_line_error(cli("push", model, "me/x"), "'parameters' is not a number")
+        metrics = (model / METRICS).read_bytes()
+        assert_one_line_error(cli("eval", model, "-n", "10"), "'parameters' is not a number")
+        assert (model / METRICS).read_bytes() == metrics  # refused before scoring, not after
+    assert hub.requests == []
+
+
+def test_info_prints_a_folders_strings_as_they_are(model, cli):
+    """Strings from a downloaded config or metrics.json are never rich markup, and terminal
+    escape sequences in them are shown escaped, not sent to the terminal."""
+    hostile = "[bold red]x[/] \x1b]0;pwned\x07\x1b[2J"
+    config = read_json(model / CONFIG)
+    config["genzoo_version"] = hostile  # outside the spec: no hash covers it
+    (model / CONFIG).write_text(json.dumps(config))
+    (model / METRICS).write_text(json.dumps({"eval": {"[link=http://x]note[/link]": 1}}))
+    r = cli("info", model)
+    assert r.code == 0, r.err
+    assert "\x1b" not in r.out and "\x07" not in r.out
+    assert "[bold red]x[/]" in r.out and "\\x1b]0;pwned" in r.out
+    assert "[link=http://x]note[/link]" in r.out
+
+
 # --------------------------------------------------------------------------- 13: content
 
 
@@ -183,6 +256,16 @@ def test_a_flipped_training_state_byte_is_found(model):
     flip_a_byte(model / TRAINING_STATE / "state.safetensors")
     with pytest.raises(ArtifactError, match=r"state\.safetensors: contents do not match"):
         verify_folder(model)
+
+
+@pytest.mark.parametrize("digest", ["zz", "", "0" * 63, "g" * 64, " " + "0" * 64])
+def test_a_recorded_sha256_that_is_no_sha256_is_named(model, cli, digest):
+    """Not "contents do not match" (the file is fine): the record itself is malformed."""
+    config = read_json(model / CONFIG)
+    config[CHECKSUMS][WEIGHTS] = digest
+    (model / CONFIG).write_text(json.dumps(config))
+    assert_one_line_error(cli("info", model, "--verify"),
+                          "'sha256' is not a map of weights files to sha256")
 
 
 def test_an_unrecorded_weights_file_is_refused(model):
@@ -310,6 +393,18 @@ def test_a_hub_models_data_path_is_never_followed(hub, model, images, cli, tmp_p
     assert not out.exists()
     pulled = zoo.hub.pull("me/pathy", local_dir=tmp_path / "pulled").path
     assert_one_line_error(cli("eval", pulled, "-n", "10"), "never followed")
+
+
+def test_a_snapshot_in_another_hub_cache_is_a_hub_model(hub, model, images, cli, tmp_path):
+    """Downloaded with ``cache_dir=`` (not the default cache), then loaded by its path."""
+    with_data_path(model, images)
+    zoo.push(model, "me/pathy")
+    snapshot = zoo.from_pretrained("me/pathy", cache_dir=tmp_path / "my-cache").path
+    assert not snapshot.is_relative_to(tmp_path / "hf-cache")
+    out = tmp_path / "vis"
+    r = cli("visualize", snapshot, "--what", "deconv", "--module", "classifier", "-o", out)
+    assert_one_line_error(r, "came from the Hub", "never followed", "--data")
+    assert not out.exists()
 
 
 def test_a_local_folders_own_data_path_is_followed(model, images):

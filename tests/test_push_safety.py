@@ -159,6 +159,18 @@ def test_push_refuses_a_truncated_training_state(hub, cli, folder):
     assert hub.requests == []
 
 
+@pytest.mark.parametrize("name", ["state.safetensors", "state.json"])
+def test_push_refuses_half_a_training_state(hub, cli, folder, name):
+    """config.json records the state's sha256, but a recorded training_state file may be
+    absent (a Hub download leaves it there): push must not publish half a checkpoint."""
+    (folder / "training_state" / name).unlink()
+    assert_one_line_error(cli("push", folder, "me/x"), "training state is incomplete",
+                          f"training_state/{name} missing")
+    assert hub.requests == []
+    shutil.rmtree(folder / "training_state")  # the model alone is fine
+    assert cli("push", folder, "me/x").code == 0
+
+
 @pytest.mark.parametrize("name", ["model.safetensors", "training_state/state.safetensors"])
 def test_push_refuses_weights_whose_sha256_does_not_match(hub, cli, folder, name):
     """One flipped byte in the tensor data (headers intact) is caught by the checksums

@@ -74,11 +74,20 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
         if not replaceable(target):
             raise ArtifactError(f"refusing to replace {target}: not a genzoo model folder")
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        for parent in made:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise ArtifactError(f"cannot create {target.parent}: {exc.strerror or exc}") from None
     tmp = temp_sibling(target, "tmp")
     done = False
     try:
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise ArtifactError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
         fill(tmp)
         if target.exists() and not (overwrite and replaceable(target)):
             kept = target.with_name(f"{target.name}.new-{os.getpid()}")
@@ -313,7 +322,10 @@ def read_config(folder: Path) -> dict[str, Any]:
 def read_metrics(folder: Path) -> dict[str, Any]:
     """``metrics.json`` of a model folder, or an empty dict."""
     path = Path(folder) / METRICS
-    return read_json(path) if path.is_file() else {}
+    metrics = read_json(path) if path.is_file() else {}
+    if not isinstance(metrics, dict):
+        raise ArtifactError(f"{path}: not a JSON object of metrics")
+    return metrics
 
 
 def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
@@ -329,18 +341,24 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
         raise ArtifactError(str(exc)) from None
     if config.get("spec_hash") != document_hash(config["spec"]):
         raise ArtifactError(f"{folder / CONFIG}: spec_hash does not match the spec it holds")
+    parameters = config.get("parameters", 0)  # shown by info and the card: checked up front
+    if type(parameters) is not int or parameters < 0:
+        raise ArtifactError(f"{folder / CONFIG}: 'parameters' is not a number of parameters")
     return family, spec, config
 
 
 def downloaded(folder: Path, repo_id: str | None = None) -> bool:
     """Whether a model folder's files came from the Hub: loaded by Hub id (``repo_id``),
-    inside the Hub cache, or pulled with ``zoo pull --local-dir`` (huggingface_hub
-    leaves ``.cache/huggingface/`` there)."""
+    inside the Hub cache (or a snapshot of any cache: ``models--NS--NAME/snapshots/REV``,
+    e.g. one made with ``cache_dir=``), or pulled with ``zoo pull --local-dir``
+    (huggingface_hub leaves ``.cache/huggingface/`` there)."""
     from zoo.hub import cache_folder
 
     folder = Path(folder).resolve()
     return (repo_id is not None or (folder / ".cache" / "huggingface").is_dir()
-            or folder.is_relative_to(Path(cache_folder()).resolve()))
+            or folder.is_relative_to(Path(cache_folder()).resolve())
+            or any(p.name == "snapshots" and p.parent.name.startswith("models--")
+                   for p in folder.parents))
 
 
 def check_data_path(spec: Spec, folder: Path, repo_id: str | None, give: str) -> None:
@@ -411,8 +429,12 @@ def _tensor_entry(key: str, entry: Any) -> tuple[str, list[int]]:
             and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1]):
         raise ValueError(f"tensor {key!r} has bad data_offsets {offsets!r}")
     count = 1
-    for d in shape:
-        count *= d
+    for d in shape:  # as the safetensors library counts: in 64 bits, a product that overflows
+        count *= d   # is an error even if a later dimension is 0
+        if count >= 1 << 64:
+            raise ValueError(f"tensor {key!r}: shape {shape!r} overflows 64 bits")
+    if offsets[1] >= 1 << 64:
+        raise ValueError(f"tensor {key!r}: data_offsets {offsets!r} overflow 64 bits")
     if offsets[1] - offsets[0] != count * DTYPE_SIZES[dtype]:
         raise ValueError(f"tensor {key!r}: data_offsets {offsets} do not hold {dtype} {shape}")
     return dtype, list(shape)
@@ -573,6 +595,7 @@ def record_checksums(folder: Path) -> None:
     write_json(path, config)
 
 
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _RECORDABLE = re.compile(rf"{re.escape(WEIGHTS)}|{TRAINING_STATE}/[\w.-]+\.safetensors")
 
 
@@ -586,7 +609,7 @@ def check_checksums(folder: Path, recorded: Any) -> None:
     where = folder / CONFIG
     if not (isinstance(recorded, dict) and all(
             isinstance(k, str) and _RECORDABLE.fullmatch(k) and ".." not in k
-            and isinstance(v, str) for k, v in recorded.items())):
+            and isinstance(v, str) and _SHA256.fullmatch(v) for k, v in recorded.items())):
         raise ArtifactError(f"{where}: {CHECKSUMS!r} is not a map of weights files to sha256")
     if WEIGHTS not in recorded:
         raise ArtifactError(f"{where}: no sha256 recorded for {WEIGHTS}")

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,6 +45,20 @@ def _console():
     from rich.console import Console
 
     return Console(highlight=False)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences) shown escaped, not sent."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _shown(text: object, style: str = "") -> Any:
+    """A value read from a model's files or the Hub as rich ``Text``: never taken as markup,
+    and control characters shown escaped (:func:`_printable`)."""
+    from rich.text import Text
+
+    return Text(_printable(str(text)), style=style)
 
 
 @app.command("list")
@@ -99,8 +113,9 @@ def _list_remote(patterns: list[str] | None, exclude: list[str] | None, as_json:
 
     table = Table("id", "family", "downloads", "last modified", box=None)
     for r in rows:
-        table.add_row(r["id"], r["family"], "" if r["downloads"] is None else f"{r['downloads']:,}",
-                      (r["last_modified"] or "")[:10])
+        table.add_row(_shown(r["id"]), _shown(r["family"]),
+                      "" if r["downloads"] is None else f"{r['downloads']:,}",
+                      _shown((r["last_modified"] or "")[:10]))
     _console().print(table)
 
 
@@ -265,20 +280,20 @@ def info_cmd(
         print(json.dumps(info, indent=2))
         return
     console = _console()
-    console.print(f"[bold]{where.label}[/bold]: {family.name} — {family.summary}")
-    console.print(f"parameters {info['parameters']:,}  tensors {len(tensors)}  "
-                  f"spec hash {info['spec_hash']}  genzoo {info['genzoo_version']}")
+    console.print(_shown(where.label, "bold") + _shown(f": {family.name} — {family.summary}"))
+    console.print(_shown(f"parameters {info['parameters']:,}  tensors {len(tensors)}  "
+                         f"spec hash {info['spec_hash']}  genzoo {info['genzoo_version']}"))
     note = {"verified": "every weights file matches its recorded sha256",
             "recorded": "recorded in config.json (check them with --verify)",
             "unverified": "none recorded (written before genzoo recorded them)"}[checksums]
     console.print(f"sha256 {checksums}: {note}")
-    console.print(f"data {spec.data.source} {spec.data.image_size}px  "
-                  f"train {spec.train.max_steps or str(spec.train.epochs) + ' epochs'}")
+    console.print(_shown(f"data {spec.data.source} {spec.data.image_size}px  "
+                         f"train {spec.train.max_steps or str(spec.train.epochs) + ' epochs'}"))
     for section, values in info["metrics"].items():
-        console.print(f"{section}: " + json.dumps(values))
-    console.print("files: " + ", ".join(files))
+        console.print(_shown(f"{section}: " + json.dumps(values)))
+    console.print(_shown("files: " + ", ".join(files)))
     for row in info["visualizations"]:
-        console.print(f"visualization: {row['path']} ({row['caption']})")
+        console.print(_shown(f"visualization: {row['path']} ({row['caption']})"))
 
 
 @app.command("eval")
@@ -527,4 +542,5 @@ def usage_message(exc: Exception) -> str:
 
 
 def _error(message: str) -> None:
-    print("error: " + " ".join(message.splitlines()), file=sys.stderr)
+    # one line; values from a repo or a file (a card's library_name) may hold escape sequences
+    print("error: " + _printable(" ".join(message.splitlines())), file=sys.stderr)

@@ -22,7 +22,8 @@ hangs them for ever. While a genzoo Hub call runs (:func:`hub_errors`), every
 request the library makes waits at most :func:`hub_timeout` seconds to connect
 and for each answer or chunk (``ZOO_HUB_TIMEOUT``, default 10; the library's
 ``HF_HUB_ETAG_TIMEOUT`` and ``HF_HUB_DOWNLOAD_TIMEOUT`` apply when lower). A
-cached model answers from the cache when the Hub times out, as when it is down.
+cached model answers from the cache when the Hub times out or fails (5xx), as when it
+is down; a refusal (401, 403) is reported.
 A request the library itself retries (a file's metadata when nothing is cached,
 an upload's ``preupload``) may still take six timeouts and 23 s of back-off.
 """
@@ -57,6 +58,8 @@ REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 #: Seconds to wait for the Hub (to connect, for each answer or chunk) unless ZOO_HUB_TIMEOUT.
 DEFAULT_TIMEOUT = 10.0
+#: The longest ZOO_HUB_TIMEOUT accepted (one day; far longer overflows the socket timeout).
+MAX_TIMEOUT = 86400.0
 #: ``scheme://user:password@`` in a URL: never shown in a message.
 CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 
@@ -130,7 +133,7 @@ def cache_folder(explicit: str | Path | None = None) -> str:
 
 
 def hub_timeout() -> float:
-    """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now), else 10."""
+    """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now, at most a day), else 10."""
     raw = os.environ.get("ZOO_HUB_TIMEOUT", "").strip()
     if not raw:
         return DEFAULT_TIMEOUT
@@ -138,8 +141,9 @@ def hub_timeout() -> float:
         seconds = float(raw)
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise HubError(f"ZOO_HUB_TIMEOUT={raw!r}: expected a positive number of seconds")
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise HubError(f"ZOO_HUB_TIMEOUT={raw!r}: expected a positive number of seconds, at "
+                       f"most {MAX_TIMEOUT:g}")
     return seconds
 
 
@@ -160,7 +164,8 @@ def _api(url: str, token: str | bool | None) -> HfApi:
 # --------------------------------------------------------------------------- timeouts
 
 #: Genzoo Hub calls in progress and the timeout they set (see :func:`timeouts`).
-_TIMEOUT: dict[str, Any] = {"calls": 0, "seconds": DEFAULT_TIMEOUT, "installed": False}
+_TIMEOUT: dict[str, Any] = {"calls": 0, "seconds": DEFAULT_TIMEOUT, "installed": False,
+                            "level": logging.NOTSET}
 _TIMEOUT_LOCK = threading.Lock()
 _PARTS = ("connect", "read", "write", "pool")
 
@@ -174,18 +179,11 @@ def _cap_timeout(request: Any) -> None:
             part: limit if given.get(part) is None else min(given[part], limit) for part in _PARTS}
 
 
-def _outside_genzoo_calls(record: logging.LogRecord) -> bool:
-    """A logging filter: drop the library's retry chatter while a genzoo call runs."""
-    return not _TIMEOUT["calls"]
-
-
 def _install_timeouts() -> None:
     """Give the clients ``huggingface_hub`` makes the :func:`_cap_timeout` hook (once).
 
     Through the library's own ``set_client_factory``, wrapping the factory in use,
-    so its client (headers, redirects, proxies) stays as it is otherwise. Its
-    HTTP helpers' warnings ("Retrying in 2s", each with the full URL, credentials
-    included) are dropped during genzoo calls, which end in one line of their own.
+    so its client (headers, redirects, proxies) stays as it is otherwise.
     """
     from huggingface_hub.utils import _http, set_client_factory
 
@@ -200,18 +198,26 @@ def _install_timeouts() -> None:
             return client
 
         set_client_factory(factory)
-        logging.getLogger(_http.__name__).addFilter(_outside_genzoo_calls)
         _TIMEOUT["installed"] = True
 
 
 @contextlib.contextmanager
 def timeouts(seconds: float | None = None) -> Iterator[float]:
     """Within the block, every request ``huggingface_hub`` makes waits at most ``seconds``
-    (default :func:`hub_timeout`) to connect and for each answer or chunk of one."""
+    (default :func:`hub_timeout`) to connect and for each answer or chunk of one.
+
+    The library's log lines are silenced meanwhile: its warnings ("Retrying in 2s",
+    "Error while downloading from URL", one per file and retry) repeat the full URL,
+    credentials included, and a genzoo call ends in one line of its own.
+    """
     seconds = hub_timeout() if seconds is None else seconds
     _install_timeouts()
+    library = logging.getLogger("huggingface_hub")  # every module's logger is below it
     with _TIMEOUT_LOCK:
         previous = _TIMEOUT["seconds"]
+        if not _TIMEOUT["calls"]:
+            _TIMEOUT["level"] = library.level
+            library.setLevel(logging.CRITICAL + 1)
         _TIMEOUT["calls"] += 1
         _TIMEOUT["seconds"] = seconds
     try:
@@ -220,6 +226,8 @@ def timeouts(seconds: float | None = None) -> Iterator[float]:
         with _TIMEOUT_LOCK:
             _TIMEOUT["calls"] -= 1
             _TIMEOUT["seconds"] = previous
+            if not _TIMEOUT["calls"]:
+                library.setLevel(_TIMEOUT["level"])
 
 
 # --------------------------------------------------------------------------- errors
@@ -234,6 +242,17 @@ def _reason(exc: BaseException) -> str:
             return message
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` or an exception it was raised from or during is a ``kind``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @contextlib.contextmanager
@@ -299,8 +318,10 @@ def _translate(repo_id: str, revision: str | None, url: str, action: str, offlin
                        f"({status}: {_reason(exc)})") from None
     except LocalEntryNotFoundError as exc:
         if not offline_mode:  # the Hub failed half way and the cache cannot make up for it
+            why = (f"the Hub did not answer within {seconds:g} s; set ZOO_HUB_TIMEOUT to wait "
+                   f"longer" if _caused_by(exc, httpx2.TimeoutException) else _reason(exc))
             raise HubError(f"cannot download {repo_id}@{revision or 'main'} from {url}, and the "
-                           f"cache does not hold it ({_reason(exc)})", "network") from None
+                           f"cache does not hold it ({why})", "network") from None
         raise HubError(f"{repo_id}@{revision or 'main'} is not in the Hub cache and offline mode "
                        f"is on (--offline or HF_HUB_OFFLINE=1): load it once online first",
                        "offline") from None
@@ -316,6 +337,9 @@ def _translate(repo_id: str, revision: str | None, url: str, action: str, offlin
                            f"ZOO_HUB_TIMEOUT to wait longer){hint}", "network") from None
         raise HubError(f"cannot reach the Hub at {url} ({_reason(exc)}){hint}",
                        "network") from None
+    except UnicodeEncodeError:  # HTTP headers are ASCII: a token pasted with a stray character
+        raise HubError(f"cannot {action} {repo_id}: a request header holds a character that is "
+                       f"not ASCII (check HF_TOKEN or the token passed)", "auth") from None
     except ValueError as exc:  # the client refusing input, e.g. README metadata
         raise HubError(f"cannot {action} {repo_id}: {' '.join(str(exc).split())}") from None
 
@@ -460,12 +484,16 @@ def download(
         return Resolved(path, repo_id, revision, path.name)
     api = _api(url, token)
     import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
 
     with hub_errors(repo_id, revision, url):
         try:
             info = api.model_info(repo_id, revision=revision)
-        except httpx2.TransportError as exc:  # unreachable: the cache may still answer
-            if local_dir is None:
+        except (httpx2.TransportError, HfHubHTTPError) as exc:
+            # unreachable or failing (5xx): the cache may still answer, as huggingface_hub's
+            # own downloads do; a refusal (401, 403, 404) is reported, not worked around
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if local_dir is None and (status is None or status >= 500):
                 with contextlib.suppress(HubError):
                     return download(repo_id, revision, local_files_only=True, cache_dir=cache,
                                     endpoint=url, token=token, files=files)
@@ -485,7 +513,8 @@ def pull(
 
     Into the Hub cache by default; with ``local_dir``, into that folder, written
     beside it and renamed so a failed download leaves nothing there (an existing
-    ``local_dir`` is replaced only if it is a genzoo model folder or empty).
+    ``local_dir`` is replaced only if it is empty or an earlier pull: never a model
+    built here, whose training state may exist nowhere else).
     """
     repo_id, revision = repo_and_revision(ref, revision)
     if not is_repo_id(repo_id):
@@ -496,6 +525,11 @@ def pull(
         return download(repo_id, revision, **options)
     from zoo.artifact import atomic_folder
 
+    target = Path(local_dir)
+    if (target.is_dir() and any(target.iterdir())
+            and not (target / ".cache" / "huggingface").is_dir()):
+        raise ArtifactError(f"refusing to replace {target}: it is not a folder zoo pull made "
+                            f"(a model built here?); pull into a new or empty folder")
     result: list[Resolved] = []
     target = atomic_folder(Path(local_dir), lambda tmp: result.append(
         download(repo_id, revision, local_dir=tmp, **options)), overwrite=True)
@@ -552,13 +586,20 @@ def _local_files(folder: Path) -> tuple[list[str], list[str]]:
 def _check_local(folder: Path, files: list[str]) -> None:
     """Before anything is sent: the folder checked as loading does plus the sha256 of
     every safetensors file (:func:`zoo.artifact.verify_folder`, training state too),
-    and every JSON file parseable; raises a one-line ``ArtifactError``."""
+    every JSON file parseable, and the training state whole or absent; raises a
+    one-line ``ArtifactError``."""
     from zoo.artifact import read_json, verify_folder
 
     verify_folder(folder)
     for name in files:
         if name.endswith(".json"):
             read_json(folder / name)
+    state = [f for f in MODEL_FILES if f.startswith("training_state/")]
+    missing = [f for f in state if f not in files]
+    if len(missing) == 1:  # half a checkpoint resumes nothing
+        raise ArtifactError(f"refusing to push {folder}: its training state is incomplete "
+                            f"({missing[0]} missing); delete training_state/ to publish the "
+                            f"model without it")
 
 
 def _remote_is_genzoo(api: HfApi, repo_id: str, commit: str) -> bool:

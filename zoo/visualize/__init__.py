@@ -137,5 +137,6 @@ def listing(model_folder: Path) -> list[tuple[str, str]]:
     if not folder.is_dir():
         return []
     index = read_index(folder)
-    return [(f"{FOLDER}/{p.name}", str(index.get(p.name, {}).get("caption") or p.stem))
+    entries = {name: e for name, e in index.items() if isinstance(e, dict)}  # others: no caption
+    return [(f"{FOLDER}/{p.name}", str(entries.get(p.name, {}).get("caption") or p.stem))
             for p in sorted(folder.glob("*.png"))]
