@@ -117,6 +117,36 @@ def test_a_lock_left_by_a_killed_build_is_taken_over(tmp_path, cli):
     assert hidden(tmp_path) == []
 
 
+def test_a_lock_file_that_is_a_link_is_never_written_through(tmp_path, cli, monkeypatch):
+    """A symbolic link (or a FIFO) where the lock file goes: one line, exit 2, before any
+    training; the link's target is not overwritten with the build's pid."""
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / ".run.lock").symlink_to(target)
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is a symbolic link, not a build lock; remove it" in r.err
+    assert target.read_text() == "keep me"
+    os.mkfifo(tmp_path / ".fifo.lock")
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "fifo", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is not a regular file" in r.err
+
+
+def test_a_lock_file_with_foreign_content_names_no_pid(tmp_path, cli):
+    """A lock file genzoo did not write is taken over without quoting it as a pid."""
+    (tmp_path / ".run.lock").write_text("not a pid at all\n")
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+    assert r.code == 0, r.err
+    assert "no longer running (another process)" in r.err and "pid not" not in r.err
+
+
+def test_out_at_the_root_is_one_line(cli):
+    r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
+    assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")
+
+
 # --------------------------------------------------------------------------- item 7
 
 #: ``zoo build`` that prints "at step N" and pauses a moment after each step, so that a

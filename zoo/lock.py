@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,11 +30,14 @@ except ImportError:  # Windows: no advisory locks; builds are not serialised the
 #: Set by ``zoo build --processes N`` for the processes it launches: the lock file it
 #: holds for them, so that the main process does not try to take it a second time.
 HELD_ENV = "ZOO_BUILD_LOCK"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def lock_path(out: Path) -> Path:
     """The lock file of the build of ``out``: ``.OUT.lock`` beside it."""
     out = Path(out).resolve()
+    if not out.name:  # "/": no folder to put a lock beside
+        raise ArtifactError(f"cannot write {out}: give a folder below it")
     return out.with_name(f".{out.name}.lock")
 
 
@@ -93,10 +97,18 @@ class BuildLock:
     def _acquire(self) -> None:
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # never through a symbolic link: the pid would be written into its target
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
             except OSError as exc:
+                if self.path.is_symlink():
+                    raise ArtifactError(f"cannot write {self.out}: {self.path} is a symbolic "
+                                        "link, not a build lock; remove it") from None
                 raise ArtifactError(f"cannot write {self.out}: cannot create {self.path} "
                                     f"({exc.strerror})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device in its place
+                os.close(fd)
+                raise ArtifactError(f"cannot write {self.out}: {self.path} is not a regular "
+                                    "file (a build lock is); remove it")
             if fcntl is None:
                 break
             try:
@@ -148,7 +160,7 @@ class BuildLock:
 def describe(holder: str) -> str:
     """``"pid 123 on host"`` from a lock file's ``"123 host"``."""
     pid, _, host = holder.partition(" ")
-    if not pid:
+    if not pid.isdigit():  # empty, or not a lock file genzoo wrote
         return "another process"
     return f"pid {pid} on {host}" if host else f"pid {pid}"
 
