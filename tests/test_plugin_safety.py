@@ -457,6 +457,94 @@ def test_zoo_eval_runs_registered_metrics_and_any_declared_likelihood(metrics_pl
     assert "brightness.samples" in r.out  # the printed table
 
 
+HOSTILE_PLUGIN = '''
+from typing import Literal
+
+from zoo import FamilyRecord, MetricRecord, hookimpl
+from zoo_ae import VanillaSpec
+
+
+class BadSpec(VanillaSpec):
+    family: Literal["bad-ll"] = "bad-ll"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="bad-ll", summary="a likelihood that crashes", paper="none",
+                          spec=BadSpec, impl="hostile_impl",
+                          capabilities=frozenset({"sample", "log_likelihood"})))
+
+
+@hookimpl
+def register_metrics(register):
+    for name in ("nan", "huge", "multiline", "fine"):
+        register(MetricRecord(name, "hostile", f"hostile_impl:{name}"))
+'''
+
+HOSTILE_IMPL = '''
+from zoo_ae.vanilla import build, sample, trainer  # noqa: F401
+
+
+def log_likelihood(model, x, k, spec, generator):
+    raise RuntimeError("likelihood bug\\nsecond line")
+
+
+def nan(model, samples, reference):
+    return {"ok": 1.0, "bad": float("nan")}
+
+
+def huge(model, samples, reference):
+    return {f"k{i}": 0.5 for i in range(100_000)}
+
+
+def multiline(model, samples, reference):
+    raise ValueError("first\\nsecond")
+
+
+def fine(model, samples, reference):
+    return 0.25
+'''
+
+
+def test_zoo_eval_survives_hostile_metrics_and_a_crashing_likelihood(tmp_path, cli,
+                                                                    monkeypatch):
+    """NaN, 100,000 values, a multi-line exception: one warning line each, nothing stored
+    for them, metrics.json stays valid JSON; a log_likelihood that raises is a note."""
+    import importlib
+    import textwrap
+
+    import zoo
+    from zoo.plugins import load_plugins, reset_plugins
+    from zoo.registry import get_registry
+
+    (tmp_path / "hostile_plugin.py").write_text(textwrap.dedent(HOSTILE_PLUGIN))
+    (tmp_path / "hostile_impl.py").write_text(textwrap.dedent(HOSTILE_IMPL))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins().register(importlib.import_module("hostile_plugin"), name="hostile")
+    get_registry.cache_clear()
+    try:
+        folder = zoo.build("bad-ll", overrides=[
+            "data.source=digits", "data.image_size=8", "train.max_steps=2",
+            "train.batch_size=16", "model.loss=mse", "sample.n=4"], out=tmp_path / "bad")
+        r = cli("eval", folder, "-n", "10", "--iwae-k", "2")
+    finally:
+        reset_plugins()
+    assert r.code == 0, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("warning: ") for line in lines), r.err
+    assert "log_likelihood of family 'bad-ll'" in lines[0] and "likelihood bug second line" \
+        in lines[0]
+    assert "'huge'" in lines[1] and "100,000 values" in lines[1]
+    assert "'multiline'" in lines[2] and "ValueError: first second" in lines[2]
+    assert "'nan'" in lines[3] and "nan for 'bad'" in lines[3]
+    text = (folder / "metrics.json").read_text()
+    assert "NaN" not in text
+    result = json.loads(text)["eval"]
+    assert result["fine"] == 0.25 and result["iwae_nll"] is None
+    assert result["iwae_note"].startswith("failed: RuntimeError: likelihood bug")
+    assert not [key for key in result if key.split(".")[0] in ("nan", "huge", "multiline")]
+
+
 def test_zoo_eval_notes_a_likelihood_the_family_cannot_define(tmp_path, cli):
     import zoo
 
