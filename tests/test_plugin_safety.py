@@ -221,6 +221,45 @@ def test_plugins_failing_in_other_ways_are_skipped_with_one_line_each(tmp_path, 
     assert "dcgan" in names(listing)
 
 
+GENERATOR_HOOK = '''
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+@hookimpl
+def register_families(register):  # yields instead of calling register: its body never runs
+    yield FamilyRecord(name="gen", summary="s", paper="none", spec=DCGANSpec,
+                       impl="zoo_dcgan.model")
+'''
+
+BAD_NAMES = '''
+from zoo import MetricRecord, hookimpl
+
+
+@hookimpl
+def register_metrics(register):
+    register(MetricRecord("{name}", "a metric", "zoo.evaluate:frechet_distance"))
+'''
+
+
+def test_a_registration_hook_that_returns_or_misnames_is_skipped(tmp_path, zoo_env):
+    """A hook that returns (or yields) records instead of calling register(), and records
+    named with spaces, a slash or nothing: one warning line each, the rest still runs."""
+    install(tmp_path, "zoo-gen", "0.1", "gen_plugin", GENERATOR_HOOK)
+    for i, name in enumerate(["my metric", "../up", ""]):
+        install(tmp_path, f"zoo-name{i}", "0.1", f"name{i}", BAD_NAMES.format(name=name))
+    listing = zoo_env("list", "--json",
+                      ZOO_LOAD_PLUGINS="zoo-gen,zoo-name0,zoo-name1,zoo-name2")
+    lines = warnings(listing)
+    assert len(lines) == 4, lines
+    gen = next(line for line in lines if "'gen_plugin'" in line)
+    assert "register_families() returned a generator; it must call register(record)" in gen
+    for i, name in enumerate(["my metric", "../up", ""]):
+        line = next(line for line in lines if f"'name{i}'" in line)
+        assert f"metric name {name!r} is not a name" in line
+    assert "dcgan" in names(listing)
+
+
 def test_disable_plugins_turns_off_third_party_and_builtin_plugins(tmp_path, zoo_env):
     install(tmp_path, "zoo-broken", "0.3", "broken_plugin", RAISES_ON_IMPORT)
     quiet = zoo_env("plugins", "--json", ZOO_DISABLE_PLUGINS="zoo-broken")  # no allow-list

@@ -23,6 +23,7 @@ from typing import Any
 from zoo.errors import PluginError, SpecError, UnknownNameError
 from zoo.plugins import describe, load_plugins, mark_broken, plugin_info, torch_watch
 from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
+from zoo.spec import show
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ HOOKS = {"register_families": "family", "register_datasets": "data set",
 RECORDS: dict[str, type] = {"family": FamilyRecord, "data set": DatasetRecord,
                             "metric": MetricRecord}
 Call = tuple[str, str, Any]  # (plugin name, kind, record)
+#: What a family, data source or metric may be called: it becomes a command-line word,
+#: a spec's ``family``, a folder name under ``runs/`` and a key in metrics.json.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
@@ -97,6 +101,10 @@ def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
             if not isinstance(record, record_type):
                 raise PluginError(f"register() takes a zoo.{record_type.__name__}, got "
                                   f"{type(record).__name__}")
+            if not (isinstance(record.name, str) and NAME.fullmatch(record.name)):
+                raise PluginError(f"{kind} name {show(record.name)!r} is not a name: letters, "
+                                  "digits, '-', '_' and '.', starting with a letter or digit, "
+                                  "at most 64 characters")
             if any(r.name == record.name for r in got):
                 raise PluginError(f"it registers {kind} {record.name!r} twice")
             got.append(record)
@@ -104,7 +112,11 @@ def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
         info = plugin_info(plugin)
         try:
             with torch_watch(info):
-                impl.function(register=register)
+                returned = impl.function(register=register)
+            if returned is not None:  # a generator's body never ran; a list registers nothing
+                raise PluginError(f"{impl.function.__name__}() returned a "
+                                  f"{type(returned).__name__}; it must call register(record) "
+                                  "for each record and return nothing")
         except (Exception, SystemExit) as exc:
             broken.setdefault(plugin, f"{info.label} failed while registering a {kind}: "
                               f"{describe(exc)}")
