@@ -109,6 +109,38 @@ def test_16bit_rgb_png_keeps_its_colours(tmp_path):
     assert float(images[0, 1].max()) == 0.0 and float(images[0, 2].min()) == 1.0
 
 
+def rotated_jpeg(path: Path) -> Path:
+    """A photo stored 32 wide and 16 high, top half white, with EXIF orientation 6 (the
+    camera was turned: viewers show it 16 wide and 32 high, the white half on the right)."""
+    stored = np.zeros((16, 32), np.uint8)
+    stored[:8] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).convert("RGB").save(path, exif=exif, quality=95)
+    return path
+
+
+def test_exif_rotated_photos_are_read_upright(tmp_path):
+    """The data folder, zoo dedup and zoo sample --input see a photo as viewers show it."""
+    from zoo_dedup.images import read_file
+
+    from zoo.data import decode_image
+    from zoo.sample import read_image
+
+    path = rotated_jpeg(tmp_path / "photo.jpg")
+    upright = decode_image(path, "L")
+    assert upright.shape == (32, 16)
+    assert upright[:, 12].min() > 200 and upright[:, 3].max() < 50  # white on the right
+    hashed = read_file(path, 16, 1)[0]
+    assert hashed[:, 12].min() > 200 and hashed[:, 3].max() < 50
+    assert read_image(path).shape[-2:] == (32, 16)
+    for i in range(4):
+        rotated_jpeg(tmp_path / f"{i}.jpg")
+    images, _ = load_images(DataSpec(source="folder", path=str(tmp_path), image_size=16,
+                                     channels=1), "train")
+    assert float(images[0, 0, :, 12].min()) > 0.8 and float(images[0, 0, :, 3].max()) < 0.2
+
+
 # --------------------------------------------------------------------------- zoo sample
 
 

@@ -266,14 +266,31 @@ def to_8bit(img, mode: str):
     return img.convert(mode) if img.mode != mode else img
 
 
+#: The EXIF tag that says how a camera held the picture (1: as stored).
+ORIENTATION = 0x0112
+
+
+def upright(img):
+    """``img`` turned as its EXIF orientation says (as image viewers show it); as it is
+    when it has none, or an unreadable one."""
+    from PIL import ImageOps
+
+    try:
+        turned = img.getexif().get(ORIENTATION, 1) not in (1, None)
+    except Exception:  # a damaged EXIF block: the pixels are still fine
+        return img
+    return ImageOps.exif_transpose(img) if turned else img
+
+
 def decode_image(path: str | Path, mode: str | None = None, size: int | None = None,
                  draft: bool = False) -> np.ndarray:
     """An image file as uint8 ``H×W`` (grey) or ``H×W×3`` (RGB): the one decoder every image
     file goes through (``data.source = "folder"``, ``zoo dedup``, ``zoo sample --input``).
 
     ``mode``: "L" or "RGB" (None: "L" for a grey file, else "RGB"); wide grey is
-    scaled (:func:`to_8bit`). ``size``: resized and center-cropped to ``size``×``size``
-    (:func:`resize_crop`); ``draft`` lets a JPEG decode at a reduced scale first.
+    scaled (:func:`to_8bit`); an EXIF orientation is applied (:func:`upright`).
+    ``size``: resized and center-cropped to ``size``×``size`` (:func:`resize_crop`);
+    ``draft`` lets a JPEG decode at a reduced scale first.
     Raises :class:`ImageTooLarge` or a one-line ``DataError``.
     """
     with open_image(path) as img:
@@ -281,6 +298,7 @@ def decode_image(path: str | Path, mode: str | None = None, size: int | None = N
             mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
             if draft and size:
                 img.draft(mode, (size, size))
+            img = upright(img)
             img = to_8bit(img, mode)
             return resize_crop(img, size) if size else np.array(img)
         except (OSError, ValueError) as exc:
