@@ -142,6 +142,33 @@ def test_a_lock_file_with_foreign_content_names_no_pid(tmp_path, cli):
     assert "no longer running (another process)" in r.err and "pid not" not in r.err
 
 
+def test_force_never_replaces_a_folder_that_only_has_a_config_json(tmp_path, cli, monkeypatch):
+    """Most projects have a config.json (or a state.json): ``--force`` replaces a folder only
+    when that file is genzoo's (``"format": "genzoo/1"``), or damaged beside genzoo's weights."""
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    for meta in ("config.json", "state.json"):
+        project = tmp_path / meta.split(".")[0]
+        project.mkdir()
+        (project / meta).write_text('{"name": "my app"}')
+        (project / "main.py").write_text("important")
+        r = cli("build", "ae", *set_args(AE), "--out", project, "--force", "--quiet")
+        assert r.code == 2 and r.err == f"error: refusing to replace {project}: not a genzoo " \
+                                         "model folder\n", r.err
+        assert (project / "main.py").read_text() == "important"
+
+
+def test_force_still_replaces_a_damaged_model_folder(tmp_path, cli):
+    from zoo.artifact import replaceable
+
+    out = tmp_path / "run"
+    assert cli("build", "ae", *set_args(AE), "--out", out, "--quiet").code == 0
+    assert replaceable(out) and replaceable(out / "training_state")
+    (out / "config.json").write_text("{")  # damaged: genzoo's weights are still beside it
+    assert replaceable(out)
+    (out / "model.safetensors").unlink()
+    assert not replaceable(out)
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")
