@@ -169,6 +169,20 @@ def test_force_still_replaces_a_damaged_model_folder(tmp_path, cli):
     assert not replaceable(out)
 
 
+def test_out_inside_a_model_folder_or_checkpoint_is_refused(tmp_path, cli, monkeypatch):
+    """A model written inside another would be deleted by a later ``--force`` of the outer."""
+    out = tmp_path / "run"
+    assert cli("build", "ae", *set_args(AE), "--out", out, "--quiet").code == 0
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    for inner in (out / "inner", out / "training_state" / "deeper" / "x"):
+        r = cli("build", "ae", *set_args(AE), "--out", inner, "--quiet")
+        assert r.code == 2 and r.err.count("\n") == 1, r.err
+        assert "is inside the genzoo folder" in r.err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["README.md", "config.json", "metrics.json", "model.safetensors", "samples.png",
+         "training_state"])
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

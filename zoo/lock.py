@@ -184,13 +184,17 @@ def claim(out: Path, report: Callable[[str], None] | None = None
     Under ``zoo build --processes N`` the launcher holds the lock and has
     cleaned up already: then this does nothing.
     """
-    from zoo.artifact import temp_sibling, tidy_leftovers
+    from zoo.artifact import replaceable, temp_sibling, tidy_leftovers
     from zoo.train import checkpoint_dir
 
     out = Path(out).resolve()
     if os.environ.get(HELD_ENV) == str(lock_path(out)):
         yield None
         return
+    for parent in out.parents:  # a later --force of that folder would delete this model
+        if parent.is_dir() and any(parent.iterdir()) and replaceable(parent):
+            raise ArtifactError(f"cannot write {out}: it is inside the genzoo folder {parent}; "
+                                "give an OUT outside it")
     report = report or _note
     with BuildLock(out) as lock:
         if lock.previous_holder and not lock.previous_holder.startswith(f"{os.getpid()} "):
