@@ -18,7 +18,7 @@ from test_build import assert_same_tensors
 
 import zoo
 from zoo.api import resolve_spec
-from zoo.errors import ArtifactError
+from zoo.errors import ArtifactError, Interrupted
 from zoo.lock import BuildLock
 from zoo.train import fit
 
@@ -181,6 +181,23 @@ def test_out_inside_a_model_folder_or_checkpoint_is_refused(tmp_path, cli, monke
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["README.md", "config.json", "metrics.json", "model.safetensors", "samples.png",
          "training_state"])
+
+
+def test_resume_through_a_linked_checkpoint_leaves_no_link_behind(tmp_path):
+    """``OUT.ckpt`` a symbolic link to a checkpoint elsewhere: --resume reads it, and the
+    finished build removes the link (not what it points to), leaving nothing hidden."""
+    family, spec = resolve_spec("ae", None, [*AE, "train.max_steps=8"])
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        fit(family, spec, out, progress=False, on_step=lambda s: s == 4 and os.kill(
+            os.getpid(), signal.SIGINT))
+    elsewhere = tmp_path / "kept" / "ckpt"
+    elsewhere.parent.mkdir()
+    os.rename(tmp_path / "run.ckpt", elsewhere)
+    (tmp_path / "run.ckpt").symlink_to(elsewhere)
+    fit(family, spec, out, resume=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "run"]
+    assert (elsewhere / "state.json").is_file()
 
 
 def test_out_at_the_root_is_one_line(cli):

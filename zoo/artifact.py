@@ -107,12 +107,16 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
 
 
 def remove_folder(folder: Path) -> None:
-    """Delete ``folder`` (if present) so that a crash midway leaves no half of it under its name.
+    """Delete ``folder`` (if present) so that a crash midway leaves no half of it under its name
+    (a symbolic link is removed, not what it points to).
 
     It is renamed to a ``.NAME.del-PID-…`` sibling first, which a crash may
     leave behind for :func:`tidy_leftovers`.
     """
     folder = Path(folder)
+    if folder.is_symlink():  # a link the user made (OUT.ckpt -> elsewhere): only the link goes
+        folder.unlink()
+        return
     doomed = temp_sibling(folder, "del")
     try:
         os.replace(folder, doomed)
