@@ -200,6 +200,16 @@ def test_resume_through_a_linked_checkpoint_leaves_no_link_behind(tmp_path):
     assert (elsewhere / "state.json").is_file()
 
 
+def test_out_named_like_a_checkpoint_is_refused(tmp_path, cli, monkeypatch):
+    """``--out x.ckpt`` would be overwritten, then deleted, by a build of ``x`` (which takes
+    another lock): refused before training."""
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "x.ckpt", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "a name ending in .ckpt is the checkpoint of a build of x" in r.err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

@@ -185,12 +185,17 @@ def claim(out: Path, report: Callable[[str], None] | None = None
     cleaned up already: then this does nothing.
     """
     from zoo.artifact import replaceable, temp_sibling, tidy_leftovers
-    from zoo.train import checkpoint_dir
+    from zoo.train import CHECKPOINT_SUFFIX, checkpoint_dir
 
     out = Path(out).resolve()
     if os.environ.get(HELD_ENV) == str(lock_path(out)):
         yield None
         return
+    if out.name.endswith(CHECKPOINT_SUFFIX) and out.name != CHECKPOINT_SUFFIX:
+        # the build of OUT writes and at last deletes OUT.ckpt, under another lock
+        raise ArtifactError(f"cannot write {out}: a name ending in {CHECKPOINT_SUFFIX} is the "
+                            f"checkpoint of a build of {out.name[:-len(CHECKPOINT_SUFFIX)]}; "
+                            "choose another name")
     for parent in out.parents:  # a later --force of that folder would delete this model
         if parent.is_dir() and any(parent.iterdir()) and replaceable(parent):
             raise ArtifactError(f"cannot write {out}: it is inside the genzoo folder {parent}; "
