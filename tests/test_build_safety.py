@@ -210,6 +210,27 @@ def test_out_named_like_a_checkpoint_is_refused(tmp_path, cli, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_second_sigterm_aborts_with_one_line_and_status_143(tmp_path, cli, monkeypatch):
+    """Signal, signal again: stop at once (no new checkpoint, no temporary), one line, and the
+    status of the signal (143 for SIGTERM), not typer's silent 130."""
+    import functools
+
+    import zoo.train
+
+    def twice(step: int) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(zoo.train, "fit", functools.partial(zoo.train.fit, on_step=twice))
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+    assert r.code == 143, r.err
+    assert r.err.strip().splitlines()[-1] == (
+        "error: aborted at once by a second SIGTERM; nothing more was written (a checkpoint "
+        "written before is kept)")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -153,9 +154,16 @@ def build_cmd(
 
         raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
                                       resume=resume, force=force))
+    from zoo.errors import Aborted, Interrupted
     from zoo.train import fit
 
-    folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
+    try:
+        folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
+    except Aborted as exc:  # typer would turn it into a silent exit 130, even for SIGTERM
+        name = signal.Signals(exc.signum).name
+        raise Interrupted(f"aborted at once by a second {name}; nothing more was written "
+                          "(a checkpoint written before is kept)",
+                          exit_status=128 + exc.signum) from None
     if os.environ.get("RANK", "0") == "0":  # under torchrun only the main process reports
         print(f"wrote {folder}")
 

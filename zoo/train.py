@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ArtifactError, DataError, Interrupted, SpecError
+from zoo.errors import Aborted, ArtifactError, DataError, Interrupted, SpecError
 
 if TYPE_CHECKING:
     import torch
@@ -578,8 +578,9 @@ class StopOnSignal:
     The training loop then checkpoints at the next step boundary and raises
     :class:`Interrupted` with exit status 128 + the signal's number (130 for
     SIGINT, 143 for SIGTERM, as a shell reports a process killed by it). A
-    second signal aborts at once (``KeyboardInterrupt``). Outside the main
-    thread no handler can be installed and the block changes nothing.
+    second signal aborts at once (:class:`zoo.errors.Aborted`, a
+    ``KeyboardInterrupt``). Outside the main thread no handler can be installed
+    and the block changes nothing.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -600,7 +601,7 @@ class StopOnSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            raise Aborted(signum)
         self.requested, self.signum = True, signum
         again = "Ctrl-C" if signum == signal.SIGINT else "signal"
         print(f"\nstopping after this step ({again} again to abort)", file=sys.stderr,
