@@ -36,12 +36,12 @@ def check_report_path(path: Path, source: str | None = None) -> None:
         raise ZooError(f"--report {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise ZooError(f"--report {path} is a folder")
-    if source is not None and _inside(path, source):
+    if source is not None and inside(path, source):
         raise ZooError(f"--report {path} is inside the source {source}; write it elsewhere "
                        "(zoo dedup never writes into its source)")
 
 
-def _inside(path: Path, source: str) -> bool:
+def inside(path: Path, source: str) -> bool:
     """Whether ``path`` (symbolic links resolved) lies in the folder ``source``."""
     root = Path(source).resolve()
     return root.is_dir() and path.resolve().is_relative_to(root)
@@ -53,7 +53,7 @@ def check_clean_dir(path: Path, source: str) -> None:
         raise ZooError(f"--write-clean {path} already exists; give a new folder")
     if not path.resolve().parent.is_dir():
         raise ZooError(f"--write-clean {path}: folder {path.parent} does not exist")
-    if _inside(path, source):
+    if inside(path, source):
         raise ZooError(f"--write-clean {path} is inside the source {source}; a later run "
                        "would read the copies as images")
 
