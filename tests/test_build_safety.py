@@ -231,6 +231,23 @@ def test_a_second_sigterm_aborts_with_one_line_and_status_143(tmp_path, cli, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_out_inside_the_data_folder_is_refused(tmp_path, cli, monkeypatch):
+    """``cd photos && zoo build dcgan --set data.source=folder --set data.path=.`` wrote
+    runs/dcgan/samples.png among the photos: the next build trained on it."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("L", (8, 8)).save(photos / "a.png")
+    monkeypatch.chdir(photos)
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    r = cli("build", "ae", *set_args(AE), "--set", "data.source=folder", "--set", "data.path=.",
+            "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is inside data.path ., where its samples.png would be read" in r.err
+    assert sorted(p.name for p in photos.iterdir()) == ["a.png"]
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

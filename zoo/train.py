@@ -422,6 +422,11 @@ def fit(
     from zoo.lock import claim
 
     out = Path(out).resolve()
+    data = spec.data
+    if data.source == "folder" and data.path and out.is_relative_to(Path(data.path).resolve()):
+        raise ArtifactError(f"cannot write {out}: it is inside data.path {data.path}, where "
+                            "its samples.png would be read as a training image; give an OUT "
+                            "outside it")
     main = os.environ.get("RANK", "0") == "0"  # before the process group exists
     with claim(out) if main else contextlib.nullcontext():
         return _train(family, spec, out, resume=resume, force=force, progress=progress,
