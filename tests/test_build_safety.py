@@ -248,6 +248,31 @@ def test_out_inside_the_data_folder_is_refused(tmp_path, cli, monkeypatch):
     assert sorted(p.name for p in photos.iterdir()) == ["a.png"]
 
 
+def test_paths_through_a_loop_of_links_are_one_line(tmp_path, cli, monkeypatch,
+                                                     micro_dcgan):
+    """``--out``, ``-o``, ``--report``, ``--write-clean``, ``--save-model`` and a dedup SOURCE
+    through a loop of symbolic links: one line each, not a RuntimeError traceback."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    loop = tmp_path / "a"
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(images / "a.png")
+    runs = [cli("build", "ae", *set_args(AE), "--out", loop / "x", "--quiet"),
+            cli("build", "ae", *set_args(AE), "--out", loop, "--dry-run"),
+            cli("sample", micro_dcgan, "-n", "2", "-o", loop / "x.npy"),
+            cli("dedup", images, "--report", loop / "x.json"),
+            cli("dedup", images, "--write-clean", loop / "clean"),
+            cli("dedup", loop, "--report", tmp_path / "x.json"),
+            cli("dedup", images, "--save-model", loop / "m", "--quiet")]
+    for r in runs:
+        assert r.code == 2 and r.err.count("\n") == 1, r.err
+        assert "cannot follow its symbolic links (a loop of symbolic links)" in r.err, r.err
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

@@ -106,6 +106,18 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
     return target
 
 
+def resolvable(path: Path, option: str) -> Path:
+    """``path`` made absolute with symbolic links resolved, or one line (exit 2) when a loop
+    of links is in the way (``Path.resolve`` raises ``RuntimeError`` there, or ``OSError``
+    on newer Pythons). ``option`` names the path in the message, e.g. ``--out``."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        why = getattr(exc, "strerror", None) or "a loop of symbolic links"
+        raise ArtifactError(f"{option} {path}: cannot follow its symbolic links ({why})"
+                            ) from None
+
+
 def remove_folder(folder: Path) -> None:
     """Delete ``folder`` (if present) so that a crash midway leaves no half of it under its name
     (a symbolic link is removed, not what it points to).

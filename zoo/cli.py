@@ -144,8 +144,11 @@ def build_cmd(
 
     if name is None and spec is None:
         raise ZooError("give a family or named model, or --spec FILE")
+    from zoo.artifact import resolvable
+
     family, resolved = resolve_spec(name, spec, sets or [])
     out = out or default_out(name, family)
+    resolvable(out, "--out")
     if dry_run:
         sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
         return

@@ -60,8 +60,10 @@ def output_kind(path: Path) -> str:
 
 def check_output(path: Path, n: int) -> str:
     """Fail before any work if ``path`` cannot take ``n`` images; return its kind."""
+    from zoo.artifact import resolvable
+
     kind = output_kind(path)
-    if not path.resolve().parent.is_dir():
+    if not resolvable(path, "-o").parent.is_dir():
         raise ZooError(f"-o {path}: folder {path.parent} does not exist")
     if kind == "grid":
         if n > GRID_MAX_IMAGES:

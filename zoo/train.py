@@ -419,9 +419,10 @@ def fit(
     :class:`Interrupted` (exit status 130 or 143); ``resume=True`` continues
     from it bit for bit.
     """
+    from zoo.artifact import resolvable
     from zoo.lock import claim
 
-    out = Path(out).resolve()
+    out = resolvable(out, "OUT")
     data = spec.data
     if data.source == "folder" and data.path and out.is_relative_to(Path(data.path).resolve()):
         raise ArtifactError(f"cannot write {out}: it is inside data.path {data.path}, where "
