@@ -225,11 +225,30 @@ def _size(path: Path) -> int:
 
 
 def replaceable(folder: Path) -> bool:
-    """True for an empty folder, a model folder or a training checkpoint."""
-    if not folder.is_dir():
+    """True for an empty folder, a model folder or a training checkpoint.
+
+    A genzoo folder is one whose ``config.json`` (model folder) or ``state.json``
+    (checkpoint) says ``"format": "genzoo/1"``, or, when that file is damaged,
+    one that also holds the weights file genzoo writes beside it. Any other
+    folder with a ``config.json`` (most projects have one) is not genzoo's to
+    replace.
+    """
+    if not folder.is_dir() or folder.is_symlink():
         return False
-    return (not any(folder.iterdir()) or (folder / CONFIG).is_file()
-            or (folder / "state.json").is_file())
+    if not any(folder.iterdir()):
+        return True
+    for meta, weights in ((CONFIG, WEIGHTS), ("state.json", "state.safetensors")):
+        if not (folder / meta).is_file():
+            continue
+        try:
+            doc = read_json(folder / meta)
+        except ArtifactError:  # damaged: a genzoo folder if it has genzoo's layout
+            if (folder / weights).is_file():
+                return True
+            continue
+        if isinstance(doc, dict) and doc.get("format") == FORMAT:
+            return True
+    return False
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -57,8 +57,6 @@ REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 #: Seconds to wait for the Hub (to connect, for each answer or chunk) unless ZOO_HUB_TIMEOUT.
 DEFAULT_TIMEOUT = 10.0
-#: The longest ZOO_HUB_TIMEOUT accepted (one day; far longer overflows the socket timeout).
-MAX_TIMEOUT = 86400.0
 #: ``scheme://user:password@`` in a URL: never shown in a message.
 CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 
@@ -132,7 +130,7 @@ def cache_folder(explicit: str | Path | None = None) -> str:
 
 
 def hub_timeout() -> float:
-    """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now, at most a day), else 10."""
+    """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now), else 10."""
     raw = os.environ.get("ZOO_HUB_TIMEOUT", "").strip()
     if not raw:
         return DEFAULT_TIMEOUT
@@ -140,9 +138,8 @@ def hub_timeout() -> float:
         seconds = float(raw)
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds <= MAX_TIMEOUT:
-        raise HubError(f"ZOO_HUB_TIMEOUT={raw!r}: expected a positive number of seconds, at "
-                       f"most {MAX_TIMEOUT:g}")
+    if not 0 < seconds < float("inf"):
+        raise HubError(f"ZOO_HUB_TIMEOUT={raw!r}: expected a positive number of seconds")
     return seconds
 
 
@@ -163,8 +160,7 @@ def _api(url: str, token: str | bool | None) -> HfApi:
 # --------------------------------------------------------------------------- timeouts
 
 #: Genzoo Hub calls in progress and the timeout they set (see :func:`timeouts`).
-_TIMEOUT: dict[str, Any] = {"calls": 0, "seconds": DEFAULT_TIMEOUT, "installed": False,
-                            "level": logging.NOTSET}
+_TIMEOUT: dict[str, Any] = {"calls": 0, "seconds": DEFAULT_TIMEOUT, "installed": False}
 _TIMEOUT_LOCK = threading.Lock()
 _PARTS = ("connect", "read", "write", "pool")
 
@@ -178,11 +174,18 @@ def _cap_timeout(request: Any) -> None:
             part: limit if given.get(part) is None else min(given[part], limit) for part in _PARTS}
 
 
+def _outside_genzoo_calls(record: logging.LogRecord) -> bool:
+    """A logging filter: drop the library's retry chatter while a genzoo call runs."""
+    return not _TIMEOUT["calls"]
+
+
 def _install_timeouts() -> None:
     """Give the clients ``huggingface_hub`` makes the :func:`_cap_timeout` hook (once).
 
     Through the library's own ``set_client_factory``, wrapping the factory in use,
-    so its client (headers, redirects, proxies) stays as it is otherwise.
+    so its client (headers, redirects, proxies) stays as it is otherwise. Its
+    HTTP helpers' warnings ("Retrying in 2s", each with the full URL, credentials
+    included) are dropped during genzoo calls, which end in one line of their own.
     """
     from huggingface_hub.utils import _http, set_client_factory
 
@@ -197,26 +200,18 @@ def _install_timeouts() -> None:
             return client
 
         set_client_factory(factory)
+        logging.getLogger(_http.__name__).addFilter(_outside_genzoo_calls)
         _TIMEOUT["installed"] = True
 
 
 @contextlib.contextmanager
 def timeouts(seconds: float | None = None) -> Iterator[float]:
     """Within the block, every request ``huggingface_hub`` makes waits at most ``seconds``
-    (default :func:`hub_timeout`) to connect and for each answer or chunk of one.
-
-    The library's log lines are silenced meanwhile: its warnings ("Retrying in 2s",
-    "Error while downloading from URL", one per file and retry) repeat the full URL,
-    credentials included, and a genzoo call ends in one line of its own.
-    """
+    (default :func:`hub_timeout`) to connect and for each answer or chunk of one."""
     seconds = hub_timeout() if seconds is None else seconds
     _install_timeouts()
-    library = logging.getLogger("huggingface_hub")  # every module's logger is below it
     with _TIMEOUT_LOCK:
         previous = _TIMEOUT["seconds"]
-        if not _TIMEOUT["calls"]:
-            _TIMEOUT["level"] = library.level
-            library.setLevel(logging.CRITICAL + 1)
         _TIMEOUT["calls"] += 1
         _TIMEOUT["seconds"] = seconds
     try:
@@ -225,8 +220,6 @@ def timeouts(seconds: float | None = None) -> Iterator[float]:
         with _TIMEOUT_LOCK:
             _TIMEOUT["calls"] -= 1
             _TIMEOUT["seconds"] = previous
-            if not _TIMEOUT["calls"]:
-                library.setLevel(_TIMEOUT["level"])
 
 
 # --------------------------------------------------------------------------- errors
