@@ -261,6 +261,17 @@ def test_sample_refuses_an_output_it_cannot_write(micro_dcgan, cli, tmp_path):
     assert r.code == 2 and "does not exist" in r.err
 
 
+@pytest.mark.parametrize("name", ["grid.png", "x.NPY", "x.safetensors"])
+def test_sample_to_an_existing_folder_named_like_a_file_is_one_line(name, micro_dcgan, cli,
+                                                                   tmp_path, monkeypatch):
+    """``-o grid.png`` that is a folder: refused before sampling (it was an IsADirectoryError
+    traceback after it)."""
+    monkeypatch.setattr("zoo.sample.iter_samples", lambda *a, **k: pytest.fail("sampled"))
+    (tmp_path / name).mkdir()
+    r = cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / name)
+    assert (r.code, r.err) == (2, f"error: -o {tmp_path / name} is a folder\n")
+
+
 def test_iter_samples_yields_the_images_of_sample_images_batch_by_batch(micro_dcgan):
     import zoo
     from zoo.sample import iter_samples
