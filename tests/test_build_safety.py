@@ -273,6 +273,20 @@ def test_paths_through_a_loop_of_links_are_one_line(tmp_path, cli, monkeypatch,
         assert "cannot follow its symbolic links (a loop of symbolic links)" in r.err, r.err
 
 
+@pytest.mark.parametrize("where", [".", "..", "run"])
+def test_out_that_is_or_holds_the_current_folder_is_refused(where, tmp_path, cli, monkeypatch):
+    """``cd run && zoo build ... --out . --force`` renamed the shell's folder away."""
+    here = tmp_path / "run"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    out = {"run": here}.get(where, where)
+    r = cli("build", "ae", *set_args(AE), "--out", out, "--force", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is (or holds) the current folder" in r.err
+    assert here.is_dir() and list(here.iterdir()) == []
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

@@ -196,6 +196,10 @@ def claim(out: Path, report: Callable[[str], None] | None = None
         raise ArtifactError(f"cannot write {out}: a name ending in {CHECKPOINT_SUFFIX} is the "
                             f"checkpoint of a build of {out.name[:-len(CHECKPOINT_SUFFIX)]}; "
                             "choose another name")
+    with contextlib.suppress(OSError):  # a deleted cwd: nothing to protect
+        if Path.cwd().is_relative_to(out):  # replacing it would pull the shell's cwd away
+            raise ArtifactError(f"cannot write {out}: it is (or holds) the current folder; "
+                                "run the build from outside it")
     for parent in out.parents:  # a later --force of that folder would delete this model
         if parent.is_dir() and any(parent.iterdir()) and replaceable(parent):
             raise ArtifactError(f"cannot write {out}: it is inside the genzoo folder {parent}; "
