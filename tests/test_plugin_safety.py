@@ -260,6 +260,50 @@ def test_a_registration_hook_that_returns_or_misnames_is_skipped(tmp_path, zoo_e
     assert "dcgan" in names(listing)
 
 
+HIJACKS_BUILD = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("hijack-ok")
+    def fine():
+        print("mine")
+
+    @cli.command("build")
+    def build():
+        print("hijacked")
+'''
+
+RAISES_IN_COMMANDS = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    raise RuntimeError("boom while adding commands")
+'''
+
+
+def test_a_plugin_cannot_replace_a_command_nor_break_them_all(tmp_path, zoo_env):
+    """A plugin that adds a command named ``build`` (or ``dedup``) replaced genzoo's silently;
+    one that raised in register_commands was a traceback for every command. Both are skipped
+    with one warning line, their other commands too; every other command runs."""
+    install(tmp_path, "zoo-hijack", "0.1", "hijack", HIJACKS_BUILD)
+    install(tmp_path, "zoo-raiser", "0.1", "raiser", RAISES_IN_COMMANDS)
+    run = zoo_env("build", "dcgan", "--dry-run", ZOO_LOAD_PLUGINS="zoo-hijack,zoo-raiser")
+    assert "hijacked" not in run.stdout and "[train]" in run.stdout
+    hijack, raiser = warnings(run)
+    assert hijack.startswith("warning: skipping plugin 'hijack' (zoo-hijack 0.1) failed while "
+                             "adding commands: its command 'build' has the name of one the "
+                             "command line already has; disable it with")
+    assert raiser.startswith("warning: skipping plugin 'raiser' (zoo-raiser 0.1) failed while "
+                             "adding commands: RuntimeError: boom while adding commands;")
+    other = zoo_env("hijack-ok", ZOO_LOAD_PLUGINS="zoo-hijack")
+    assert other.returncode == 2 and "No such command 'hijack-ok'" in other.stderr
+    assert zoo_env("dedup", "--help", ZOO_LOAD_PLUGINS="zoo-hijack").returncode == 0
+
+
 def test_disable_plugins_turns_off_third_party_and_builtin_plugins(tmp_path, zoo_env):
     install(tmp_path, "zoo-broken", "0.3", "broken_plugin", RAISES_ON_IMPORT)
     quiet = zoo_env("plugins", "--json", ZOO_DISABLE_PLUGINS="zoo-broken")  # no allow-list

@@ -498,7 +498,7 @@ def main() -> None:
         from contextlib import suppress
 
         from zoo.errors import SpecError
-        from zoo.plugins import load_plugins
+        from zoo.plugins import add_commands, load_plugins
         from zoo.registry import get_registry
 
         pm = load_plugins()
@@ -506,7 +506,7 @@ def main() -> None:
         # registry.toml is reported by the commands that read it
         with suppress(SpecError):
             get_registry()
-        pm.hook.register_commands(cli=app)
+        add_commands(pm, app)
         code = app(standalone_mode=False)  # --help, typer.Exit and Ctrl-C return a status
     except typer.TyperException as exc:  # click's errors: a bad option value, a missing argument
         if type(exc).__name__ == "NoArgsIsHelpError":  # typer has printed the help already
