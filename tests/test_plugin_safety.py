@@ -628,6 +628,40 @@ def test_zoo_eval_survives_hostile_metrics_and_a_crashing_likelihood(tmp_path, c
     assert not [key for key in result if key.split(".")[0] in ("nan", "huge", "multiline")]
 
 
+def _bad_loader(kind):
+    import numpy as np
+    import torch
+
+    from zoo.data import ImageData
+
+    def load(spec, split):
+        good = torch.zeros(8, 1, 8, 8, dtype=torch.uint8)
+        return {"numpy": np.zeros((8, 1, 8, 8), np.uint8),
+                "float": ImageData(good.float(), None),
+                "hwc": ImageData(torch.zeros(8, 8, 8, 3, dtype=torch.uint8), None),
+                "empty": ImageData(good[:0], None),
+                "labels": ImageData(good, torch.zeros(3, dtype=torch.int64))}[kind]
+    return load
+
+
+@pytest.mark.parametrize("kind,fragment", [
+    ("numpy", "returned ndarray without an images tensor"),
+    ("float", "images of dtype torch.float32"),
+    ("hwc", "shape [8, 8, 8, 3]"),
+    ("empty", "no images"),
+    ("labels", "labels of shape [3] and dtype torch.int64 for 8 images"),
+])
+def test_a_data_source_returning_the_wrong_thing_is_one_line(kind, fragment, cli, monkeypatch,
+                                                             tmp_path):
+    """A plugin's loader that returns a NumPy array, float or HxWxC images, none, or labels
+    that do not match: one line naming the source, not a traceback deep in training."""
+    monkeypatch.setattr("zoo.registry.dataset_loader", lambda source: _bad_loader(kind))
+    r = cli("build", "ae", "--set", "train.max_steps=1", "--out", tmp_path / "out")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert r.err.startswith("error: data source 'mnist5k' (train split) returned ") and \
+        fragment in r.err, r.err
+
+
 def test_zoo_eval_notes_a_likelihood_the_family_cannot_define(tmp_path, cli):
     import zoo
 
