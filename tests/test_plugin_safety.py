@@ -304,6 +304,33 @@ def test_a_plugin_cannot_replace_a_command_nor_break_them_all(tmp_path, zoo_env)
     assert zoo_env("dedup", "--help", ZOO_LOAD_PLUGINS="zoo-hijack").returncode == 0
 
 
+@pytest.mark.parametrize("text,fragment", [
+    (b'x = "\xff"\n', "not UTF-8 text"),
+    (b"models = 3\n", "models must be a table, not int"),
+    (b"[models]\na = 3\n", "model 'a' must be a table, not int"),
+    (b"[models.a]\nfamily = 3\n", "model 'a' family must be a string, not int"),
+    (b'[models.a]\nfamily = "dcgan"\nhub = 3\n', "model 'a' hub must be a table"),
+    (b'[models.a]\nfamily = "dcgan"\nspec = []\n', "model 'a' spec must be a table"),
+    (b"external = 3\n", "external must be a table, not int"),
+])
+def test_a_malformed_registry_file_is_one_line(text, fragment, tmp_path, cli, monkeypatch):
+    """``ZOO_REGISTRY`` naming a file that is not what registry.toml looks like: one line
+    from the commands that read it, not a traceback from every command."""
+    from zoo.registry import get_registry
+
+    registry = tmp_path / "registry.toml"
+    registry.write_bytes(text)
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    get_registry.cache_clear()
+    try:
+        for args in (["list"], ["build", "a", "--dry-run"]):
+            r = cli(*args)
+            assert r.code == 2 and r.err.count("\n") == 1, r.err
+            assert r.err.startswith(f"error: {registry}: ") and fragment in r.err, r.err
+    finally:
+        get_registry.cache_clear()
+
+
 def test_disable_plugins_turns_off_third_party_and_builtin_plugins(tmp_path, zoo_env):
     install(tmp_path, "zoo-broken", "0.3", "broken_plugin", RAISES_ON_IMPORT)
     quiet = zoo_env("plugins", "--json", ZOO_DISABLE_PLUGINS="zoo-broken")  # no allow-list
