@@ -201,7 +201,11 @@ def claim(out: Path, report: Callable[[str], None] | None = None
             raise ArtifactError(f"cannot write {out}: it is (or holds) the current folder; "
                                 "run the build from outside it")
     for parent in out.parents:  # a later --force of that folder would delete this model
-        if parent.is_dir() and any(parent.iterdir()) and replaceable(parent):
+        try:
+            inside_genzoo = parent.is_dir() and any(parent.iterdir()) and replaceable(parent)
+        except OSError:  # a folder we may pass through but not list
+            inside_genzoo = False
+        if inside_genzoo:
             raise ArtifactError(f"cannot write {out}: it is inside the genzoo folder {parent}; "
                                 "give an OUT outside it")
     report = report or _note

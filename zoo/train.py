@@ -424,7 +424,8 @@ def fit(
 
     out = resolvable(out, "OUT")
     data = spec.data
-    if data.source == "folder" and data.path and out.is_relative_to(Path(data.path).resolve()):
+    if data.source == "folder" and data.path and out.is_relative_to(
+            resolvable(Path(data.path), "data.path")):
         raise ArtifactError(f"cannot write {out}: it is inside data.path {data.path}, where "
                             "its samples.png would be read as a training image; give an OUT "
                             "outside it")
