@@ -287,6 +287,26 @@ def test_out_that_is_or_holds_the_current_folder_is_refused(where, tmp_path, cli
     assert here.is_dir() and list(here.iterdir()) == []
 
 
+@pytest.mark.parametrize("kind", ["file", "folder", "dangling link"])
+def test_something_else_at_out_ckpt_is_refused_before_training(kind, tmp_path, cli,
+                                                                monkeypatch):
+    """A file (or a foreign folder) named OUT.ckpt: a checkpoint failed on it mid-training,
+    and a finished ``--force`` build hid it as ``.OUT.ckpt.del-...`` for the next to delete."""
+    ckpt = tmp_path / "run.ckpt"
+    if kind == "file":
+        ckpt.write_text("mine")
+    elif kind == "folder":
+        ckpt.mkdir()
+        (ckpt / "notes.txt").write_text("mine")
+    else:
+        ckpt.symlink_to(tmp_path / "nowhere")
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--force", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert f"{ckpt} is in the way and is not a genzoo checkpoint; move it" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]
+
+
 def test_out_at_the_root_is_one_line(cli):
     r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
     assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")

@@ -215,6 +215,12 @@ def claim(out: Path, report: Callable[[str], None] | None = None
                    f"({describe(lock.previous_holder)})")
         for target in (out, checkpoint_dir(out)):
             tidy_leftovers(target, report)
+        ckpt = checkpoint_dir(out)
+        if (ckpt.exists() or ckpt.is_symlink()) and not (
+                ckpt.is_dir() and replaceable(ckpt.resolve())):
+            # a checkpoint would replace it, and a finished build delete it
+            raise ArtifactError(f"cannot write {out}: {ckpt} is in the way and is not a genzoo "
+                                "checkpoint; move it")
         probe = temp_sibling(checkpoint_dir(out), "tmp")  # the longest name a build writes
         try:
             probe.mkdir()
