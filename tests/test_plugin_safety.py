@@ -331,6 +331,34 @@ def test_a_malformed_registry_file_is_one_line(text, fragment, tmp_path, cli, mo
         get_registry.cache_clear()
 
 
+def test_plugin_commands_survive_main_running_twice_in_one_process(tmp_path, cli,
+                                                                   monkeypatch):
+    """A plugin's command is added once per app, not taken for a clash on the next call."""
+    import importlib
+    import textwrap
+
+    from zoo.plugins import load_plugins, reset_plugins
+
+    (tmp_path / "hello_plugin.py").write_text(textwrap.dedent('''
+        from zoo import hookimpl
+
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("hello-twice")
+            def hello():
+                print("hello")
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins().register(importlib.import_module("hello_plugin"), name="hello")
+    try:
+        for _ in range(2):
+            r = cli("hello-twice")
+            assert (r.code, r.out, r.err) == (0, "hello\n", "")
+    finally:
+        reset_plugins()
+
+
 def test_disable_plugins_turns_off_third_party_and_builtin_plugins(tmp_path, zoo_env):
     install(tmp_path, "zoo-broken", "0.3", "broken_plugin", RAISES_ON_IMPORT)
     quiet = zoo_env("plugins", "--json", ZOO_DISABLE_PLUGINS="zoo-broken")  # no allow-list

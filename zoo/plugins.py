@@ -280,9 +280,13 @@ def add_commands(pm: pluggy.PluginManager, app: Any) -> None:
     others' stay. No plugin can replace a command silently.
     """
     impls = pm.hook.register_commands.get_hookimpls()
+    if not hasattr(app, "zoo_plugins_added"):
+        app.zoo_plugins_added = set()  # main() may run twice in one process (tests)
     # built-in plugins first, so that a third-party one can never take their commands
     for impl in sorted(impls, key=lambda i: not plugin_info(i.plugin_name).builtin):
         name = impl.plugin_name
+        if (name, id(impl.plugin)) in app.zoo_plugins_added:
+            continue
         known = command_names(app)
         before = len(app.registered_commands), len(app.registered_groups)
         try:
@@ -293,6 +297,7 @@ def add_commands(pm: pluggy.PluginManager, app: Any) -> None:
             if taken:
                 raise PluginError(f"its command {taken[0]!r} has the name of one the command "
                                   "line already has")
+            app.zoo_plugins_added.add((name, id(impl.plugin)))
         except (Exception, SystemExit) as exc:
             del app.registered_commands[before[0]:]
             del app.registered_groups[before[1]:]
