@@ -396,6 +396,28 @@ def test_stale_temporaries_are_reported_and_removed(tmp_path, cli):
     zoo.from_pretrained(out)
 
 
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="process start times: Linux")
+def test_a_temporary_whose_pid_was_reused_is_removed(tmp_path, cli):
+    """A killed build's pid may belong to another process by the time of the next build (pids
+    are small and reused quickly in containers): a temporary older than the process now
+    holding its pid is stale too; one the process may have made stays."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        old, new = f".run.tmp-{other.pid}-0123abcd", f".run.ckpt.tmp-{other.pid}-89abcdef"
+        for name in (old, new):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "model.safetensors").write_bytes(b"x" * 4096)
+        hour_ago = time.time() - 3600
+        os.utime(tmp_path / old, (hour_ago, hour_ago))
+        r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+        assert r.code == 0, r.err
+        assert f"note: removed {old} (4 KB), left by a build (pid {other.pid})" in r.err
+        assert hidden(tmp_path) == [new]
+    finally:
+        other.kill()
+        other.wait()
+
+
 # --------------------------------------------------------------------------- item 9
 
 

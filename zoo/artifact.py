@@ -188,16 +188,43 @@ def pid_alive(pid: int) -> bool:
     return pid > 0
 
 
+def started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` started after time ``when`` (seconds since the epoch), so that
+    it cannot have made a file last changed then: its pid was reused. Linux (``/proc``)
+    only; False wherever that cannot be told."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22: start time, in ticks
+        return boot + ticks / os.sysconf("SC_CLK_TCK") > when + 60  # slack for clock steps
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+
+
+def _stale(leftover: Leftover) -> bool:
+    """A leftover whose writer is gone: no process has its pid, or the one that has it now
+    started after the leftover last changed (a reused pid)."""
+    if not pid_alive(leftover.pid):
+        return True
+    try:
+        changed = leftover.path.lstat().st_mtime
+    except OSError:
+        return False
+    return leftover.pid != os.getpid() and started_after(leftover.pid, changed)
+
+
 def tidy_leftovers(target: Path, report: Callable[[str], None]) -> None:
     """Clean up after writers of ``target`` that died: call only while holding its build lock.
 
-    Temporaries whose pid no longer runs are removed, except that when
+    Temporaries whose pid no longer runs (or now belongs to a process that
+    started after they last changed) are removed, except that when
     ``target`` is missing and such a writer left the previous folder (a model
     folder or checkpoint) as ``old``, killed between the two renames of an
     overwrite, that folder is renamed back to ``target``. ``report`` gets one line per action.
     """
     target = Path(target)
-    stale = [t for t in leftovers(target) if not pid_alive(t.pid)]
+    stale = [t for t in leftovers(target) if _stale(t)]
     olds = [t for t in stale if t.kind == "old" and not t.path.is_symlink()
             and replaceable(t.path) and any(t.path.iterdir())]
     if olds and not target.exists():
