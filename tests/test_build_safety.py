@@ -18,7 +18,7 @@ from test_build import assert_same_tensors
 
 import zoo
 from zoo.api import resolve_spec
-from zoo.errors import ArtifactError
+from zoo.errors import ArtifactError, Interrupted
 from zoo.lock import BuildLock
 from zoo.train import fit
 
@@ -117,6 +117,201 @@ def test_a_lock_left_by_a_killed_build_is_taken_over(tmp_path, cli):
     assert hidden(tmp_path) == []
 
 
+def test_a_lock_file_that_is_a_link_is_never_written_through(tmp_path, cli, monkeypatch):
+    """A symbolic link (or a FIFO) where the lock file goes: one line, exit 2, before any
+    training; the link's target is not overwritten with the build's pid."""
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / ".run.lock").symlink_to(target)
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is a symbolic link, not a build lock; remove it" in r.err
+    assert target.read_text() == "keep me"
+    os.mkfifo(tmp_path / ".fifo.lock")
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "fifo", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is not a regular file" in r.err
+
+
+def test_a_lock_file_with_foreign_content_names_no_pid(tmp_path, cli):
+    """A lock file genzoo did not write is taken over without quoting it as a pid."""
+    (tmp_path / ".run.lock").write_text("not a pid at all\n")
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+    assert r.code == 0, r.err
+    assert "no longer running (another process)" in r.err and "pid not" not in r.err
+
+
+def test_force_never_replaces_a_folder_that_only_has_a_config_json(tmp_path, cli, monkeypatch):
+    """Most projects have a config.json (or a state.json): ``--force`` replaces a folder only
+    when that file is genzoo's (``"format": "genzoo/1"``), or damaged beside genzoo's weights."""
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    for meta in ("config.json", "state.json"):
+        project = tmp_path / meta.split(".")[0]
+        project.mkdir()
+        (project / meta).write_text('{"name": "my app"}')
+        (project / "main.py").write_text("important")
+        r = cli("build", "ae", *set_args(AE), "--out", project, "--force", "--quiet")
+        assert r.code == 2 and r.err == f"error: refusing to replace {project}: not a genzoo " \
+                                         "model folder\n", r.err
+        assert (project / "main.py").read_text() == "important"
+
+
+def test_force_still_replaces_a_damaged_model_folder(tmp_path, cli):
+    from zoo.artifact import replaceable
+
+    out = tmp_path / "run"
+    assert cli("build", "ae", *set_args(AE), "--out", out, "--quiet").code == 0
+    assert replaceable(out) and replaceable(out / "training_state")
+    (out / "config.json").write_text("{")  # damaged: genzoo's weights are still beside it
+    assert replaceable(out)
+    (out / "model.safetensors").unlink()
+    assert not replaceable(out)
+
+
+def test_out_inside_a_model_folder_or_checkpoint_is_refused(tmp_path, cli, monkeypatch):
+    """A model written inside another would be deleted by a later ``--force`` of the outer."""
+    out = tmp_path / "run"
+    assert cli("build", "ae", *set_args(AE), "--out", out, "--quiet").code == 0
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    for inner in (out / "inner", out / "training_state" / "deeper" / "x"):
+        r = cli("build", "ae", *set_args(AE), "--out", inner, "--quiet")
+        assert r.code == 2 and r.err.count("\n") == 1, r.err
+        assert "is inside the genzoo folder" in r.err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["README.md", "config.json", "metrics.json", "model.safetensors", "samples.png",
+         "training_state"])
+
+
+def test_resume_through_a_linked_checkpoint_leaves_no_link_behind(tmp_path):
+    """``OUT.ckpt`` a symbolic link to a checkpoint elsewhere: --resume reads it, and the
+    finished build removes the link (not what it points to), leaving nothing hidden."""
+    family, spec = resolve_spec("ae", None, [*AE, "train.max_steps=8"])
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        fit(family, spec, out, progress=False, on_step=lambda s: s == 4 and os.kill(
+            os.getpid(), signal.SIGINT))
+    elsewhere = tmp_path / "kept" / "ckpt"
+    elsewhere.parent.mkdir()
+    os.rename(tmp_path / "run.ckpt", elsewhere)
+    (tmp_path / "run.ckpt").symlink_to(elsewhere)
+    fit(family, spec, out, resume=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "run"]
+    assert (elsewhere / "state.json").is_file()
+
+
+def test_out_named_like_a_checkpoint_is_refused(tmp_path, cli, monkeypatch):
+    """``--out x.ckpt`` would be overwritten, then deleted, by a build of ``x`` (which takes
+    another lock): refused before training."""
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "x.ckpt", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "a name ending in .ckpt is the checkpoint of a build of x" in r.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_sigterm_aborts_with_one_line_and_status_143(tmp_path, cli, monkeypatch):
+    """Signal, signal again: stop at once (no new checkpoint, no temporary), one line, and the
+    status of the signal (143 for SIGTERM), not typer's silent 130."""
+    import functools
+
+    import zoo.train
+
+    def twice(step: int) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(zoo.train, "fit", functools.partial(zoo.train.fit, on_step=twice))
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+    assert r.code == 143, r.err
+    assert r.err.strip().splitlines()[-1] == (
+        "error: aborted at once by a second SIGTERM; nothing more was written (a checkpoint "
+        "written before is kept)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_inside_the_data_folder_is_refused(tmp_path, cli, monkeypatch):
+    """``cd photos && zoo build dcgan --set data.source=folder --set data.path=.`` wrote
+    runs/dcgan/samples.png among the photos: the next build trained on it."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("L", (8, 8)).save(photos / "a.png")
+    monkeypatch.chdir(photos)
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    r = cli("build", "ae", *set_args(AE), "--set", "data.source=folder", "--set", "data.path=.",
+            "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is inside data.path ., where its samples.png would be read" in r.err
+    assert sorted(p.name for p in photos.iterdir()) == ["a.png"]
+
+
+def test_paths_through_a_loop_of_links_are_one_line(tmp_path, cli, monkeypatch,
+                                                     micro_dcgan):
+    """``--out``, ``-o``, ``--report``, ``--write-clean``, ``--save-model`` and a dedup SOURCE
+    through a loop of symbolic links: one line each, not a RuntimeError traceback."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    loop = tmp_path / "a"
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(images / "a.png")
+    runs = [cli("build", "ae", *set_args(AE), "--out", loop / "x", "--quiet"),
+            cli("build", "ae", *set_args(AE), "--out", loop, "--dry-run"),
+            cli("sample", micro_dcgan, "-n", "2", "-o", loop / "x.npy"),
+            cli("dedup", images, "--report", loop / "x.json"),
+            cli("dedup", images, "--write-clean", loop / "clean"),
+            cli("dedup", loop, "--report", tmp_path / "x.json"),
+            cli("dedup", images, "--save-model", loop / "m", "--quiet")]
+    for r in runs:
+        assert r.code == 2 and r.err.count("\n") == 1, r.err
+        assert "cannot follow its symbolic links (a loop of symbolic links)" in r.err, r.err
+
+
+@pytest.mark.parametrize("where", [".", "..", "run"])
+def test_out_that_is_or_holds_the_current_folder_is_refused(where, tmp_path, cli, monkeypatch):
+    """``cd run && zoo build ... --out . --force`` renamed the shell's folder away."""
+    here = tmp_path / "run"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    out = {"run": here}.get(where, where)
+    r = cli("build", "ae", *set_args(AE), "--out", out, "--force", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "is (or holds) the current folder" in r.err
+    assert here.is_dir() and list(here.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "dangling link"])
+def test_something_else_at_out_ckpt_is_refused_before_training(kind, tmp_path, cli,
+                                                                monkeypatch):
+    """A file (or a foreign folder) named OUT.ckpt: a checkpoint failed on it mid-training,
+    and a finished ``--force`` build hid it as ``.OUT.ckpt.del-...`` for the next to delete."""
+    ckpt = tmp_path / "run.ckpt"
+    if kind == "file":
+        ckpt.write_text("mine")
+    elif kind == "folder":
+        ckpt.mkdir()
+        (ckpt / "notes.txt").write_text("mine")
+    else:
+        ckpt.symlink_to(tmp_path / "nowhere")
+    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--force", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert f"{ckpt} is in the way and is not a genzoo checkpoint; move it" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]
+
+
+def test_out_at_the_root_is_one_line(cli):
+    r = cli("build", "ae", *set_args(AE), "--out", "/", "--quiet")
+    assert (r.code, r.err) == (2, "error: cannot write /: give a folder below it\n")
+
+
 # --------------------------------------------------------------------------- item 7
 
 #: ``zoo build`` that prints "at step N" and pauses a moment after each step, so that a
@@ -199,6 +394,28 @@ def test_stale_temporaries_are_reported_and_removed(tmp_path, cli):
     assert hidden(tmp_path) == sorted(kept)
     assert (precious / "data").read_text() == "mine"
     zoo.from_pretrained(out)
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="process start times: Linux")
+def test_a_temporary_whose_pid_was_reused_is_removed(tmp_path, cli):
+    """A killed build's pid may belong to another process by the time of the next build (pids
+    are small and reused quickly in containers): a temporary older than the process now
+    holding its pid is stale too; one the process may have made stays."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        old, new = f".run.tmp-{other.pid}-0123abcd", f".run.ckpt.tmp-{other.pid}-89abcdef"
+        for name in (old, new):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "model.safetensors").write_bytes(b"x" * 4096)
+        hour_ago = time.time() - 3600
+        os.utime(tmp_path / old, (hour_ago, hour_ago))
+        r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
+        assert r.code == 0, r.err
+        assert f"note: removed {old} (4 KB), left by a build (pid {other.pid})" in r.err
+        assert hidden(tmp_path) == [new]
+    finally:
+        other.kill()
+        other.wait()
 
 
 # --------------------------------------------------------------------------- item 9

@@ -109,6 +109,38 @@ def test_16bit_rgb_png_keeps_its_colours(tmp_path):
     assert float(images[0, 1].max()) == 0.0 and float(images[0, 2].min()) == 1.0
 
 
+def rotated_jpeg(path: Path) -> Path:
+    """A photo stored 32 wide and 16 high, top half white, with EXIF orientation 6 (the
+    camera was turned: viewers show it 16 wide and 32 high, the white half on the right)."""
+    stored = np.zeros((16, 32), np.uint8)
+    stored[:8] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).convert("RGB").save(path, exif=exif, quality=95)
+    return path
+
+
+def test_exif_rotated_photos_are_read_upright(tmp_path):
+    """The data folder, zoo dedup and zoo sample --input see a photo as viewers show it."""
+    from zoo_dedup.images import read_file
+
+    from zoo.data import decode_image
+    from zoo.sample import read_image
+
+    path = rotated_jpeg(tmp_path / "photo.jpg")
+    upright = decode_image(path, "L")
+    assert upright.shape == (32, 16)
+    assert upright[:, 12].min() > 200 and upright[:, 3].max() < 50  # white on the right
+    hashed = read_file(path, 16, 1)[0]
+    assert hashed[:, 12].min() > 200 and hashed[:, 3].max() < 50
+    assert read_image(path).shape[-2:] == (32, 16)
+    for i in range(4):
+        rotated_jpeg(tmp_path / f"{i}.jpg")
+    images, _ = load_images(DataSpec(source="folder", path=str(tmp_path), image_size=16,
+                                     channels=1), "train")
+    assert float(images[0, 0, :, 12].min()) > 0.8 and float(images[0, 0, :, 3].max()) < 0.2
+
+
 # --------------------------------------------------------------------------- zoo sample
 
 
@@ -227,6 +259,17 @@ def test_sample_refuses_an_output_it_cannot_write(micro_dcgan, cli, tmp_path):
     assert r.code == 2 and "FILE.png" in r.err and "FILE.npz" in r.err
     r = cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / "nowhere" / "x.npz")
     assert r.code == 2 and "does not exist" in r.err
+
+
+@pytest.mark.parametrize("name", ["grid.png", "x.NPY", "x.safetensors"])
+def test_sample_to_an_existing_folder_named_like_a_file_is_one_line(name, micro_dcgan, cli,
+                                                                   tmp_path, monkeypatch):
+    """``-o grid.png`` that is a folder: refused before sampling (it was an IsADirectoryError
+    traceback after it)."""
+    monkeypatch.setattr("zoo.sample.iter_samples", lambda *a, **k: pytest.fail("sampled"))
+    (tmp_path / name).mkdir()
+    r = cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / name)
+    assert (r.code, r.err) == (2, f"error: -o {tmp_path / name} is a folder\n")
 
 
 def test_iter_samples_yields_the_images_of_sample_images_batch_by_batch(micro_dcgan):

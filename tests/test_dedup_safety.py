@@ -140,6 +140,20 @@ def test_a_report_inside_the_source_is_refused(target, source, hash_model, cli, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("save_model", [None, "sub/model"])
+def test_a_model_trained_inside_the_source_is_refused(save_model, source, cli, monkeypatch):
+    """``cd src; zoo dedup .`` put runs/dedup-... (and its samples.png) inside the source,
+    where the next run read the sample grid as one of the images."""
+    monkeypatch.chdir(source)
+    monkeypatch.setattr("zoo.train.fit", lambda *a, **k: pytest.fail("training started"))
+    before = sorted(p.name for p in source.iterdir())
+    args = ["--save-model", save_model] if save_model else []
+    r = cli("dedup", ".", *args, "--set", "train.max_steps=1", "--quiet")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "inside the source .; pass --save-model DIR outside it" in r.err
+    assert sorted(p.name for p in source.iterdir()) == before
+
+
 def test_reports_of_a_filename_that_is_not_utf8_round_trip(source, hash_model, cli, tmp_path):
     odd = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8, a surrogate escape here
     shutil.copy(source / "5.png", source / odd)

@@ -221,6 +221,144 @@ def test_plugins_failing_in_other_ways_are_skipped_with_one_line_each(tmp_path, 
     assert "dcgan" in names(listing)
 
 
+GENERATOR_HOOK = '''
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+@hookimpl
+def register_families(register):  # yields instead of calling register: its body never runs
+    yield FamilyRecord(name="gen", summary="s", paper="none", spec=DCGANSpec,
+                       impl="zoo_dcgan.model")
+'''
+
+BAD_NAMES = '''
+from zoo import MetricRecord, hookimpl
+
+
+@hookimpl
+def register_metrics(register):
+    register(MetricRecord("{name}", "a metric", "zoo.evaluate:frechet_distance"))
+'''
+
+
+def test_a_registration_hook_that_returns_or_misnames_is_skipped(tmp_path, zoo_env):
+    """A hook that returns (or yields) records instead of calling register(), and records
+    named with spaces, a slash or nothing: one warning line each, the rest still runs."""
+    install(tmp_path, "zoo-gen", "0.1", "gen_plugin", GENERATOR_HOOK)
+    for i, name in enumerate(["my metric", "../up", ""]):
+        install(tmp_path, f"zoo-name{i}", "0.1", f"name{i}", BAD_NAMES.format(name=name))
+    listing = zoo_env("list", "--json",
+                      ZOO_LOAD_PLUGINS="zoo-gen,zoo-name0,zoo-name1,zoo-name2")
+    lines = warnings(listing)
+    assert len(lines) == 4, lines
+    gen = next(line for line in lines if "'gen_plugin'" in line)
+    assert "register_families() returned a generator; it must call register(record)" in gen
+    for i, name in enumerate(["my metric", "../up", ""]):
+        line = next(line for line in lines if f"'name{i}'" in line)
+        assert f"metric name {name!r} is not a name" in line
+    assert "dcgan" in names(listing)
+
+
+HIJACKS_BUILD = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("hijack-ok")
+    def fine():
+        print("mine")
+
+    @cli.command("build")
+    def build():
+        print("hijacked")
+'''
+
+RAISES_IN_COMMANDS = '''
+from zoo import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    raise RuntimeError("boom while adding commands")
+'''
+
+
+def test_a_plugin_cannot_replace_a_command_nor_break_them_all(tmp_path, zoo_env):
+    """A plugin that adds a command named ``build`` (or ``dedup``) replaced genzoo's silently;
+    one that raised in register_commands was a traceback for every command. Both are skipped
+    with one warning line, their other commands too; every other command runs."""
+    install(tmp_path, "zoo-hijack", "0.1", "hijack", HIJACKS_BUILD)
+    install(tmp_path, "zoo-raiser", "0.1", "raiser", RAISES_IN_COMMANDS)
+    run = zoo_env("build", "dcgan", "--dry-run", ZOO_LOAD_PLUGINS="zoo-hijack,zoo-raiser")
+    assert "hijacked" not in run.stdout and "[train]" in run.stdout
+    hijack, raiser = warnings(run)
+    assert hijack.startswith("warning: skipping plugin 'hijack' (zoo-hijack 0.1) failed while "
+                             "adding commands: its command 'build' has the name of one the "
+                             "command line already has; disable it with")
+    assert raiser.startswith("warning: skipping plugin 'raiser' (zoo-raiser 0.1) failed while "
+                             "adding commands: RuntimeError: boom while adding commands;")
+    other = zoo_env("hijack-ok", ZOO_LOAD_PLUGINS="zoo-hijack")
+    assert other.returncode == 2 and "No such command 'hijack-ok'" in other.stderr
+    assert zoo_env("dedup", "--help", ZOO_LOAD_PLUGINS="zoo-hijack").returncode == 0
+
+
+@pytest.mark.parametrize("text,fragment", [
+    (b'x = "\xff"\n', "not UTF-8 text"),
+    (b"models = 3\n", "models must be a table, not int"),
+    (b"[models]\na = 3\n", "model 'a' must be a table, not int"),
+    (b"[models.a]\nfamily = 3\n", "model 'a' family must be a string, not int"),
+    (b'[models.a]\nfamily = "dcgan"\nhub = 3\n', "model 'a' hub must be a table"),
+    (b'[models.a]\nfamily = "dcgan"\nspec = []\n', "model 'a' spec must be a table"),
+    (b"external = 3\n", "external must be a table, not int"),
+])
+def test_a_malformed_registry_file_is_one_line(text, fragment, tmp_path, cli, monkeypatch):
+    """``ZOO_REGISTRY`` naming a file that is not what registry.toml looks like: one line
+    from the commands that read it, not a traceback from every command."""
+    from zoo.registry import get_registry
+
+    registry = tmp_path / "registry.toml"
+    registry.write_bytes(text)
+    monkeypatch.setenv("ZOO_REGISTRY", str(registry))
+    get_registry.cache_clear()
+    try:
+        for args in (["list"], ["build", "a", "--dry-run"]):
+            r = cli(*args)
+            assert r.code == 2 and r.err.count("\n") == 1, r.err
+            assert r.err.startswith(f"error: {registry}: ") and fragment in r.err, r.err
+    finally:
+        get_registry.cache_clear()
+
+
+def test_plugin_commands_survive_main_running_twice_in_one_process(tmp_path, cli,
+                                                                   monkeypatch):
+    """A plugin's command is added once per app, not taken for a clash on the next call."""
+    import importlib
+    import textwrap
+
+    from zoo.plugins import load_plugins, reset_plugins
+
+    (tmp_path / "hello_plugin.py").write_text(textwrap.dedent('''
+        from zoo import hookimpl
+
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("hello-twice")
+            def hello():
+                print("hello")
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins().register(importlib.import_module("hello_plugin"), name="hello")
+    try:
+        for _ in range(2):
+            r = cli("hello-twice")
+            assert (r.code, r.out, r.err) == (0, "hello\n", "")
+    finally:
+        reset_plugins()
+
+
 def test_disable_plugins_turns_off_third_party_and_builtin_plugins(tmp_path, zoo_env):
     install(tmp_path, "zoo-broken", "0.3", "broken_plugin", RAISES_ON_IMPORT)
     quiet = zoo_env("plugins", "--json", ZOO_DISABLE_PLUGINS="zoo-broken")  # no allow-list
@@ -455,6 +593,128 @@ def test_zoo_eval_runs_registered_metrics_and_any_declared_likelihood(metrics_pl
     card = (folder / "README.md").read_text()
     assert "| eval.brightness.samples |" in card and "type: recon-l1" in card
     assert "brightness.samples" in r.out  # the printed table
+
+
+HOSTILE_PLUGIN = '''
+from typing import Literal
+
+from zoo import FamilyRecord, MetricRecord, hookimpl
+from zoo_ae import VanillaSpec
+
+
+class BadSpec(VanillaSpec):
+    family: Literal["bad-ll"] = "bad-ll"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="bad-ll", summary="a likelihood that crashes", paper="none",
+                          spec=BadSpec, impl="hostile_impl",
+                          capabilities=frozenset({"sample", "log_likelihood"})))
+
+
+@hookimpl
+def register_metrics(register):
+    for name in ("nan", "huge", "multiline", "fine"):
+        register(MetricRecord(name, "hostile", f"hostile_impl:{name}"))
+'''
+
+HOSTILE_IMPL = '''
+from zoo_ae.vanilla import build, sample, trainer  # noqa: F401
+
+
+def log_likelihood(model, x, k, spec, generator):
+    raise RuntimeError("likelihood bug\\nsecond line")
+
+
+def nan(model, samples, reference):
+    return {"ok": 1.0, "bad": float("nan")}
+
+
+def huge(model, samples, reference):
+    return {f"k{i}": 0.5 for i in range(100_000)}
+
+
+def multiline(model, samples, reference):
+    raise ValueError("first\\nsecond")
+
+
+def fine(model, samples, reference):
+    return 0.25
+'''
+
+
+def test_zoo_eval_survives_hostile_metrics_and_a_crashing_likelihood(tmp_path, cli,
+                                                                    monkeypatch):
+    """NaN, 100,000 values, a multi-line exception: one warning line each, nothing stored
+    for them, metrics.json stays valid JSON; a log_likelihood that raises is a note."""
+    import importlib
+    import textwrap
+
+    import zoo
+    from zoo.plugins import load_plugins, reset_plugins
+    from zoo.registry import get_registry
+
+    (tmp_path / "hostile_plugin.py").write_text(textwrap.dedent(HOSTILE_PLUGIN))
+    (tmp_path / "hostile_impl.py").write_text(textwrap.dedent(HOSTILE_IMPL))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins().register(importlib.import_module("hostile_plugin"), name="hostile")
+    get_registry.cache_clear()
+    try:
+        folder = zoo.build("bad-ll", overrides=[
+            "data.source=digits", "data.image_size=8", "train.max_steps=2",
+            "train.batch_size=16", "model.loss=mse", "sample.n=4"], out=tmp_path / "bad")
+        r = cli("eval", folder, "-n", "10", "--iwae-k", "2")
+    finally:
+        reset_plugins()
+    assert r.code == 0, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("warning: ") for line in lines), r.err
+    assert "log_likelihood of family 'bad-ll'" in lines[0] and "likelihood bug second line" \
+        in lines[0]
+    assert "'huge'" in lines[1] and "100,000 values" in lines[1]
+    assert "'multiline'" in lines[2] and "ValueError: first second" in lines[2]
+    assert "'nan'" in lines[3] and "nan for 'bad'" in lines[3]
+    text = (folder / "metrics.json").read_text()
+    assert "NaN" not in text
+    result = json.loads(text)["eval"]
+    assert result["fine"] == 0.25 and result["iwae_nll"] is None
+    assert result["iwae_note"].startswith("failed: RuntimeError: likelihood bug")
+    assert not [key for key in result if key.split(".")[0] in ("nan", "huge", "multiline")]
+
+
+def _bad_loader(kind):
+    import numpy as np
+    import torch
+
+    from zoo.data import ImageData
+
+    def load(spec, split):
+        good = torch.zeros(8, 1, 8, 8, dtype=torch.uint8)
+        return {"numpy": np.zeros((8, 1, 8, 8), np.uint8),
+                "float": ImageData(good.float(), None),
+                "hwc": ImageData(torch.zeros(8, 8, 8, 3, dtype=torch.uint8), None),
+                "empty": ImageData(good[:0], None),
+                "labels": ImageData(good, torch.zeros(3, dtype=torch.int64))}[kind]
+    return load
+
+
+@pytest.mark.parametrize("kind,fragment", [
+    ("numpy", "returned ndarray without an images tensor"),
+    ("float", "images of dtype torch.float32"),
+    ("hwc", "shape [8, 8, 8, 3]"),
+    ("empty", "no images"),
+    ("labels", "labels of shape [3] and dtype torch.int64 for 8 images"),
+])
+def test_a_data_source_returning_the_wrong_thing_is_one_line(kind, fragment, cli, monkeypatch,
+                                                             tmp_path):
+    """A plugin's loader that returns a NumPy array, float or HxWxC images, none, or labels
+    that do not match: one line naming the source, not a traceback deep in training."""
+    monkeypatch.setattr("zoo.registry.dataset_loader", lambda source: _bad_loader(kind))
+    r = cli("build", "ae", "--set", "train.max_steps=1", "--out", tmp_path / "out")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert r.err.startswith("error: data source 'mnist5k' (train split) returned ") and \
+        fragment in r.err, r.err
 
 
 def test_zoo_eval_notes_a_likelihood_the_family_cannot_define(tmp_path, cli):

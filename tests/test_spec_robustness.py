@@ -180,6 +180,17 @@ def test_other_unreadable_documents_are_one_line(cli, tmp_path):
                           "unknown key")
 
 
+def test_a_spec_path_that_is_no_regular_file_is_one_line(cli, tmp_path):
+    """A folder, a FIFO (never opened: reading it would block) or a device: "not a regular
+    file", not "not found"."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.toml")
+    for path in (tmp_path, tmp_path / "fifo.toml", "/dev/zero"):
+        assert_one_line_error(cli("build", "dcgan", "--spec", path, "--dry-run"),
+                              f"spec file {path} is not a regular file")
+
+
 # --------------------------------------------------------------------------- 3: CLI options
 
 

@@ -115,13 +115,29 @@ def atomic_folder(target: Path, fill: Callable[[Path], None], overwrite: bool = 
     return target
 
 
+def resolvable(path: Path, option: str) -> Path:
+    """``path`` made absolute with symbolic links resolved, or one line (exit 2) when a loop
+    of links is in the way (``Path.resolve`` raises ``RuntimeError`` there, or ``OSError``
+    on newer Pythons). ``option`` names the path in the message, e.g. ``--out``."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        why = getattr(exc, "strerror", None) or "a loop of symbolic links"
+        raise ArtifactError(f"{option} {path}: cannot follow its symbolic links ({why})"
+                            ) from None
+
+
 def remove_folder(folder: Path) -> None:
-    """Delete ``folder`` (if present) so that a crash midway leaves no half of it under its name.
+    """Delete ``folder`` (if present) so that a crash midway leaves no half of it under its name
+    (a symbolic link is removed, not what it points to).
 
     It is renamed to a ``.NAME.del-PID-…`` sibling first, which a crash may
     leave behind for :func:`tidy_leftovers`.
     """
     folder = Path(folder)
+    if folder.is_symlink():  # a link the user made (OUT.ckpt -> elsewhere): only the link goes
+        folder.unlink()
+        return
     doomed = temp_sibling(folder, "del")
     try:
         os.replace(folder, doomed)
@@ -181,16 +197,43 @@ def pid_alive(pid: int) -> bool:
     return pid > 0
 
 
+def started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` started after time ``when`` (seconds since the epoch), so that
+    it cannot have made a file last changed then: its pid was reused. Linux (``/proc``)
+    only; False wherever that cannot be told."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22: start time, in ticks
+        return boot + ticks / os.sysconf("SC_CLK_TCK") > when + 60  # slack for clock steps
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+
+
+def _stale(leftover: Leftover) -> bool:
+    """A leftover whose writer is gone: no process has its pid, or the one that has it now
+    started after the leftover last changed (a reused pid)."""
+    if not pid_alive(leftover.pid):
+        return True
+    try:
+        changed = leftover.path.lstat().st_mtime
+    except OSError:
+        return False
+    return leftover.pid != os.getpid() and started_after(leftover.pid, changed)
+
+
 def tidy_leftovers(target: Path, report: Callable[[str], None]) -> None:
     """Clean up after writers of ``target`` that died: call only while holding its build lock.
 
-    Temporaries whose pid no longer runs are removed, except that when
+    Temporaries whose pid no longer runs (or now belongs to a process that
+    started after they last changed) are removed, except that when
     ``target`` is missing and such a writer left the previous folder (a model
     folder or checkpoint) as ``old``, killed between the two renames of an
     overwrite, that folder is renamed back to ``target``. ``report`` gets one line per action.
     """
     target = Path(target)
-    stale = [t for t in leftovers(target) if not pid_alive(t.pid)]
+    stale = [t for t in leftovers(target) if _stale(t)]
     olds = [t for t in stale if t.kind == "old" and not t.path.is_symlink()
             and replaceable(t.path) and any(t.path.iterdir())]
     if olds and not target.exists():
@@ -218,11 +261,30 @@ def _size(path: Path) -> int:
 
 
 def replaceable(folder: Path) -> bool:
-    """True for an empty folder, a model folder or a training checkpoint."""
-    if not folder.is_dir():
+    """True for an empty folder, a model folder or a training checkpoint.
+
+    A genzoo folder is one whose ``config.json`` (model folder) or ``state.json``
+    (checkpoint) says ``"format": "genzoo/1"``, or, when that file is damaged,
+    one that also holds the weights file genzoo writes beside it. Any other
+    folder with a ``config.json`` (most projects have one) is not genzoo's to
+    replace.
+    """
+    if not folder.is_dir() or folder.is_symlink():
         return False
-    return (not any(folder.iterdir()) or (folder / CONFIG).is_file()
-            or (folder / "state.json").is_file())
+    if not any(folder.iterdir()):
+        return True
+    for meta, weights in ((CONFIG, WEIGHTS), ("state.json", "state.safetensors")):
+        if not (folder / meta).is_file():
+            continue
+        try:
+            doc = read_json(folder / meta)
+        except ArtifactError:  # damaged: a genzoo folder if it has genzoo's layout
+            if (folder / weights).is_file():
+                return True
+            continue
+        if isinstance(doc, dict) and doc.get("format") == FORMAT:
+            return True
+    return False
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -158,8 +159,11 @@ def build_cmd(
 
     if name is None and spec is None:
         raise ZooError("give a family or named model, or --spec FILE")
+    from zoo.artifact import resolvable
+
     family, resolved = resolve_spec(name, spec, sets or [])
     out = out or default_out(name, family)
+    resolvable(out, "--out")
     if dry_run:
         sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
         return
@@ -168,9 +172,16 @@ def build_cmd(
 
         raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
                                       resume=resume, force=force))
+    from zoo.errors import Aborted, Interrupted
     from zoo.train import fit
 
-    folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
+    try:
+        folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
+    except Aborted as exc:  # typer would turn it into a silent exit 130, even for SIGTERM
+        name = signal.Signals(exc.signum).name
+        raise Interrupted(f"aborted at once by a second {name}; nothing more was written "
+                          "(a checkpoint written before is kept)",
+                          exit_status=128 + exc.signum) from None
     if os.environ.get("RANK", "0") == "0":  # under torchrun only the main process reports
         print(f"wrote {folder}")
 
@@ -502,7 +513,7 @@ def main() -> None:
         from contextlib import suppress
 
         from zoo.errors import SpecError
-        from zoo.plugins import load_plugins
+        from zoo.plugins import add_commands, load_plugins
         from zoo.registry import get_registry
 
         pm = load_plugins()
@@ -510,7 +521,7 @@ def main() -> None:
         # registry.toml is reported by the commands that read it
         with suppress(SpecError):
             get_registry()
-        pm.hook.register_commands(cli=app)
+        add_commands(pm, app)
         code = app(standalone_mode=False)  # --help, typer.Exit and Ctrl-C return a status
     except typer.TyperException as exc:  # click's errors: a bad option value, a missing argument
         if type(exc).__name__ == "NoArgsIsHelpError":  # typer has printed the help already

@@ -266,14 +266,31 @@ def to_8bit(img, mode: str):
     return img.convert(mode) if img.mode != mode else img
 
 
+#: The EXIF tag that says how a camera held the picture (1: as stored).
+ORIENTATION = 0x0112
+
+
+def upright(img):
+    """``img`` turned as its EXIF orientation says (as image viewers show it); as it is
+    when it has none, or an unreadable one."""
+    from PIL import ImageOps
+
+    try:
+        turned = img.getexif().get(ORIENTATION, 1) not in (1, None)
+    except Exception:  # a damaged EXIF block: the pixels are still fine
+        return img
+    return ImageOps.exif_transpose(img) if turned else img
+
+
 def decode_image(path: str | Path, mode: str | None = None, size: int | None = None,
                  draft: bool = False) -> np.ndarray:
     """An image file as uint8 ``H×W`` (grey) or ``H×W×3`` (RGB): the one decoder every image
     file goes through (``data.source = "folder"``, ``zoo dedup``, ``zoo sample --input``).
 
     ``mode``: "L" or "RGB" (None: "L" for a grey file, else "RGB"); wide grey is
-    scaled (:func:`to_8bit`). ``size``: resized and center-cropped to ``size``×``size``
-    (:func:`resize_crop`); ``draft`` lets a JPEG decode at a reduced scale first.
+    scaled (:func:`to_8bit`); an EXIF orientation is applied (:func:`upright`).
+    ``size``: resized and center-cropped to ``size``×``size`` (:func:`resize_crop`);
+    ``draft`` lets a JPEG decode at a reduced scale first.
     Raises :class:`ImageTooLarge` or a one-line ``DataError``.
     """
     with open_image(path) as img:
@@ -281,6 +298,7 @@ def decode_image(path: str | Path, mode: str | None = None, size: int | None = N
             mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
             if draft and size:
                 img.draft(mode, (size, size))
+            img = upright(img)
             img = to_8bit(img, mode)
             return resize_crop(img, size) if size else np.array(img)
         except (OSError, ValueError) as exc:
@@ -387,7 +405,7 @@ def load_images(
     from zoo.registry import dataset_loader
 
     data: ImageData = dataset_loader(spec.source)(spec, split)
-    images, labels = data.images, data.labels
+    images, labels = check_image_data(data, spec.source, split)
     if spec.limit is not None and split == "train":
         images = images[: spec.limit]
         labels = None if labels is None else labels[: spec.limit]
@@ -397,6 +415,38 @@ def load_images(
     elif spec.binarize == "static" or (spec.binarize == "dynamic" and not training):
         x = static_binarize(x, split)
     return x, labels
+
+
+def check_image_data(data: object, source: str, split: str
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images and labels of a data source's answer, or a one-line ``PluginError`` naming
+    the source when it is not what ``register_datasets`` documents: an ``ImageData`` of
+    uint8 ``N×C×H×W`` images (N >= 1, C 1 or 3) and no labels or N integer labels."""
+    import torch
+
+    from zoo.errors import PluginError
+
+    def bad(what: str) -> PluginError:
+        return PluginError(f"data source {source!r} ({split} split) returned {what}; a loader "
+                           "returns zoo.data.ImageData with uint8 NxCxHxW images (C 1 or 3) "
+                           "and no labels or N integer labels")
+
+    images, labels = getattr(data, "images", None), getattr(data, "labels", None)
+    if not isinstance(images, torch.Tensor):
+        raise bad(f"{type(data).__name__} without an images tensor")
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise bad(f"images of dtype {images.dtype} and shape {list(images.shape)}")
+    if len(images) == 0 or min(images.shape[2:]) == 0:
+        raise bad(f"no images (shape {list(images.shape)})")
+    if labels is not None and not (isinstance(labels, torch.Tensor) and labels.ndim == 1
+                                   and len(labels) == len(images)
+                                   and not labels.is_floating_point()
+                                   and not labels.is_complex()):
+        shown = (f"labels of shape {list(labels.shape)} and dtype {labels.dtype}"
+                 if isinstance(labels, torch.Tensor) else f"labels of type "
+                 f"{type(labels).__name__}")
+        raise bad(f"{shown} for {len(images)} images")
+    return images, labels
 
 
 def static_binarize(x: torch.Tensor, split: str) -> torch.Tensor:

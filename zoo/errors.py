@@ -52,3 +52,12 @@ class Interrupted(ZooError):
     def __init__(self, message: str, exit_status: int = 130) -> None:
         super().__init__(message)
         self.exit_status = exit_status
+
+
+class Aborted(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM while a build stops: it stops at once, unwinding (so no
+    temporary is left), without a new checkpoint. ``signum`` is the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

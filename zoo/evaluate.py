@@ -29,6 +29,8 @@ from zoo.errors import CapabilityError
 DIGIT_SOURCES = ("mnist5k", "torchvision:MNIST")
 COVERAGE_CONFIDENCE = 0.5
 COVERAGE_FRACTION = 0.005
+#: The most values one registered metric may return (metrics.json and the card hold them all).
+MAX_METRIC_VALUES = 64
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -122,14 +124,24 @@ def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any
     Bernoulli decoder and grey levels, say) raises ``CapabilityError``, which
     becomes the ``iwae_note``.
     """
+    import math
+
     test = held_out(model)
     test = test[:limit] if limit else test
     try:
-        nll = -model.log_likelihood(test, k=k).mean()
+        nll = float(-model.log_likelihood(test, k=k).mean())
     except CapabilityError as exc:
         return {"iwae_nll": None, "iwae_note": f"skipped: {exc}"}
+    except Exception as exc:  # the family's bug: the other metrics still run
+        note = f"failed: {failure(exc)}"
+        warn(f"log_likelihood of family {model.family.name!r} ({model.family.plugin}) {note}")
+        return {"iwae_nll": None, "iwae_note": note}
+    if not math.isfinite(nll):
+        note = f"failed: log_likelihood of family {model.family.name!r} gave {nll}"
+        warn(note.removeprefix("failed: "))
+        return {"iwae_nll": None, "iwae_note": note}
     how = BINARISED.get(model.spec.data.binarize, model.spec.data.binarize)
-    return {"iwae_nll": round(float(nll), 3), "iwae_k": k,
+    return {"iwae_nll": round(nll, 3), "iwae_k": k,
             "iwae_data": f"{len(test)} held-out images ({model.spec.data.source}), {how}"}
 
 
@@ -146,9 +158,10 @@ def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
                 reference: torch.Tensor) -> dict[str, Any]:
     """Run registered metrics; a number is stored under the metric's name, a dict under
     ``name.key``. A metric that fails is one warning line; the others still run."""
-    import sys
+    import math
 
     from zoo.records import import_ref
+    from zoo.spec import show
 
     result: dict[str, Any] = {}
     for metric in metrics:
@@ -157,6 +170,9 @@ def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
             given = samples.clone() if samples is not None and "sample" in metric.needs else None
             value = import_ref(metric.compute)(model, given, reference.clone())
             values = value if isinstance(value, dict) else {None: value}
+            if len(values) > MAX_METRIC_VALUES:
+                raise ValueError(f"returned {len(values):,} values (at most "
+                                 f"{MAX_METRIC_VALUES})")
             scores = {}
             for key, number in values.items():
                 if isinstance(number, torch.Tensor) and number.numel() == 1:
@@ -164,13 +180,31 @@ def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
                 if not isinstance(number, int | float) or isinstance(number, bool):
                     raise TypeError(f"expected a number or a dict of numbers, got "
                                     f"{type(number).__name__}" + (f" for {key!r}" if key else ""))
+                if not math.isfinite(number):
+                    raise ValueError(f"returned {number}" + (f" for {key!r}" if key else ""))
+                if key is not None and not (isinstance(key, str) and 0 < len(key) <= 64):
+                    raise TypeError(f"a dict's keys must be names of 1 to 64 characters, got "
+                                    f"{show(key)!r}")
                 scores[metric.name if key is None else f"{metric.name}.{key}"] = number
         except Exception as exc:
-            print(f"warning: metric {metric.name!r} ({metric.plugin}) failed: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            warn(f"metric {metric.name!r} ({metric.plugin}) failed: {failure(exc)}")
             continue
         result.update(scores)
     return result
+
+
+def failure(exc: BaseException) -> str:
+    """A plugin's exception as part of one warning line: its type and a short message."""
+    from zoo.spec import show
+
+    return f"{type(exc).__name__}: {show(' '.join(str(exc).split()), 300)}"
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def label_accuracy(model, per_class: int = 100, seed: int = 0) -> dict[str, Any]:

@@ -87,5 +87,6 @@ def register_commands(cli: Any) -> None:
     Decorate functions with ``@cli.command("name")`` (or add a sub-app with
     ``cli.add_typer``). Import heavy modules inside the command, not at
     registration; raise ``zoo.ZooError`` for bad input, which the command
-    line prints as one line with exit status 2.
+    line prints as one line with exit status 2. A name the command line
+    already has (``build``, another plugin's) makes the plugin broken.
     """

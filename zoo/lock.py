@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,11 +30,14 @@ except ImportError:  # Windows: no advisory locks; builds are not serialised the
 #: Set by ``zoo build --processes N`` for the processes it launches: the lock file it
 #: holds for them, so that the main process does not try to take it a second time.
 HELD_ENV = "ZOO_BUILD_LOCK"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def lock_path(out: Path) -> Path:
     """The lock file of the build of ``out``: ``.OUT.lock`` beside it."""
     out = Path(out).resolve()
+    if not out.name:  # "/": no folder to put a lock beside
+        raise ArtifactError(f"cannot write {out}: give a folder below it")
     return out.with_name(f".{out.name}.lock")
 
 
@@ -93,10 +97,18 @@ class BuildLock:
     def _acquire(self) -> None:
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # never through a symbolic link: the pid would be written into its target
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
             except OSError as exc:
+                if self.path.is_symlink():
+                    raise ArtifactError(f"cannot write {self.out}: {self.path} is a symbolic "
+                                        "link, not a build lock; remove it") from None
                 raise ArtifactError(f"cannot write {self.out}: cannot create {self.path} "
                                     f"({exc.strerror})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device in its place
+                os.close(fd)
+                raise ArtifactError(f"cannot write {self.out}: {self.path} is not a regular "
+                                    "file (a build lock is); remove it")
             if fcntl is None:
                 break
             try:
@@ -148,7 +160,7 @@ class BuildLock:
 def describe(holder: str) -> str:
     """``"pid 123 on host"`` from a lock file's ``"123 host"``."""
     pid, _, host = holder.partition(" ")
-    if not pid:
+    if not pid.isdigit():  # empty, or not a lock file genzoo wrote
         return "another process"
     return f"pid {pid} on {host}" if host else f"pid {pid}"
 
@@ -172,13 +184,30 @@ def claim(out: Path, report: Callable[[str], None] | None = None
     Under ``zoo build --processes N`` the launcher holds the lock and has
     cleaned up already: then this does nothing.
     """
-    from zoo.artifact import temp_sibling, tidy_leftovers
-    from zoo.train import checkpoint_dir
+    from zoo.artifact import replaceable, temp_sibling, tidy_leftovers
+    from zoo.train import CHECKPOINT_SUFFIX, checkpoint_dir
 
     out = Path(out).resolve()
     if os.environ.get(HELD_ENV) == str(lock_path(out)):
         yield None
         return
+    if out.name.endswith(CHECKPOINT_SUFFIX) and out.name != CHECKPOINT_SUFFIX:
+        # the build of OUT writes and at last deletes OUT.ckpt, under another lock
+        raise ArtifactError(f"cannot write {out}: a name ending in {CHECKPOINT_SUFFIX} is the "
+                            f"checkpoint of a build of {out.name[:-len(CHECKPOINT_SUFFIX)]}; "
+                            "choose another name")
+    with contextlib.suppress(OSError):  # a deleted cwd: nothing to protect
+        if Path.cwd().is_relative_to(out):  # replacing it would pull the shell's cwd away
+            raise ArtifactError(f"cannot write {out}: it is (or holds) the current folder; "
+                                "run the build from outside it")
+    for parent in out.parents:  # a later --force of that folder would delete this model
+        try:
+            inside_genzoo = parent.is_dir() and any(parent.iterdir()) and replaceable(parent)
+        except OSError:  # a folder we may pass through but not list
+            inside_genzoo = False
+        if inside_genzoo:
+            raise ArtifactError(f"cannot write {out}: it is inside the genzoo folder {parent}; "
+                                "give an OUT outside it")
     report = report or _note
     with BuildLock(out) as lock:
         if lock.previous_holder and not lock.previous_holder.startswith(f"{os.getpid()} "):
@@ -186,6 +215,12 @@ def claim(out: Path, report: Callable[[str], None] | None = None
                    f"({describe(lock.previous_holder)})")
         for target in (out, checkpoint_dir(out)):
             tidy_leftovers(target, report)
+        ckpt = checkpoint_dir(out)
+        if (ckpt.exists() or ckpt.is_symlink()) and not (
+                ckpt.is_dir() and replaceable(ckpt.resolve())):
+            # a checkpoint would replace it, and a finished build delete it
+            raise ArtifactError(f"cannot write {out}: {ckpt} is in the way and is not a genzoo "
+                                "checkpoint; move it")
         probe = temp_sibling(checkpoint_dir(out), "tmp")  # the longest name a build writes
         try:
             probe.mkdir()

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import pluggy
 
@@ -268,6 +269,54 @@ def mark_broken(name: str, reason: str) -> None:
     raises :class:`PluginError` with ``reason`` instead.
     """
     _broken(name, reason, load_plugins())
+
+
+def add_commands(pm: pluggy.PluginManager, app: Any) -> None:
+    """Let each plugin add its sub-commands to the typer ``app`` (``register_commands``).
+
+    A plugin that raises there, or adds a command or group whose name the
+    command line already has (``build``, or another plugin's), is skipped as a
+    whole (:func:`mark_broken`): its commands are taken out again, and the
+    others' stay. No plugin can replace a command silently.
+    """
+    impls = pm.hook.register_commands.get_hookimpls()
+    if not hasattr(app, "zoo_plugins_added"):
+        app.zoo_plugins_added = set()  # main() may run twice in one process (tests)
+    # built-in plugins first, so that a third-party one can never take their commands
+    for impl in sorted(impls, key=lambda i: not plugin_info(i.plugin_name).builtin):
+        name = impl.plugin_name
+        if (name, id(impl.plugin)) in app.zoo_plugins_added:
+            continue
+        known = command_names(app)
+        before = len(app.registered_commands), len(app.registered_groups)
+        try:
+            impl.function(cli=app)
+            added = command_names(app, *before)
+            taken = sorted(set(added) & set(known)) + sorted(
+                {n for n in added if added.count(n) > 1})
+            if taken:
+                raise PluginError(f"its command {taken[0]!r} has the name of one the command "
+                                  "line already has")
+            app.zoo_plugins_added.add((name, id(impl.plugin)))
+        except (Exception, SystemExit) as exc:
+            del app.registered_commands[before[0]:]
+            del app.registered_groups[before[1]:]
+            reason = describe(exc) if isinstance(exc, PluginError) else \
+                f"{type(exc).__name__}: {describe(exc)}"
+            mark_broken(name, f"{plugin_info(name).label} failed while adding commands: "
+                        f"{reason}")
+
+
+def command_names(app: Any, commands: int = 0, groups: int = 0) -> list[str]:
+    """The names of ``app``'s sub-commands and groups (from the ``commands``-th and
+    ``groups``-th on), as the command line spells them."""
+    names = [info.name or info.callback.__name__.lower().replace("_", "-")
+             for info in app.registered_commands[commands:] if info.callback or info.name]
+    for info in app.registered_groups[groups:]:
+        name = info.name or getattr(info.typer_instance.info, "name", None)
+        if isinstance(name, str):
+            names.append(name)
+    return names
 
 
 @contextlib.contextmanager

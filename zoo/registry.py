@@ -13,7 +13,6 @@ import fnmatch
 import functools
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -23,6 +22,7 @@ from typing import Any
 from zoo.errors import PluginError, SpecError, UnknownNameError
 from zoo.plugins import describe, load_plugins, mark_broken, plugin_info, torch_watch
 from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
+from zoo.spec import show
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,9 @@ HOOKS = {"register_families": "family", "register_datasets": "data set",
 RECORDS: dict[str, type] = {"family": FamilyRecord, "data set": DatasetRecord,
                             "metric": MetricRecord}
 Call = tuple[str, str, Any]  # (plugin name, kind, record)
+#: What a family, data source or metric may be called: it becomes a command-line word,
+#: a spec's ``family``, a folder name under ``runs/`` and a key in metrics.json.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
@@ -97,6 +100,10 @@ def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
             if not isinstance(record, record_type):
                 raise PluginError(f"register() takes a zoo.{record_type.__name__}, got "
                                   f"{type(record).__name__}")
+            if not (isinstance(record.name, str) and NAME.fullmatch(record.name)):
+                raise PluginError(f"{kind} name {show(record.name)!r} is not a name: letters, "
+                                  "digits, '-', '_' and '.', starting with a letter or digit, "
+                                  "at most 64 characters")
             if any(r.name == record.name for r in got):
                 raise PluginError(f"it registers {kind} {record.name!r} twice")
             got.append(record)
@@ -104,7 +111,11 @@ def _calls(hook: Any, kind: str, broken: dict[str, str]) -> list[Call]:
         info = plugin_info(plugin)
         try:
             with torch_watch(info):
-                impl.function(register=register)
+                returned = impl.function(register=register)
+            if returned is not None:  # a generator's body never ran; a list registers nothing
+                raise PluginError(f"{impl.function.__name__}() returned a "
+                                  f"{type(returned).__name__}; it must call register(record) "
+                                  "for each record and return nothing")
         except (Exception, SystemExit) as exc:
             broken.setdefault(plugin, f"{info.label} failed while registering a {kind}: "
                               f"{describe(exc)}")
@@ -162,26 +173,46 @@ def _collect(hook: Any, kind: str, provided: dict[str, dict[str, list[str]]] | N
 
 
 def _read_registry_file(path: Path) -> tuple[dict[str, NamedModel], dict[str, str]]:
+    """Named models and external families from ``registry.toml``; anything malformed
+    (not UTF-8 TOML, a table that is a value, a family that is not a name) is one
+    ``SpecError`` line naming the file and the entry."""
+    from zoo.spec import read_document
+
     if not path.is_file():
         return {}, {}
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    doc = read_document(path)
+    where = show(str(path), 300)
+
+    def table(value: Any, what: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}: {what} must be a table, not {type(value).__name__}")
+        return value
+
+    def text(value: Any, what: str, optional: bool = True) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise SpecError(f"{where}: {what} must be a string, not {type(value).__name__}")
+        return value
+
     models = {}
-    for name, entry in doc.get("models", {}).items():
-        hub = entry.get("hub", {})
-        if not isinstance(entry, dict) or "family" not in entry:
-            raise SpecError(f"{path}: model {name!r} needs a family")
+    for name, entry in table(doc.get("models", {}), "models").items():
+        entry = table(entry, f"model {show(name)!r}")
+        if "family" not in entry:
+            raise SpecError(f"{where}: model {show(name)!r} needs a family")
+        hub = table(entry.get("hub", {}), f"model {show(name)!r} hub")
         models[name] = NamedModel(
             name=name,
-            family=entry["family"],
-            description=entry.get("description", ""),
-            spec=entry.get("spec", {}),
-            hub_repo=hub.get("repo_id"),
-            hub_revision=hub.get("revision"),
+            family=text(entry["family"], f"model {show(name)!r} family", optional=False),
+            description=text(entry.get("description", ""), f"model {show(name)!r} "
+                             "description", optional=False),
+            spec=table(entry.get("spec", {}), f"model {show(name)!r} spec"),
+            hub_repo=text(hub.get("repo_id"), f"model {show(name)!r} hub.repo_id"),
+            hub_revision=text(hub.get("revision"), f"model {show(name)!r} hub.revision"),
         )
-    return models, dict(doc.get("external", {}))
+    external = {name: text(dist, f"external {show(name)!r}", optional=False)
+                for name, dist in table(doc.get("external", {}), "external").items()}
+    return models, external
 
 
 # --------------------------------------------------------------------------- lookups

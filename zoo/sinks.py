@@ -60,19 +60,19 @@ def output_kind(path: Path) -> str:
 
 def check_output(path: Path, n: int) -> str:
     """Fail before any work if ``path`` cannot take ``n`` images; return its kind."""
+    from zoo.artifact import resolvable
+
     kind = output_kind(path)
-    if not path.resolve().parent.is_dir():
+    if not resolvable(path, "-o").parent.is_dir():
         raise ZooError(f"-o {path}: folder {path.parent} does not exist")
+    if kind != "folder" and path.is_dir():  # -o out.png or out.npy naming a folder
+        raise ZooError(f"-o {path} is a folder")
     if kind == "grid":
         if n > GRID_MAX_IMAGES:
             raise ZooError(f"-o {path}: {n:,} images are too many for one grid (at most "
                            f"{GRID_MAX_IMAGES:,}); {STREAMING_HINT}")
-    elif kind == "folder":
-        if path.exists():
-            raise ZooError(f"-o {path} already exists; one PNG per image goes into a new "
-                           "folder")
-    elif path.is_dir():
-        raise ZooError(f"-o {path} is a folder")
+    elif kind == "folder" and path.exists():
+        raise ZooError(f"-o {path} already exists; one PNG per image goes into a new folder")
     return kind
 
 

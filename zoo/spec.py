@@ -261,6 +261,8 @@ def read_document(path: str | Path) -> dict[str, Any]:
     where = show(str(path), 300)
     try:
         if not path.is_file():
+            if path.exists():  # a folder, a FIFO, a device: never opened (it could block)
+                raise SpecError(f"spec file {where} is not a regular file")
             raise SpecError(f"spec file not found: {where}")
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ArtifactError, DataError, Interrupted, SpecError
+from zoo.errors import Aborted, ArtifactError, DataError, Interrupted, SpecError
 
 if TYPE_CHECKING:
     import torch
@@ -432,9 +432,16 @@ def fit(
     :class:`Interrupted` (exit status 130 or 143); ``resume=True`` continues
     from it bit for bit.
     """
+    from zoo.artifact import resolvable
     from zoo.lock import claim
 
-    out = Path(out).resolve()
+    out = resolvable(out, "OUT")
+    data = spec.data
+    if data.source == "folder" and data.path and out.is_relative_to(
+            resolvable(Path(data.path), "data.path")):
+        raise ArtifactError(f"cannot write {out}: it is inside data.path {data.path}, where "
+                            "its samples.png would be read as a training image; give an OUT "
+                            "outside it")
     main = os.environ.get("RANK", "0") == "0"  # before the process group exists
     with claim(out) if main else contextlib.nullcontext():
         return _train(family, spec, out, resume=resume, force=force, progress=progress,
@@ -594,8 +601,9 @@ class StopOnSignal:
     The training loop then checkpoints at the next step boundary and raises
     :class:`Interrupted` with exit status 128 + the signal's number (130 for
     SIGINT, 143 for SIGTERM, as a shell reports a process killed by it). A
-    second signal aborts at once (``KeyboardInterrupt``). Outside the main
-    thread no handler can be installed and the block changes nothing.
+    second signal aborts at once (:class:`zoo.errors.Aborted`, a
+    ``KeyboardInterrupt``). Outside the main thread no handler can be installed
+    and the block changes nothing.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -616,7 +624,7 @@ class StopOnSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
+            raise Aborted(signum)
         self.requested, self.signum = True, signum
         again = "Ctrl-C" if signum == signal.SIGINT else "signal"
         print(f"\nstopping after this step ({again} again to abort)", file=sys.stderr,

@@ -95,11 +95,16 @@ def dedup(source: str, *, model: str | Path | None = None, save_model: str | Pat
                            "--model")
         zoo_model, folder = _load(model), Path(str(model))
     else:
+        from zoo_dedup.report import inside
+
+        target = Path(save_model) if save_model else default_model_dir(src)
+        if src.is_folder and inside(target, src.name):  # its samples.png would be read next
+            raise ZooError(f"the model would be written to {target}, inside the source "
+                           f"{source}; pass --save-model DIR outside it (zoo dedup never "
+                           "writes into its source)")
         if src.is_folder:  # images over the pixel limit neither train nor count in the batch
             src = src.without(scan_headers(src)[1])
-        folder = train_hash_model(src, Path(save_model) if save_model else
-                                  default_model_dir(src), overrides, force=force,
-                                  progress=progress)
+        folder = train_hash_model(src, target, overrides, force=force, progress=progress)
         zoo_model = _load(folder)
         timings["train_s"] = time.perf_counter() - started
     n_bits = zoo_model.module.code_dim

@@ -21,6 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
+from zoo.artifact import resolvable
 from zoo.errors import ZooError
 from zoo_dedup.pipeline import DedupResult, iter_kept
 
@@ -32,28 +33,28 @@ def check_report_path(path: Path, source: str | None = None) -> None:
     or lies inside the ``source`` folder (it could overwrite a file there)."""
     if path.suffix.lower() not in REPORT_SUFFIXES:
         raise ZooError(f"--report {path}: expected a .json or .csv file")
-    if not path.resolve().parent.is_dir():
+    if not resolvable(path, "--report").parent.is_dir():
         raise ZooError(f"--report {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise ZooError(f"--report {path} is a folder")
-    if source is not None and _inside(path, source):
+    if source is not None and inside(path, source):
         raise ZooError(f"--report {path} is inside the source {source}; write it elsewhere "
                        "(zoo dedup never writes into its source)")
 
 
-def _inside(path: Path, source: str) -> bool:
+def inside(path: Path, source: str) -> bool:
     """Whether ``path`` (symbolic links resolved) lies in the folder ``source``."""
-    root = Path(source).resolve()
-    return root.is_dir() and path.resolve().is_relative_to(root)
+    root = resolvable(Path(source), "SOURCE")
+    return root.is_dir() and resolvable(path, "the path").is_relative_to(root)
 
 
 def check_clean_dir(path: Path, source: str) -> None:
     """Fail before any work if ``path`` exists or lies inside the source folder."""
     if path.exists():
         raise ZooError(f"--write-clean {path} already exists; give a new folder")
-    if not path.resolve().parent.is_dir():
+    if not resolvable(path, "--write-clean").parent.is_dir():
         raise ZooError(f"--write-clean {path}: folder {path.parent} does not exist")
-    if _inside(path, source):
+    if inside(path, source):
         raise ZooError(f"--write-clean {path} is inside the source {source}; a later run "
                        "would read the copies as images")
 
