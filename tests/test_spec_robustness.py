@@ -12,7 +12,7 @@ from pydantic import model_validator
 
 from zoo.api import resolve_spec
 from zoo.errors import Interrupted, SpecError
-from zoo.registry import get_registry
+from zoo.registry import get_family, get_registry
 from zoo.spec import MAX_INT, MAX_STEPS
 
 FAMILIES = sorted(get_registry().families)
@@ -318,3 +318,20 @@ def test_a_spec_validator_that_breaks_is_one_line(monkeypatch):
     with pytest.raises(ZooError, match="Broken failed on this spec: TypeError") as info:
         validate(Broken, {"family": "dcgan"})
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("repo_id", ["me/ok-1.2", "me/a\u00fc", "me/a..b", "me/x.git", "me",
+                                     "a/b/c", "x" * 48 + "/" + "y" * 48, "x" * 48 + "/" + "y" * 47])
+def test_the_spec_and_the_hub_share_one_repo_id_rule(repo_id):
+    """A spec's hub.repo_id validates exactly when push and loading take it as a Hub id."""
+    from zoo.errors import SpecError
+    from zoo.hub import is_repo_id as hub_rule
+    from zoo.spec import validate
+
+    family = get_family("dcgan")
+    try:
+        validate(family.spec, {"family": "dcgan", "hub": {"repo_id": repo_id}})
+        accepted = True
+    except SpecError:
+        accepted = False
+    assert accepted == hub_rule(repo_id)

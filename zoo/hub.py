@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ArtifactError, HubError, UnknownNameError
+from zoo.spec import is_repo_id
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -54,7 +55,6 @@ LOAD_FILES = ["config.json", "model.safetensors", "README.md", "metrics.json", "
 REQUIRED = ("config.json", "model.safetensors")
 LIBRARY = "genzoo"
 GENERIC_TAGS = {"genzoo", "image-generation", "safetensors", "unconditional-image-generation"}
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 #: Seconds to wait for the Hub (to connect, for each answer or chunk) unless ZOO_HUB_TIMEOUT.
 DEFAULT_TIMEOUT = 10.0
@@ -366,11 +366,6 @@ def repo_and_revision(ref: str, revision: str | None) -> tuple[str, str | None]:
         repo_id, pinned = named_model_repo(repo_id)
         revision = revision if revision is not None else pinned
     return repo_id, revision
-
-
-def is_repo_id(name: str) -> bool:
-    """Whether ``name`` is shaped like a Hub model id ``namespace/name``."""
-    return bool(REPO_ID.fullmatch(name)) and ".." not in name and not name.endswith(".git")
 
 
 def _looks_local(name: str) -> bool:

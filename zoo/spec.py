@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,14 @@ MAX_EPOCHS = 10**6  # train.epochs
 MAX_ERRORS = 3  # validation errors described in the one error line
 #: Hub repository ids: namespace/name, each starting with a letter or digit (the Hub's rule).
 REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_REPO_ID = 96
+
+
+def is_repo_id(name: str) -> bool:
+    """Whether ``name`` is a Hub model id ``namespace/name`` (ASCII letters, digits, ``_.-``;
+    no ``..``, no ``.git`` ending, at most 96 characters): the one rule for specs and the Hub."""
+    return (len(name) <= MAX_REPO_ID and re.fullmatch(REPO_ID_PATTERN, name) is not None
+            and ".." not in name and not name.endswith(".git"))
 
 
 class Section(BaseModel):
@@ -169,7 +178,7 @@ class HubSpec(Section):
     """Where the model is published on the Hugging Face Hub."""
 
     repo_id: str | None = Field(
-        None, max_length=96, pattern=REPO_ID_PATTERN,
+        None, max_length=MAX_REPO_ID, pattern=REPO_ID_PATTERN,
         description="Hub repository, namespace/name, e.g. 'me/dcgan-mnist'.",
     )
     revision: str | None = Field(
@@ -184,6 +193,14 @@ class HubSpec(Section):
         None, description="With license 'other': a short lowercase name for the license "
         "(put its text in a LICENSE file in the repo).",
     )
+
+    @field_validator("repo_id")
+    @classmethod
+    def _hub_repo_id(cls, value: str | None) -> str | None:
+        if value is not None and not is_repo_id(value):
+            raise ValueError(f"hub.repo_id {value!r} is not a Hub model id (namespace/name: "
+                             "letters, digits, '_.-'; no '..', no '.git' ending)")
+        return value
 
     @model_validator(mode="after")
     def _hub_license(self) -> HubSpec:
