@@ -260,6 +260,11 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def is_genzoo_config(doc: Any) -> bool:
+    """Whether a parsed ``config.json`` (or checkpoint ``state.json``) is genzoo's format."""
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
 def replaceable(folder: Path) -> bool:
     """True for an empty folder, a model folder or a training checkpoint.
 
@@ -282,7 +287,7 @@ def replaceable(folder: Path) -> bool:
             if (folder / weights).is_file():
                 return True
             continue
-        if isinstance(doc, dict) and doc.get("format") == FORMAT:
+        if is_genzoo_config(doc):
             return True
     return False
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import logging
 import os
 import re
@@ -436,13 +435,13 @@ def _check_repo(info: Any, where: str) -> None:
 
 
 def _check_config(folder: Path, where: str) -> None:
-    from zoo.artifact import CONFIG, FORMAT, MAX_CONFIG_BYTES, read_json
+    from zoo.artifact import CONFIG, FORMAT, MAX_CONFIG_BYTES, is_genzoo_config, read_json
 
     try:
         config = read_json(folder / CONFIG, MAX_CONFIG_BYTES)
     except ArtifactError:
         config = None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    if not is_genzoo_config(config):
         raise HubError(f"{where} holds no genzoo model: its {CONFIG} is not a {FORMAT} config",
                        "library")
 
@@ -543,8 +542,6 @@ MODEL_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", 
 _MODEL_DIRS = {p.split("/")[0] for p in MODEL_FILES if "/" in p}
 #: Files that may sit in a repo that holds no model yet (what the Hub puts in a new repo).
 EMPTY_REPO = {".gitattributes", "README.md"}
-#: A remote config.json larger than this is no genzoo config (ours are a few KB).
-MAX_REMOTE_CONFIG = 1 << 20
 
 
 def is_model_file(path: str) -> bool:
@@ -601,19 +598,18 @@ def _remote_is_genzoo(api: HfApi, repo_id: str, commit: str) -> bool:
     """Whether the repo's ``config.json`` at ``commit`` is a genzoo model config."""
     import tempfile
 
-    from zoo.artifact import CONFIG, FORMAT
+    from zoo.artifact import CONFIG, MAX_CONFIG_BYTES, is_genzoo_config, read_json
 
     sizes = [getattr(e, "size", None) for e in api.get_paths_info(repo_id, [CONFIG],
                                                                  revision=commit)]
-    if not sizes or sizes[0] is None or sizes[0] > MAX_REMOTE_CONFIG:
+    if not sizes or sizes[0] is None or sizes[0] > MAX_CONFIG_BYTES:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(api.hf_hub_download(repo_id, CONFIG, revision=commit, local_dir=tmp))
         try:
-            config = json.loads(path.read_bytes()[:MAX_REMOTE_CONFIG + 1])
-        except (ValueError, RecursionError):
+            return is_genzoo_config(read_json(path, MAX_CONFIG_BYTES))
+        except ArtifactError:  # not JSON, too large or too deep
             return False
-    return isinstance(config, dict) and config.get("format") == FORMAT
 
 
 def _check_pushable(api: HfApi, repo_id: str, info: Any, where: str) -> None:
