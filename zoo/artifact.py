@@ -295,7 +295,7 @@ def replaceable(folder: Path) -> bool:
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write a file via a uniquely named temporary sibling and rename it into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(path, "tmp")
     try:
         if isinstance(data, bytes):
             tmp.write_bytes(data)

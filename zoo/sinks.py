@@ -17,7 +17,6 @@ import json
 import math
 import os
 import struct
-import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -151,7 +150,9 @@ def write_tensor_file(chunks: Iterator[np.ndarray], path: Path, n: int,
     first = next(chunks)
     shape = (n, *first.shape[1:])
     data = itertools.chain([first], chunks)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    from zoo.artifact import temp_sibling
+
+    tmp = temp_sibling(path, "tmp")
     try:
         with open(tmp, "wb") as fh:
             if path.suffix.lower() == ".npz":
