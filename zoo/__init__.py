@@ -10,13 +10,16 @@ Importing ``zoo`` does not import torch.
 
 from zoo.api import ZooModel, build, from_pretrained, list_models, push, resolve_spec
 from zoo.errors import ZooError
+from zoo.family import Family, SamplingOptions
 from zoo.hookspecs import hookimpl
 from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
 
 __all__ = [
     "DatasetRecord",
+    "Family",
     "FamilyRecord",
     "MetricRecord",
+    "SamplingOptions",
     "ZooError",
     "ZooModel",
     "build",

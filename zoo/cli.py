@@ -128,15 +128,16 @@ def spec_cmd(
 ) -> None:
     """Print a complete default spec as commented TOML (no torch import)."""
     from zoo.api import resolve_spec
-    from zoo.spec import json_schema, to_toml
+    from zoo.spec import json_schema, options_toml, to_toml
 
     family, spec = resolve_spec(name, None, sets or [])
     if schema:
-        print(json.dumps(json_schema(family.spec), indent=2))
+        print(json.dumps({**json_schema(family.spec),
+                          "x-sampling-options": family.options.model_json_schema()}, indent=2))
         return
     header = (f"genzoo spec: {name} ({family.summary})\n{family.paper}\n"
               f"Build it with: zoo build {family.name} --spec THIS_FILE")
-    sys.stdout.write(to_toml(spec, header))
+    sys.stdout.write(to_toml(spec, header) + "\n" + options_toml(family.options))
 
 
 @app.command("build")
@@ -201,36 +202,26 @@ def sample_cmd(
     batch_size: Annotated[int, typer.Option(min=1, max=65536,
                                             help="Images per forward pass.")] = 64,
     label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
-                                              "families).")] = None,
-    sampler: Annotated[str | None, typer.Option(help="Sampler (diffusion: ddim or ddpm; "
-                                                "default from the spec).")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="Sampling steps (DDIM).")] = None,
-    eta: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="DDIM noise: 0 "
-                                              "deterministic, 1 DDPM-like.")] = None,
-    input_: Annotated[Path | None, typer.Option("--input", help="Image to work on (e.g. "
-                                                "in-painting, super-resolution).")] = None,
-    mask: Annotated[Path | None, typer.Option(help="Mask image for --input: pixels above "
-                                              "half grey are filled (in-painting).")] = None,
-    size: Annotated[str | None, typer.Option(help="Output size, N or HxW (e.g. texture "
-                                             "synthesis).")] = None,
+                                              "families; the same as --opt label=N).")] = None,
+    opts: Annotated[list[str] | None, typer.Option(
+        "--opt", help="A sampling option of the model's family, KEY=VALUE (repeatable; "
+        "zoo spec FAMILY lists them), e.g. --opt steps=20.")] = None,
 ) -> None:
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
     file."""
     from zoo.api import from_pretrained
-    from zoo.sample import iter_samples, read_image
+    from zoo.sample import iter_samples
     from zoo.sinks import check_output, write_samples
+    from zoo.spec import parse_options
 
     kind = check_output(output, n)
+    options = parse_options(opts or [])
+    if label is not None:
+        options["label"] = label
     model = from_pretrained(path)
-    options = {}
     if label is not None:
         model.family.require("conditional")
-        options["label"] = label
-    given = {"sampler": sampler, "steps": steps, "eta": eta,
-             "size": None if size is None else parse_size(size),
-             "input": None if input_ is None else read_image(input_),
-             "mask": None if mask is None else read_image(mask)}
-    options.update({key: value for key, value in given.items() if value is not None})
+    model.family.sampling_options(options)  # a bad option fails before any image is made
     chunks = iter_samples(model.family, model.module, model.spec, n, seed, batch_size,
                           **options)
     write_samples(chunks, output, n, nrow=nrow,
@@ -238,15 +229,6 @@ def sample_cmd(
                             "family": model.family.name})
     shown = f"{output}{os.sep}" if kind == "folder" else str(output)
     print(f"wrote {shown} ({n} images, seed {seed})")
-
-
-def parse_size(text: str) -> int | tuple[int, int]:
-    """``"64"`` -> 64, ``"48x96"`` -> (48, 96); one-line error otherwise."""
-    parts = text.lower().split("x")
-    if len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts):
-        values = [int(p) for p in parts]
-        return values[0] if len(values) == 1 else (values[0], values[1])
-    raise ZooError(f"--size {text!r}: expected N or HxW, e.g. 64 or 48x96")
 
 
 @app.command("info")

@@ -35,13 +35,12 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
 
     A ``zoo.FamilyRecord`` holds the family's name, a one-line summary, the
     paper, its spec class (a ``zoo.spec.Spec`` subclass with ``family:
-    Literal["name"]``) and ``impl``, the dotted name of the module that
-    provides ``build``, ``trainer`` and ``sample`` (imported only when a model
-    is built, loaded or sampled, so it may import torch). Optional
-    ``capabilities`` declare ``encode``, ``decode``, ``reconstruct``,
-    ``log_likelihood``, ``latent`` and ``conditional``. A family name that
-    another plugin registers too is skipped, with a warning naming both
-    distributions.
+    Literal["name"]``), its sampling options (a ``zoo.SamplingOptions``
+    subclass; default: none) and ``impl``, the ``"package.module:Class"`` of
+    its ``zoo.Family`` subclass (imported only when a model is built, loaded
+    or sampled, so it may import torch). What the family can do follows from
+    what the class overrides. A family name that another plugin registers too
+    is skipped, with a warning naming both distributions.
     """
 
 

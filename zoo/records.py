@@ -7,31 +7,16 @@ Heavy code is referenced by dotted path (``"package.module"`` or
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import CapabilityError
+from zoo.family import KNOWN_CAPABILITIES, Family, SamplingOptions
+from zoo.spec import show
 
 if TYPE_CHECKING:
     from zoo.spec import Spec
-
-#: Every capability a family may declare -> the functions its implementation module must
-#: then provide (``conditional``: sampling takes ``label=``; ``latent``: codes from the prior
-#: and a deterministic decoder of them, for latent interpolation).
-CAPABILITY_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "sample": ("sample",),
-    "encode": ("encode",),
-    "decode": ("decode",),
-    "reconstruct": ("reconstruct",),
-    "log_likelihood": ("log_likelihood",),
-    "latent": ("latent", "generate"),
-    "conditional": (),
-}
-#: Capabilities that are functions of the family's implementation module.
-FUNCTION_CAPABILITIES = frozenset(c for c, names in CAPABILITY_FUNCTIONS.items() if names)
-KNOWN_CAPABILITIES = frozenset(CAPABILITY_FUNCTIONS)
-
 
 def import_ref(ref: str) -> Any:
     """Import ``"pkg.mod"`` (a module) or ``"pkg.mod:attr"`` (an attribute of it)."""
@@ -42,22 +27,14 @@ def import_ref(ref: str) -> Any:
 
 @dataclass(frozen=True)
 class FamilyRecord:
-    """A model family.
+    """A model family: its name, a one-line summary, the paper, its spec class, its
+    sampling options and its implementation.
 
-    ``impl`` names the module (imported lazily, may import torch) that provides
-    ``build(spec) -> nn.Module`` (the sampling model), ``trainer(spec, model,
-    accelerator) -> zoo.train.Trainer`` and one function per capability:
-    ``sample(model, noise, spec)`` (``noise`` a :class:`zoo.sample.PerSampleNoise`),
-    ``encode(model, x)``, ``decode(model, z)``, ``reconstruct(model, x)``,
-    ``log_likelihood(model, x, k, spec, generator)``.
-
-    ``latent`` is two functions: ``latent(model, noise, spec)`` draws the codes
-    the sampler starts from (``N×...``, row *i* from sample *i*'s noise, drawn
-    from the model's prior) and ``generate(model, codes, spec, **options)``
-    turns any codes into images in [0, 1] with no further randomness, so that
-    ``generate(model, latent(model, noise, spec), spec)`` is ``sample(model,
-    noise, spec)`` whenever the family's sampler is deterministic given its
-    noise. ``zoo visualize --what interpolate`` walks between such codes.
+    ``impl`` names a :class:`zoo.Family` subclass as ``"package.module:Class"``;
+    the module is imported only when a model is built, loaded or sampled (so it
+    may import torch). ``options`` is the family's :class:`zoo.SamplingOptions`
+    subclass (torch-free, like the spec: ``zoo spec`` shows it). The family's
+    capabilities follow from what the class overrides (:attr:`capabilities`).
     """
 
     name: str
@@ -65,25 +42,39 @@ class FamilyRecord:
     paper: str
     spec: type[Spec]
     impl: str
-    capabilities: frozenset[str] = frozenset({"sample"})
+    options: type[SamplingOptions] = SamplingOptions
     plugin: str = field(default="", compare=False)
+    _family: list[Family] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.capabilities) - KNOWN_CAPABILITIES
-        if unknown:
-            raise ValueError(f"family {self.name!r}: unknown capabilities {sorted(unknown)}")
+        if ":" not in self.impl:
+            raise ValueError(f"family {self.name!r}: impl {self.impl!r} must name a zoo.Family "
+                             "subclass as 'package.module:Class'")
+        if not (isinstance(self.options, type) and issubclass(self.options, SamplingOptions)):
+            raise ValueError(f"family {self.name!r}: options must be a zoo.SamplingOptions "
+                             "subclass")
 
-    def load(self) -> ModuleType:
-        """Import the family's implementation module and check it provides its functions."""
+    def load(self) -> Family:
+        """The family's implementation (imported and checked once, then cached)."""
         from zoo.errors import PluginError
 
-        module = import_ref(self.impl)
-        needed = {"build", "trainer"}.union(
-            *(CAPABILITY_FUNCTIONS[c] for c in self.capabilities))
-        missing = sorted(n for n in needed if not callable(getattr(module, n, None)))
-        if missing:
-            raise PluginError(f"family {self.name!r}: {self.impl} lacks {', '.join(missing)}")
-        return module
+        if not self._family:
+            cls = import_ref(self.impl)
+            if not (isinstance(cls, type) and issubclass(cls, Family)):
+                raise PluginError(f"family {self.name!r}: {self.impl} is not a zoo.Family "
+                                  "subclass")
+            errors = cls.contract_errors()
+            if errors:
+                raise PluginError(f"family {self.name!r}: {self.impl} {'; '.join(errors)}")
+            self._family.append(cls())
+        return self._family[0]
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the family can do: the capabilities its class's overrides provide, plus
+        ``conditional`` when its sampling options have a ``label`` (imports the class)."""
+        conditional = {"conditional"} if "label" in self.options.model_fields else set()
+        return type(self.load()).provided() | conditional
 
     def require(self, capability: str) -> None:
         """Raise a one-line ``CapabilityError`` if the family lacks ``capability``."""
@@ -92,6 +83,27 @@ class FamilyRecord:
             raise CapabilityError(
                 f"family {self.name!r} does not support {capability!r} (it provides: {have})"
             )
+
+    def sampling_options(self, given: Mapping[str, Any] | None = None) -> SamplingOptions:
+        """``given`` validated as the family's sampling options; a one-line
+        ``CapabilityError`` names an unknown option (listing the family's) or a bad value."""
+        from pydantic import ValidationError
+
+        given = dict(given or {})
+        fields = self.options.model_fields
+        unknown = [key for key in given if key not in fields]
+        if unknown:
+            offered = ", ".join(fields) or "none"
+            raise CapabilityError(f"family {self.name!r} has no sampling option "
+                                  f"{show(unknown[0])!r} (its options: {offered})")
+        try:
+            return self.options.model_validate(given)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(part) for part in error["loc"]) or "options"
+            value = show(given.get(str(error["loc"][0]))) if error["loc"] else ""
+            raise CapabilityError(f"family {self.name!r}: sampling option {key} = {value}: "
+                                  f"{error['msg']}") from None
 
 
 @dataclass(frozen=True)

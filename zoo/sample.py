@@ -79,16 +79,17 @@ def sample_images(
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """``n`` images as float32 ``N×C×H×W`` in [0, 1] on the CPU, seeded per sample.
 
-    Family-specific ``options`` (e.g. ``label=3``) go to the family's sampler; one
-    that returns ``(images, [extra tensors])`` (e.g. ``return_pyramid=True``)
-    gets the extras back too.
+    ``options`` are the family's sampling options (e.g. ``label=3``, ``steps=20``:
+    its record's ``options`` model, validated; an unknown one is a one-line
+    ``CapabilityError`` listing them). A sampler that returns ``(images, [extra
+    tensors])`` (e.g. ``return_pyramid=True``) gets the extras back too.
 
     The model always runs on whole chunks of ``batch_size`` consecutive sample
     indices (the last chunk is filled with the following indices and trimmed),
     so image *i* is bitwise the same for any ``n``; across different
     ``batch_size`` values it agrees to float rounding. A family whose sampler
-    computes every image on its own (its module sets ``INDEPENDENT_SAMPLES =
-    True``, e.g. the non-parametric ones) is not padded: the last chunk holds
+    computes every image on its own (``independent_samples = True`` on its
+    class, e.g. the non-parametric ones) is not padded: the last chunk holds
     only the images asked for. :func:`iter_samples` gives the same images one
     chunk at a time.
     """
@@ -128,10 +129,10 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
     """Validate, then lazily yield (images, extras or None) per chunk of sample indices."""
     family.require("sample")
     impl = family.load()
-    check_options(family, impl.sample, options)
+    validated = family.sampling_options(options)
     device = module_device(module)
     warn_nonfinite(family, module)
-    independent = getattr(impl, "INDEPENDENT_SAMPLES", False)
+    independent = impl.independent_samples
 
     def generate() -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
         import torch
@@ -140,7 +141,7 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
             stop = min(start + batch_size, n) if independent else start + batch_size
             with torch.inference_mode():  # not held across the yield: the caller's code
                 noise = PerSampleNoise(seed, range(start, stop), device)
-                out = impl.sample(module, noise, spec, **options)
+                out = impl.sample(module, noise, spec, validated)
                 images, more = out if isinstance(out, tuple) else (out, None)
                 images = images[: n - start].float().clamp_(0.0, 1.0).cpu()
                 more = None if more is None else [t[: n - start].float().cpu() for t in more]
@@ -169,23 +170,6 @@ def module_device(module: nn.Module) -> torch.device:
 
     first = next(itertools.chain(module.parameters(), module.buffers()), None)
     return first.device if first is not None else torch.device("cpu")
-
-
-def check_options(family: FamilyRecord, sampler: Any, options: dict[str, Any]) -> None:
-    """Raise a one-line ``CapabilityError`` for an option the family's sampler does not take."""
-    import inspect
-
-    from zoo.errors import CapabilityError
-
-    params = list(inspect.signature(sampler).parameters.values())
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return
-    takes = [p.name for p in params[3:]]  # after (model, noise, spec)
-    for key in options:
-        if key not in takes:
-            offered = ", ".join(takes) or "none"
-            raise CapabilityError(f"family {family.name!r} has no sampling option {key!r} "
-                                  f"(its options: {offered})")
 
 
 def read_image(path: str | Path) -> torch.Tensor:

@@ -353,31 +353,57 @@ def show(value: Any, limit: int = 60) -> str:
     return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
+def parse_override(text: str, flag: str = "--set") -> tuple[list[str], Any]:
     """Split ``a.b=value`` into a key path and a TOML-parsed value.
 
     Bare words stay strings; ``null`` unsets an optional key (TOML has no null).
+    ``flag`` names the option in error messages.
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise SpecError(f"--set {show(text)!r}: expected KEY.PATH=VALUE, e.g. "
-                        "train.max_steps=20")
+        raise SpecError(f"{flag} {show(text)!r}: expected KEY.PATH=VALUE, e.g. "
+                        + ("train.max_steps=20" if flag == "--set" else "steps=20"))
     path = key.split(".")
     if len(path) > MAX_DEPTH:
-        raise SpecError(f"--set {show(text)!r}: key nested deeper than {MAX_DEPTH} levels")
+        raise SpecError(f"{flag} {show(text)!r}: key nested deeper than {MAX_DEPTH} levels")
     raw = raw.strip()
     if raw == "null":
         return path, None
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except RecursionError:
-        raise SpecError(f"--set {show(text)!r}: value nested deeper than {MAX_DEPTH} levels"
+        raise SpecError(f"{flag} {show(text)!r}: value nested deeper than {MAX_DEPTH} levels"
                         ) from None
     except ValueError:  # not a TOML value (or an integer too long to parse): a bare string
         value = raw
-    check_document({key: value}, f"--set {show(text)!r}")
+    check_document({key: value}, f"{flag} {show(text)!r}")
     return path, value
+
+
+def parse_options(texts: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` sampling options (``zoo sample --opt``) as a dict; values are read as
+    ``--set`` reads them (TOML, else a bare string)."""
+    options: dict[str, Any] = {}
+    for text in texts:
+        path, value = parse_override(text, "--opt")
+        if len(path) != 1:
+            raise SpecError(f"--opt {show(text)!r}: a sampling option is one name, e.g. steps=20")
+        options[path[0]] = value
+    return options
+
+
+def options_toml(options: type[BaseModel]) -> str:
+    """A family's sampling options as TOML comments (for ``zoo spec``): name, default, help."""
+    lines = ["# Sampling options: zoo sample RUN --opt KEY=VALUE, or model.sample(n, KEY=VALUE)"]
+    for name, info in options.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        shown = "unset" if default is None else tomli_w.dumps({"v": default})[4:].strip()
+        lines.append(f"#   {name} = {shown}" + (f"  # {info.description}"
+                                                  if info.description else ""))
+    if len(lines) == 1:
+        lines.append("#   (none)")
+    return "\n".join(lines) + "\n"
 
 
 def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -72,12 +72,11 @@ def write_model_folder(
         save_weights(module, folder / WEIGHTS, family.name, spec_hash(spec))
         images = sample_images(family, module, spec, spec.sample.n, spec.sample.seed)
         save_png(grid(images), folder / SAMPLES)
-        card_images = getattr(family.load(), "card_images", None)
-        extra = card_images(module, spec, folder) if card_images else {}
+        extra = family.load().card_images(module, spec, folder)
         write_json(folder / METRICS, metrics)
         (folder / CARD).write_text(
             render_card(family, spec, metrics, parameters, to_toml(spec), extra,
-                        getattr(family.load(), "SAMPLING_NOTE", "")), encoding="utf-8")
+                        family.load().sampling_note), encoding="utf-8")
         if state_writer is not None:
             state_writer(folder / TRAINING_STATE)
         record_checksums(folder)  # the sha256 of every safetensors file written
@@ -141,7 +140,7 @@ def card_text(folder: Path, repo_id: str | None = None, revision: str | None = N
     family, spec, config = load_spec(folder)
     card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}
     return render_card(family, spec, read_metrics(folder), int(config.get("parameters") or 0),
-                       to_toml(spec), card_images, getattr(family.load(), "SAMPLING_NOTE", ""),
+                       to_toml(spec), card_images, family.load().sampling_note,
                        repo_id=repo_id, revision=revision, visuals=listing(folder))
 
 

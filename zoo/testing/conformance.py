@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from zoo.records import FamilyRecord
 
-#: Keys that make a build tiny, applied when the family's spec has them.
+#: Keys of the shared spec sections that make any build tiny (applied when the family's spec
+#: has them); a family adds its own in its class's ``tiny`` (e.g. ``model.timesteps``).
 TINY = {"train.max_steps": 2, "train.batch_size": 8, "data.limit": 64, "sample.n": 4,
-        "train.bn_batches": 1, "train.precision": "fp32", "train.warmup_steps": 0,
-        "model.timesteps": 10, "sample.steps": 2}
+        "train.precision": "fp32"}
 #: How far image i may move between batch sizes (float rounding of batched kernels).
 BATCH_TOLERANCE = 1e-3
 
@@ -46,7 +46,8 @@ class Check:
 
 
 def tiny_overrides(family: FamilyRecord, extra: Iterable[str] = ()) -> list[str]:
-    """``TINY`` restricted to the keys the family's default spec has, then ``extra``."""
+    """``TINY`` restricted to the keys the family's default spec has, then the family's own
+    ``tiny`` overrides, then ``extra``."""
     from zoo.spec import validate
 
     doc = validate(family.spec, {"family": family.name}).model_dump(mode="json")
@@ -59,7 +60,15 @@ def tiny_overrides(family: FamilyRecord, extra: Iterable[str] = ()) -> list[str]
             node = node[part]
         return True
 
-    return [f"{k}={v}" for k, v in TINY.items() if has(k)] + list(extra)
+    own = [f"{k}={_value(v)}" for k, v in family.load().tiny.items()]
+    return [f"{k}={v}" for k, v in TINY.items() if has(k)] + own + list(extra)
+
+
+def _value(value: Any) -> str:
+    """A ``tiny`` value as ``--set`` reads it (TOML for lists and strings)."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def check_family(family: FamilyRecord | str, overrides: Iterable[str] = (),
@@ -155,7 +164,8 @@ def _output(family: FamilyRecord, state: dict[str, Any]) -> str:
 
     model = _loaded(state)
     with torch.inference_mode():
-        out = family.load().sample(model.module, PerSampleNoise(0, range(4)), model.spec)
+        out = family.load().sample(model.module, PerSampleNoise(0, range(4)), model.spec,
+                                   family.sampling_options())
     images = out[0] if isinstance(out, tuple) else out
     size, channels = model.spec.data.image_size, num_channels(model.spec.data)
     if tuple(images.shape) != (4, channels, size, size):
@@ -303,8 +313,9 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
         alone = impl.latent(model.module, PerSampleNoise(5, [1]), model.spec)
         if len(codes) != 3 or not torch.equal(codes[1:2], alone):
             raise AssertionError("latent(): row i must be one code from sample i's noise alone")
-        images = impl.generate(model.module, codes, model.spec)
-        again = impl.generate(model.module, codes, model.spec)
+        options = family.sampling_options()
+        images = impl.generate(model.module, codes, model.spec, options)
+        again = impl.generate(model.module, codes, model.spec, options)
     size, channels = model.spec.data.image_size, num_channels(model.spec.data)
     if tuple(images.shape) != (3, channels, size, size):
         raise AssertionError(f"generate() gave shape {tuple(images.shape)}, expected "

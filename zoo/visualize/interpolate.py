@@ -85,6 +85,7 @@ def decode(model: ZooModel, codes: torch.Tensor, batch_size: int = 64,
     the samples they came from.
     """
     impl = model.family.load()
+    validated = model.family.sampling_options(options)
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(codes), batch_size):
@@ -92,7 +93,7 @@ def decode(model: ZooModel, codes: torch.Tensor, batch_size: int = 64,
             short = batch_size - len(chunk)
             if short:
                 chunk = torch.cat([chunk, chunk[-1:].expand(short, *chunk.shape[1:])])
-            images = impl.generate(model.module, chunk, model.spec, **options)
+            images = impl.generate(model.module, chunk, model.spec, validated)
             chunks.append(images[: batch_size - short].float().clamp(0, 1).cpu())
     return torch.cat(chunks)
 
@@ -102,10 +103,8 @@ def strips(model: ZooModel, pairs: int = 4, frames: int = 8, method: str = "sler
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (pairs, frames, C, H, W), endpoint codes (2 pairs, ...)); ``options`` go to
     the family's ``generate`` (e.g. ``label=3``, ``steps=20``)."""
-    from zoo.sample import check_options
-
     model.family.require("latent")
-    check_options(model.family, model.family.load().generate, options)
+    model.family.sampling_options(options)  # an unknown option fails before any work
     if pairs < 1:
         raise ZooError(f"--pairs {pairs}: give at least 1")
     codes = endpoint_codes(model, pairs, seed)

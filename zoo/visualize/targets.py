@@ -166,7 +166,7 @@ def _target(model: ZooModel, name: str) -> Target:
     else:
         module = trained_module(model, name)
     size = model.spec.data.image_size
-    low, high = getattr(model.family.load(), "INPUT_RANGES", {}).get(name, (0.0, 1.0))
+    low, high = model.family.load().input_ranges.get(name, (0.0, 1.0))
     return Target(name, module, (num_channels(model.spec.data), size, size), low, high)
 
 

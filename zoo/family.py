@@ -1,0 +1,168 @@
+"""The family contract: the class a family's implementation subclasses. No torch here.
+
+A family is one subclass of :class:`Family` in a module that may import torch,
+named lazily by its registration (``FamilyRecord(impl="zoo_ae.vae:VAE")``)::
+
+    class VAE(Family):
+        trainer_class = VAETrainer
+
+        def build(self, spec): ...
+        def sample(self, model, noise, spec, options): ...
+        def encode(self, model, x): ...  # optional: overriding it *is* the capability
+
+What a family can do follows from what it overrides (:data:`CAPABILITY_METHODS`):
+``build``, ``sample`` and a trainer (``trainer`` or ``trainer_class``) are
+required; ``encode``, ``decode``, ``reconstruct`` and ``log_likelihood`` are
+optional; ``latent`` and ``generate`` come as a pair. A family is
+``conditional`` when its sampling options (the record's ``options``, a
+:class:`SamplingOptions` subclass) have a ``label``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
+
+    from zoo.sample import PerSampleNoise
+    from zoo.spec import Spec
+    from zoo.train import Trainer
+
+#: Each optional capability -> the methods a family overrides to provide it.
+CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
+    "encode": ("encode",),
+    "decode": ("decode",),
+    "reconstruct": ("reconstruct",),
+    "log_likelihood": ("log_likelihood",),
+    "latent": ("latent", "generate"),
+}
+#: Every capability a family can have (``sample`` always; ``conditional`` from its options).
+KNOWN_CAPABILITIES = frozenset({"sample", "conditional", *CAPABILITY_METHODS})
+
+
+class SamplingOptions(BaseModel):
+    """A family's sampling options, validated like a spec (unknown keys are refused).
+
+    Subclass it with one field per option, each with a default and a
+    description; ``zoo spec FAMILY`` lists them and ``zoo sample RUN --opt
+    KEY=VALUE`` / ``model.sample(n, KEY=VALUE)`` set them. A field named
+    ``label`` makes the family ``conditional``. A default of ``None`` may mean
+    "the spec's value" (say so in the description).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Family:
+    """Base class of a model family's implementation (the torch side).
+
+    One instance serves every model of the family; methods take the model
+    (the ``nn.Module`` that :meth:`build` made and the folder stores) and its
+    spec. Images are float ``N×C×H×W`` in [0, 1].
+
+    Class attributes a family may set:
+
+    - ``trainer_class``: the ``zoo.train.Trainer`` subclass :meth:`trainer` makes;
+    - ``sampling_note``: one sentence for the model card on how samples are made;
+    - ``independent_samples``: ``True`` when each image is computed on its own
+      (so the last sampling batch need not be padded to a full chunk);
+    - ``input_ranges``: ``{module name: (low, high)}`` of inputs that are not
+      images in [0, 1] (``zoo visualize`` optimises inputs in that range);
+    - ``tiny``: spec overrides (``{"model.timesteps": 10}``) that make a build
+      tiny for the conformance kit, on top of the kit's own (few steps, small
+      batches, a 64-image data limit).
+    """
+
+    trainer_class: ClassVar[type | None] = None
+    sampling_note: ClassVar[str] = ""
+    independent_samples: ClassVar[bool] = False
+    input_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
+    tiny: ClassVar[dict[str, Any]] = {}
+
+    # ----------------------------------------------------------------- required
+
+    def build(self, spec: Spec) -> nn.Module:
+        """A freshly initialised model for ``spec``: the module the model folder stores."""
+        raise NotImplementedError
+
+    def trainer(self, spec: Spec, model: nn.Module, accelerator: Accelerator) -> Trainer:
+        """The trainer the shared loop drives; by default ``trainer_class(spec, model,
+        accelerator)``."""
+        if self.trainer_class is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no trainer_class")
+        return self.trainer_class(spec, model, accelerator)
+
+    def sample(self, model: nn.Module, noise: PerSampleNoise, spec: Spec,
+               options: SamplingOptions) -> torch.Tensor | tuple[torch.Tensor, list]:
+        """Images in [0, 1], row *j* from ``noise``'s sample *j* alone; ``options`` are the
+        validated sampling options. May return ``(images, [extra tensors])``."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- optional
+
+    def encode(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Codes ``N×k`` of images."""
+        raise NotImplementedError
+
+    def decode(self, model: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+        """Images from codes ``N×k``."""
+        raise NotImplementedError
+
+    def reconstruct(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Reconstructions of images."""
+        raise NotImplementedError
+
+    def log_likelihood(self, model: nn.Module, images: torch.Tensor, k: int, spec: Spec,
+                       generator: torch.Generator) -> torch.Tensor:
+        """An estimate of log p(x) in nats per image (``N``), with ``k`` importance samples."""
+        raise NotImplementedError
+
+    def latent(self, model: nn.Module, noise: PerSampleNoise, spec: Spec) -> torch.Tensor:
+        """The codes the sampler starts from, row *j* from sample *j*'s noise (with
+        :meth:`generate`: ``generate(latent(noise))`` is ``sample(noise)`` for a sampler that
+        is deterministic given its noise; ``zoo visualize interpolate`` walks between them)."""
+        raise NotImplementedError
+
+    def generate(self, model: nn.Module, codes: torch.Tensor, spec: Spec,
+                 options: SamplingOptions) -> torch.Tensor:
+        """Images from any codes of :meth:`latent`'s layout, with no further randomness."""
+        raise NotImplementedError
+
+    def card_images(self, model: nn.Module, spec: Spec, folder: Path) -> dict[str, str]:
+        """Extra figures for the model card, written into ``folder``: ``{caption: file}``."""
+        return {}
+
+    # ----------------------------------------------------------------- derived
+
+    @classmethod
+    def overrides(cls, method: str) -> bool:
+        """Whether this class (or a base below :class:`Family`) defines ``method``."""
+        return getattr(cls, method) is not getattr(Family, method)
+
+    @classmethod
+    def provided(cls) -> frozenset[str]:
+        """The capabilities the class's overrides provide (``sample`` always; not
+        ``conditional``, which follows from the options)."""
+        return frozenset({"sample"} | {cap for cap, methods in CAPABILITY_METHODS.items()
+                                       if all(cls.overrides(m) for m in methods)})
+
+    @classmethod
+    def contract_errors(cls) -> list[str]:
+        """What the class lacks or gets half right, one phrase each (empty: it conforms)."""
+        errors = [f"does not override {m}" for m in ("build", "sample") if not cls.overrides(m)]
+        if not cls.overrides("trainer") and cls.trainer_class is None:
+            errors.append("neither overrides trainer nor sets trainer_class")
+        for cap, methods in CAPABILITY_METHODS.items():
+            have = [m for m in methods if cls.overrides(m)]
+            if have and len(have) < len(methods):
+                missing = sorted(set(methods) - set(have))
+                errors.append(f"overrides {', '.join(have)} but not {', '.join(missing)} "
+                              f"(the {cap} capability needs both)")
+        return errors
