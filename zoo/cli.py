@@ -221,7 +221,6 @@ def sample_cmd(
     model = from_pretrained(path)
     if label is not None:
         model.family.require("conditional")
-    model.family.sampling_options(options)  # a bad option fails before any image is made
     chunks = iter_samples(model.family, model.module, model.spec, n, seed, batch_size,
                           **options)
     write_samples(chunks, output, n, nrow=nrow,

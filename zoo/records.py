@@ -100,10 +100,13 @@ class FamilyRecord:
             return self.options.model_validate(given)
         except ValidationError as exc:
             error = exc.errors()[0]
-            key = ".".join(str(part) for part in error["loc"]) or "options"
-            value = show(given.get(str(error["loc"][0]))) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            if not error["loc"]:  # a check across options
+                raise CapabilityError(f"family {self.name!r}: {message}") from None
+            key = ".".join(str(part) for part in error["loc"])
+            value = show(given.get(str(error["loc"][0])))
             raise CapabilityError(f"family {self.name!r}: sampling option {key} = {value}: "
-                                  f"{error['msg']}") from None
+                                  f"{message}") from None
 
 
 @dataclass(frozen=True)
