@@ -11,9 +11,10 @@ named lazily by its registration (``FamilyRecord(impl="zoo_ae.vae:VAE")``)::
         def encode(self, model, x): ...  # optional: overriding it *is* the capability
 
 What a family can do follows from what it overrides (:data:`CAPABILITY_METHODS`):
-``build``, ``sample`` and a trainer (``trainer`` or ``trainer_class``) are
-required; ``encode``, ``decode``, ``reconstruct`` and ``log_likelihood`` are
-optional; ``latent`` and ``generate`` come as a pair. A family is
+``build``, ``sample`` (or the ``latent``/``generate`` pair it defaults to) and
+a trainer (``trainer`` or ``trainer_class``) are required; ``encode``,
+``decode``, ``reconstruct`` and ``log_likelihood`` are optional; ``latent`` and
+``generate`` come as a pair. A family is
 ``conditional`` when its sampling options (the record's ``options``, a
 :class:`SamplingOptions` subclass) have a ``label``.
 """
@@ -57,7 +58,8 @@ class SamplingOptions(BaseModel):
     "the spec's value" (say so in the description).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True,
+                              validate_default=True, allow_inf_nan=False)
 
 
 class Family:
@@ -102,8 +104,13 @@ class Family:
     def sample(self, model: nn.Module, noise: PerSampleNoise, spec: Spec,
                options: SamplingOptions) -> torch.Tensor | tuple[torch.Tensor, list]:
         """Images in [0, 1], row *j* from ``noise``'s sample *j* alone; ``options`` are the
-        validated sampling options. May return ``(images, [extra tensors])``."""
-        raise NotImplementedError
+        validated sampling options. May return ``(images, [extra tensors])``.
+
+        By default ``generate(latent(noise))``: a family with the ``latent`` pair need not
+        write its own."""
+        if not self.overrides("latent"):
+            raise NotImplementedError
+        return self.generate(model, self.latent(model, noise, spec), spec, options)
 
     # ----------------------------------------------------------------- optional
 
@@ -156,7 +163,9 @@ class Family:
     @classmethod
     def contract_errors(cls) -> list[str]:
         """What the class lacks or gets half right, one phrase each (empty: it conforms)."""
-        errors = [f"does not override {m}" for m in ("build", "sample") if not cls.overrides(m)]
+        errors = [] if cls.overrides("build") else ["does not override build"]
+        if not cls.overrides("sample") and not cls.overrides("latent"):
+            errors.append("overrides neither sample nor latent and generate")
         if not cls.overrides("trainer") and cls.trainer_class is None:
             errors.append("neither overrides trainer nor sets trainer_class")
         for cap, methods in CAPABILITY_METHODS.items():

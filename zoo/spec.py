@@ -362,8 +362,9 @@ def parse_override(text: str, flag: str = "--set") -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise SpecError(f"{flag} {show(text)!r}: expected KEY.PATH=VALUE, e.g. "
-                        + ("train.max_steps=20" if flag == "--set" else "steps=20"))
+        raise SpecError(f"{flag} {show(text)!r}: expected " + (
+            "KEY.PATH=VALUE, e.g. train.max_steps=20" if flag == "--set"
+            else "KEY=VALUE, e.g. steps=20"))
     path = key.split(".")
     if len(path) > MAX_DEPTH:
         raise SpecError(f"{flag} {show(text)!r}: key nested deeper than {MAX_DEPTH} levels")
