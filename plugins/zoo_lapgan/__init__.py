@@ -50,7 +50,7 @@ class LAPGANOptions(SamplingOptions):
     """How ``zoo sample`` / ``model.sample`` draw from a LAPGAN."""
 
     label: int | None = Field(
-        None, ge=0, le=999, description="The class of every sample (a class-conditional model, "
+        None, ge=0, description="The class of every sample (a class-conditional model, "
         "model.num_classes > 0). Unset: each sample's own random class.",
     )
     return_pyramid: bool = Field(
