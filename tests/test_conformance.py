@@ -39,17 +39,22 @@ class BrokenSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="broken", summary="fails the kit on purpose", paper="none",
-                          spec=BrokenSpec, impl="broken_impl"))
+                          spec=BrokenSpec, impl="broken_impl:Broken"))
 '''
 
 BROKEN_IMPL = '''
 import torch
-from zoo_dcgan.model import build, trainer
+from zoo_dcgan.model import DCGAN
+
+from zoo import Family
 
 
-def sample(model, noise, spec):
-    z = torch.randn(len(noise), spec.model.latent_dim, 1, 1)  # fault 2: not seeded per sample
-    return model(z)  # fault 3: G's tanh range [-1, 1], not [0, 1]
+class Broken(Family):
+    build, trainer_class, tiny = DCGAN.build, DCGAN.trainer_class, DCGAN.tiny
+
+    def sample(self, model, noise, spec, options):
+        z = torch.randn(len(noise), spec.model.latent_dim, 1, 1)  # fault 2: not seeded per sample
+        return model(z)  # fault 3: G's tanh range [-1, 1], not [0, 1]
 '''
 
 

@@ -10,12 +10,12 @@ from zoo.api import resolve_spec
 
 
 def build_pair(size: int, channels: int):
-    from zoo_dcgan.model import build, build_discriminator
+    from zoo_dcgan.model import DCGAN, build_discriminator
 
     _, spec = resolve_spec("dcgan", None, [f"data.image_size={size}", f"data.channels={channels}",
                                            "model.base_channels=8", "model.disc_channels=8"])
     torch.manual_seed(0)
-    return spec, build(spec), build_discriminator(spec)
+    return spec, DCGAN().build(spec), build_discriminator(spec)
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])
@@ -62,9 +62,9 @@ def test_initialisation_is_normal_002():
 def test_64px_matches_the_reference_width_schedule():
     """ngf=64 at 64x64 gives the paper's 1024(=ngf*8)... widths scaled: 512-256-128-64."""
     _, spec = resolve_spec("dcgan", None, ["data.image_size=64", "data.channels=3"])
-    from zoo_dcgan.model import build
+    from zoo_dcgan.model import DCGAN
 
-    g = build(spec)
+    g = DCGAN().build(spec)
     outs = [m.out_channels for m in g.net if isinstance(m, nn.ConvTranspose2d)]
     assert outs == [512, 256, 128, 64, 3]
     assert sum(p.numel() for p in g.parameters()) == 3_576_704
@@ -72,7 +72,7 @@ def test_64px_matches_the_reference_width_schedule():
 
 def test_objective_is_the_gan_value_function():
     """D's loss is -[log D(x) + log(1 - D(G(z)))], G's is -log D(G(z)) (non-saturating)."""
-    from zoo_dcgan.model import build, trainer
+    from zoo_dcgan.model import DCGAN
 
     from zoo.train import make_accelerator
 
@@ -81,7 +81,8 @@ def test_objective_is_the_gan_value_function():
                                            "train.lr=1e-12", "train.batch_size=8"])
     acc, _ = make_accelerator(spec)
     torch.manual_seed(0)
-    t = trainer(spec, build(spec), acc)
+    family = DCGAN()
+    t = family.trainer(spec, family.build(spec), acc)
     images = torch.rand(8, 1, 16, 16)
     rng = torch.Generator().manual_seed(1)
     d_state = {k: v.clone() for k, v in t.disc.state_dict().items()}

@@ -240,11 +240,11 @@ TINY = ["data.image_size=16", "data.limit=64", "model.channels=8", "model.channe
 @pytest.fixture(scope="module")
 def tiny_build(tmp_path_factory):
     """A tiny DDPM build, and the trainer's in-memory weight average."""
-    import zoo_ddpm.model as impl
-
     from zoo.api import resolve_spec
     from zoo.train import fit
 
+    family, spec = resolve_spec("ddpm", overrides=TINY)
+    impl = family.load()
     made = []
     original = impl.trainer
 
@@ -252,13 +252,10 @@ def tiny_build(tmp_path_factory):
         made.append(original(spec, model, accelerator))
         return made[-1]
 
-    family, spec = resolve_spec("ddpm", overrides=TINY)
     out = tmp_path_factory.mktemp("ddpm") / "tiny"
-    impl.trainer = capture
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(impl, "trainer", capture)
         fit(family, spec, out, progress=False)
-    finally:
-        impl.trainer = original
     return out, made[0]
 
 
@@ -309,19 +306,15 @@ def test_image_i_depends_only_on_seed_and_i(tiny_build, options):
 
 def test_zoo_sample_takes_sampler_options(tiny_build, tmp_path):
     out = tmp_path / "grid.png"
-    proc = subprocess.run(["zoo", "sample", str(tiny_build[0]), "-n", "4", "--sampler", "ddim",
-                           "--steps", "4", "--eta", "0.5", "-o", str(out)],
+    proc = subprocess.run(["zoo", "sample", str(tiny_build[0]), "-n", "4", "--opt", "sampler=ddim",
+                           "--opt", "steps=4", "--opt", "eta=0.5", "-o", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()
 
 
-def test_sampler_options_on_a_family_without_them_fail_in_one_line(tmp_path):
-    from zoo.api import build
-
-    folder = build("ae", overrides=["train.max_steps=1", "data.limit=64", "sample.n=4",
-                                    "data.image_size=28"], out=tmp_path / "ae")
-    proc = subprocess.run(["zoo", "sample", str(folder), "--steps", "10",
+def test_sampler_options_on_a_family_without_them_fail_in_one_line(micro_dcgan, tmp_path):
+    proc = subprocess.run(["zoo", "sample", str(micro_dcgan), "--opt", "steps=10",
                            "-o", str(tmp_path / "x.png")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
@@ -329,10 +322,98 @@ def test_sampler_options_on_a_family_without_them_fail_in_one_line(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.fixture
+def unet_calls(monkeypatch):
+    """How many times a DDPM UNet ran (one call per sampling step and batch)."""
+    from zoo_ddpm.unet import UNet
+
+    calls = []
+    original = UNet.forward
+
+    def forward(self, *args, **kwargs):
+        calls.append(len(args[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UNet, "forward", forward)
+    return calls
+
+
+def test_opt_steps_sets_the_ddim_steps(tiny_build, cli, tmp_path, unet_calls):
+    """zoo sample RUN --opt steps=20 samples with 20 DDIM steps, the images model.sample(n,
+    steps=20) gives; unset, the spec's sample.steps (5) applies."""
+    import numpy as np
+
+    import zoo
+    from zoo.sample import to_uint8
+
+    r = cli("sample", tiny_build[0], "-n", "2", "--opt", "steps=20", "-o", tmp_path / "x.npy")
+    assert r.code == 0, r.err
+    assert len(unet_calls) == 20
+    model = zoo.from_pretrained(tiny_build[0])
+    assert np.array_equal(np.load(tmp_path / "x.npy"), to_uint8(model.sample(2, steps=20)))
+    unet_calls.clear()
+    model.sample(2)
+    assert len(unet_calls) == 5
+
+
+def test_opt_sampler_ddpm_is_the_ancestral_sampler(tiny_build, cli, tmp_path, unet_calls):
+    """--opt sampler=ddpm runs all T = 50 steps, whatever --opt steps says."""
+    import numpy as np
+
+    import zoo
+    from zoo.sample import to_uint8
+
+    r = cli("sample", tiny_build[0], "-n", "2", "--opt", "sampler=ddpm", "--opt", "steps=3",
+            "-o", tmp_path / "x.npy")
+    assert r.code == 0, r.err
+    assert len(unet_calls) == 50
+    model = zoo.from_pretrained(tiny_build[0])
+    assert np.array_equal(np.load(tmp_path / "x.npy"), to_uint8(model.sample(2, sampler="ddpm")))
+
+
+def test_an_unknown_option_is_one_line_listing_the_options(tiny_build, cli, tmp_path):
+    r = cli("sample", tiny_build[0], "-n", "2", "--opt", "foo=1", "-o", tmp_path / "x.png")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1
+    assert "no sampling option 'foo'" in r.err and "sampler, steps, eta" in r.err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("option", "says"), [("steps=0", "steps = 0"), ("eta=2", "eta = 2"),
+                                              ("steps=10001", "steps = 10001"),
+                                              ("sampler=euler", "sampler = euler"),
+                                              ("steps=2.5", "steps = 2.5")])
+def test_a_bad_option_value_is_one_line(tiny_build, cli, tmp_path, option, says):
+    r = cli("sample", tiny_build[0], "-n", "2", "--opt", option, "-o", tmp_path / "x.png")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert r.err.startswith("error: ") and says in r.err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_zoo_spec_lists_the_sampling_options_with_defaults(cli):
+    r = cli("spec", "ddpm")
+    assert r.code == 0, r.err
+    options = r.out[r.out.index("# Sampling options"):].splitlines()
+    assert [line.split("=")[0].strip("# ") for line in options[1:]] == ["sampler", "steps", "eta"]
+    assert all(" = unset  # " in line and "spec's sample." in line for line in options[1:])
+    schema = json.loads(cli("spec", "ddpm", "--schema").out)["x-sampling-options"]
+    assert schema["properties"]["steps"]["anyOf"][0] == {"type": "integer", "minimum": 1,
+                                                         "maximum": 10_000}
+
+
+def test_python_api_takes_the_sampling_options(tiny_build, unet_calls):
+    import zoo
+
+    model = zoo.from_pretrained(tiny_build[0])
+    three = model.sample(2, steps=3)
+    assert three.shape == (2, 1, 16, 16) and len(unet_calls) == 3
+    with pytest.raises(zoo.ZooError, match=r"no sampling option 'bogus'.*sampler, steps, eta"):
+        model.sample(2, bogus=1)
+    with pytest.raises(zoo.ZooError, match="eta"):
+        model.sample(2, eta=-0.5)
+
+
 def test_loading_skips_weight_initialisers_and_restores_them(tiny_build, monkeypatch):
     """Loading switches torch.nn.init off only while it builds the module, even on errors."""
-    import zoo_ddpm.model as impl
-
     import zoo
     from zoo.artifact import initialisers_skipped
 
@@ -347,7 +428,7 @@ def test_loading_skips_weight_initialisers_and_restores_them(tiny_build, monkeyp
     def broken(spec):
         raise RuntimeError("build failed")
 
-    monkeypatch.setattr(impl, "build", broken)
+    monkeypatch.setattr(get_family("ddpm").load(), "build", broken)
     with pytest.raises(RuntimeError, match="build failed"):
         zoo.from_pretrained(tiny_build[0])
     assert all(getattr(torch.nn.init, n) is f for n, f in originals.items())

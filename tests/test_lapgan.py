@@ -34,22 +34,24 @@ def test_pyramid_filters_are_low_pass_and_mean_preserving():
 
 
 def build(*sets):
-    from zoo_lapgan.model import build as build_lapgan
+    from zoo_lapgan.model import LAPGAN
 
     _, spec = resolve_spec("lapgan", None, [*TINY, *sets])
     torch.manual_seed(0)
-    return spec, build_lapgan(spec).eval()
+    return spec, LAPGAN().build(spec).eval()
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_level_shapes_and_range(channels):
-    from zoo_lapgan.model import sample
+    from zoo_lapgan import LAPGANOptions
+    from zoo_lapgan.model import LAPGAN
 
     from zoo.sample import PerSampleNoise
 
     spec, model = build(f"data.channels={channels}")
     with torch.no_grad():
-        images, levels = sample(model, PerSampleNoise(0, range(4)), spec, return_pyramid=True)
+        images, levels = LAPGAN().sample(model, PerSampleNoise(0, range(4)), spec,
+                                         LAPGANOptions(return_pyramid=True))
     assert [lvl.shape for lvl in levels] == [(4, channels, s, s) for s in (8, 16, 32)]
     assert images.shape == (4, channels, 32, 32) and torch.equal(images, levels[-1])
     assert float(images.min()) >= 0 and float(images.max()) <= 1
@@ -74,18 +76,50 @@ def test_build_sample_and_card(tmp_path, cli):
     a = model.sample(8, seed=2)
     images, levels = model.sample(16, seed=2, return_pyramid=True)
     assert torch.equal(a, images[:8]) and len(levels) == 3 and levels[0].shape[-1] == 8
-    r = cli("sample", out, "--label", "3", "-o", tmp_path / "x.png")
-    assert r.code == 2 and "unconditional" in r.err and len(r.err.strip().splitlines()) == 1
+    for how in (["--label", "3"], ["--opt", "label=3"]):
+        r = cli("sample", out, *how, "-o", tmp_path / "x.png")
+        assert r.code == 2 and "unconditional" in r.err and len(r.err.strip().splitlines()) == 1
+        assert not (tmp_path / "x.png").exists()
 
 
-def test_class_conditional_sampling(tmp_path, cli):
-    out = zoo.build("lapgan", None, [*TINY, "model.num_classes=10"], tmp_path / "cond")
-    model = zoo.from_pretrained(out)
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    """A tiny class-conditional LAPGAN (10 digit classes)."""
+    return zoo.build("lapgan", None, [*TINY, "model.num_classes=10"],
+                     tmp_path_factory.mktemp("lapgan") / "cond")
+
+
+def test_class_conditional_sampling(conditional, tmp_path, cli):
+    model = zoo.from_pretrained(conditional)
     threes = model.sample(4, seed=0, label=3)
     sevens = model.sample(4, seed=0, label=7)
     assert not torch.equal(threes, sevens)
-    r = cli("sample", out, "--label", "3", "-n", "4", "-o", tmp_path / "three.png")
+    r = cli("sample", conditional, "--label", "3", "-n", "4", "-o", tmp_path / "three.png")
     assert r.code == 0, r.err
+
+
+def test_label_flag_and_label_option_are_the_same(conditional, tmp_path, cli):
+    import numpy as np
+
+    from zoo.sample import to_uint8
+
+    for name, how in (("flag", ["--label", "3"]), ("opt", ["--opt", "label=3"])):
+        r = cli("sample", conditional, *how, "-n", "4", "-o", tmp_path / f"{name}.npy")
+        assert r.code == 0, r.err
+    flag, opt = (np.load(tmp_path / f"{n}.npy") for n in ("flag", "opt"))
+    model = zoo.from_pretrained(conditional)
+    assert np.array_equal(flag, opt) and np.array_equal(flag, to_uint8(model.sample(4, label=3)))
+    images, levels = model.sample(4, label=3, return_pyramid=True)
+    assert np.array_equal(to_uint8(images), flag) and [g.shape[-1] for g in levels] == [8, 16, 32]
+
+
+def test_a_label_outside_the_classes_is_one_line(conditional, tmp_path, cli):
+    for how in (["--label", "10"], ["--opt", "label=10"], ["--opt", "label=-1"]):
+        r = cli("sample", conditional, *how, "-n", "2", "-o", tmp_path / "x.png")
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+        assert not (tmp_path / "x.png").exists()
+    assert "classes 0 to 9" in cli("sample", conditional, "--label", "10", "-o",
+                                   tmp_path / "x.png").err
 
 
 def test_spec_rejects_a_pyramid_that_does_not_fit():
@@ -95,11 +129,10 @@ def test_spec_rejects_a_pyramid_that_does_not_fit():
         resolve_spec("lapgan", None, ["data.image_size=28", "model.levels=4"])
 
 
-def test_eval_reports_label_accuracy_for_conditional_models(tmp_path, cli):
-    out = zoo.build("lapgan", None, [*TINY, "model.num_classes=10"], tmp_path / "cond")
-    r = cli("eval", out, "-n", "100")
+def test_eval_reports_label_accuracy_for_conditional_models(conditional, cli):
+    r = cli("eval", conditional, "-n", "100")
     assert r.code == 0, r.err
-    result = zoo.from_pretrained(out).metrics["eval"]
+    result = zoo.from_pretrained(conditional).metrics["eval"]
     assert 0 <= result["label_accuracy"] <= 1 and len(result["label_accuracy_per_digit"]) == 10
 
 

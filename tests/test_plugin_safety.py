@@ -32,9 +32,9 @@ class ClaimSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="{own}", summary="{summary}", paper="none", spec=OwnSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
     register(FamilyRecord(name="{claim}", summary="{summary}", paper="none", spec=ClaimSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
 
 
 @hookimpl
@@ -58,7 +58,7 @@ class TypoSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="typo", summary="s", paper="none", spec=TypoSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
 
 
 @hookimpl
@@ -229,7 +229,7 @@ from zoo_dcgan import DCGANSpec
 @hookimpl
 def register_families(register):  # yields instead of calling register: its body never runs
     yield FamilyRecord(name="gen", summary="s", paper="none", spec=DCGANSpec,
-                       impl="zoo_dcgan.model")
+                       impl="zoo_dcgan.model:DCGAN")
 '''
 
 BAD_NAMES = '''
@@ -416,22 +416,16 @@ class SloppySpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="sloppy", summary="two subtle faults", paper="none",
-                          spec=SloppySpec, impl="sloppy_impl"))
+                          spec=SloppySpec, impl="sloppy_impl:Sloppy"))
 '''
 
 SLOPPY_IMPL = '''
 import os
 
 import torch
-from zoo_dcgan.model import DCGANTrainer, build, generate
+from zoo_dcgan.model import DCGAN, DCGANTrainer
 
-
-def sample(model, noise, spec):
-    # fault 1: one generator per chunk, seeded by its first index: image i is the same for
-    # any N at one batch size, but not across batch sizes
-    gen = torch.Generator().manual_seed(1_000_003 * noise.seed + noise.indices[0])
-    return generate(model, torch.randn(len(noise), spec.model.latent_dim, 1, 1,
-                                       generator=gen), spec)
+from zoo import Family
 
 
 class SloppyTrainer(DCGANTrainer):
@@ -443,8 +437,15 @@ class SloppyTrainer(DCGANTrainer):
                 p.add_(1e-3 * torch.randn(p.shape, generator=gen))
 
 
-def trainer(spec, model, accelerator):
-    return SloppyTrainer(spec, model, accelerator)
+class Sloppy(Family):
+    build, tiny, trainer_class = DCGAN.build, DCGAN.tiny, SloppyTrainer
+
+    def sample(self, model, noise, spec, options):
+        # fault 1: one generator per chunk, seeded by its first index: image i is the same for
+        # any N at one batch size, but not across batch sizes
+        gen = torch.Generator().manual_seed(1_000_003 * noise.seed + noise.indices[0])
+        z = torch.randn(len(noise), spec.model.latent_dim, 1, 1, generator=gen)
+        return DCGAN().generate(model, z, spec, options)
 '''
 
 

@@ -60,12 +60,12 @@ def vae(tmp_path_factory):
 @pytest.mark.parametrize("family", sorted(LATENT_FAMILIES))
 def test_generate_of_latent_is_the_sampler(family):
     model = untrained(family)
-    impl = model.family.load()
+    impl, options = model.family.load(), model.family.sampling_options()
     noise = PerSampleNoise(7, range(4))
     with torch.inference_mode():
         codes = impl.latent(model.module, noise, model.spec)
-        assert torch.equal(impl.generate(model.module, codes, model.spec),
-                           impl.sample(model.module, noise, model.spec))
+        assert torch.equal(impl.generate(model.module, codes, model.spec, options),
+                           impl.sample(model.module, noise, model.spec, options))
 
 
 def test_families_without_latent_codes_say_so():

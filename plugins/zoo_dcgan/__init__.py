@@ -68,6 +68,5 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
         paper="Radford, Metz & Chintala, Unsupervised Representation Learning with Deep "
         "Convolutional Generative Adversarial Networks, ICLR 2016, arXiv:1511.06434",
         spec=DCGANSpec,
-        impl="zoo_dcgan.model",
-        capabilities=frozenset({"sample", "latent"}),
+        impl="zoo_dcgan.model:DCGAN",
     ))

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from zoo import Family, SamplingOptions
 from zoo.data import num_channels
 from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
 from zoo.train import Trainer
@@ -94,42 +95,11 @@ class Discriminator(nn.Module):
         return self.net(x).flatten()
 
 
-# --------------------------------------------------------------------------- family API
-
-
-def build(spec: DCGANSpec) -> Generator:
-    """The sampling model: G, initialised as in the paper."""
-    g = Generator(spec.model.latent_dim, num_channels(spec.data), spec.data.image_size,
-                  spec.model.base_channels)
-    g.apply(init_weights)
-    return g
-
-
-#: Value range of the images each trained module takes, where it is not [0, 1]
-#: (``zoo visualize`` optimises and shows images through it).
-INPUT_RANGES = {"discriminator": (-1.0, 1.0)}
-
-
 def build_discriminator(spec: DCGANSpec) -> Discriminator:
     """D, initialised as in the paper."""
     d = Discriminator(num_channels(spec.data), spec.data.image_size, spec.model.disc_channels)
     d.apply(init_weights)
     return d
-
-
-def latent(model: Generator, noise: PerSampleNoise, spec: DCGANSpec) -> torch.Tensor:
-    """Per-sample codes z ~ N(0, I), shaped (N, latent, 1, 1) as G takes them."""
-    return noise.randn(spec.model.latent_dim, 1, 1)
-
-
-def generate(model: Generator, z: torch.Tensor, spec: DCGANSpec) -> torch.Tensor:
-    """Images in [0, 1] from codes z (N, latent, 1, 1)."""
-    return (model(z) + 1) / 2
-
-
-def sample(model: Generator, noise: PerSampleNoise, spec: DCGANSpec) -> torch.Tensor:
-    """Decode per-sample noise z ~ N(0, I) to images in [0, 1]."""
-    return generate(model, latent(model, noise, spec), spec)
 
 
 class DCGANTrainer(Trainer):
@@ -182,6 +152,34 @@ class DCGANTrainer(Trainer):
             self.spec.train.bn_batches)
 
 
-def trainer(spec: DCGANSpec, model: Generator, accelerator: Accelerator) -> DCGANTrainer:
-    """The DCGAN trainer for the shared loop."""
-    return DCGANTrainer(spec, model, accelerator)
+# --------------------------------------------------------------------------- the family
+
+
+class DCGAN(Family):
+    """The ``dcgan`` family: the model folder stores G; D lives only in training."""
+
+    trainer_class = DCGANTrainer
+    #: D takes images in [-1, 1] (``zoo visualize`` optimises and shows its inputs so).
+    input_ranges: ClassVar[dict[str, tuple[float, float]]] = {"discriminator": (-1.0, 1.0)}
+    tiny: ClassVar[dict[str, Any]] = {"train.bn_batches": 1}
+
+    def build(self, spec: DCGANSpec) -> Generator:
+        """The sampling model: G, initialised as in the paper."""
+        g = Generator(spec.model.latent_dim, num_channels(spec.data), spec.data.image_size,
+                      spec.model.base_channels)
+        g.apply(init_weights)
+        return g
+
+    def latent(self, model: Generator, noise: PerSampleNoise, spec: DCGANSpec) -> torch.Tensor:
+        """Per-sample codes z ~ N(0, I), shaped (N, latent, 1, 1) as G takes them."""
+        return noise.randn(spec.model.latent_dim, 1, 1)
+
+    def generate(self, model: Generator, codes: torch.Tensor, spec: DCGANSpec,
+                 options: SamplingOptions) -> torch.Tensor:
+        """Images in [0, 1] from codes z (N, latent, 1, 1)."""
+        return (model(codes) + 1) / 2
+
+    def sample(self, model: Generator, noise: PerSampleNoise, spec: DCGANSpec,
+               options: SamplingOptions) -> torch.Tensor:
+        """Decode per-sample noise z ~ N(0, I) to images in [0, 1]."""
+        return self.generate(model, self.latent(model, noise, spec), spec, options)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from zoo import FamilyRecord, hookimpl
+from zoo import FamilyRecord, SamplingOptions, hookimpl
 from zoo.spec import ModelSpec, SampleSpec, Spec, TrainSpec
 
 
@@ -63,6 +63,25 @@ class DDPMSample(SampleSpec):
     )
 
 
+class DDPMOptions(SamplingOptions):
+    """How ``zoo sample`` / ``model.sample`` draw from a DDPM; each unset option is the spec's
+    ``sample`` value."""
+
+    sampler: Literal["ddim", "ddpm"] | None = Field(
+        None, description="ddim, or ddpm: ancestral over all T steps (steps and eta do not "
+        "apply). Unset: the spec's sample.sampler.",
+    )
+    steps: int | None = Field(
+        None, ge=1, le=10_000,
+        description="DDIM steps (at most model.timesteps). Unset: the spec's sample.steps.",
+    )
+    eta: float | None = Field(
+        None, ge=0, le=1,
+        description="DDIM noise: 0 deterministic, 1 the DDPM variance. Unset: the spec's "
+        "sample.eta.",
+    )
+
+
 class DDPMSpec(Spec):
     """DDPM spec."""
 
@@ -101,6 +120,6 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
         "arXiv:2006.11239; Song, Meng & Ermon, Denoising Diffusion Implicit Models, ICLR "
         "2021, arXiv:2010.02502",
         spec=DDPMSpec,
-        impl="zoo_ddpm.model",
-        capabilities=frozenset({"sample", "latent"}),
+        impl="zoo_ddpm.model:DDPM",
+        options=DDPMOptions,
     ))

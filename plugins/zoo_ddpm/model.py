@@ -12,10 +12,11 @@ depends only on (seed, i) whatever the batch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from zoo import Family
 from zoo.data import num_channels
 from zoo.train import Trainer
 from zoo_ddpm.diffusion import Diffusion, schedule_of
@@ -25,16 +26,7 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
     from zoo.sample import PerSampleNoise
-    from zoo_ddpm import DDPMSpec
-
-SAMPLERS = ("ddim", "ddpm")
-
-
-def build(spec: DDPMSpec) -> UNet:
-    """The noise-prediction UNet the spec describes."""
-    m = spec.model
-    return UNet(num_channels(spec.data), m.channels, m.channel_mult, m.num_res_blocks,
-                m.attention_levels, m.groups, m.dropout)
+    from zoo_ddpm import DDPMOptions, DDPMSpec
 
 
 class DDPMTrainer(Trainer):
@@ -56,57 +48,54 @@ class DDPMTrainer(Trainer):
         return {"loss": loss.detach()}
 
 
-def trainer(spec: DDPMSpec, model: UNet, accelerator: Accelerator) -> DDPMTrainer:
-    """The DDPM trainer for the shared loop."""
-    return DDPMTrainer(spec, model, accelerator)
+class DDPM(Family):
+    """The ``ddpm`` family: a noise-prediction UNet, sampled by DDIM or ancestral DDPM."""
 
+    trainer_class = DDPMTrainer
+    tiny: ClassVar[dict[str, Any]] = {"model.timesteps": 10, "sample.steps": 2,
+                                      "train.warmup_steps": 0}
 
-def sample(
-    model: UNet,
-    noise: PerSampleNoise,
-    spec: DDPMSpec,
-    sampler: str | None = None,
-    steps: int | None = None,
-    eta: float | None = None,
-) -> torch.Tensor:
-    """Images in [0, 1] from per-sample noise; defaults come from ``spec.sample``.
+    def build(self, spec: DDPMSpec) -> UNet:
+        """The noise-prediction UNet the spec describes."""
+        m = spec.model
+        return UNet(num_channels(spec.data), m.channels, m.channel_mult, m.num_res_blocks,
+                    m.attention_levels, m.groups, m.dropout)
 
-    ``sampler="ddpm"`` is the ancestral sampler over all T steps (``steps`` and
-    ``eta`` do not apply); ``"ddim"`` uses ``steps`` evenly spaced timesteps
-    and noise ``eta`` (0: deterministic given x_T).
-    """
-    sampler = sampler or spec.sample.sampler
-    if sampler not in SAMPLERS:
-        from zoo.errors import SpecError
+    def sample(self, model: UNet, noise: PerSampleNoise, spec: DDPMSpec,
+               options: DDPMOptions) -> torch.Tensor:
+        """Images in [0, 1] from per-sample noise; unset options come from ``spec.sample``.
 
-        raise SpecError(f"sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-    diffusion: Diffusion = schedule_of(spec.model)
-    if sampler == "ddpm":
-        steps, eta = diffusion.steps, 1.0
-    else:
-        steps = steps or spec.sample.steps
-        eta = spec.sample.eta if eta is None else eta
-    size, channels = spec.data.image_size, num_channels(spec.data)
-    x = latent(model, noise, spec)
-    fresh = None
-    if eta > 0:
-        generators = noise.generators(stream=1)
-        def fresh() -> torch.Tensor:
-            return noise.draw(generators, channels, size, size)
-    x0 = diffusion.to(x.device).sample(model, x, steps, eta, fresh)
-    return (x0 + 1) / 2
+        ``sampler="ddpm"`` is the ancestral sampler over all T steps (``steps`` and
+        ``eta`` do not apply); ``"ddim"`` uses ``steps`` evenly spaced timesteps
+        and noise ``eta`` (0: deterministic given x_T).
+        """
+        diffusion: Diffusion = schedule_of(spec.model)
+        if (options.sampler or spec.sample.sampler) == "ddpm":
+            steps, eta = diffusion.steps, 1.0
+        else:
+            steps = options.steps or spec.sample.steps
+            eta = spec.sample.eta if options.eta is None else options.eta
+        size, channels = spec.data.image_size, num_channels(spec.data)
+        x = self.latent(model, noise, spec)
+        fresh = None
+        if eta > 0:
+            generators = noise.generators(stream=1)
+            def fresh() -> torch.Tensor:
+                return noise.draw(generators, channels, size, size)
+        x0 = diffusion.to(x.device).sample(model, x, steps, eta, fresh)
+        return (x0 + 1) / 2
 
+    def latent(self, model: UNet, noise: PerSampleNoise, spec: DDPMSpec) -> torch.Tensor:
+        """Per-sample x_T ~ N(0, I), (N, C, H, W): the noise every sampler starts from."""
+        size, channels = spec.data.image_size, num_channels(spec.data)
+        return noise.randn(channels, size, size)
 
-def latent(model: UNet, noise: PerSampleNoise, spec: DDPMSpec) -> torch.Tensor:
-    """Per-sample x_T ~ N(0, I), (N, C, H, W): the noise every sampler starts from."""
-    size, channels = spec.data.image_size, num_channels(spec.data)
-    return noise.randn(channels, size, size)
-
-
-def generate(model: UNet, x_t: torch.Tensor, spec: DDPMSpec, steps: int | None = None
-             ) -> torch.Tensor:
-    """Images in [0, 1] from x_T by deterministic DDIM (eta = 0; ``steps`` default
-    ``spec.sample.steps``): x_T acts as a latent code (Song et al., 2021, section 5.3)."""
-    diffusion: Diffusion = schedule_of(spec.model)
-    x0 = diffusion.to(x_t.device).sample(model, x_t, steps or spec.sample.steps, 0.0, None)
-    return (x0 + 1) / 2
+    def generate(self, model: UNet, codes: torch.Tensor, spec: DDPMSpec,
+                 options: DDPMOptions) -> torch.Tensor:
+        """Images in [0, 1] from x_T by deterministic DDIM, whatever ``sampler`` and ``eta``
+        say (``options.steps``, default ``spec.sample.steps``): x_T acts as a latent code
+        (Song et al., 2021, section 5.3)."""
+        diffusion: Diffusion = schedule_of(spec.model)
+        steps = options.steps or spec.sample.steps
+        x0 = diffusion.to(codes.device).sample(model, codes, steps, 0.0, None)
+        return (x0 + 1) / 2

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from zoo import FamilyRecord, hookimpl
+from zoo import FamilyRecord, SamplingOptions, hookimpl
 from zoo.spec import GANTrainSpec, ModelSpec, Spec
 
 
@@ -46,6 +46,19 @@ class LAPGANTrain(GANTrainSpec):
     )
 
 
+class LAPGANOptions(SamplingOptions):
+    """How ``zoo sample`` / ``model.sample`` draw from a LAPGAN."""
+
+    label: int | None = Field(
+        None, ge=0, description="The class of every sample (a class-conditional model, "
+        "model.num_classes > 0). Unset: each sample's own random class.",
+    )
+    return_pyramid: bool = Field(
+        False, description="Python API: model.sample returns (images, the image at every "
+        "level, coarse to fine).",
+    )
+
+
 class LAPGANSpec(Spec):
     """LAPGAN spec."""
 
@@ -76,6 +89,6 @@ def register_families(register) -> None:
         paper="Denton, Chintala, Szlam & Fergus, Deep Generative Image Models using a Laplacian "
         "Pyramid of Adversarial Networks, NeurIPS 2015, arXiv:1506.05751",
         spec=LAPGANSpec,
-        impl="zoo_lapgan.model",
-        capabilities=frozenset({"sample", "conditional", "latent"}),
+        impl="zoo_lapgan.model:LAPGAN",
+        options=LAPGANOptions,
     ))

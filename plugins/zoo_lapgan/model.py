@@ -27,16 +27,22 @@ image depends only on its own noise.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo import Family
 from zoo.data import num_channels
 from zoo.errors import CapabilityError, DataError
 from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
 from zoo.train import LOCAL, Draws, Trainer
+from zoo_lapgan import LAPGANOptions
 from zoo_lapgan.pyramid import gaussian_pyramid, upsample
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def level_sizes(spec) -> list[int]:
@@ -141,8 +147,9 @@ class ResidualDiscriminator(nn.Module):
         return self.net(with_planes(residual, cond, y)).flatten()
 
 
-class LAPGAN(nn.Module):
-    """The generators of every level (what sampling needs), coarse to fine."""
+class LAPGANGenerators(nn.Module):
+    """The generators of every level (what sampling needs, and what the model folder
+    stores), coarse to fine."""
 
     def __init__(self, spec) -> None:
         super().__init__()
@@ -165,14 +172,6 @@ def build_discriminators(spec) -> list[nn.Module]:
             + [ResidualDiscriminator(c, m.num_classes, m.channels, s) for s in sizes[1:]])
 
 
-# --------------------------------------------------------------------------- family API
-
-
-def build(spec) -> LAPGAN:
-    """The generators of all levels."""
-    return LAPGAN(spec)
-
-
 def check_labels(labels: torch.Tensor | None, classes: int, source: str) -> None:
     """A class-conditional model needs every training image labelled 0 .. classes - 1."""
     if labels is None:
@@ -186,7 +185,7 @@ def check_labels(labels: torch.Tensor | None, classes: int, source: str) -> None
 class LAPGANTrainer(Trainer):
     """Every level's GAN takes one D and one G step per batch, on real pyramids."""
 
-    def __init__(self, spec, model: LAPGAN, accelerator) -> None:
+    def __init__(self, spec, model: LAPGANGenerators, accelerator) -> None:
         super().__init__(spec, model, accelerator)
         t = spec.train
         betas = (t.beta1, t.beta2)
@@ -263,44 +262,34 @@ class LAPGANTrainer(Trainer):
                 reestimate_batchnorm(gen, inputs, self.spec.train.bn_batches)
 
 
-def trainer(spec, model: LAPGAN, accelerator) -> LAPGANTrainer:
-    """The LAPGAN trainer for the shared loop."""
-    return LAPGANTrainer(spec, model, accelerator)
+def class_codes(model: LAPGANGenerators, codes: torch.Tensor, label: int | None
+                ) -> torch.Tensor | None:
+    """The one-hot class every level sees: the codes' own class part, or ``label`` for
+    every row; None for an unconditional model (where a label is a one-line error)."""
+    classes = model.num_classes
+    if not classes:
+        if label is not None:
+            raise CapabilityError("this LAPGAN is unconditional (model.num_classes = 0); "
+                                  "train with --set model.num_classes=10 to sample by label")
+        return None
+    if label is None:
+        return codes[:, -classes:]
+    if label >= classes:
+        raise CapabilityError(f"label {label}: this LAPGAN has classes 0 to {classes - 1}")
+    return one_hot(torch.full((len(codes),), label, device=codes.device), classes,
+                   torch.float32)
 
 
-def latent(model: LAPGAN, noise, spec) -> torch.Tensor:
-    """Everything the sampler draws for a sample, as one flat code per row (N, D): the
-    coarsest GAN's z, each finer level's noise planes, and (class-conditional) the one-hot
-    class."""
-    parts = [noise.randn(model.latent_dim)]
-    for k, size in enumerate(model.sizes[1:], 1):
-        parts.append(noise.randn(model.noise_channels, size, size, stream=k).flatten(1))
-    if model.num_classes:
-        labels = noise.randint(model.num_classes, stream=10_000)
-        parts.append(one_hot(labels, model.num_classes, torch.float32))
-    return torch.cat(parts, 1)
-
-
-def generate(model: LAPGAN, codes: torch.Tensor, spec, label: int | None = None,
-             return_pyramid: bool = False):
-    """Images in [0, 1] from codes laid out as :func:`latent` makes them, coarse to fine.
-
-    ``label`` replaces the class part of the codes of a class-conditional model;
-    with ``return_pyramid`` also the image at every level.
-    """
-    if label is not None and not model.num_classes:
-        raise CapabilityError("this LAPGAN is unconditional (model.num_classes = 0); "
-                              "train with --set model.num_classes=10 to sample by label")
+def pyramid_of(model: LAPGANGenerators, codes: torch.Tensor, label: int | None = None
+               ) -> list[torch.Tensor]:
+    """The image at every level in [-1, 1], coarse to fine, from codes laid out as
+    :meth:`LAPGAN.latent` makes them; ``label`` replaces the class part of the codes."""
     widths = [model.latent_dim, *(model.noise_channels * s * s for s in model.sizes[1:])]
-    widths += [model.num_classes] if model.num_classes else []
-    if codes.dim() != 2 or codes.shape[1] != sum(widths):
-        raise ValueError(f"LAPGAN codes must be (N, {sum(widths)}), got {tuple(codes.shape)}")
-    parts = codes.split(widths, 1)
-    y = None
-    if model.num_classes:
-        y = parts[-1] if label is None else one_hot(
-            torch.full((len(codes),), int(label), device=codes.device), model.num_classes,
-            torch.float32)
+    if codes.dim() != 2 or codes.shape[1] != sum(widths) + model.num_classes:
+        raise ValueError(f"LAPGAN codes must be (N, {sum(widths) + model.num_classes}), got "
+                         f"{tuple(codes.shape)}")
+    y = class_codes(model, codes, label)
+    parts = codes[:, :sum(widths)].split(widths, 1)
     image = model.generators[0](parts[0], y)
     levels = [image]
     for k, gen in enumerate(model.generators[1:], 1):
@@ -308,26 +297,63 @@ def generate(model: LAPGAN, codes: torch.Tensor, spec, label: int | None = None,
         planes = parts[k].reshape(len(codes), model.noise_channels, *cond.shape[-2:])
         image = cond + gen(cond, planes, y)
         levels.append(image)
-    out = ((image + 1) / 2).clamp(0, 1)
-    if return_pyramid:
-        return out, [((g + 1) / 2).clamp(0, 1) for g in levels]
-    return out
+    return levels
 
 
-def sample(model: LAPGAN, noise, spec, label: int | None = None, return_pyramid: bool = False):
-    """Coarse to fine; with ``return_pyramid`` also the image at every level (in [0, 1])."""
-    return generate(model, latent(model, noise, spec), spec, label, return_pyramid)
+def to_unit(image: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return ((image + 1) / 2).clamp(0, 1)
 
 
-def card_images(model: LAPGAN, spec, folder) -> dict[str, str]:
-    """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""
-    from zoo.sample import PerSampleNoise, grid, save_png
+# --------------------------------------------------------------------------- the family
 
-    with torch.inference_mode():
-        noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)
-        _, levels = sample(model, noise, spec, return_pyramid=True)
-    levels = [g.cpu() for g in levels]
-    size = levels[-1].shape[-1]
-    tiles = torch.stack([F.interpolate(g, size=size, mode="nearest") for g in levels], 1)
-    save_png(grid(tiles.flatten(0, 1), nrow=len(levels)), folder / "pyramid.png")
-    return {"pyramid strip, coarse to fine": "pyramid.png"}
+
+class LAPGAN(Family):
+    """The ``lapgan`` family: sampled coarse to fine, optionally by class (``label``), with
+    every level's image on request (``return_pyramid``)."""
+
+    trainer_class = LAPGANTrainer
+    tiny: ClassVar[dict[str, Any]] = {"train.bn_batches": 1}
+
+    def build(self, spec) -> LAPGANGenerators:
+        """The generators of all levels."""
+        return LAPGANGenerators(spec)
+
+    def latent(self, model: LAPGANGenerators, noise, spec) -> torch.Tensor:
+        """Everything the sampler draws for a sample, as one flat code per row (N, D): the
+        coarsest GAN's z, each finer level's noise planes, and (class-conditional) the
+        one-hot class."""
+        parts = [noise.randn(model.latent_dim)]
+        for k, size in enumerate(model.sizes[1:], 1):
+            parts.append(noise.randn(model.noise_channels, size, size, stream=k).flatten(1))
+        if model.num_classes:
+            labels = noise.randint(model.num_classes, stream=10_000)
+            parts.append(one_hot(labels, model.num_classes, torch.float32))
+        return torch.cat(parts, 1)
+
+    def generate(self, model: LAPGANGenerators, codes: torch.Tensor, spec,
+                 options: LAPGANOptions) -> torch.Tensor:
+        """Images in [0, 1] from codes laid out as :meth:`latent` makes them; ``options.label``
+        replaces their class part (a class-conditional model)."""
+        return to_unit(pyramid_of(model, codes, options.label)[-1])
+
+    def sample(self, model: LAPGANGenerators, noise, spec, options: LAPGANOptions
+               ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Coarse to fine; with ``options.return_pyramid`` also the image at every level (in
+        [0, 1])."""
+        levels = [to_unit(g) for g in
+                  pyramid_of(model, self.latent(model, noise, spec), options.label)]
+        return (levels[-1], levels) if options.return_pyramid else levels[-1]
+
+    def card_images(self, model: LAPGANGenerators, spec, folder: Path) -> dict[str, str]:
+        """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""
+        from zoo.sample import PerSampleNoise, grid, save_png
+
+        with torch.inference_mode():
+            noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)
+            _, levels = self.sample(model, noise, spec, LAPGANOptions(return_pyramid=True))
+        levels = [g.cpu() for g in levels]
+        size = levels[-1].shape[-1]
+        tiles = torch.stack([F.interpolate(g, size=size, mode="nearest") for g in levels], 1)
+        save_png(grid(tiles.flatten(0, 1), nrow=len(levels)), folder / "pyramid.png")
+        return {"pyramid strip, coarse to fine": "pyramid.png"}
