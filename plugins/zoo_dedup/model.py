@@ -14,7 +14,6 @@ import math
 
 import torch
 from torch import nn
-from zoo_ae import nets
 from zoo_ae.nets import AETrainer, AutoEncoder, fit_code_gaussian, image_shape, recon_loss
 
 from zoo import Family
@@ -106,16 +105,16 @@ class DedupAE(Family):
     def sample(self, model: AutoEncoder, noise, spec, options) -> torch.Tensor:
         """Decode codes drawn from the Gaussian fitted to the training codes, clipped at 0."""
         eps = noise.randn(model.code_dim)
-        return nets.decode(model, (model.code_mean + eps @ model.code_tril.T).clamp_min(0))
+        return self.decode(model, (model.code_mean + eps @ model.code_tril.T).clamp_min(0))
 
     def encode(self, model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
         """The ReLU codes (N, code_dim); ``code > 0`` is the hash (:func:`hash_bits`)."""
-        return nets.encode(model, images)
+        return model.encoder(images).flatten(1)
 
     def decode(self, model: AutoEncoder, codes: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from codes."""
-        return nets.decode(model, codes)
+        return torch.sigmoid(model.decoder(codes))
 
     def reconstruct(self, model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
         """Reconstructions in [0, 1] (no dropout in eval mode)."""
-        return nets.reconstruct(model, images)
+        return self.decode(model, self.encode(model, images))
