@@ -39,17 +39,30 @@ class BrokenSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="broken", summary="fails the kit on purpose", paper="none",
-                          spec=BrokenSpec, impl="broken_impl"))
+                          spec=BrokenSpec, impl="broken_impl:Broken"))
 '''
 
 BROKEN_IMPL = '''
 import torch
-from zoo_dcgan.model import build, trainer
+from zoo_dcgan.model import DCGANTrainer, Generator, init_weights
+
+from zoo import Family
+from zoo.data import num_channels
 
 
-def sample(model, noise, spec):
-    z = torch.randn(len(noise), spec.model.latent_dim, 1, 1)  # fault 2: not seeded per sample
-    return model(z)  # fault 3: G's tanh range [-1, 1], not [0, 1]
+class Broken(Family):
+    trainer_class = DCGANTrainer
+    tiny = {"train.bn_batches": 1}
+
+    def build(self, spec):
+        g = Generator(spec.model.latent_dim, num_channels(spec.data), spec.data.image_size,
+                      spec.model.base_channels)
+        g.apply(init_weights)
+        return g
+
+    def sample(self, model, noise, spec, options):
+        z = torch.randn(len(noise), spec.model.latent_dim, 1, 1)  # fault 2: not seeded
+        return model(z)  # fault 3: G's tanh range [-1, 1], not [0, 1]
 '''
 
 

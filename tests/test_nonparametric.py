@@ -301,6 +301,15 @@ def test_bad_specs_and_inputs_are_one_line_errors(cli, texture_model, inpaint_mo
         zoo.from_pretrained(superres_model).sample(1, input=[[0.5]])
 
 
+def test_zoo_spec_lists_the_sampling_options(cli, nonparametric):
+    listing = {family: cli("spec", family).out for family in ("texture", "inpaint", "superres")}
+    assert "#   size = unset  # Output size: N (N x N) or HxW" in listing["texture"]
+    assert "#   input = unset  # Image to in-paint" in listing["inpaint"]
+    assert "#   mask = unset" in listing["inpaint"]
+    assert "#   input = unset  # Image to super-resolve" in listing["superres"]
+    assert "mask" not in listing["superres"].split("# Sampling options")[1]
+
+
 def test_install_hints_name_this_distribution():
     from zoo.registry import get_registry
 

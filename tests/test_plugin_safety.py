@@ -32,9 +32,9 @@ class ClaimSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="{own}", summary="{summary}", paper="none", spec=OwnSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
     register(FamilyRecord(name="{claim}", summary="{summary}", paper="none", spec=ClaimSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
 
 
 @hookimpl
@@ -58,7 +58,7 @@ class TypoSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="typo", summary="s", paper="none", spec=TypoSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
 
 
 @hookimpl
@@ -229,7 +229,7 @@ from zoo_dcgan import DCGANSpec
 @hookimpl
 def register_families(register):  # yields instead of calling register: its body never runs
     yield FamilyRecord(name="gen", summary="s", paper="none", spec=DCGANSpec,
-                       impl="zoo_dcgan.model")
+                       impl="zoo_dcgan.model:DCGAN")
 '''
 
 BAD_NAMES = '''
@@ -416,22 +416,17 @@ class SloppySpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="sloppy", summary="two subtle faults", paper="none",
-                          spec=SloppySpec, impl="sloppy_impl"))
+                          spec=SloppySpec, impl="sloppy_impl:Sloppy"))
 '''
 
 SLOPPY_IMPL = '''
 import os
 
 import torch
-from zoo_dcgan.model import DCGANTrainer, build, generate
+from zoo_dcgan.model import DCGANTrainer, Generator, init_weights
 
-
-def sample(model, noise, spec):
-    # fault 1: one generator per chunk, seeded by its first index: image i is the same for
-    # any N at one batch size, but not across batch sizes
-    gen = torch.Generator().manual_seed(1_000_003 * noise.seed + noise.indices[0])
-    return generate(model, torch.randn(len(noise), spec.model.latent_dim, 1, 1,
-                                       generator=gen), spec)
+from zoo import Family
+from zoo.data import num_channels
 
 
 class SloppyTrainer(DCGANTrainer):
@@ -443,8 +438,22 @@ class SloppyTrainer(DCGANTrainer):
                 p.add_(1e-3 * torch.randn(p.shape, generator=gen))
 
 
-def trainer(spec, model, accelerator):
-    return SloppyTrainer(spec, model, accelerator)
+class Sloppy(Family):
+    trainer_class = SloppyTrainer
+    tiny = {"train.bn_batches": 1}
+
+    def build(self, spec):
+        g = Generator(spec.model.latent_dim, num_channels(spec.data), spec.data.image_size,
+                      spec.model.base_channels)
+        g.apply(init_weights)
+        return g
+
+    def sample(self, model, noise, spec, options):
+        # fault 1: one generator per chunk, seeded by its first index: image i is the same
+        # for any N at one batch size, but not across batch sizes
+        gen = torch.Generator().manual_seed(1_000_003 * noise.seed + noise.indices[0])
+        z = torch.randn(len(noise), spec.model.latent_dim, 1, 1, generator=gen)
+        return (model(z) + 1) / 2
 '''
 
 
@@ -500,9 +509,7 @@ class GaussSpec(VanillaSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="gauss-ae", summary="an autoencoder with a Gaussian likelihood",
-                          paper="none", spec=GaussSpec, impl="metrics_impl",
-                          capabilities=frozenset({"sample", "reconstruct",
-                                                  "log_likelihood"})))
+                          paper="none", spec=GaussSpec, impl="metrics_impl:GaussAE"))
 
 
 @hookimpl
@@ -519,16 +526,34 @@ def register_metrics(register):
 METRICS_IMPL = '''
 import math
 
-from zoo_ae.vanilla import build, decode, encode, reconstruct, sample, trainer  # noqa: F401
+import torch
+from zoo_ae.nets import AETrainer, mlp_autoencoder
+
+from zoo import Family
 
 CALLS = []
 
 
-def log_likelihood(model, x, k, spec, generator):
-    """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
-    CALLS.append(x)
-    sq = ((reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
-    return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
+class GaussAE(Family):
+    """An MLP autoencoder that samples, reconstructs and has a likelihood (nothing else)."""
+
+    trainer_class = AETrainer
+
+    def build(self, spec):
+        return mlp_autoencoder(spec)
+
+    def sample(self, model, noise, spec, options):
+        codes = model.code_mean + noise.randn(model.code_dim) @ model.code_tril.T
+        return torch.sigmoid(model.decoder(codes))
+
+    def reconstruct(self, model, x):
+        return torch.sigmoid(model.decoder(model.encoder(x)))
+
+    def log_likelihood(self, model, x, k, spec, generator):
+        """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
+        CALLS.append(x)
+        sq = ((self.reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
+        return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
 
 
 def brightness(model, samples, reference):
@@ -609,8 +634,7 @@ class BadSpec(VanillaSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="bad-ll", summary="a likelihood that crashes", paper="none",
-                          spec=BadSpec, impl="hostile_impl",
-                          capabilities=frozenset({"sample", "log_likelihood"})))
+                          spec=BadSpec, impl="hostile_impl:BadLikelihood"))
 
 
 @hookimpl
@@ -620,11 +644,24 @@ def register_metrics(register):
 '''
 
 HOSTILE_IMPL = '''
-from zoo_ae.vanilla import build, sample, trainer  # noqa: F401
+import torch
+from zoo_ae.nets import AETrainer, mlp_autoencoder
+
+from zoo import Family
 
 
-def log_likelihood(model, x, k, spec, generator):
-    raise RuntimeError("likelihood bug\\nsecond line")
+class BadLikelihood(Family):
+    trainer_class = AETrainer
+
+    def build(self, spec):
+        return mlp_autoencoder(spec)
+
+    def sample(self, model, noise, spec, options):
+        codes = model.code_mean + noise.randn(model.code_dim) @ model.code_tril.T
+        return torch.sigmoid(model.decoder(codes))
+
+    def log_likelihood(self, model, x, k, spec, generator):
+        raise RuntimeError("likelihood bug\\nsecond line")
 
 
 def nan(model, samples, reference):

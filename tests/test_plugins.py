@@ -35,7 +35,7 @@ class TwinSpec(DCGANSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="twin", summary="{summary}", paper="none", spec=TwinSpec,
-                          impl="zoo_dcgan.model"))
+                          impl="zoo_dcgan.model:DCGAN"))
 '''
 
 MISSPELLED_HOOK = '''
