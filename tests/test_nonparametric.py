@@ -297,7 +297,13 @@ def test_bad_specs_and_inputs_are_one_line_errors(cli, texture_model, inpaint_mo
     assert_one_line(cli("sample", superres_model, "--opt", f"mask={tmp_path / 'in.png'}",
                         "-o", out), "no sampling option 'mask'", "(its options: input)")
     assert not out.exists()
-    with pytest.raises(zoo.ZooError, match="input: expected an image tensor"):
+    assert_one_line(cli("sample", superres_model, "--opt", "input=", "-o", out),
+                    "sampling option input = : Value error, expected an image file path")
+    assert_one_line(cli("sample", superres_model, "--opt", "input=3", "-o", out),
+                    "input: expected an image file path or an image tensor", "got int")
+    assert not out.exists()
+    with pytest.raises(zoo.ZooError, match="input: expected an image file path or an image "
+                       "tensor"):
         zoo.from_pretrained(superres_model).sample(1, input=[[0.5]])
 
 

@@ -209,6 +209,8 @@ def image_option(value: Any) -> Any:
     a missing or unreadable file is a one-line ``DataError``) or an image tensor (checked
     when sampling)."""
     if isinstance(value, str | Path):
+        if not str(value).strip():
+            raise ValueError("expected an image file path, got an empty one")
         from zoo.sample import read_image  # imports torch: only when a path is given
 
         return read_image(value)

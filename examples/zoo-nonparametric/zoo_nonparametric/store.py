@@ -79,8 +79,8 @@ def with_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 def as_image(value: object, what: str) -> torch.Tensor:
     """A sampling option given as an image: C×H×W (or H×W, or 1×C×H×W) floats in [0, 1]."""
     if not isinstance(value, torch.Tensor):
-        raise ZooError(f"{what}: expected an image tensor (C×H×W in [0, 1]), got "
-                       f"{type(value).__name__}")
+        raise ZooError(f"{what}: expected an image file path or an image tensor (C×H×W in "
+                       f"[0, 1]), got {type(value).__name__}")
     image = value.detach().cpu()
     if image.dim() == 4 and len(image) == 1:
         image = image[0]
