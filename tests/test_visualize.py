@@ -61,11 +61,11 @@ def vae(tmp_path_factory):
 def test_generate_of_latent_is_the_sampler(family):
     model = untrained(family)
     impl = model.family.load()
-    noise = PerSampleNoise(7, range(4))
+    noise, options = PerSampleNoise(7, range(4)), model.family.sampling_options()
     with torch.inference_mode():
         codes = impl.latent(model.module, noise, model.spec)
-        assert torch.equal(impl.generate(model.module, codes, model.spec),
-                           impl.sample(model.module, noise, model.spec))
+        assert torch.equal(impl.generate(model.module, codes, model.spec, options),
+                           impl.sample(model.module, noise, model.spec, options))
 
 
 def test_families_without_latent_codes_say_so():
