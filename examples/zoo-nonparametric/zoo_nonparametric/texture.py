@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from zoo_nonparametric.grow import grow
+from zoo_nonparametric.specs import SIZES
 from zoo_nonparametric.store import ExemplarFamily, Exemplars
 from zoo_nonparametric.threads import one_thread
 from zoo_nonparametric.windows import Matcher, unfold_windows
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from zoo.sample import PerSampleNoise
     from zoo_nonparametric.specs import GrowModel, TextureOptions, TextureSpec
 
-SEED = 3  # side of the seed patch (specs.SIZES[0], the smallest texture)
+SEED = SIZES[0]  # side of the seed patch: the smallest texture
 
 
 def synthesise(exemplars: torch.Tensor, matcher: Matcher, height: int, width: int,
