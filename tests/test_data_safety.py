@@ -77,7 +77,7 @@ def test_dedup_and_sample_input_read_16bit_pngs_like_the_data_folder(tmp_path):
     hashed = read_file(path, 16, 1)
     assert hashed.shape == (1, 16, 16) and abs(int(hashed[0, 8, 8]) - 128) <= 1
     assert np.allclose(hashed[0, 8] / 255.0, EXPECTED, atol=0.5 / 255 + 1e-6)
-    given = read_image(path)  # zoo sample --input
+    given = read_image(path)  # zoo sample --opt input=PATH
     assert given.shape == (1, 16, 16)
     assert np.allclose(given[0, 8].numpy(), EXPECTED, atol=0.5 / 255 + 1e-6)
 
@@ -121,7 +121,7 @@ def rotated_jpeg(path: Path) -> Path:
 
 
 def test_exif_rotated_photos_are_read_upright(tmp_path):
-    """The data folder, zoo dedup and zoo sample --input see a photo as viewers show it."""
+    """The data folder, zoo dedup and zoo sample --opt input= see a photo as viewers show it."""
     from zoo_dedup.images import read_file
 
     from zoo.data import decode_image

@@ -109,13 +109,23 @@ def test_every_patch_of_a_texture_comes_from_the_exemplar(texture_model):
     assert seconds < 10
 
 
-def test_texture_seeds_sizes_and_patch_mode(texture_model, tmp_path):
+def test_texture_seeds_sizes_and_patch_mode(texture_model, cli, tmp_path):
+    import numpy as np
+
     model = zoo.from_pretrained(texture_model)
     first = model.sample(3, seed=5, size=24)
     assert torch.equal(first, model.sample(3, seed=5, size=24))
     assert torch.equal(first[1:2], model.sample(2, seed=5, size=24)[1:2])
     assert not torch.equal(first, model.sample(3, seed=6, size=24))
     assert model.sample(1, size=(20, 40)).shape == (1, 1, 20, 40)
+    wide = model.sample(1, seed=2, size="20x40")
+    assert torch.equal(wide, model.sample(1, seed=2, size=[20, 40]))
+    r = cli("sample", texture_model, "-n", "1", "--seed", "2", "--opt", "size=20x40",
+            "-o", tmp_path / "wide.npy")
+    assert r.code == 0, r.err
+    stored = np.load(tmp_path / "wide.npy", allow_pickle=False)  # uint8 N×C×H×W
+    assert stored.shape == (1, 1, 20, 40)
+    assert np.array_equal(stored, (wide * 255).round().byte().numpy())
     blocks = zoo.build("texture", overrides=["sample.n=1", "model.patch_size=3"],
                        out=tmp_path / "blocks")
     image = zoo.from_pretrained(blocks).sample(1, seed=0, size=48)[0]
@@ -146,8 +156,8 @@ def test_inpainting_changes_nothing_outside_the_hole(inpaint_model, cli, tmp_pat
     hole[10:22, 12:24] = True
     save_png(image, tmp_path / "in.png")
     save_png(hole[None].float(), tmp_path / "mask.png")
-    r = cli("sample", inpaint_model, "-n", "1", "--input", tmp_path / "in.png",
-            "--mask", tmp_path / "mask.png", "-o", tmp_path / "out.png")
+    r = cli("sample", inpaint_model, "-n", "1", "--opt", f"input={tmp_path / 'in.png'}",
+            "--opt", f"mask={tmp_path / 'mask.png'}", "-o", tmp_path / "out.png")
     assert r.code == 0, r.err
     before = torch.from_numpy(np.array(Image.open(tmp_path / "in.png")))
     after = torch.from_numpy(np.array(Image.open(tmp_path / "out.png").convert("L")))
@@ -263,20 +273,47 @@ def test_bad_specs_and_inputs_are_one_line_errors(cli, texture_model, inpaint_mo
     out = tmp_path / "out.png"
     save_png(torch.rand(1, 32, 32), tmp_path / "in.png")
     save_png(torch.zeros(1, 16, 16), tmp_path / "small-mask.png")
-    assert_one_line(cli("sample", texture_model, "--size", "4y", "-o", out), "--size '4y'")
-    assert_one_line(cli("sample", texture_model, "--size", "2", "-o", out), "size 2")
-    assert_one_line(cli("sample", texture_model, "--input", tmp_path / "in.png", "-o", out),
+    (tmp_path / "text.png").write_text("not an image")
+    assert_one_line(cli("sample", texture_model, "--opt", "size=4y", "-o", out), "size 4y",
+                    "expected N or HxW")
+    assert_one_line(cli("sample", texture_model, "--opt", "size=2", "-o", out), "size 2")
+    assert_one_line(cli("sample", texture_model, "--opt", "size=[48, 96, 3]", "-o", out),
+                    "expected N or HxW")
+    assert_one_line(cli("sample", texture_model, "--opt", f"input={tmp_path / 'in.png'}",
+                        "-o", out),
                     "family 'texture' has no sampling option 'input' (its options: size)")
-    assert_one_line(cli("sample", inpaint_model, "--input", tmp_path / "in.png", "-o", out),
-                    "needs both an image and a mask")
-    assert_one_line(cli("sample", inpaint_model, "--input", tmp_path / "in.png", "--mask",
-                        tmp_path / "small-mask.png", "-o", out),
+    assert_one_line(cli("sample", inpaint_model, "--opt", f"input={tmp_path / 'in.png'}",
+                        "-o", out), "needs both an image and a mask")
+    assert_one_line(cli("sample", inpaint_model, "--opt", f"input={tmp_path / 'in.png'}",
+                        "--opt", f"mask={tmp_path / 'small-mask.png'}", "-o", out),
                     "mask is 16x16 but the image is 32x32")
-    assert_one_line(cli("sample", superres_model, "--input", tmp_path / "nope.png", "-o", out),
+    assert_one_line(cli("sample", superres_model, "--opt", f"input={tmp_path / 'nope.png'}",
+                        "-o", out), "image file not found")
+    assert_one_line(cli("sample", superres_model, "--opt", f"input={tmp_path / 'text.png'}",
+                        "-o", out), "cannot read image")
+    assert_one_line(cli("sample", inpaint_model, "--opt", f"input={tmp_path / 'in.png'}",
+                        "--opt", f"mask={tmp_path / 'nope.png'}", "-o", out),
                     "image file not found")
-    assert_one_line(cli("sample", superres_model, "--mask", tmp_path / "in.png", "-o", out),
-                    "no sampling option 'mask'")
+    assert_one_line(cli("sample", superres_model, "--opt", f"mask={tmp_path / 'in.png'}",
+                        "-o", out), "no sampling option 'mask'", "(its options: input)")
     assert not out.exists()
+    assert_one_line(cli("sample", superres_model, "--opt", "input=", "-o", out),
+                    "sampling option input = : Value error, expected an image file path")
+    assert_one_line(cli("sample", superres_model, "--opt", "input=3", "-o", out),
+                    "input: expected an image file path or an image tensor", "got int")
+    assert not out.exists()
+    with pytest.raises(zoo.ZooError, match="input: expected an image file path or an image "
+                       "tensor"):
+        zoo.from_pretrained(superres_model).sample(1, input=[[0.5]])
+
+
+def test_zoo_spec_lists_the_sampling_options(cli, nonparametric):
+    listing = {family: cli("spec", family).out for family in ("texture", "inpaint", "superres")}
+    assert "#   size = unset  # Output size: N (N x N) or HxW" in listing["texture"]
+    assert "#   input = unset  # Image to in-paint" in listing["inpaint"]
+    assert "#   mask = unset" in listing["inpaint"]
+    assert "#   input = unset  # Image to super-resolve" in listing["superres"]
+    assert "mask" not in listing["superres"].split("# Sampling options")[1]
 
 
 def test_install_hints_name_this_distribution():

@@ -501,9 +501,7 @@ class GaussSpec(VanillaSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="gauss-ae", summary="an autoencoder with a Gaussian likelihood",
-                          paper="none", spec=GaussSpec, impl="metrics_impl",
-                          capabilities=frozenset({"sample", "reconstruct",
-                                                  "log_likelihood"})))
+                          paper="none", spec=GaussSpec, impl="metrics_impl:GaussAE"))
 
 
 @hookimpl
@@ -520,16 +518,34 @@ def register_metrics(register):
 METRICS_IMPL = '''
 import math
 
-from zoo_ae.vanilla import build, decode, encode, reconstruct, sample, trainer  # noqa: F401
+import torch
+from zoo_ae.nets import AETrainer, mlp_autoencoder
+
+from zoo import Family
 
 CALLS = []
 
 
-def log_likelihood(model, x, k, spec, generator):
-    """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
-    CALLS.append(x)
-    sq = ((reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
-    return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
+class GaussAE(Family):
+    """An MLP autoencoder that samples, reconstructs and has a likelihood (nothing else)."""
+
+    trainer_class = AETrainer
+
+    def build(self, spec):
+        return mlp_autoencoder(spec)
+
+    def sample(self, model, noise, spec, options):
+        codes = model.code_mean + noise.randn(model.code_dim) @ model.code_tril.T
+        return torch.sigmoid(model.decoder(codes))
+
+    def reconstruct(self, model, x):
+        return torch.sigmoid(model.decoder(model.encoder(x)))
+
+    def log_likelihood(self, model, x, k, spec, generator):
+        """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
+        CALLS.append(x)
+        sq = ((self.reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
+        return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
 
 
 def brightness(model, samples, reference):
@@ -610,8 +626,7 @@ class BadSpec(VanillaSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="bad-ll", summary="a likelihood that crashes", paper="none",
-                          spec=BadSpec, impl="hostile_impl",
-                          capabilities=frozenset({"sample", "log_likelihood"})))
+                          spec=BadSpec, impl="hostile_impl:BadLikelihood"))
 
 
 @hookimpl
@@ -621,11 +636,24 @@ def register_metrics(register):
 '''
 
 HOSTILE_IMPL = '''
-from zoo_ae.vanilla import build, sample, trainer  # noqa: F401
+import torch
+from zoo_ae.nets import AETrainer, mlp_autoencoder
+
+from zoo import Family
 
 
-def log_likelihood(model, x, k, spec, generator):
-    raise RuntimeError("likelihood bug\\nsecond line")
+class BadLikelihood(Family):
+    trainer_class = AETrainer
+
+    def build(self, spec):
+        return mlp_autoencoder(spec)
+
+    def sample(self, model, noise, spec, options):
+        codes = model.code_mean + noise.randn(model.code_dim) @ model.code_tril.T
+        return torch.sigmoid(model.decoder(codes))
+
+    def log_likelihood(self, model, x, k, spec, generator):
+        raise RuntimeError("likelihood bug\\nsecond line")
 
 
 def nan(model, samples, reference):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from zoo import Family
 from zoo.errors import PluginError, UnknownNameError
 from zoo.registry import filter_names, get_dataset, get_family, list_models, natural_key
 
@@ -58,6 +59,7 @@ def test_capabilities_are_declared():
     with pytest.raises(CapabilityError, match="does not support 'encode'"):
         family.require("encode")
     impl = family.load()
+    assert isinstance(impl, Family)
     assert all(callable(getattr(impl, name)) for name in ("build", "trainer", "sample"))
 
 

@@ -6,8 +6,9 @@ on 32×32 center crops; an image's hash is its code binarised by thresholding
 the ReLU activations (> 0). The input width is channels × 32 × 32: 3072 for
 RGB sources (the paper's 3072-128-3072) and 1024 for greyscale ones
 (1024-128-1024; the bundled digits, or a folder whose images are all grey).
-The torch code is :mod:`zoo_dedup.model`; hashing, grouping and reports are
-:mod:`zoo_dedup.hashing`, :mod:`zoo_dedup.pipeline` and :mod:`zoo_dedup.report`.
+The torch code is :class:`zoo_dedup.model.DedupAE` (a ``zoo.Family``);
+hashing, grouping and reports are :mod:`zoo_dedup.hashing`, :mod:`zoo_dedup.pipeline` and
+:mod:`zoo_dedup.report`.
 """
 
 from __future__ import annotations
@@ -72,8 +73,7 @@ def register_families(register) -> None:
     register(FamilyRecord(
         name="dedup-ae",
         summary="semantic-hashing autoencoder for near-duplicate removal (zoo dedup)",
-        paper=PAPER, spec=DedupSpec, impl="zoo_dedup.model",
-        capabilities=frozenset({"sample", "encode", "decode", "reconstruct"})))
+        paper=PAPER, spec=DedupSpec, impl="zoo_dedup.model:DedupAE"))
 
 
 @hookimpl

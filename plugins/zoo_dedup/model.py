@@ -14,32 +14,9 @@ import math
 
 import torch
 from torch import nn
-from zoo_ae.nets import (
-    AETrainer,
-    AutoEncoder,
-    decode,
-    encode,
-    fit_code_gaussian,
-    image_shape,
-    recon_loss,
-    reconstruct,
-)
+from zoo_ae.nets import AETrainer, AutoEncoder, fit_code_gaussian, image_shape, recon_loss
 
-__all__ = [
-    "SAMPLING_NOTE",
-    "build",
-    "corrupt",
-    "decode",
-    "encode",
-    "hash_bits",
-    "reconstruct",
-    "sample",
-    "trainer",
-]
-
-SAMPLING_NOTE = ("This is a hashing model: its codes are image hashes, and its samples only "
-                 "decode codes drawn from a Gaussian fitted to its training codes (clipped at "
-                 "0, like ReLU codes).")
+from zoo import Family
 
 
 def blur_matrix(sigma: float, size: int) -> torch.Tensor:
@@ -76,17 +53,6 @@ class Features(nn.Module):
         return x
 
 
-def build(spec) -> AutoEncoder:
-    """The hashing autoencoder of the spec (``encoder(x)`` is the ReLU code)."""
-    c, h, w = image_shape(spec)
-    m = spec.model
-    encoder = nn.Sequential(Features(c, h, m.blur, m.standardize), nn.Linear(c * h * w, m.code_dim),
-                            nn.ReLU())
-    decoder = nn.Sequential(nn.Dropout(m.dropout), nn.Linear(m.code_dim, c * h * w),
-                            nn.Unflatten(1, (c, h, w)))
-    return AutoEncoder(encoder, decoder, m.code_dim)
-
-
 def corrupt(x: torch.Tensor, model_spec, rng: torch.Generator) -> torch.Tensor:
     """The denoising corruption: Gaussian noise (clipped to [0, 1]), then masking noise."""
     noisy = x
@@ -113,17 +79,42 @@ class HashTrainer(AETrainer):
         fit_code_gaussian(self.sampling_module(), images)
 
 
-def trainer(spec, model, accelerator) -> HashTrainer:
-    """Denoising training of the hashing autoencoder."""
-    return HashTrainer(spec, model, accelerator)
-
-
 def hash_bits(model: AutoEncoder, x: torch.Tensor) -> torch.Tensor:
     """The hash of images in [0, 1]: bool (N, code_dim), True where the ReLU unit is active."""
     return model.encoder(x).flatten(1) > 0
 
 
-def sample(model: AutoEncoder, noise, spec) -> torch.Tensor:
-    """Decode codes drawn from the Gaussian fitted to the training codes, clipped at 0."""
-    eps = noise.randn(model.code_dim)
-    return decode(model, (model.code_mean + eps @ model.code_tril.T).clamp_min(0))
+class DedupAE(Family):
+    """The ``dedup-ae`` family: encode (the ReLU code), decode, reconstruct and sample."""
+
+    trainer_class = HashTrainer
+    sampling_note = ("This is a hashing model: its codes are image hashes, and its samples "
+                     "only decode codes drawn from a Gaussian fitted to its training codes "
+                     "(clipped at 0, like ReLU codes).")
+
+    def build(self, spec) -> AutoEncoder:
+        """The hashing autoencoder of the spec (``encoder(x)`` is the ReLU code)."""
+        c, h, w = image_shape(spec)
+        m = spec.model
+        encoder = nn.Sequential(Features(c, h, m.blur, m.standardize),
+                                nn.Linear(c * h * w, m.code_dim), nn.ReLU())
+        decoder = nn.Sequential(nn.Dropout(m.dropout), nn.Linear(m.code_dim, c * h * w),
+                                nn.Unflatten(1, (c, h, w)))
+        return AutoEncoder(encoder, decoder, m.code_dim)
+
+    def sample(self, model: AutoEncoder, noise, spec, options) -> torch.Tensor:
+        """Decode codes drawn from the Gaussian fitted to the training codes, clipped at 0."""
+        eps = noise.randn(model.code_dim)
+        return self.decode(model, (model.code_mean + eps @ model.code_tril.T).clamp_min(0))
+
+    def encode(self, model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
+        """The ReLU codes (N, code_dim); ``code > 0`` is the hash (:func:`hash_bits`)."""
+        return model.encoder(images).flatten(1)
+
+    def decode(self, model: AutoEncoder, codes: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from codes."""
+        return torch.sigmoid(model.decoder(codes))
+
+    def reconstruct(self, model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
+        """Reconstructions in [0, 1] (no dropout in eval mode)."""
+        return self.decode(model, self.encode(model, images))

@@ -189,13 +189,12 @@ def hash_source(model: ZooModel, src: Source, *, flip: bool = True, vectors: boo
     import torch
 
     from zoo.data import num_channels
-    from zoo_dedup.model import encode
 
     spec = model.spec
     size, channels = spec.data.image_size, num_channels(spec.data)
     parts: dict[str, list[np.ndarray]] = {"codes": [], "mirrors": [], "vectors": [],
                                           "mirror_vectors": []}
-    module = model.module.eval()
+    module, encode = model.module.eval(), model.family.load().encode
     with torch.inference_mode(), _progress(len(src), progress) as advance:
         for chunk in iter_chunks(src, size, channels, batch_size, skipped=skipped):
             x = torch.from_numpy(chunk).float().div_(255.0)

@@ -5,7 +5,7 @@ the same machinery) and ``superres`` (Freeman et al.'s example-based
 super-resolution), plus the ``skimage:NAME[/K]`` data source. This module is
 what the ``zoo`` entry point names: it registers records only and imports no
 torch; each family's torch code is imported when a model is built, loaded or
-sampled.
+sampled (``Texture``, ``Inpaint``, ``Superres``: ``zoo.Family`` subclasses).
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zoo import DatasetRecord, FamilyRecord, hookimpl
-from zoo_nonparametric.specs import InpaintSpec, SuperresSpec, TextureSpec
+from zoo_nonparametric.specs import (
+    InpaintOptions,
+    InpaintSpec,
+    SuperresOptions,
+    SuperresSpec,
+    TextureOptions,
+    TextureSpec,
+)
 
 EFROS_LEUNG = ("Efros & Leung, Texture Synthesis by Non-parametric Sampling, ICCV 1999")
 
@@ -24,17 +31,20 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
     register(FamilyRecord(
         name="texture",
         summary="non-parametric texture synthesis: grow pixels from exemplar neighbourhoods",
-        paper=EFROS_LEUNG, spec=TextureSpec, impl="zoo_nonparametric.texture"))
+        paper=EFROS_LEUNG, spec=TextureSpec, impl="zoo_nonparametric.texture:Texture",
+        options=TextureOptions))
     register(FamilyRecord(
         name="inpaint",
         summary="hole filling from the boundary inwards with Efros-Leung sampling",
-        paper=EFROS_LEUNG, spec=InpaintSpec, impl="zoo_nonparametric.inpaint"))
+        paper=EFROS_LEUNG, spec=InpaintSpec, impl="zoo_nonparametric.inpaint:Inpaint",
+        options=InpaintOptions))
     register(FamilyRecord(
         name="superres",
         summary="example-based super-resolution: patch dictionary, neighbour compatibility",
         paper="Freeman, Jones & Pasztor, Example-Based Super-Resolution, IEEE Computer "
         "Graphics and Applications 22(2), 2002",
-        spec=SuperresSpec, impl="zoo_nonparametric.superres"))
+        spec=SuperresSpec, impl="zoo_nonparametric.superres:Superres",
+        options=SuperresOptions))
 
 
 @hookimpl

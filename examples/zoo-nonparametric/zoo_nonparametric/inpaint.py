@@ -8,9 +8,10 @@ known neighbours go first (an onion peel that fills corners and narrow parts
 early), each drawn from the matches within (1 + ε) of the best, as in
 texture synthesis.
 
-``sample(..., input=image, mask=mask)`` (``zoo sample RUN --input img.png
---mask mask.png``) fills the pixels where the mask is > 0.5; image *i* of a
-call is one filling, seeded by (seed, *i*). Without an input, each sample
+The ``input`` and ``mask`` options (``model.sample(n, input=image,
+mask=mask)``, ``zoo sample RUN --opt input=img.png --opt mask=mask.png``)
+fill the pixels where the mask is > 0.5; image *i* of a call is one filling,
+seeded by (seed, *i*). Without an input, each sample
 cuts a square hole (``sample.hole``) at a random place into a random
 exemplar and fills it from that exemplar's remaining windows and the *other*
 exemplars, never from the one whose content is hidden.
@@ -24,22 +25,13 @@ import torch
 
 from zoo import ZooError
 from zoo_nonparametric.grow import grow
-from zoo_nonparametric.store import Exemplars, as_image, build_exemplars, trainer, with_channels
+from zoo_nonparametric.store import ExemplarFamily, Exemplars, as_image, with_channels
 from zoo_nonparametric.threads import one_thread
 from zoo_nonparametric.windows import Matcher, unfold_windows
 
 if TYPE_CHECKING:
     from zoo.sample import PerSampleNoise
-    from zoo_nonparametric.specs import InpaintModel, InpaintSpec
-
-#: Image i is computed on its own: genzoo need not pad the last batch.
-INDEPENDENT_SAMPLES = True
-__all__ = ["build", "fill", "sample", "trainer"]
-
-
-def build(spec: InpaintSpec) -> Exemplars:
-    """The exemplar store."""
-    return build_exemplars(spec)
+    from zoo_nonparametric.specs import InpaintModel, InpaintOptions, InpaintSpec
 
 
 def known_windows(image: torch.Tensor, known: torch.Tensor, size: int) -> torch.Tensor:
@@ -102,24 +94,24 @@ def read_hole(mask: object, shape: tuple[int, int]) -> torch.Tensor:
     return hole
 
 
-@one_thread()
-def sample(model: Exemplars, noise: PerSampleNoise, spec: InpaintSpec,
-           input: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``len(noise)`` fillings of ``input``'s ``mask`` region (or of random demo holes)."""
-    exemplars = model.images.detach().cpu().float()
-    if (input is None) != (mask is None):
-        raise ZooError("in-painting needs both an image and a mask (--input and --mask)")
-    out = []
-    if input is None:
-        for g in noise.generators(0):
-            image, hole, others = demo_hole(exemplars, spec, g)
-            extra = exemplar_windows(others, image.shape[0], spec.model)
-            out.append(fill(image, hole, extra, spec.model, g))
-    else:
-        image = as_image(input, "input")
-        hole = read_hole(mask, tuple(image.shape[1:]))
-        extra = exemplar_windows(exemplars, image.shape[0], spec.model)
-        out = [fill(image, hole, extra, spec.model, g) for g in noise.generators(0)]
-    return torch.stack(out).to(noise.device)
+class Inpaint(ExemplarFamily):
+    """Efros–Leung hole filling: the given image's hole, or demo holes in the exemplars."""
 
-
+    @one_thread()
+    def sample(self, model: Exemplars, noise: PerSampleNoise, spec: InpaintSpec,
+               options: InpaintOptions) -> torch.Tensor:
+        """``len(noise)`` fillings of ``options.input``'s ``options.mask`` region (or of
+        random demo holes)."""
+        exemplars = model.images.detach().cpu().float()
+        if options.input is None:
+            out = []
+            for g in noise.generators(0):
+                image, hole, others = demo_hole(exemplars, spec, g)
+                extra = exemplar_windows(others, image.shape[0], spec.model)
+                out.append(fill(image, hole, extra, spec.model, g))
+        else:
+            image = as_image(options.input, "input")
+            hole = read_hole(options.mask, tuple(image.shape[1:]))
+            extra = exemplar_windows(exemplars, image.shape[0], spec.model)
+            out = [fill(image, hole, extra, spec.model, g) for g in noise.generators(0)]
+        return torch.stack(out).to(noise.device)

@@ -1,12 +1,18 @@
-"""The specs of the three families: pydantic only, no torch (``zoo list`` stays fast)."""
+"""The specs and sampling options of the three families: pydantic only, no torch (``zoo
+list`` and ``zoo spec`` stay fast)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from zoo import SamplingOptions
 from zoo.spec import DataSpec, ModelSpec, SampleSpec, Spec, TrainSpec
+
+#: Smallest side of a synthesised texture (its 3×3 seed) and the largest.
+SIZES = (3, 4096)
 
 
 class StoreTrain(TrainSpec):
@@ -93,7 +99,7 @@ class InpaintSample(StoreSample):
     hole: float = Field(
         0.4, gt=0, lt=1,
         description="Side of the square hole (fraction of data.image_size) cut at a random "
-        "place into a random exemplar when sampling without --input.")
+        "place into a random exemplar when sampling without an input image.")
 
 
 class InpaintSpec(TextureSpec):
@@ -136,7 +142,7 @@ class SuperresModel(ModelSpec):
     examples: int = Field(
         4, ge=1, le=4096,
         description="Held-out images kept (at low resolution) to super-resolve when sampling "
-        "without --input; repeated if the test split has fewer.")
+        "without an input image; repeated if the test split has fewer.")
 
     @model_validator(mode="after")
     def _shapes(self) -> SuperresModel:
@@ -169,3 +175,87 @@ class SuperresSpec(Spec):
             raise ValueError(f"data.image_size = {size} is smaller than model.context "
                              f"({m.context})")
         return self
+
+
+# --------------------------------------------------------------------------- sampling options
+
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``64``, ``"64"``, ``"48x96"``, ``(48, 96)`` or ``[48, 96]`` -> (height, width); a
+    one-line ``ValueError`` otherwise."""
+    if value is None:
+        return None
+    pair: Any = value
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        pair = ([int(p) for p in parts] if len(parts) in (1, 2)
+                and all(p.strip().isdigit() for p in parts) else None)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        pair = [value]
+    elif isinstance(value, tuple | list):
+        pair = list(value)
+    if (isinstance(pair, list) and len(pair) in (1, 2)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+        pair = pair * 2 if len(pair) == 1 else pair
+        if all(SIZES[0] <= v <= SIZES[1] for v in pair):
+            return pair[0], pair[1]
+    shown = value if isinstance(value, str) else repr(value)
+    raise ValueError(f"size {shown[:40]}: expected N or HxW (e.g. 64 or 48x96), each side "
+                     f"in {SIZES[0]}..{SIZES[1]}")
+
+
+def image_option(value: Any) -> Any:
+    """An image option as given: a path (str or ``Path``, read with ``zoo.sample.read_image``:
+    a missing or unreadable file is a one-line ``DataError``) or an image tensor (checked
+    when sampling)."""
+    if isinstance(value, str | Path):
+        if not str(value).strip():
+            raise ValueError("expected an image file path, got an empty one")
+        from zoo.sample import read_image  # imports torch: only when a path is given
+
+        return read_image(value)
+    return value
+
+
+class TextureOptions(SamplingOptions):
+    """How large a texture ``zoo sample`` grows."""
+
+    size: tuple[int, int] | None = Field(
+        None, description="Output size: N (N x N) or HxW, e.g. 64 or 48x96; unset: "
+        "data.image_size.")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> tuple[int, int] | None:
+        return parse_size(value)
+
+
+class InpaintOptions(SamplingOptions):
+    """The image to in-paint and its mask (both, or neither: then random demo holes)."""
+
+    input: Any = Field(
+        None, description="Image to in-paint: a file path, or a C x H x W tensor in [0, 1]; "
+        "unset: holes cut into the stored exemplars.")
+    mask: Any = Field(
+        None, validate_default=True,
+        description="Mask of the same size as input (path or tensor): pixels above half "
+        "grey are filled, every other pixel is kept bit for bit.")
+
+    _image = field_validator("input", "mask", mode="before")(image_option)
+
+    @field_validator("mask")
+    @classmethod
+    def _both(cls, mask: Any, info: ValidationInfo) -> Any:
+        if (info.data.get("input") is None) != (mask is None):
+            raise ValueError("in-painting needs both an image and a mask (input and mask)")
+        return mask
+
+
+class SuperresOptions(SamplingOptions):
+    """The image to super-resolve."""
+
+    input: Any = Field(
+        None, description="Image to super-resolve: a file path, or a C x H x W tensor in "
+        "[0, 1]; unset: the stored held-out examples.")
+
+    _image = field_validator("input", mode="before")(image_option)

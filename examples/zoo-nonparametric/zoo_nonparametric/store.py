@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from zoo import ZooError
+from zoo import Family, ZooError
 from zoo.data import LUMA, num_channels
 from zoo.errors import DataError
 from zoo.train import Trainer
 
 if TYPE_CHECKING:
-    from accelerate import Accelerator
-
     from zoo.spec import Spec
 
 
@@ -40,12 +38,6 @@ class Exemplars(nn.Module):
         self.images.copy_(images[:count])
 
 
-def build_exemplars(spec: Spec) -> Exemplars:
-    """An empty exemplar store shaped by the spec (``model.exemplars``, channels, size)."""
-    return Exemplars(spec.model.exemplars, num_channels(spec.data),  # type: ignore[attr-defined]
-                     spec.data.image_size)
-
-
 class StoreTrainer(Trainer):
     """Stores the exemplars before the first step; the steps themselves do nothing."""
 
@@ -59,9 +51,17 @@ class StoreTrainer(Trainer):
         return {}
 
 
-def trainer(spec: Spec, model: nn.Module, accelerator: Accelerator) -> StoreTrainer:
-    """The trainer of every family whose model is its training images."""
-    return StoreTrainer(spec, model, accelerator)
+class ExemplarFamily(Family):
+    """What texture and in-painting share: the model is its exemplars, stored by
+    :class:`StoreTrainer`, and every sample is computed on its own."""
+
+    trainer_class = StoreTrainer
+    independent_samples = True
+
+    def build(self, spec: Spec) -> Exemplars:
+        """An empty exemplar store shaped by the spec (``model.exemplars``, channels, size)."""
+        return Exemplars(spec.model.exemplars,  # type: ignore[attr-defined]
+                         num_channels(spec.data), spec.data.image_size)
 
 
 def with_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -79,8 +79,8 @@ def with_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 def as_image(value: object, what: str) -> torch.Tensor:
     """A sampling option given as an image: C×H×W (or H×W, or 1×C×H×W) floats in [0, 1]."""
     if not isinstance(value, torch.Tensor):
-        raise ZooError(f"{what}: expected an image tensor (C×H×W in [0, 1]), got "
-                       f"{type(value).__name__}")
+        raise ZooError(f"{what}: expected an image file path or an image tensor (C×H×W in "
+                       f"[0, 1]), got {type(value).__name__}")
     image = value.detach().cpu()
     if image.dim() == 4 and len(image) == 1:
         image = image[0]

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import ZooError
+from zoo import Family, ZooError
 from zoo.data import load_images, num_channels
 from zoo.errors import DataError
 from zoo.train import Trainer
@@ -40,14 +40,8 @@ from zoo_nonparametric.store import as_image, with_channels
 from zoo_nonparametric.threads import one_thread
 
 if TYPE_CHECKING:
-    from accelerate import Accelerator
-
     from zoo.sample import PerSampleNoise
-    from zoo_nonparametric.specs import SuperresModel, SuperresSpec
-
-#: Image i is computed on its own: genzoo need not pad the last batch.
-INDEPENDENT_SAMPLES = True
-__all__ = ["bicubic", "build", "degrade", "sample", "super_resolve", "trainer"]
+    from zoo_nonparametric.specs import SuperresModel, SuperresOptions, SuperresSpec
 
 
 class PatchDictionary(nn.Module):
@@ -60,11 +54,6 @@ class PatchDictionary(nn.Module):
         self.register_buffer("high", torch.zeros(m.dictionary_size, channels * m.patch**2))
         small = size // m.scale
         self.register_buffer("examples", torch.zeros(m.examples, channels, small, small))
-
-
-def build(spec: SuperresSpec) -> PatchDictionary:
-    """An empty dictionary shaped by the spec."""
-    return PatchDictionary(spec.model, num_channels(spec.data), spec.data.image_size)
 
 
 # --------------------------------------------------------------------------- image bands
@@ -144,12 +133,6 @@ class DictionaryTrainer(Trainer):
         return {}
 
 
-def trainer(spec: SuperresSpec, model: PatchDictionary, accelerator: Accelerator
-            ) -> DictionaryTrainer:
-    """The dictionary builder for the shared loop."""
-    return DictionaryTrainer(spec, model, accelerator)
-
-
 # --------------------------------------------------------------------------- inference
 
 
@@ -209,26 +192,36 @@ def super_resolve_any(image: torch.Tensor, model: PatchDictionary, m: SuperresMo
     return super_resolve(with_channels(image[None], c)[0], model, m)
 
 
-@one_thread()
-def sample(model: PatchDictionary, noise: PerSampleNoise, spec: SuperresSpec,
-           input: torch.Tensor | None = None) -> torch.Tensor:
-    """Super-resolve ``input`` (every sample the same), or per sample a held-out example
-    chosen and flipped by (seed, i)."""
-    m = spec.model
-    if input is not None:
-        image = as_image(input, "input")
-        if image.shape[1] * m.scale > 8192 or image.shape[2] * m.scale > 8192:
-            raise ZooError(f"input is {image.shape[1]}x{image.shape[2]}: too large "
-                           f"to super-resolve {m.scale}x (at most 8192 pixels a side)")
-        one = super_resolve_any(image, model, m)
-        return one.expand(len(noise), -1, -1, -1).contiguous().to(noise.device)
-    examples = model.examples.detach().cpu().float()
-    out = []
-    for g in noise.generators(0):
-        which, flip = (int(torch.randint(high, (1,), generator=g))
-                       for high in (len(examples), 4))
-        image = examples[which]
-        image = image.flip(-1) if flip & 1 else image
-        image = image.flip(-2) if flip & 2 else image
-        out.append(super_resolve(image, model, m))
-    return torch.stack(out).to(noise.device)
+class Superres(Family):
+    """Freeman et al.'s example-based super-resolution with a stored patch dictionary."""
+
+    trainer_class = DictionaryTrainer
+    independent_samples = True
+
+    def build(self, spec: SuperresSpec) -> PatchDictionary:
+        """An empty dictionary shaped by the spec."""
+        return PatchDictionary(spec.model, num_channels(spec.data), spec.data.image_size)
+
+    @one_thread()
+    def sample(self, model: PatchDictionary, noise: PerSampleNoise, spec: SuperresSpec,
+               options: SuperresOptions) -> torch.Tensor:
+        """Super-resolve ``options.input`` (every sample the same), or per sample a held-out
+        example chosen and flipped by (seed, i)."""
+        m = spec.model
+        if options.input is not None:
+            image = as_image(options.input, "input")
+            if image.shape[1] * m.scale > 8192 or image.shape[2] * m.scale > 8192:
+                raise ZooError(f"input is {image.shape[1]}x{image.shape[2]}: too large "
+                               f"to super-resolve {m.scale}x (at most 8192 pixels a side)")
+            one = super_resolve_any(image, model, m)
+            return one.expand(len(noise), -1, -1, -1).contiguous().to(noise.device)
+        examples = model.examples.detach().cpu().float()
+        out = []
+        for g in noise.generators(0):
+            which, flip = (int(torch.randint(high, (1,), generator=g))
+                           for high in (len(examples), 4))
+            image = examples[which]
+            image = image.flip(-1) if flip & 1 else image
+            image = image.flip(-2) if flip & 2 else image
+            out.append(super_resolve(image, model, m))
+        return torch.stack(out).to(noise.device)

@@ -11,7 +11,8 @@ pixel's known neighbourhood is within (1 + ε) of the best (``grow`` and
 speed-up the paper's follow-ups use.
 
 The model is the exemplar(s) (``store``); sampling makes any size
-(``size=`` or ``zoo sample --size``, default ``data.image_size``). All
+(the ``size`` option: ``model.sample(n, size=(48, 96))`` or ``zoo sample RUN --opt
+size=48x96``, default ``data.image_size``). All
 randomness of image *i* (which exemplar seeds it, where, and one uniform
 number per output pixel for the draws) comes from its own generator, so it
 depends only on (seed, *i*).
@@ -23,35 +24,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from zoo import ZooError
 from zoo_nonparametric.grow import grow
-from zoo_nonparametric.store import Exemplars, build_exemplars, trainer
+from zoo_nonparametric.specs import SIZES
+from zoo_nonparametric.store import ExemplarFamily, Exemplars
 from zoo_nonparametric.threads import one_thread
 from zoo_nonparametric.windows import Matcher, unfold_windows
 
 if TYPE_CHECKING:
     from zoo.sample import PerSampleNoise
-    from zoo_nonparametric.specs import GrowModel, TextureSpec
+    from zoo_nonparametric.specs import GrowModel, TextureOptions, TextureSpec
 
-#: Image i is computed on its own: genzoo need not pad the last batch.
-INDEPENDENT_SAMPLES = True
-__all__ = ["build", "sample", "synthesise", "trainer"]
-SEED = 3  # side of the seed patch
-
-
-def build(spec: TextureSpec) -> Exemplars:
-    """The exemplar store."""
-    return build_exemplars(spec)
-
-
-def output_size(size: int | tuple[int, int] | list[int] | None, default: int) -> tuple[int, int]:
-    """(height, width) from ``size`` (an int for a square, or a pair); one-line error if bad."""
-    if size is None:
-        return default, default
-    pair = (size, size) if isinstance(size, int) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(v, int) and SEED <= v <= 4096 for v in pair):
-        raise ZooError(f"size {size!r}: expected N or (height, width), each in {SEED}..4096")
-    return pair  # type: ignore[return-value]
+SEED = SIZES[0]  # side of the seed patch: the smallest texture
 
 
 def synthesise(exemplars: torch.Tensor, matcher: Matcher, height: int, width: int,
@@ -70,15 +53,19 @@ def synthesise(exemplars: torch.Tensor, matcher: Matcher, height: int, width: in
     return grow(canvas, known, matcher, u, model.patch_size, model.batch)
 
 
-@one_thread()
-def sample(model: Exemplars, noise: PerSampleNoise, spec: TextureSpec,
-           size: int | tuple[int, int] | None = None) -> torch.Tensor:
-    """``len(noise)`` textures of ``size`` (default ``data.image_size``) in [0, 1]."""
-    height, width = output_size(size, spec.data.image_size)
-    exemplars = model.images.detach().cpu().double()
-    m = spec.model
-    matcher = Matcher(unfold_windows(exemplars, m.window), m.window, exemplars.shape[1],
-                      m.epsilon)
-    images = [synthesise(exemplars, matcher, height, width, m, g)
-              for g in noise.generators(0)]
-    return torch.stack(images).float().to(noise.device)
+class Texture(ExemplarFamily):
+    """Efros–Leung texture synthesis from the stored exemplars."""
+
+    @one_thread()
+    def sample(self, model: Exemplars, noise: PerSampleNoise, spec: TextureSpec,
+               options: TextureOptions) -> torch.Tensor:
+        """``len(noise)`` textures of ``options.size`` (default ``data.image_size``) in
+        [0, 1]."""
+        height, width = options.size or (spec.data.image_size,) * 2
+        exemplars = model.images.detach().cpu().double()
+        m = spec.model
+        matcher = Matcher(unfold_windows(exemplars, m.window), m.window, exemplars.shape[1],
+                          m.epsilon)
+        images = [synthesise(exemplars, matcher, height, width, m, g)
+                  for g in noise.generators(0)]
+        return torch.stack(images).float().to(noise.device)

@@ -1,0 +1,214 @@
+"""The family contract (zoo.Family): capabilities follow from what a class overrides, a
+class that breaks the contract is refused at load with one line, and sampling options are
+validated against the family's SamplingOptions model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import Field, field_validator
+
+from zoo import Family, FamilyRecord, SamplingOptions
+from zoo.errors import CapabilityError, DataError, PluginError
+from zoo.spec import Spec
+
+
+class Minimal(Family):
+    """build, sample and a trainer: the least a family is."""
+
+    trainer_class = object  # never called here
+
+    def build(self, spec):
+        return None
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+
+class Encoder(Minimal):
+    def encode(self, model, images):
+        return images
+
+
+class Everything(Encoder):
+    def decode(self, model, codes):
+        return codes
+
+    def reconstruct(self, model, images):
+        return images
+
+    def log_likelihood(self, model, images, k, spec, generator):
+        return images
+
+    def latent(self, model, noise, spec):
+        return None
+
+    def generate(self, model, codes, spec, options):
+        return codes
+
+
+class LatentOnly(Minimal):
+    def latent(self, model, noise, spec):
+        return None
+
+
+class OwnTrainer(Family):
+    """No trainer_class, but an overridden trainer(): conforms."""
+
+    def build(self, spec):
+        return None
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+    def trainer(self, spec, model, accelerator):
+        return None
+
+
+class NoBuild(Family):
+    trainer_class = object
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+
+class NoSample(Family):
+    trainer_class = object
+
+    def build(self, spec):
+        return None
+
+
+class NoTrainer(Family):
+    def build(self, spec):
+        return None
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+
+class NotAFamily:
+    """Has every method, but does not subclass zoo.Family."""
+
+    trainer_class = object
+
+    def build(self, spec):
+        return None
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+
+class Steps(SamplingOptions):
+    steps: int | None = Field(None, ge=1, description="Sampling steps; unset: the spec's.")
+    eta: float = Field(0.0, ge=0, le=1, description="Noise.")
+
+
+class Labelled(SamplingOptions):
+    label: int | None = Field(None, ge=0, description="Class to sample.")
+
+
+class FromFile(SamplingOptions):
+    input: Any = Field(None, description="An image file.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _read(cls, value: Any) -> Any:
+        raise DataError(f"image file not found: {value}")
+
+
+def record(cls: type | str, options: type[SamplingOptions] = SamplingOptions) -> FamilyRecord:
+    """A record whose impl names ``cls`` in this module (or ``cls`` itself, a string)."""
+    impl = cls if isinstance(cls, str) else f"{__name__}:{cls.__name__}"
+    return FamilyRecord(name="fake", summary="s", paper="none", spec=Spec, impl=impl,
+                        options=options)
+
+
+def refusal(rec: FamilyRecord) -> str:
+    """The one-line PluginError that loading ``rec`` raises."""
+    with pytest.raises(PluginError) as info:
+        rec.load()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("family 'fake': "), message
+    return message
+
+
+def test_capabilities_follow_from_overrides():
+    assert record(Minimal).capabilities == {"sample"}
+    assert record(Encoder).capabilities == {"sample", "encode"}
+    assert record(Everything).capabilities == {"sample", "encode", "decode", "reconstruct",
+                                               "log_likelihood", "latent"}
+    assert record(OwnTrainer).capabilities == {"sample"}
+    with pytest.raises(CapabilityError, match=r"does not support 'decode' \(it provides: "
+                       r"encode, sample\)"):
+        record(Encoder).require("decode")
+    record(Encoder).require("encode")
+
+
+def test_conditional_comes_from_a_label_option():
+    assert "conditional" in record(Minimal, Labelled).capabilities
+    assert "conditional" not in record(Minimal, Steps).capabilities
+    record(Minimal, Labelled).require("conditional")
+    with pytest.raises(CapabilityError, match="does not support 'conditional'"):
+        record(Minimal, Steps).require("conditional")
+
+
+def test_latent_without_generate_is_refused_naming_what_is_missing():
+    message = refusal(record(LatentOnly))
+    assert "overrides latent but not generate (the latent capability needs both)" in message
+
+
+@pytest.mark.parametrize(("cls", "missing"), [
+    (NoBuild, "does not override build"),
+    (NoSample, "does not override sample"),
+    (NoTrainer, "neither overrides trainer nor sets trainer_class"),
+])
+def test_a_class_missing_a_required_method_is_refused(cls, missing):
+    assert missing in refusal(record(cls))
+
+
+def test_a_class_that_is_not_a_family_is_refused():
+    assert "NotAFamily is not a zoo.Family subclass" in refusal(record(NotAFamily))
+    assert "Steps is not a zoo.Family subclass" in refusal(record(Steps))
+
+
+def test_a_record_names_a_class_and_a_sampling_options_model():
+    with pytest.raises(ValueError, match=r"must name a zoo\.Family subclass as "
+                       r"'package\.module:Class'"):
+        record("zoo_nonparametric.texture")
+    with pytest.raises(ValueError, match=r"options must be a zoo\.SamplingOptions subclass"):
+        record(Minimal, dict)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        FamilyRecord(name="fake", summary="s", paper="none", spec=Spec, impl="a:B",
+                     capabilities=frozenset({"sample"}))  # type: ignore[call-arg]
+
+
+def test_the_family_is_one_cached_instance():
+    rec = record(Encoder)
+    assert isinstance(rec.load(), Encoder) and rec.load() is rec.load()
+
+
+def test_sampling_options_are_validated_in_one_line():
+    rec = record(Minimal, Steps)
+    assert rec.sampling_options() == Steps()
+    assert rec.sampling_options({"steps": 20}).steps == 20
+    with pytest.raises(CapabilityError) as info:
+        rec.sampling_options({"stpes": 20})
+    assert str(info.value) == ("family 'fake' has no sampling option 'stpes' (its options: "
+                               "steps, eta)")
+    with pytest.raises(CapabilityError) as info:
+        rec.sampling_options({"eta": 2})
+    assert "\n" not in str(info.value) and "sampling option eta = 2" in str(info.value)
+    with pytest.raises(CapabilityError, match=r"its options: none\)"):
+        record(Minimal).sampling_options({"steps": 1})
+    options = rec.sampling_options({"steps": 3})
+    with pytest.raises(Exception, match="frozen"):
+        options.steps = 4  # type: ignore[misc]
+
+
+def test_a_data_error_inside_an_option_validator_stays_one_line():
+    """pydantic passes a non-ValueError through unwrapped: the user sees the DataError."""
+    with pytest.raises(DataError) as info:
+        record(Minimal, FromFile).sampling_options({"input": "nope.png"})
+    assert str(info.value) == "image file not found: nope.png"
