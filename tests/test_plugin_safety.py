@@ -500,9 +500,7 @@ class GaussSpec(VanillaSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="gauss-ae", summary="an autoencoder with a Gaussian likelihood",
-                          paper="none", spec=GaussSpec, impl="metrics_impl",
-                          capabilities=frozenset({"sample", "reconstruct",
-                                                  "log_likelihood"})))
+                          paper="none", spec=GaussSpec, impl="metrics_impl:GaussAE"))
 
 
 @hookimpl
@@ -519,16 +517,17 @@ def register_metrics(register):
 METRICS_IMPL = '''
 import math
 
-from zoo_ae.vanilla import build, decode, encode, reconstruct, sample, trainer  # noqa: F401
+from zoo_ae.vanilla import VanillaAE
 
 CALLS = []
 
 
-def log_likelihood(model, x, k, spec, generator):
-    """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
-    CALLS.append(x)
-    sq = ((reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
-    return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
+class GaussAE(VanillaAE):
+    def log_likelihood(self, model, x, k, spec, generator):
+        """log N(x; reconstruction, 0.1^2 I) per image: not an IWAE bound, but a likelihood."""
+        CALLS.append(x)
+        sq = ((self.reconstruct(model, x) - x) ** 2).flatten(1).sum(1)
+        return -sq / (2 * 0.01) - x[0].numel() * math.log(0.1 * math.sqrt(2 * math.pi))
 
 
 def brightness(model, samples, reference):
@@ -609,8 +608,7 @@ class BadSpec(VanillaSpec):
 @hookimpl
 def register_families(register):
     register(FamilyRecord(name="bad-ll", summary="a likelihood that crashes", paper="none",
-                          spec=BadSpec, impl="hostile_impl",
-                          capabilities=frozenset({"sample", "log_likelihood"})))
+                          spec=BadSpec, impl="hostile_impl:BadLikelihood"))
 
 
 @hookimpl
@@ -620,11 +618,25 @@ def register_metrics(register):
 '''
 
 HOSTILE_IMPL = '''
-from zoo_ae.vanilla import build, sample, trainer  # noqa: F401
+from zoo import Family
+from zoo_ae.vanilla import VanillaAE
+
+AE = VanillaAE()
 
 
-def log_likelihood(model, x, k, spec, generator):
-    raise RuntimeError("likelihood bug\\nsecond line")
+class BadLikelihood(Family):
+    """The vanilla autoencoder's model, trainer and sampler; nothing else but a likelihood."""
+
+    trainer_class = VanillaAE.trainer_class
+
+    def build(self, spec):
+        return AE.build(spec)
+
+    def sample(self, model, noise, spec, options):
+        return AE.sample(model, noise, spec, options)
+
+    def log_likelihood(self, model, x, k, spec, generator):
+        raise RuntimeError("likelihood bug\\nsecond line")
 
 
 def nan(model, samples, reference):
