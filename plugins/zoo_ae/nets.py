@@ -70,11 +70,13 @@ class AutoEncoder(nn.Module):
         return code, self.decoder(code)
 
 
-def mlp_autoencoder(spec) -> AutoEncoder:
-    """784-...-k-...-784 with the code activation of the spec."""
+def mlp_autoencoder(spec, *after_code: nn.Module) -> AutoEncoder:
+    """784-...-k-...-784 with the code activation of the spec, then the ``after_code``
+    modules (parameter-free ones keep the state dict's keys, e.g. a top-k)."""
     c, h, w = image_shape(spec)
     sizes = [c * h * w, *spec.model.hidden, spec.model.code_dim]
-    encoder = nn.Sequential(nn.Flatten(), mlp(sizes, ACTIVATIONS[spec.model.code_activation]()))
+    code = mlp(sizes, ACTIVATIONS[spec.model.code_activation]())
+    encoder = nn.Sequential(nn.Flatten(), code, *after_code)
     decoder = nn.Sequential(mlp(sizes[::-1]), nn.Unflatten(1, (c, h, w)))
     return AutoEncoder(encoder, decoder, spec.model.code_dim)
 
@@ -155,8 +157,9 @@ class AutoencoderFamily(Family):
 
     Builds the MLP autoencoder and trains it on reconstruction alone (a family
     changes ``build`` or sets its own ``trainer_class``). Codes are the encoder's
-    output; images decode as ``sigmoid(logits)``; samples decode codes drawn from
-    the Gaussian that :class:`AETrainer` fits to the training codes.
+    output; images decode as ``sigmoid(logits)``; reconstructions decode the
+    encoder's output; samples decode codes drawn from the Gaussian that
+    :class:`AETrainer` fits to the training codes.
     """
 
     trainer_class = AETrainer
@@ -176,8 +179,9 @@ class AutoencoderFamily(Family):
         return torch.sigmoid(model.decoder(codes))
 
     def reconstruct(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Reconstructions in [0, 1] of images in [0, 1]: decode(encode(x))."""
-        return self.decode(model, self.encode(model, images))
+        """Reconstructions in [0, 1] of images in [0, 1]: the decoded code of the model's
+        encoder (the path it was trained on)."""
+        return self.decode(model, model.encoder(images))
 
     def sample(self, model: nn.Module, noise, spec, options) -> torch.Tensor:
         """Decode codes drawn from the Gaussian fitted to the training codes."""

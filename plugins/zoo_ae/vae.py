@@ -93,6 +93,10 @@ class VAE(PriorAutoencoder):
         """Posterior means (N, k)."""
         return model.posterior(images)[0]
 
+    def reconstruct(self, model: VAENet, images: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean."""
+        return self.decode(model, self.encode(model, images))
+
     def latent(self, model: VAENet, noise, spec) -> torch.Tensor:
         """Per-sample codes z ~ p(z) = N(0, I), (N, k)."""
         return noise.randn(model.code_dim)
