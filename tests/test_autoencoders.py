@@ -166,6 +166,43 @@ def test_corruptions(kind):
         assert set(y[changed].unique().tolist()) <= {0.0, 1.0}
 
 
+def test_k_sparse_code_keeps_the_k_largest_units_and_backpropagates_through_them_only():
+    from zoo_ae.nets import recon_loss
+
+    _, impl, model = make("k-sparse-ae", "data.image_size=8", "model.code_dim=20", "model.k=3",
+                          "model.alpha=2")
+    x = torch.rand(5, 1, 8, 8)
+    linear = model.encoder[1][0]
+    dense = linear(x.flatten(1))  # the linear code before the top-k
+    codes, logits = model(x)  # what training sees
+    assert ((codes != 0).sum(1) == 3).all()
+    top = dense.topk(3, dim=1)
+    assert torch.equal(codes.gather(1, top.indices), top.values)
+    # support-set backprop: a code unit gets a gradient from the images that kept it only
+    recon_loss(logits, x, "bernoulli").sum().backward()
+    kept_by = [set(row.tolist()) for row in top.indices]
+    for unit in range(20):
+        if any(unit in kept for kept in kept_by):
+            assert linear.weight.grad[unit].abs().sum() > 0
+        else:
+            assert linear.weight.grad[unit].abs().sum() == 0 and linear.bias.grad[unit] == 0
+    h = dense.detach().requires_grad_(True)
+    model.encoder[2](h).sum().backward()
+    assert torch.equal(h.grad, (codes != 0).float())
+    # encode gives the paper's features, the alpha * k = 6 largest units, in either mode;
+    # reconstructions decode the k-sparse code the decoder was trained on
+    with torch.no_grad():
+        for mode in (model.train(), model.eval()):
+            encoded = impl.encode(mode, x)
+            assert ((encoded != 0).sum(1) == 6).all()
+            top6 = dense.topk(6, dim=1)
+            assert torch.equal(encoded.gather(1, top6.indices), top6.values.detach())
+            assert torch.equal(impl.reconstruct(mode, x), impl.decode(mode, codes))
+    # alpha * k beyond the code size keeps the whole code
+    _, _, wide = make("k-sparse-ae", "data.image_size=8", "model.code_dim=20", "model.k=15")
+    assert (impl.encode(wide, x) != 0).all()
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -221,6 +221,21 @@ class AAESpec(AESpec):
     train: AAETrain = Field(default_factory=AAETrain)
 
 
+class KSparseModel(AEModel):
+    """Each image keeps its k largest code units; its features (encode) alpha * k."""
+
+    k: int = Field(25, ge=1, description="Code units kept per image (<= code_dim).")
+    alpha: float = Field(3.0, ge=1, description="encode() keeps alpha * k units (paper: 3).")
+
+
+class KSparseSpec(AESpec):
+    """k-sparse autoencoder spec: linear code of 1000 units, k = 25 (the paper's MNIST)."""
+
+    family: Literal["k-sparse-ae"] = "k-sparse-ae"
+    model: KSparseModel = Field(
+        default_factory=lambda: KSparseModel(code_dim=1000, code_activation="linear"))
+
+
 #: (name, summary, spec, implementation class, paper) of each family.
 FAMILIES = [
     ("ae", "vanilla autoencoder with one bottleneck layer", VanillaSpec,
@@ -241,6 +256,8 @@ FAMILIES = [
      "Burda et al., Importance Weighted Autoencoders, ICLR 2016"),
     ("aae", "adversarial autoencoder: a code discriminator matches the posterior to a prior",
      AAESpec, "zoo_ae.aae:AAE", "Makhzani et al., Adversarial Autoencoders, ICLR 2016 workshop"),
+    ("k-sparse-ae", "k-sparse autoencoder: only the k largest code units per image", KSparseSpec,
+     "zoo_ae.ksparse:KSparseAE", "Makhzani & Frey, k-Sparse Autoencoders, ICLR 2014"),
 ]
 
 
