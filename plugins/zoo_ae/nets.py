@@ -157,9 +157,10 @@ class AutoencoderFamily(Family):
 
     Builds the MLP autoencoder and trains it on reconstruction alone (a family
     changes ``build`` or sets its own ``trainer_class``). Codes are the encoder's
-    output; images decode as ``sigmoid(logits)``; reconstructions decode the
-    encoder's output; samples decode codes drawn from the Gaussian that
-    :class:`AETrainer` fits to the training codes.
+    output and images decode as ``sigmoid(logits)``; reconstructions decode the
+    encoder's output even where a family's :meth:`encode` gives other features;
+    samples decode codes drawn from the Gaussian that :class:`AETrainer` fits to
+    the training codes.
     """
 
     trainer_class = AETrainer
