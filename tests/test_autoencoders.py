@@ -1,5 +1,6 @@
-"""The seven autoencoders: objectives against independent computations, training
-beats the mean image, AAE posterior matches its prior, exact save/load round trips."""
+"""The autoencoders (every family zoo_ae registers): objectives against independent
+computations, training beats the mean image, AAE posterior matches its prior, exact
+save/load round trips."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ import torch
 import zoo
 from zoo.api import resolve_spec
 from zoo.errors import ArtifactError
+from zoo.registry import get_registry
 
-FAMILIES = ["ae", "sparse-ae", "denoising-ae", "contractive-ae", "conv-ae", "vae", "aae"]
+#: Every autoencoder family: a new one registered by zoo_ae is trained and round-tripped too.
+FAMILIES = sorted(name for name, record in get_registry().families.items()
+                  if record.impl.startswith("zoo_ae."))
+
+
+def test_the_autoencoder_families_are_found():
+    assert {"ae", "sparse-ae", "denoising-ae", "contractive-ae", "conv-ae", "vae",
+            "aae"} <= set(FAMILIES)
 
 
 def make(family: str, *sets: str):
@@ -66,14 +75,15 @@ def test_sparse_kl_by_hand_on_three_units():
 
 
 def test_vae_kl_closed_form_and_iwae_k1_is_the_elbo():
-    from zoo_ae.vae import elbo_terms, gaussian_kl, log_likelihood
+    from zoo_ae.vae import elbo_terms, gaussian_kl
 
     mu = torch.tensor([[0.5, -1.0]])
     logvar = torch.tensor([[math.log(0.25), math.log(4.0)]])
     by_hand = 0.5 * ((0.25 + 0.25 - 1 - math.log(0.25)) + (1 + 4 - 1 - math.log(4)))
     assert float(gaussian_kl(mu, logvar)) == pytest.approx(by_hand, rel=1e-6)
 
-    _, _, model = make("vae", "data.image_size=8", "model.hidden=[16]", "model.code_dim=3")
+    _, vae, model = make("vae", "data.image_size=8", "model.hidden=[16]", "model.code_dim=3")
+    log_likelihood = vae.log_likelihood
     x = torch.bernoulli(torch.rand(1, 1, 8, 8), generator=torch.Generator().manual_seed(0))
     # k = 1 is log p(x|z) + log p(z) - log q(z|x) at one z: check against torch.distributions
     k1 = log_likelihood(model, x, k=1, generator=torch.Generator().manual_seed(7))
@@ -101,9 +111,8 @@ def test_vae_kl_closed_form_and_iwae_k1_is_the_elbo():
 
 
 def test_iwae_bound_tightens_with_k():
-    from zoo_ae.vae import log_likelihood
-
-    _, _, model = make("vae", "data.image_size=8", "model.hidden=[16]", "model.code_dim=3")
+    _, vae, model = make("vae", "data.image_size=8", "model.hidden=[16]", "model.code_dim=3")
+    log_likelihood = vae.log_likelihood
     x = torch.bernoulli(torch.rand(20, 1, 8, 8), generator=torch.Generator().manual_seed(0))
     lls = [float(log_likelihood(model, x, k=k, generator=torch.Generator().manual_seed(1)).mean())
            for k in (1, 10, 200)]
@@ -155,6 +164,43 @@ def test_corruptions(kind):
     if kind == "salt_pepper":
         changed = y != 0.5
         assert set(y[changed].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_k_sparse_code_keeps_the_k_largest_units_and_backpropagates_through_them_only():
+    from zoo_ae.nets import recon_loss
+
+    _, impl, model = make("k-sparse-ae", "data.image_size=8", "model.code_dim=20", "model.k=3",
+                          "model.alpha=2")
+    x = torch.rand(5, 1, 8, 8)
+    linear = model.encoder[1][0]
+    dense = linear(x.flatten(1))  # the linear code before the top-k
+    codes, logits = model(x)  # what training sees
+    assert ((codes != 0).sum(1) == 3).all()
+    top = dense.topk(3, dim=1)
+    assert torch.equal(codes.gather(1, top.indices), top.values)
+    # support-set backprop: a code unit gets a gradient from the images that kept it only
+    recon_loss(logits, x, "bernoulli").sum().backward()
+    kept_by = [set(row.tolist()) for row in top.indices]
+    for unit in range(20):
+        if any(unit in kept for kept in kept_by):
+            assert linear.weight.grad[unit].abs().sum() > 0
+        else:
+            assert linear.weight.grad[unit].abs().sum() == 0 and linear.bias.grad[unit] == 0
+    h = dense.detach().requires_grad_(True)
+    model.encoder[2](h).sum().backward()
+    assert torch.equal(h.grad, (codes != 0).float())
+    # encode gives the paper's features, the alpha * k = 6 largest units, in either mode;
+    # reconstructions decode the k-sparse code the decoder was trained on
+    with torch.no_grad():
+        for mode in (model.train(), model.eval()):
+            encoded = impl.encode(mode, x)
+            assert ((encoded != 0).sum(1) == 6).all()
+            top6 = dense.topk(6, dim=1)
+            assert torch.equal(encoded.gather(1, top6.indices), top6.values.detach())
+            assert torch.equal(impl.reconstruct(mode, x), impl.decode(mode, codes))
+    # alpha * k beyond the code size keeps the whole code
+    _, _, wide = make("k-sparse-ae", "data.image_size=8", "model.code_dim=20", "model.k=15")
+    assert (impl.encode(wide, x) != 0).all()
 
 
 # --------------------------------------------------------------------------- training

@@ -472,16 +472,16 @@ def test_a_model_folder_caught_between_two_renames_is_restored(micro_dcgan, tmp_
 def test_a_module_with_a_non_persistent_buffer_is_not_written(tmp_path, monkeypatch):
     """The AE samples from a Gaussian fitted after training; kept in a non-persistent buffer,
     the written folder would not load: the build fails instead and writes nothing."""
-    import zoo_ae.vanilla
+    from zoo_ae.vanilla import VanillaAE
 
-    real_build = zoo_ae.vanilla.build
+    real_build = VanillaAE.build
 
-    def leaky_build(spec):
-        model = real_build(spec)
+    def leaky_build(self, spec):
+        model = real_build(self, spec)
         model.register_buffer("code_mean", model.code_mean, persistent=False)
         return model
 
-    monkeypatch.setattr(zoo_ae.vanilla, "build", leaky_build)
+    monkeypatch.setattr(VanillaAE, "build", leaky_build)
     family, spec = resolve_spec("ae", None, AE)
     with pytest.raises(ArtifactError, match=r"run was not written: the model folder does not "
                                             r"load back \(.*code_mean"):
@@ -493,27 +493,27 @@ def test_a_module_that_samples_from_unsaved_state_is_not_written(tmp_path, monke
     """A value the sampler needs, set during training but outside the state dict (a plain
     attribute), makes the reloaded model sample differently: the build fails, nothing
     written."""
-    import zoo_ae.nets
-    import zoo_ae.vanilla
+    from zoo_ae.nets import AETrainer
+    from zoo_ae.vanilla import VanillaAE
 
-    real_build, real_sample = zoo_ae.vanilla.build, zoo_ae.vanilla.sample
-    real_finish = zoo_ae.nets.AETrainer.finish
+    real_build, real_sample = VanillaAE.build, VanillaAE.sample
+    real_finish = AETrainer.finish
 
-    def build(spec):
-        model = real_build(spec)
+    def build(self, spec):
+        model = real_build(self, spec)
         model.contrast = 1.0
         return model
 
-    def sample(model, noise, spec):
-        return real_sample(model, noise, spec) * model.contrast
+    def sample(self, model, noise, spec, options):
+        return real_sample(self, model, noise, spec, options) * model.contrast
 
     def finish(self, images, labels, rng):
         real_finish(self, images, labels, rng)
         self.sampling_module().contrast = 0.5
 
-    monkeypatch.setattr(zoo_ae.vanilla, "build", build)
-    monkeypatch.setattr(zoo_ae.vanilla, "sample", sample)
-    monkeypatch.setattr(zoo_ae.nets.AETrainer, "finish", finish)
+    monkeypatch.setattr(VanillaAE, "build", build)
+    monkeypatch.setattr(VanillaAE, "sample", sample)
+    monkeypatch.setattr(AETrainer, "finish", finish)
     family, spec = resolve_spec("ae", None, AE)
     with pytest.raises(ArtifactError, match="its samples differ from the trained module's"):
         fit(family, spec, tmp_path / "run", progress=False)

@@ -1,7 +1,9 @@
-"""The seven autoencoder families: specs and registration. No torch here.
+"""The autoencoder families: specs and registration. No torch here.
 
-Each family's torch code is one short module (``zoo_ae.<family>``) built on
-the shared pieces in ``zoo_ae.nets``.
+Each family is one short class in its own module (``zoo_ae.<module>:<Class>``),
+a subclass of ``zoo_ae.nets.AutoencoderFamily`` (the shared build, codes,
+reconstructions and sampler); a new autoencoder is that class, its spec here
+and one row of :data:`FAMILIES`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
 from zoo.spec import DataSpec, ModelSpec, Spec, TrainSpec
-
-AE_CAPABILITIES = frozenset({"sample", "encode", "decode", "reconstruct"})
-#: The autoencoders with a prior over codes also sample from it (``latent``).
-EXTRA_CAPABILITIES = {"vae": {"log_likelihood", "latent"}, "aae": {"latent"}}
 
 
 def _digits28() -> DataSpec:
@@ -223,32 +221,48 @@ class AAESpec(AESpec):
     train: AAETrain = Field(default_factory=AAETrain)
 
 
+class KSparseModel(AEModel):
+    """Each image keeps its k largest code units; its features (encode) alpha * k."""
+
+    k: int = Field(25, ge=1, description="Code units kept per image (<= code_dim).")
+    alpha: float = Field(3.0, ge=1, description="encode() keeps alpha * k units (paper: 3).")
+
+
+class KSparseSpec(AESpec):
+    """k-sparse autoencoder spec: linear code of 1000 units, k = 25 (the paper's MNIST)."""
+
+    family: Literal["k-sparse-ae"] = "k-sparse-ae"
+    model: KSparseModel = Field(
+        default_factory=lambda: KSparseModel(code_dim=1000, code_activation="linear"))
+
+
+#: (name, summary, spec, implementation class, paper) of each family.
 FAMILIES = [
-    ("ae", "vanilla autoencoder with one bottleneck layer", VanillaSpec, "zoo_ae.vanilla",
-     "Hinton & Salakhutdinov, Reducing the Dimensionality of Data with Neural Networks, "
-     "Science 2006"),
+    ("ae", "vanilla autoencoder with one bottleneck layer", VanillaSpec,
+     "zoo_ae.vanilla:VanillaAE", "Hinton & Salakhutdinov, Reducing the Dimensionality of Data "
+     "with Neural Networks, Science 2006"),
     ("sparse-ae", "sparse autoencoder: KL(rho || rho_hat) or L1 on the code", SparseSpec,
-     "zoo_ae.sparse", "Ng, Sparse Autoencoder, CS294A lecture notes, 2011"),
+     "zoo_ae.sparse:SparseAE", "Ng, Sparse Autoencoder, CS294A lecture notes, 2011"),
     ("denoising-ae", "denoising autoencoder: reconstruct clean inputs from corrupted ones",
-     DenoisingSpec, "zoo_ae.denoising",
+     DenoisingSpec, "zoo_ae.denoising:DenoisingAE",
      "Vincent et al., Extracting and Composing Robust Features with Denoising Autoencoders, "
      "ICML 2008"),
     ("contractive-ae", "contractive autoencoder: + lambda ||dh/dx||_F^2", ContractiveSpec,
-     "zoo_ae.contractive", "Rifai et al., Contractive Auto-Encoders, ICML 2011"),
+     "zoo_ae.contractive:ContractiveAE", "Rifai et al., Contractive Auto-Encoders, ICML 2011"),
     ("conv-ae", "convolutional autoencoder: strided convs, transposed-conv decoder", ConvSpec,
-     "zoo_ae.conv", "Masci et al., Stacked Convolutional Auto-Encoders, ICANN 2011"),
+     "zoo_ae.conv:ConvAE", "Masci et al., Stacked Convolutional Auto-Encoders, ICANN 2011"),
     ("vae", "variational autoencoder: ELBO with reparameterisation, IWAE likelihoods", VAESpec,
-     "zoo_ae.vae", "Kingma & Welling, Auto-Encoding Variational Bayes, ICLR 2014; "
+     "zoo_ae.vae:VAE", "Kingma & Welling, Auto-Encoding Variational Bayes, ICLR 2014; "
      "Burda et al., Importance Weighted Autoencoders, ICLR 2016"),
     ("aae", "adversarial autoencoder: a code discriminator matches the posterior to a prior",
-     AAESpec, "zoo_ae.aae", "Makhzani et al., Adversarial Autoencoders, ICLR 2016 workshop"),
+     AAESpec, "zoo_ae.aae:AAE", "Makhzani et al., Adversarial Autoencoders, ICLR 2016 workshop"),
+    ("k-sparse-ae", "k-sparse autoencoder: only the k largest code units per image", KSparseSpec,
+     "zoo_ae.ksparse:KSparseAE", "Makhzani & Frey, k-Sparse Autoencoders, ICLR 2014"),
 ]
 
 
 @hookimpl
 def register_families(register) -> None:
-    """Register the seven autoencoder families."""
+    """Register the autoencoder families."""
     for name, summary, spec, impl, paper in FAMILIES:
-        capabilities = AE_CAPABILITIES | EXTRA_CAPABILITIES.get(name, set())
-        register(FamilyRecord(name=name, summary=summary, paper=paper, spec=spec, impl=impl,
-                              capabilities=frozenset(capabilities)))
+        register(FamilyRecord(name=name, summary=summary, paper=paper, spec=spec, impl=impl))

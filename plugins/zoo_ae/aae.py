@@ -22,10 +22,7 @@ import math
 import torch
 
 from zoo.gan import discriminator_loss, frozen, generator_loss
-from zoo_ae.nets import AETrainer, decode, encode, mlp, mlp_autoencoder, recon_loss, reconstruct
-
-__all__ = ["build", "decode", "encode", "generate", "latent", "prior_sample", "reconstruct",
-           "sample", "trainer"]
+from zoo_ae.nets import AETrainer, PriorAutoencoder, mlp, recon_loss
 
 RADIUS, COMPONENTS, MIXTURE_STD = 4.0, 10, 0.5
 
@@ -94,28 +91,14 @@ class AAETrainer(AETrainer):
         """Nothing to fit: an AAE samples from its prior."""
 
 
-def build(spec):
-    """The MLP autoencoder (linear code by default)."""
-    return mlp_autoencoder(spec)
+class AAE(PriorAutoencoder):
+    """The MLP autoencoder (linear code by default) trained in three phases; samples
+    decode codes drawn from the prior."""
 
+    trainer_class = AAETrainer
 
-def trainer(spec, model, accelerator) -> AAETrainer:
-    """Three-phase adversarial training."""
-    return AAETrainer(spec, model, accelerator)
-
-
-def latent(model, noise, spec) -> torch.Tensor:
-    """Per-sample codes z ~ p(z), (N, k)."""
-    eps = noise.randn(spec.model.code_dim)
-    component = noise.randint(COMPONENTS, stream=1)
-    return prior_sample(spec.model.prior, eps, component)
-
-
-def generate(model, z: torch.Tensor, spec) -> torch.Tensor:
-    """Images in [0, 1] from codes (N, k)."""
-    return decode(model, z)
-
-
-def sample(model, noise, spec) -> torch.Tensor:
-    """z ~ p(z), images = decoder(z)."""
-    return generate(model, latent(model, noise, spec), spec)
+    def latent(self, model, noise, spec) -> torch.Tensor:
+        """Per-sample codes z ~ p(z), (N, k)."""
+        eps = noise.randn(spec.model.code_dim)
+        component = noise.randint(COMPONENTS, stream=1)
+        return prior_sample(spec.model.prior, eps, component)

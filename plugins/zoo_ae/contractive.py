@@ -11,27 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo_ae.nets import (
-    SAMPLING_NOTE,
-    AETrainer,
-    decode,
-    encode,
-    mlp_autoencoder,
-    recon_loss,
-    reconstruct,
-    sample,
-)
-
-__all__ = [
-    "SAMPLING_NOTE",
-    "build",
-    "decode",
-    "encode",
-    "jacobian_penalty",
-    "reconstruct",
-    "sample",
-    "trainer",
-]
+from zoo_ae.nets import AETrainer, AutoencoderFamily, recon_loss
 
 
 def closed_form_applies(model: nn.Module) -> bool:
@@ -68,11 +48,8 @@ class ContractiveTrainer(AETrainer):
         return recon + penalty, {"recon": recon, "contractive": penalty}
 
 
-def build(spec):
-    """The MLP autoencoder (one sigmoid code layer gives the closed form)."""
-    return mlp_autoencoder(spec)
+class ContractiveAE(AutoencoderFamily):
+    """The MLP autoencoder (one sigmoid code layer gives the closed form) with the
+    contractive penalty."""
 
-
-def trainer(spec, model, accelerator) -> ContractiveTrainer:
-    """Contractive training."""
-    return ContractiveTrainer(spec, model, accelerator)
+    trainer_class = ContractiveTrainer

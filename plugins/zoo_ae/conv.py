@@ -11,54 +11,32 @@ import itertools
 
 from torch import nn
 
-from zoo_ae.nets import (
-    SAMPLING_NOTE,
-    AETrainer,
-    AutoEncoder,
-    conv_out,
-    decode,
-    encode,
-    image_shape,
-    reconstruct,
-    sample,
-)
-
-__all__ = [
-    "SAMPLING_NOTE",
-    "build",
-    "decode",
-    "encode",
-    "reconstruct",
-    "sample",
-    "trainer",
-]
+from zoo_ae.nets import AutoEncoder, AutoencoderFamily, conv_out, image_shape
 
 
-def build(spec) -> AutoEncoder:
-    """Conv encoder -> (dense code) -> transposed-conv decoder."""
-    c, size, _ = image_shape(spec)
-    widths = [c, *spec.model.channels]
-    s = conv_out(size, len(spec.model.channels))
-    flat = widths[-1] * s * s
-    enc: list[nn.Module] = []
-    for a, b in itertools.pairwise(widths):
-        enc += [nn.Conv2d(a, b, 4, 2, 1), nn.ReLU()]
-    enc.append(nn.Flatten())
-    dec: list[nn.Module] = []
-    code_dim = flat
-    if spec.model.code_dim is not None:
-        code_dim = spec.model.code_dim
-        enc.append(nn.Linear(flat, code_dim))
-        dec += [nn.Linear(code_dim, flat), nn.ReLU()]
-    dec.append(nn.Unflatten(1, (widths[-1], s, s)))
-    back = widths[::-1]
-    for i, (a, b) in enumerate(itertools.pairwise(back)):
-        dec.append(nn.ConvTranspose2d(a, b, 4, 2, 1))
-        if i < len(back) - 2:
-            dec.append(nn.ReLU())
-    return AutoEncoder(nn.Sequential(*enc), nn.Sequential(*dec), code_dim)
+class ConvAE(AutoencoderFamily):
+    """A convolutional autoencoder trained on reconstruction alone."""
 
-
-def trainer(spec, model, accelerator) -> AETrainer:
-    """Plain reconstruction training."""
-    return AETrainer(spec, model, accelerator)
+    def build(self, spec) -> AutoEncoder:
+        """Conv encoder -> (dense code) -> transposed-conv decoder."""
+        c, size, _ = image_shape(spec)
+        widths = [c, *spec.model.channels]
+        s = conv_out(size, len(spec.model.channels))
+        flat = widths[-1] * s * s
+        enc: list[nn.Module] = []
+        for a, b in itertools.pairwise(widths):
+            enc += [nn.Conv2d(a, b, 4, 2, 1), nn.ReLU()]
+        enc.append(nn.Flatten())
+        dec: list[nn.Module] = []
+        code_dim = flat
+        if spec.model.code_dim is not None:
+            code_dim = spec.model.code_dim
+            enc.append(nn.Linear(flat, code_dim))
+            dec += [nn.Linear(code_dim, flat), nn.ReLU()]
+        dec.append(nn.Unflatten(1, (widths[-1], s, s)))
+        back = widths[::-1]
+        for i, (a, b) in enumerate(itertools.pairwise(back)):
+            dec.append(nn.ConvTranspose2d(a, b, 4, 2, 1))
+            if i < len(back) - 2:
+                dec.append(nn.ReLU())
+        return AutoEncoder(nn.Sequential(*enc), nn.Sequential(*dec), code_dim)

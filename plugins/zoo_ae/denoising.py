@@ -11,27 +11,7 @@ from __future__ import annotations
 import torch
 
 from zoo.train import LOCAL, Draws
-from zoo_ae.nets import (
-    SAMPLING_NOTE,
-    AETrainer,
-    decode,
-    encode,
-    mlp_autoencoder,
-    recon_loss,
-    reconstruct,
-    sample,
-)
-
-__all__ = [
-    "SAMPLING_NOTE",
-    "build",
-    "corrupt",
-    "decode",
-    "encode",
-    "reconstruct",
-    "sample",
-    "trainer",
-]
+from zoo_ae.nets import AETrainer, AutoencoderFamily, recon_loss
 
 
 def corrupt(x: torch.Tensor, model_spec, rng: torch.Generator, draws: Draws = LOCAL
@@ -63,11 +43,8 @@ class DenoisingTrainer(AETrainer):
         return recon, {"recon": recon}
 
 
-def build(spec):
-    """The MLP autoencoder."""
-    return mlp_autoencoder(spec)
+class DenoisingAE(AutoencoderFamily):
+    """The MLP autoencoder trained to reconstruct clean inputs from corrupted ones (the
+    codes, reconstructions and samples of the trained model see no noise)."""
 
-
-def trainer(spec, model, accelerator) -> DenoisingTrainer:
-    """Denoising training."""
-    return DenoisingTrainer(spec, model, accelerator)
+    trainer_class = DenoisingTrainer

@@ -1,5 +1,7 @@
-"""What the seven autoencoders share: MLP and conv stacks, the reconstruction
-loss, the autoencoder module, the training step and the capability functions.
+"""What the autoencoders share: MLP and conv stacks, the reconstruction loss, the
+autoencoder module, the training step and :class:`AutoencoderFamily`, the
+family base class (an autoencoder with no prior that samples from a Gaussian
+fitted to its training codes).
 
 Conventions: images are in [0, 1]; decoders return *logits* and images are
 ``sigmoid(logits)``; losses are summed over pixels and averaged over images,
@@ -9,20 +11,17 @@ so Bernoulli losses are negative log-likelihoods in nats.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo import Family
 from zoo.data import num_channels
 from zoo.train import Trainer
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity}
-#: Written into the model card of the autoencoders that have no prior.
-SAMPLING_NOTE = ("This autoencoder has no prior: samples decode codes drawn from a Gaussian "
-                 "fitted to the codes of its training images.")
 
 
 def image_shape(spec) -> tuple[int, int, int]:
@@ -71,11 +70,13 @@ class AutoEncoder(nn.Module):
         return code, self.decoder(code)
 
 
-def mlp_autoencoder(spec) -> AutoEncoder:
-    """784-...-k-...-784 with the code activation of the spec."""
+def mlp_autoencoder(spec, *after_code: nn.Module) -> AutoEncoder:
+    """784-...-k-...-784 with the code activation of the spec, then the ``after_code``
+    modules (parameter-free ones keep the state dict's keys, e.g. a top-k)."""
     c, h, w = image_shape(spec)
     sizes = [c * h * w, *spec.model.hidden, spec.model.code_dim]
-    encoder = nn.Sequential(nn.Flatten(), mlp(sizes, ACTIVATIONS[spec.model.code_activation]()))
+    code = mlp(sizes, ACTIVATIONS[spec.model.code_activation]())
+    encoder = nn.Sequential(nn.Flatten(), code, *after_code)
     decoder = nn.Sequential(mlp(sizes[::-1]), nn.Unflatten(1, (c, h, w)))
     return AutoEncoder(encoder, decoder, spec.model.code_dim)
 
@@ -133,7 +134,7 @@ def init_output_bias(decoder: nn.Module, images: torch.Tensor) -> None:
 @torch.no_grad()
 def fit_code_gaussian(model: nn.Module, images: torch.Tensor, batch: int = 500) -> None:
     """Store the mean and Cholesky factor of the codes' covariance in the model's buffers."""
-    codes = torch.cat([encode(model, images[i : i + batch]).double()
+    codes = torch.cat([model.encoder(images[i : i + batch]).flatten(1).double()
                        for i in range(0, len(images), batch)])
     mean = codes.mean(0)
     cov = torch.cov(codes.T).reshape(len(mean), len(mean))
@@ -143,35 +144,62 @@ def fit_code_gaussian(model: nn.Module, images: torch.Tensor, batch: int = 500) 
     model.code_tril.copy_(tril.float())
 
 
-# --------------------------------------------------------------------------- capabilities
-
-
-def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Codes (N, k) of images in [0, 1]."""
-    return model.encoder(x).flatten(1)
-
-
-def decode(model: nn.Module, codes: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] from codes (N, k)."""
-    return torch.sigmoid(model.decoder(codes))
-
-
-def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Reconstructions in [0, 1] of images in [0, 1]."""
-    return decode(model, model.encoder(x))
-
-
-def sample(model: nn.Module, noise, spec) -> torch.Tensor:
-    """Decode codes drawn from the Gaussian fitted to the training codes."""
-    eps = noise.randn(model.code_dim)
-    return decode(model, model.code_mean + eps @ model.code_tril.T)
-
-
 def conv_out(size: int, layers: int) -> int:
     """Spatial size after ``layers`` stride-2 convolutions."""
     return size // 2 ** layers
 
 
-def log2_int(n: int) -> int:
-    """Integer base-2 logarithm (for sizes that are powers of two)."""
-    return int(math.log2(n))
+# --------------------------------------------------------------------------- the family
+
+
+class AutoencoderFamily(Family):
+    """An autoencoder (:class:`AutoEncoder` module) with no prior over its codes.
+
+    Builds the MLP autoencoder and trains it on reconstruction alone (a family
+    changes ``build`` or sets its own ``trainer_class``). Codes are the encoder's
+    output and images decode as ``sigmoid(logits)``; reconstructions decode the
+    encoder's output even where a family's :meth:`encode` gives other features;
+    samples decode codes drawn from the Gaussian that :class:`AETrainer` fits to
+    the training codes.
+    """
+
+    trainer_class = AETrainer
+    sampling_note = ("This autoencoder has no prior: samples decode codes drawn from a "
+                     "Gaussian fitted to the codes of its training images.")
+
+    def build(self, spec) -> nn.Module:
+        """The MLP autoencoder of ``spec.model`` (:func:`mlp_autoencoder`)."""
+        return mlp_autoencoder(spec)
+
+    def encode(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Codes (N, k) of images in [0, 1]."""
+        return model.encoder(images).flatten(1)
+
+    def decode(self, model: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from codes (N, k)."""
+        return torch.sigmoid(model.decoder(codes))
+
+    def reconstruct(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Reconstructions in [0, 1] of images in [0, 1]: the decoded code of the model's
+        encoder (the path it was trained on)."""
+        return self.decode(model, model.encoder(images))
+
+    def sample(self, model: nn.Module, noise, spec, options) -> torch.Tensor:
+        """Decode codes drawn from the Gaussian fitted to the training codes."""
+        eps = noise.randn(model.code_dim)
+        return self.decode(model, model.code_mean + eps @ model.code_tril.T)
+
+
+class PriorAutoencoder(AutoencoderFamily):
+    """An autoencoder with a prior p(z) over its codes: a subclass's :meth:`latent`
+    draws codes from it, and samples decode them."""
+
+    sampling_note = ""  # the card's default: samples come from the model's prior
+
+    def generate(self, model: nn.Module, codes: torch.Tensor, spec, options) -> torch.Tensor:
+        """Images in [0, 1] from codes (N, k)."""
+        return self.decode(model, codes)
+
+    def sample(self, model: nn.Module, noise, spec, options) -> torch.Tensor:
+        """z ~ p(z), images = decode(z)."""
+        return self.generate(model, self.latent(model, noise, spec), spec, options)

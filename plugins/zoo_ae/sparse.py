@@ -10,27 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo_ae.nets import (
-    SAMPLING_NOTE,
-    AETrainer,
-    decode,
-    encode,
-    mlp_autoencoder,
-    recon_loss,
-    reconstruct,
-    sample,
-)
-
-__all__ = [
-    "SAMPLING_NOTE",
-    "build",
-    "decode",
-    "encode",
-    "kl_sparsity",
-    "reconstruct",
-    "sample",
-    "trainer",
-]
+from zoo_ae.nets import AETrainer, AutoencoderFamily, recon_loss
 
 
 def kl_sparsity(codes: torch.Tensor, rho: float, eps: float = 1e-6) -> torch.Tensor:
@@ -55,11 +35,7 @@ class SparseTrainer(AETrainer):
         return recon + penalty, {"recon": recon, "sparsity": penalty}
 
 
-def build(spec):
-    """The MLP autoencoder (sigmoid code for the KL penalty)."""
-    return mlp_autoencoder(spec)
+class SparseAE(AutoencoderFamily):
+    """The MLP autoencoder (sigmoid code for the KL penalty) with a sparsity penalty."""
 
-
-def trainer(spec, model, accelerator) -> SparseTrainer:
-    """Sparse training."""
-    return SparseTrainer(spec, model, accelerator)
+    trainer_class = SparseTrainer

@@ -22,15 +22,12 @@ import torch
 from torch import nn
 
 from zoo.errors import CapabilityError
-from zoo_ae.nets import AETrainer, image_shape, mlp, recon_loss
-
-__all__ = ["build", "decode", "elbo_terms", "encode", "gaussian_kl", "generate", "latent",
-           "log_likelihood", "reconstruct", "sample", "trainer"]
+from zoo_ae.nets import AETrainer, PriorAutoencoder, image_shape, mlp, recon_loss
 
 LOG_2PI = math.log(2 * math.pi)
 
 
-class VAE(nn.Module):
+class VAENet(nn.Module):
     """Gaussian encoder (mu, logvar) and MLP decoder (logits)."""
 
     def __init__(self, spec) -> None:
@@ -61,7 +58,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
 
 
-def elbo_terms(model: VAE, x: torch.Tensor, eps: torch.Tensor, loss: str
+def elbo_terms(model: VAENet, x: torch.Tensor, eps: torch.Tensor, loss: str
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(reconstruction loss, KL) per image, with the given reparameterisation noise."""
     mu, logvar, logits = model(x, eps)
@@ -82,73 +79,57 @@ class VAETrainer(AETrainer):
         """Nothing to fit: a VAE samples from its prior."""
 
 
-@torch.no_grad()
-def log_likelihood(model: VAE, x: torch.Tensor, k: int = 1000, spec=None,
-                   generator: torch.Generator | None = None, chunk: int = 250) -> torch.Tensor:
-    """IWAE estimate of log p(x) in nats per image (N,), with k importance samples.
+class VAE(PriorAutoencoder):
+    """The VAE: ELBO training, codes and reconstructions from the posterior mean,
+    samples and likelihoods from the prior N(0, I)."""
 
-    The k noise draws are made up front and decoded ``chunk`` at a time, so
-    k = 5,000 fits in memory and the estimate does not depend on ``chunk``.
-    """
-    if spec is not None and spec.model.loss != "bernoulli":
-        raise CapabilityError("log-likelihoods need a Bernoulli decoder (model.loss = 'bernoulli')")
-    if not ((x == 0) | (x == 1)).all():
-        raise CapabilityError("the Bernoulli likelihood is defined for binary images only: "
-                              "set data.binarize (static, dynamic or threshold)")
-    out = []
-    for xi in x:
-        mu, logvar = model.posterior(xi.unsqueeze(0))
-        std = torch.exp(0.5 * logvar)
-        all_eps = torch.randn(k, mu.shape[1], generator=generator, device=x.device)
-        log_w = []
-        for start in range(0, k, chunk):  # the decoder output (chunk x pixels) is what is big
-            eps = all_eps[start : start + chunk]
-            m = len(eps)
-            z = mu + std * eps
-            logits = model.decoder(z)
-            log_px_z = -recon_loss(logits, xi.expand(m, *xi.shape), "bernoulli")
-            log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(1)
-            log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar).sum(1)
-            log_w.append(log_px_z + log_pz - log_qz)
-        out.append(torch.logsumexp(torch.cat(log_w), 0) - math.log(k))
-    return torch.stack(out)
+    trainer_class = VAETrainer
 
+    def build(self, spec) -> VAENet:
+        """The VAE module."""
+        return VAENet(spec)
 
-def build(spec) -> VAE:
-    """The VAE."""
-    return VAE(spec)
+    def encode(self, model: VAENet, images: torch.Tensor) -> torch.Tensor:
+        """Posterior means (N, k)."""
+        return model.posterior(images)[0]
 
+    def reconstruct(self, model: VAENet, images: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean."""
+        return self.decode(model, self.encode(model, images))
 
-def trainer(spec, model, accelerator) -> VAETrainer:
-    """ELBO training."""
-    return VAETrainer(spec, model, accelerator)
+    def latent(self, model: VAENet, noise, spec) -> torch.Tensor:
+        """Per-sample codes z ~ p(z) = N(0, I), (N, k)."""
+        return noise.randn(model.code_dim)
 
+    @torch.no_grad()
+    def log_likelihood(self, model: VAENet, images: torch.Tensor, k: int = 1000, spec=None,
+                       generator: torch.Generator | None = None, chunk: int = 250
+                       ) -> torch.Tensor:
+        """IWAE estimate of log p(x) in nats per image (N,), with k importance samples.
 
-def encode(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Posterior means (N, k)."""
-    return model.posterior(x)[0]
-
-
-def decode(model: VAE, z: torch.Tensor) -> torch.Tensor:
-    """Bernoulli means sigmoid(logits) in [0, 1]."""
-    return torch.sigmoid(model.decoder(z))
-
-
-def reconstruct(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    """Decode the posterior mean."""
-    return decode(model, encode(model, x))
-
-
-def latent(model: VAE, noise, spec) -> torch.Tensor:
-    """Per-sample codes z ~ p(z) = N(0, I), (N, k)."""
-    return noise.randn(model.code_dim)
-
-
-def generate(model: VAE, z: torch.Tensor, spec) -> torch.Tensor:
-    """Images E[x|z] in [0, 1] from codes (N, k)."""
-    return decode(model, z)
-
-
-def sample(model: VAE, noise, spec) -> torch.Tensor:
-    """z ~ p(z) = N(0, I), images = E[x|z]."""
-    return generate(model, latent(model, noise, spec), spec)
+        The k noise draws are made up front and decoded ``chunk`` at a time, so
+        k = 5,000 fits in memory and the estimate does not depend on ``chunk``.
+        """
+        if spec is not None and spec.model.loss != "bernoulli":
+            raise CapabilityError("log-likelihoods need a Bernoulli decoder "
+                                  "(model.loss = 'bernoulli')")
+        if not ((images == 0) | (images == 1)).all():
+            raise CapabilityError("the Bernoulli likelihood is defined for binary images only: "
+                                  "set data.binarize (static, dynamic or threshold)")
+        out = []
+        for xi in images:
+            mu, logvar = model.posterior(xi.unsqueeze(0))
+            std = torch.exp(0.5 * logvar)
+            all_eps = torch.randn(k, mu.shape[1], generator=generator, device=images.device)
+            log_w = []
+            for start in range(0, k, chunk):  # the decoder output (chunk x pixels) is big
+                eps = all_eps[start : start + chunk]
+                m = len(eps)
+                z = mu + std * eps
+                logits = model.decoder(z)
+                log_px_z = -recon_loss(logits, xi.expand(m, *xi.shape), "bernoulli")
+                log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(1)
+                log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar).sum(1)
+                log_w.append(log_px_z + log_pz - log_qz)
+            out.append(torch.logsumexp(torch.cat(log_w), 0) - math.log(k))
+        return torch.stack(out)

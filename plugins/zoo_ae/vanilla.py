@@ -8,32 +8,8 @@ prior.
 
 from __future__ import annotations
 
-from zoo_ae.nets import (
-    SAMPLING_NOTE,
-    AETrainer,
-    decode,
-    encode,
-    mlp_autoencoder,
-    reconstruct,
-    sample,
-)
-
-__all__ = [
-    "SAMPLING_NOTE",
-    "build",
-    "decode",
-    "encode",
-    "reconstruct",
-    "sample",
-    "trainer",
-]
+from zoo_ae.nets import AutoencoderFamily
 
 
-def build(spec):
-    """The MLP autoencoder."""
-    return mlp_autoencoder(spec)
-
-
-def trainer(spec, model, accelerator) -> AETrainer:
-    """Plain reconstruction training."""
-    return AETrainer(spec, model, accelerator)
+class VanillaAE(AutoencoderFamily):
+    """The MLP autoencoder trained on reconstruction alone (everything the base class does)."""
