@@ -161,7 +161,7 @@ def test_latent_without_generate_is_refused_naming_what_is_missing():
 
 @pytest.mark.parametrize(("cls", "missing"), [
     (NoBuild, "does not override build"),
-    (NoSample, "does not override sample"),
+    (NoSample, "overrides neither sample nor latent and generate"),
     (NoTrainer, "neither overrides trainer nor sets trainer_class"),
 ])
 def test_a_class_missing_a_required_method_is_refused(cls, missing):
