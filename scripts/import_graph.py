@@ -6,9 +6,10 @@ under ``if TYPE_CHECKING:`` are left out with ``--no-type-checking`` (they never
     python scripts/import_graph.py [--no-type-checking] [--depth N]
 
 With ``--depth 2`` modules are collapsed to their layer (``zoo.api``,
-``zoo.training``); the default 0 keeps every module apart. Cycles are the strongly connected components of that graph;
-the import levels are the number of nodes on the longest path of the graph
-after each cycle is condensed to one node.
+``zoo.training``); the default 0 keeps every module apart. Cycles are the
+strongly connected components of that graph; the import levels are the
+number of nodes on the longest path of the graph after each cycle is condensed
+to one node.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 app = typer.Typer(
     name="zoo",
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: The largest seed (64-bit, as torch.Generator takes; zoo.spec.MAX_INT, not imported here).
+#: The largest seed (64-bit, as torch.Generator takes; zoo.core.spec.MAX_INT, not imported here).
 MAX_SEED = 2**63 - 1
 
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
@@ -74,7 +74,7 @@ def list_cmd(
     if remote:
         _list_remote(patterns, exclude, as_json)
         return
-    from zoo.registry import get_registry, list_models
+    from zoo.core.registry import get_registry, list_models
 
     reg = get_registry()
     names = list_models(patterns or ["*"], exclude or [])
@@ -128,7 +128,7 @@ def spec_cmd(
 ) -> None:
     """Print a complete default spec as commented TOML (no torch import)."""
     from zoo.api import resolve_spec
-    from zoo.spec import json_schema, options_toml, to_toml
+    from zoo.core.spec import json_schema, options_toml, to_toml
 
     family, spec = resolve_spec(name, None, sets or [])
     if schema:
@@ -156,7 +156,7 @@ def build_cmd(
 ) -> None:
     """Train a model and write its model folder."""
     from zoo.api import default_out, resolve_spec
-    from zoo.spec import to_toml
+    from zoo.core.spec import to_toml
 
     if name is None and spec is None:
         raise ZooError("give a family or named model, or --spec FILE")
@@ -169,12 +169,12 @@ def build_cmd(
         sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
         return
     if processes > 1:
-        from zoo.launch import launch_build
+        from zoo.training.launch import launch_build
 
         raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
                                       resume=resume, force=force))
-    from zoo.errors import Aborted, Interrupted
-    from zoo.train import fit
+    from zoo.core.errors import Aborted, Interrupted
+    from zoo.training.loop import fit
 
     try:
         folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
@@ -210,9 +210,9 @@ def sample_cmd(
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
     file."""
     from zoo.api import from_pretrained
-    from zoo.sample import iter_samples
-    from zoo.sinks import check_output, write_samples
-    from zoo.spec import parse_options
+    from zoo.core.spec import parse_options
+    from zoo.sampling.sample import iter_samples
+    from zoo.sampling.sinks import check_output, write_samples
 
     kind = check_output(output, n)
     options = parse_options(opts or [])
@@ -249,8 +249,8 @@ def info_cmd(
         verify_folder,
         weights_header,
     )
+    from zoo.folder.gallery import listing
     from zoo.hub import resolve
-    from zoo.visualize import listing
 
     where = resolve(name)
     path = where.path
@@ -302,7 +302,7 @@ def eval_cmd(
 
     Results are merged into metrics.json and the model card of a local folder.
     """
-    from zoo.evaluate import evaluate_folder
+    from zoo.evaluation.evaluate import evaluate_folder
 
     result = evaluate_folder(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
     if not Path(path).exists():
@@ -422,8 +422,8 @@ def plugins_cmd(
     A broken plugin (it failed to import, has an unknown hook, or registers a
     name another plugin has) is listed with the reason it was skipped.
     """
-    from zoo.plugins import plugin_infos
-    from zoo.registry import get_registry
+    from zoo.core.plugins import plugin_infos
+    from zoo.core.registry import get_registry
 
     reg = get_registry()
     rows = []
@@ -466,7 +466,7 @@ def plugin_check_cmd(
     """
     from rich.table import Table
 
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
     from zoo.testing.conformance import check_family
 
     records = [get_family(name) for name in families]  # unknown names fail before any work
@@ -489,14 +489,14 @@ def main() -> None:
     ``error: ...`` line on stderr and exit status 2; ``Interrupted`` exits 128 + its
     signal (130 for Ctrl-C, 143 for SIGTERM).
     """
-    from zoo.errors import Interrupted
+    from zoo.core.errors import Interrupted
 
     try:
         from contextlib import suppress
 
-        from zoo.errors import SpecError
-        from zoo.plugins import add_commands, load_plugins
-        from zoo.registry import get_registry
+        from zoo.core.errors import SpecError
+        from zoo.core.plugins import add_commands, load_plugins
+        from zoo.core.registry import get_registry
 
         pm = load_plugins()
         # a plugin that loses a name to another is skipped before it adds commands; a bad

@@ -1,0 +1,2 @@
+"""Training: the runtime (device, precision), distributed draws, the :class:`Trainer`
+base, the loop, the destination and signals, progress, GAN helpers and ``--processes``."""
