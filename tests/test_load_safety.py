@@ -388,7 +388,7 @@ def test_a_hub_models_data_path_is_never_followed(hub, model, images, cli, tmp_p
     with_data_path(model, images)
     zoo.push(model, "me/pathy")
     out = tmp_path / "vis"
-    r = cli("visualize", "me/pathy", "--what", "deconv", "--module", "classifier", "-o", out)
+    r = cli("visualize", "deconv", "me/pathy", "--module", "classifier", "-o", out)
     assert_one_line_error(r, "came from the Hub", "never followed", "--data")
     assert not out.exists()
     pulled = zoo.hub.pull("me/pathy", local_dir=tmp_path / "pulled").path
@@ -402,7 +402,7 @@ def test_a_snapshot_in_another_hub_cache_is_a_hub_model(hub, model, images, cli,
     snapshot = zoo.from_pretrained("me/pathy", cache_dir=tmp_path / "my-cache").path
     assert not snapshot.is_relative_to(tmp_path / "hf-cache")
     out = tmp_path / "vis"
-    r = cli("visualize", snapshot, "--what", "deconv", "--module", "classifier", "-o", out)
+    r = cli("visualize", "deconv", snapshot, "--module", "classifier", "-o", out)
     assert_one_line_error(r, "came from the Hub", "never followed", "--data")
     assert not out.exists()
 

@@ -316,70 +316,102 @@ def eval_cmd(
     _console().print(table)
 
 
-@app.command("visualize")
-def visualize_cmd(
-    path: Model,
-    what: Annotated[str, typer.Option(
-        "--what", help="interpolate, filters, activation-max or deconv.")],
-    output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Folder for the PNGs (default: visualize/ in the model folder, "
-        "linked from its card).")] = None,
-    seed: Annotated[int | None, typer.Option(
-        min=0, max=MAX_SEED,
-        help="interpolate: samples 2j, 2j+1 of this seed; activation-max: the start.")
-    ] = None,
-    pairs: Annotated[int | None, typer.Option(min=1, help="interpolate: strips (default 4).")
-                     ] = None,
-    frames: Annotated[int | None, typer.Option(min=2, help="interpolate: images per strip "
-                                               "(default 8).")] = None,
-    method: Annotated[str | None, typer.Option(help="interpolate: slerp (default) or lerp.")
-                      ] = None,
-    label: Annotated[int | None, typer.Option(min=0, help="interpolate: class of a "
-                                              "conditional model.")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="interpolate: DDIM steps "
-                                              "(diffusion).")] = None,
-    module: Annotated[str | None, typer.Option(
-        help="filters, activation-max, deconv: discriminator, encoder, model, classifier, ... "
-        "(default: the first of those that takes the model's images).")] = None,
-    layer: Annotated[str | None, typer.Option(
-        help="activation-max, deconv: dotted layer name, e.g. net.2 or head.1.")] = None,
-    unit: Annotated[list[int] | None, typer.Option(
-        min=0, help="activation-max, deconv: unit or channel (repeatable).")] = None,
-    count: Annotated[int | None, typer.Option(min=1, help="filters: at most this many "
-                                              "(default 256).")] = None,
-    iterations: Annotated[int | None, typer.Option(min=1, help="activation-max: gradient "
-                                                   "steps (default 256).")] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, help="activation-max: Adam step "
-                                             "(default 0.1).")] = None,
-    jitter: Annotated[int | None, typer.Option(min=0, help="activation-max: random shift in "
-                                               "pixels (default: size / 14).")] = None,
-    blur: Annotated[float | None, typer.Option(min=0.0, help="activation-max: Gaussian blur "
-                                               "sigma in pixels (default 0.5).")] = None,
-    decay: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="activation-max: L2 "
-                                                "decay per step (default 0.002).")] = None,
-    top_k: Annotated[int | None, typer.Option(min=1, help="deconv: top inputs (default 9).")
-                     ] = None,
-    data: Annotated[str | None, typer.Option(help="deconv: data source or image folder "
-                                             "(default: the model's).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="deconv: images searched "
-                                              "(default 1000).")] = None,
-    rule: Annotated[str | None, typer.Option(help="deconv: guided (default) or deconvnet.")
-                    ] = None,
-) -> None:
-    """Look inside a model: latent interpolation, filters, activation maximisation, deconv.
+visualize_app = typer.Typer(
+    name="visualize", no_args_is_help=True, suggest_commands=True,
+    help="Look inside a model: latent interpolation, filters, activation maximisation, "
+    "deconv. Writes PNGs into visualize/ of the model folder (listed by zoo info, linked "
+    "from the card) or into -o DIR.")
+app.add_typer(visualize_app)
 
-    Writes PNGs into visualize/ of the model folder (listed by zoo info, linked from the
-    card) or into -o DIR. An option of another --what is an error.
-    """
+Output = Annotated[Path | None, typer.Option(
+    "-o", "--output", help="Folder for the PNGs (default: visualize/ in the model folder, "
+    "linked from its card).")]
+Module = Annotated[str | None, typer.Option(
+    help="discriminator, encoder, model, classifier, ... (default: the first of those that "
+    "takes the model's images).")]
+Layer = Annotated[str | None, typer.Option(help="Dotted layer name, e.g. net.2 or head.1.")]
+Units = Annotated[list[int] | None, typer.Option(min=0, help="Unit or channel (repeatable).")]
+
+
+def _visualize(path: str, what: str, output: Path | None, **options: Any) -> None:
     from zoo.visualize import visualize
 
-    options = {"seed": seed, "pairs": pairs, "frames": frames, "method": method,
-               "label": label, "steps": steps, "module": module, "layer": layer,
-               "unit": unit or None, "count": count, "iterations": iterations, "lr": lr,
-               "jitter": jitter, "blur": blur, "decay": decay, "top_k": top_k, "data": data,
-               "limit": limit, "rule": rule}
     for written in visualize(path, what, output, **options):
         print(f"wrote {written}")
+
+
+@visualize_app.command("interpolate")
+def visualize_interpolate(
+    path: Model,
+    output: Output = None,
+    pairs: Annotated[int | None, typer.Option(min=1, help="Strips (default 4).")] = None,
+    frames: Annotated[int | None, typer.Option(min=2, help="Images per strip (default 8).")
+                      ] = None,
+    method: Annotated[str | None, typer.Option(help="slerp (default) or lerp.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        min=0, max=MAX_SEED, help="Strip j walks from sample 2j to 2j+1 of this seed.")] = None,
+    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model.")
+                     ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="DDIM steps (diffusion).")] = None,
+) -> None:
+    """Walks between latent codes (families with the latent capability), one strip a pair."""
+    _visualize(path, "interpolate", output, pairs=pairs, frames=frames, method=method,
+               seed=seed, label=label, steps=steps)
+
+
+@visualize_app.command("filters")
+def visualize_filters(
+    path: Model,
+    output: Output = None,
+    module: Module = None,
+    count: Annotated[int | None, typer.Option(min=1, help="At most this many (default 256).")
+                     ] = None,
+) -> None:
+    """The first layer's filters of a discriminator or encoder."""
+    _visualize(path, "filters", output, module=module, count=count)
+
+
+@visualize_app.command("activation-max")
+def visualize_activation_max(
+    path: Model,
+    output: Output = None,
+    module: Module = None,
+    layer: Layer = None,
+    unit: Units = None,
+    iterations: Annotated[int | None, typer.Option(min=1, help="Gradient steps (default 256).")
+                          ] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam step (default 0.1).")] = None,
+    jitter: Annotated[int | None, typer.Option(min=0, help="Random shift in pixels (default: "
+                                               "size / 14).")] = None,
+    blur: Annotated[float | None, typer.Option(min=0.0, help="Gaussian blur sigma in pixels "
+                                               "(default 0.5).")] = None,
+    decay: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="L2 decay per step "
+                                                "(default 0.002).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED, help="The start image.")
+                    ] = None,
+) -> None:
+    """Images that maximise a unit of a layer (regularised gradient ascent on the input)."""
+    _visualize(path, "activation-max", output, module=module, layer=layer, unit=unit or None,
+               iterations=iterations, lr=lr, jitter=jitter, blur=blur, decay=decay, seed=seed)
+
+
+@visualize_app.command("deconv")
+def visualize_deconv(
+    path: Model,
+    output: Output = None,
+    module: Module = None,
+    layer: Layer = None,
+    unit: Units = None,
+    top_k: Annotated[int | None, typer.Option(min=1, help="Top inputs (default 9).")] = None,
+    data: Annotated[str | None, typer.Option(help="Data source or image folder (default: the "
+                                             "model's).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Images searched (default 1000).")
+                     ] = None,
+    rule: Annotated[str | None, typer.Option(help="guided (default) or deconvnet.")] = None,
+) -> None:
+    """The inputs that activate a unit most, with their receptive fields and projections."""
+    _visualize(path, "deconv", output, module=module, layer=layer, unit=unit or None,
+               top_k=top_k, data=data, limit=limit, rule=rule)
 
 
 @app.command("push")

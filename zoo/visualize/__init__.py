@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from zoo.api import ZooModel
 
-#: ``--what`` -> the renderer, ``"module:function"`` taking the loaded model and options.
+#: ``zoo visualize WHAT`` -> the renderer, ``"module:function"`` taking the model and options.
 RENDERERS = {
     "interpolate": "zoo.visualize.interpolate:render",
     "filters": "zoo.visualize.filters:render",
@@ -57,7 +57,8 @@ def renderer(what: str) -> Any:
     if what not in RENDERERS:
         close = difflib.get_close_matches(what, WHATS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise UnknownNameError(f"--what {what!r}: {hint}expected one of {', '.join(WHATS)}")
+        raise UnknownNameError(f"no visualisation {what!r}: {hint}expected one of "
+                               f"{', '.join(WHATS)}")
     return import_ref(RENDERERS[what])
 
 
@@ -67,7 +68,7 @@ def check_options(what: str, render: Any, options: dict[str, Any]) -> None:
     for key in options:
         if key not in takes:
             offered = ", ".join("--" + t.replace("_", "-") for t in takes) or "none"
-            raise ZooError(f"--{key.replace('_', '-')} does not apply to --what {what} "
+            raise ZooError(f"--{key.replace('_', '-')} does not apply to {what} "
                            f"(its options: {offered})")
 
 
