@@ -4,9 +4,11 @@
 
 Rewrites ``from zoo.X import a, b`` (splitting it where the names moved to
 different modules), ``import zoo.X``, dotted references (``zoo.train.fit``,
-``"zoo.train.Trainer"`` in a monkeypatch, ``::: zoo.spec`` in the docs) and
-``module:name`` references (``"zoo.train:Trainer"``). Idempotent: no new module
-name is an old one, so a second run changes nothing.
+``"zoo.train.Trainer"`` in a monkeypatch, ``::: zoo.spec`` in the docs),
+``module:name`` references (``"zoo.train:Trainer"``) and file paths
+(``zoo/spec.py``), then sorts the imports of the Python files it changed (ruff)
+and shows lines grown past the limit. Idempotent: no new module name is an old
+one, so a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ FROM = re.compile(
     r"^(?P<indent>[ \t]*)from[ \t]+(?P<mod>zoo(?:\.\w+)*)[ \t]+import[ \t]+"
     r"(?P<names>\([^)]*\)|[^\n#]*?)(?P<comment>[ \t]*#[^\n]*)?$", re.M)
 DOTTED = re.compile(r"(?<![\w.])(zoo(?:\.\w+)+)(?::(\w+))?")
+FILE = re.compile(r"(?<![\w/.-])zoo/(\w+)\.(py|toml)\b")
 
 
 def _split_names(raw: str) -> list[str]:
@@ -126,10 +129,19 @@ def _rewrite_dotted(match: re.Match[str]) -> str:
     return match[0]
 
 
+def _rewrite_file(match: re.Match[str]) -> str:
+    name, suffix = match[1], match[2]
+    if suffix == "toml":
+        return "zoo/core/registry.toml" if name == "registry" else match[0]
+    new = MODULES.get(f"zoo.{name}")
+    return new.replace(".", "/") + ".py" if new else match[0]
+
+
 def rewrite(text: str) -> str:
     """``text`` with every old module reference replaced."""
     text = FROM.sub(_rewrite_from, text)
-    return DOTTED.sub(_rewrite_dotted, text)
+    text = DOTTED.sub(_rewrite_dotted, text)
+    return FILE.sub(_rewrite_file, text)
 
 
 def files(paths: list[str]) -> list[Path]:
