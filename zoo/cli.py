@@ -343,7 +343,6 @@ def _visualize(path: str, what: str, output: Path | None, **options: Any) -> Non
 @visualize_app.command("interpolate")
 def visualize_interpolate(
     path: Model,
-    output: Output = None,
     pairs: Annotated[int | None, typer.Option(min=1, help="Strips (default 4).")] = None,
     frames: Annotated[int | None, typer.Option(min=2, help="Images per strip (default 8).")
                       ] = None,
@@ -353,6 +352,7 @@ def visualize_interpolate(
     label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model.")
                      ] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="DDIM steps (diffusion).")] = None,
+    output: Output = None,
 ) -> None:
     """Walks between latent codes (families with the latent capability), one strip a pair."""
     _visualize(path, "interpolate", output, pairs=pairs, frames=frames, method=method,
@@ -362,10 +362,10 @@ def visualize_interpolate(
 @visualize_app.command("filters")
 def visualize_filters(
     path: Model,
-    output: Output = None,
     module: Module = None,
     count: Annotated[int | None, typer.Option(min=1, help="At most this many (default 256).")
                      ] = None,
+    output: Output = None,
 ) -> None:
     """The first layer's filters of a discriminator or encoder."""
     _visualize(path, "filters", output, module=module, count=count)
@@ -374,7 +374,6 @@ def visualize_filters(
 @visualize_app.command("activation-max")
 def visualize_activation_max(
     path: Model,
-    output: Output = None,
     module: Module = None,
     layer: Layer = None,
     unit: Units = None,
@@ -389,6 +388,7 @@ def visualize_activation_max(
                                                 "(default 0.002).")] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED, help="The start image.")
                     ] = None,
+    output: Output = None,
 ) -> None:
     """Images that maximise a unit of a layer (regularised gradient ascent on the input)."""
     _visualize(path, "activation-max", output, module=module, layer=layer, unit=unit or None,
@@ -398,7 +398,6 @@ def visualize_activation_max(
 @visualize_app.command("deconv")
 def visualize_deconv(
     path: Model,
-    output: Output = None,
     module: Module = None,
     layer: Layer = None,
     unit: Units = None,
@@ -408,6 +407,7 @@ def visualize_deconv(
     limit: Annotated[int | None, typer.Option(min=1, help="Images searched (default 1000).")
                      ] = None,
     rule: Annotated[str | None, typer.Option(help="guided (default) or deconvnet.")] = None,
+    output: Output = None,
 ) -> None:
     """The inputs that activate a unit most, with their receptive fields and projections."""
     _visualize(path, "deconv", output, module=module, layer=layer, unit=unit or None,
