@@ -426,7 +426,7 @@ def push_cmd(
     create_pr: Annotated[bool, typer.Option(help="Open a pull request instead.")] = False,
 ) -> None:
     """Validate a model folder, then upload it to the Hub in one commit; print the commit URL."""
-    from zoo.hub import push
+    from zoo.api import push
 
     result = push(path, repo_id, revision=revision, private=private or None, message=message,
                   create_pr=create_pr)
