@@ -30,8 +30,8 @@ MODULES = {
         "home")},
     "zoo.sample": "zoo.sampling.sample",
     "zoo.sinks": "zoo.sampling.sinks",
-    **{f"zoo.{m}": f"zoo.folder.{m}" for m in ("card", "checkpoint", "write")},
-    **{f"zoo.{m}": f"zoo.training.{m}" for m in ("gan", "launch", "lock")},
+    **{f"zoo.{m}": f"zoo.folder.{m}" for m in ("card", "write")},
+    **{f"zoo.{m}": f"zoo.training.{m}" for m in ("checkpoint", "gan", "launch", "lock")},
     "zoo.evaluate": "zoo.evaluation.evaluate",
     "zoo.features": "zoo.evaluation.features",
     "zoo.train": "zoo.training.loop",  # what is not listed in SYMBOLS stays with the loop

@@ -82,7 +82,7 @@ class StopOnSignal:
 
 def _resume_source(out: Path, ckpt: Path) -> Path:
     from zoo.artifact import TRAINING_STATE
-    from zoo.folder.checkpoint import META
+    from zoo.training.checkpoint import META
 
     for candidate in (ckpt, out / TRAINING_STATE):
         if (candidate / META).is_file():

@@ -95,9 +95,9 @@ def _train(
 
     from zoo.artifact import remove_folder
     from zoo.data import load_images
-    from zoo.folder.checkpoint import load_training_state, save_training_state
     from zoo.folder.write import write_model_folder
     from zoo.sampling.sample import sample_seed
+    from zoo.training.checkpoint import load_training_state, save_training_state
 
     ckpt = checkpoint_dir(out)
     first = os.environ.get("RANK", "0") == "0"
@@ -211,7 +211,7 @@ def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec,
                       accelerator: Accelerator) -> None:
     """The main process writes the checkpoint; the others wait for it."""
     from zoo.artifact import atomic_folder
-    from zoo.folder.checkpoint import save_training_state
+    from zoo.training.checkpoint import save_training_state
 
     if accelerator.is_main_process:
         atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, spec),

@@ -70,7 +70,7 @@ def _encoder(module: nn.Module) -> nn.Module | None:
 
 def _stored_modules(model: ZooModel) -> list[str]:
     from zoo.artifact import TRAINING_STATE, weights_header
-    from zoo.folder.checkpoint import TENSORS
+    from zoo.training.checkpoint import TENSORS
 
     path = model.path / TRAINING_STATE / TENSORS
     if not path.is_file():
@@ -90,7 +90,7 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     from safetensors.torch import load_file
 
     from zoo.artifact import TRAINING_STATE
-    from zoo.folder.checkpoint import TENSORS
+    from zoo.training.checkpoint import TENSORS
     from zoo.training.runtime import make_accelerator
 
     spec = model.spec
