@@ -6,7 +6,8 @@ Rewrites ``from zoo.X import a, b`` (splitting it where the names moved to
 different modules), ``import zoo.X``, dotted references (``zoo.train.fit``,
 ``"zoo.train.Trainer"`` in a monkeypatch, ``::: zoo.spec`` in the docs),
 ``module:name`` references (``"zoo.train:Trainer"``) and file paths
-(``zoo/spec.py``), then sorts the imports of the Python files it changed (ruff)
+(``zoo/spec.py``), and ``zoo visualize MODEL --what MODE`` (docs, tests) to
+``zoo visualize MODE MODEL``; then sorts the imports of the Python files it changed (ruff)
 and shows lines grown past the limit. Idempotent: no new module name is an old
 one, so a second run changes nothing.
 """
@@ -73,6 +74,9 @@ FROM = re.compile(
     r"^(?P<indent>[ \t]*)from[ \t]+(?P<mod>zoo(?:\.\w+)*)[ \t]+import[ \t]+"
     r"(?P<names>\([^)]*\)|[^\n#]*?)(?P<comment>[ \t]*#[^\n]*)?$", re.M)
 DOTTED = re.compile(r"(?<![\w.])(zoo(?:\.\w+)+)(?::(\w+))?")
+#: ``zoo visualize`` became a command group: ``--what MODE`` is now the sub-command.
+VISUALIZE_CLI = re.compile(r"zoo visualize (?:(?P<model>(?!--)\S+) )?--what (?P<mode>[\w-]+)")
+VISUALIZE_TEST = re.compile(r'"visualize", (?P<model>[^,()]+), "--what", (?P<mode>"[\w-]+")')
 FILE = re.compile(r"(?<![\w/.-])zoo/(\w+)\.(py|toml)\b")
 
 
@@ -141,6 +145,9 @@ def rewrite(text: str) -> str:
     """``text`` with every old module reference replaced."""
     text = FROM.sub(_rewrite_from, text)
     text = DOTTED.sub(_rewrite_dotted, text)
+    text = VISUALIZE_CLI.sub(
+        lambda m: f"zoo visualize {m['mode']}" + (f" {m['model']}" if m["model"] else ""), text)
+    text = VISUALIZE_TEST.sub(lambda m: f'"visualize", {m["mode"]}, {m["model"]}', text)
     return FILE.sub(_rewrite_file, text)
 
 
