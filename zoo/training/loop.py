@@ -8,14 +8,14 @@ the model folder atomically.
 Several processes (``torchrun``/``accelerate launch``, or ``zoo build
 --processes N``): ``train.batch_size`` is the global batch, and each process
 trains on its own equal share of every global batch. Every process draws the
-whole global batch's random numbers from the same generator and keeps its
-rows (:class:`Draws`), so an example gets the same noise for any process
-count. Each optimiser averages exactly its own parameters' gradients across
-processes in :meth:`Trainer.update` (one all-reduce per update; a GAN's G
-update never syncs D). Batch norm uses each process's share (or
-``run.sync_batchnorm`` on GPUs). Only the main process writes checkpoints
-and the model folder; checkpoints hold no per-process state, so a build can
-resume with a different process count.
+whole global batch's random numbers from the same generator and keeps its rows
+(:class:`zoo.training.distributed.Draws`), so an example gets the same noise
+for any process count. Each optimiser averages exactly its own parameters'
+gradients across processes in :meth:`zoo.training.trainer.Trainer.update`
+(one all-reduce per update; a GAN's G update never syncs D). Batch norm uses
+each process's share (or ``run.sync_batchnorm`` on GPUs). Only the main
+process writes checkpoints and the model folder; checkpoints hold no
+per-process state, so a build can resume with a different process count.
 """
 
 from __future__ import annotations
