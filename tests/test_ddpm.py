@@ -13,9 +13,9 @@ import torch
 from zoo_ddpm.diffusion import Diffusion, betas_for, psnr
 from zoo_ddpm.unet import UNet
 
-from zoo.errors import SpecError
-from zoo.registry import get_family
-from zoo.spec import validate
+from zoo.core.errors import SpecError
+from zoo.core.registry import get_family
+from zoo.core.spec import validate
 
 SCHEDULES = ("linear", "cosine")
 
@@ -243,7 +243,7 @@ def tiny_build(tmp_path_factory):
     import zoo_ddpm.model as impl
 
     from zoo.api import resolve_spec
-    from zoo.train import fit
+    from zoo.training.loop import fit
 
     made = []
     original = impl.trainer
@@ -278,8 +278,8 @@ def test_model_folder_holds_the_weight_average(tiny_build):
 
 
 def test_saved_weights_sample_bitwise_like_the_in_memory_model_in_a_fresh_process(tiny_build):
-    from zoo.registry import get_family
-    from zoo.sample import sample_images
+    from zoo.core.registry import get_family
+    from zoo.sampling.sample import sample_images
 
     out, trainer = tiny_build
     family = get_family("ddpm")

@@ -45,7 +45,7 @@ def build(*sets):
 def test_level_shapes_and_range(channels):
     from zoo_lapgan.model import sample
 
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
 
     spec, model = build(f"data.channels={channels}")
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_class_conditional_sampling(tmp_path, cli):
 
 
 def test_spec_rejects_a_pyramid_that_does_not_fit():
-    from zoo.errors import SpecError
+    from zoo.core.errors import SpecError
 
     with pytest.raises(SpecError, match="divisible by 8 and leave a coarsest level"):
         resolve_spec("lapgan", None, ["data.image_size=28", "model.levels=4"])
@@ -152,7 +152,7 @@ def test_class_conditional_needs_labelled_data(tmp_path, cli):
 def test_coarsest_level_trains_on_two_time_scales():
     from zoo_lapgan.model import LAPGANTrainer
 
-    from zoo.train import make_accelerator
+    from zoo.training.runtime import make_accelerator
 
     spec, model = build("train.coarse_lr_g=1e-4", "train.coarse_lr_d=6e-4", "train.lr=3e-4")
     trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec)[0])

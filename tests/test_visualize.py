@@ -14,8 +14,8 @@ from torch import nn
 
 import zoo
 from zoo.api import ZooModel, resolve_spec
-from zoo.errors import CapabilityError
-from zoo.sample import PerSampleNoise, sample_images
+from zoo.core.errors import CapabilityError
+from zoo.sampling.sample import PerSampleNoise, sample_images
 from zoo.visualize import visualize
 from zoo.visualize.interpolate import decode, lerp, path, slerp, strips
 
@@ -69,7 +69,7 @@ def test_generate_of_latent_is_the_sampler(family):
 
 
 def test_families_without_latent_codes_say_so():
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
 
     with pytest.raises(CapabilityError, match="does not support 'latent'"):
         get_family("conv-ae").require("latent")
@@ -181,7 +181,7 @@ def test_the_first_layer_is_the_one_that_reads_the_image():
 
 def test_activation_max_of_digit_units_is_classified_as_that_digit(dcgan):
     """Acceptance 3: the classifier assigns each image to its digit with p > 0.9."""
-    from zoo.features import load_classifier
+    from zoo.evaluation.features import load_classifier
     from zoo.visualize.actmax import Settings, maximise
     from zoo.visualize.targets import resolve_target
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from zoo.core.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 AE_CAPABILITIES = frozenset({"sample", "encode", "decode", "reconstruct"})
 #: The autoencoders with a prior over codes also sample from it (``latent``).

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from zoo.gan import discriminator_loss, frozen, generator_loss
+from zoo.training.gan import discriminator_loss, frozen, generator_loss
 from zoo_ae.nets import AETrainer, decode, encode, mlp, mlp_autoencoder, recon_loss, reconstruct
 
 __all__ = ["build", "decode", "encode", "generate", "latent", "prior_sample", "reconstruct",

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.data import num_channels
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity}
 #: Written into the model card of the autoencoders that have no prior.

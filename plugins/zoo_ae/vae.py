@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from zoo.errors import CapabilityError
+from zoo.core.errors import CapabilityError
 from zoo_ae.nets import AETrainer, image_shape, mlp, recon_loss
 
 __all__ = ["build", "decode", "elbo_terms", "encode", "gaussian_kl", "generate", "latent",

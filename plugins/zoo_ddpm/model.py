@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from zoo.data import num_channels
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 from zoo_ddpm.diffusion import Diffusion, schedule_of
 from zoo_ddpm.unet import UNet
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
     from zoo_ddpm import DDPMSpec
 
 SAMPLERS = ("ddim", "ddpm")
@@ -77,7 +77,7 @@ def sample(
     """
     sampler = sampler or spec.sample.sampler
     if sampler not in SAMPLERS:
-        from zoo.errors import SpecError
+        from zoo.core.errors import SpecError
 
         raise SpecError(f"sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
     diffusion: Diffusion = schedule_of(spec.model)

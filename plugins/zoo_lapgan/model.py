@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.errors import CapabilityError, DataError
 from zoo.data import num_channels
-from zoo.errors import CapabilityError, DataError
-from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
-from zoo.train import LOCAL, Draws, Trainer
+from zoo.training.distributed import LOCAL, Draws
+from zoo.training.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
+from zoo.training.trainer import Trainer
 from zoo_lapgan.pyramid import gaussian_pyramid, upsample
 
 
@@ -321,7 +322,7 @@ def sample(model: LAPGAN, noise, spec, label: int | None = None, return_pyramid:
 
 def card_images(model: LAPGAN, spec, folder) -> dict[str, str]:
     """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""
-    from zoo.sample import PerSampleNoise, grid, save_png
+    from zoo.sampling.sample import PerSampleNoise, grid, save_png
 
     with torch.inference_mode():
         noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)

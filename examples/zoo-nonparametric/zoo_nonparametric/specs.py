@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from zoo.spec import DataSpec, ModelSpec, SampleSpec, Spec, TrainSpec
+from zoo.core.spec import DataSpec, ModelSpec, SampleSpec, Spec, TrainSpec
 
 
 class StoreTrain(TrainSpec):

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from zoo import ZooError
+from zoo.core.errors import DataError
 from zoo.data import LUMA, num_channels
-from zoo.errors import DataError
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from zoo.spec import Spec
+    from zoo.core.spec import Spec
 
 
 class Exemplars(nn.Module):
