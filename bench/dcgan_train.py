@@ -307,12 +307,13 @@ def peer_step(parts: PeerParts, ns: dict[str, Any], cuda_graphs: bool = False) -
 
 
 def build_ours(overrides: list[str]) -> tuple[Any, str]:
-    """Our DCGAN trainer, built as ``zoo.train.fit`` builds it; returns it and the precision.
+    """Our DCGAN trainer, built as ``zoo.training.loop.fit`` builds it; returns it and the
+    precision.
 
     ``overrides`` include :func:`our_base`.
     """
     from zoo.api import resolve_spec
-    from zoo.train import make_accelerator, seed_everything
+    from zoo.training.runtime import make_accelerator, seed_everything
 
     family, spec = resolve_spec("dcgan", None, overrides)
     accelerator, precision = make_accelerator(spec)
@@ -394,8 +395,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load_batch(batch: int = BATCH) -> torch.Tensor:
     """``batch`` real MNIST digits, 64x64x1, float in [0, 1]."""
+    from zoo.core.spec import DataSpec
     from zoo.data import load_images
-    from zoo.spec import DataSpec
 
     images, _ = load_images(DataSpec(source="mnist5k", image_size=IMAGE_SIZE, channels=NC))
     return images[:batch].contiguous()

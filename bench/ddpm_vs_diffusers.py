@@ -25,7 +25,7 @@ Both precisions: fp32, and bf16 autocast (accelerate's ``mixed_precision="bf16"`
 for ours, ``torch.autocast("cpu", bfloat16)`` around the peer's forward).
 
 Sampling: 64 images, DDIM with 50 steps and eta = 0, fp32: ours through
-``zoo.sample.sample_images`` (per-sample noise, chunks of 64), the peer through
+``zoo.sampling.sample.sample_images`` (per-sample noise, chunks of 64), the peer through
 ``DDIMPipeline(unet, DDIMScheduler(...))(batch_size=64, num_inference_steps=50,
 output_type="np")`` with its progress bar off. Each side uses its own random
 initialisation (run time does not depend on the weight values).
@@ -85,8 +85,8 @@ def our_spec(precision: str, device: str = "cpu", compiled: bool = False) -> tup
 
 
 def our_trainer(precision: str, device: str = "cpu", compiled: bool = False) -> Any:
-    """Our trainer, built as ``zoo.train.fit`` builds it."""
-    from zoo.train import make_accelerator, seed_everything
+    """Our trainer, built as ``zoo.training.loop.fit`` builds it."""
+    from zoo.training.runtime import make_accelerator, seed_everything
 
     family, spec = our_spec(precision, device, compiled)
     accelerator, got = make_accelerator(spec)
@@ -114,7 +114,7 @@ def our_train_step(trainer: Any, images01: torch.Tensor) -> Any:
 
 def our_sampler(device: str = "cpu") -> tuple[Any, int]:
     """DDIM-50 sampling of 64 images through the zoo's sampling path; and the param count."""
-    from zoo.sample import sample_images
+    from zoo.sampling.sample import sample_images
 
     family, spec = our_spec("fp32", device)
     model = family.load().build(spec).eval().to(device)

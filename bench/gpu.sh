@@ -56,7 +56,7 @@ install() {
         python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || return 1
     fi
     python3 -c "import zoo, zoo_dcgan, zoo_ddpm, pydantic, diffusers, huggingface_hub as h
-from zoo.registry import get_registry
+from zoo.core.registry import get_registry
 print('genzoo ok; hub', h.__version__, '; families', ' '.join(sorted(get_registry().families)))"
 }
 [ -d .whl ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}

@@ -23,9 +23,9 @@ def expected_files() -> dict[str, str]:
     document their own specs.
     """
     from zoo.api import resolve_spec
-    from zoo.plugins import HOST_DISTRIBUTION
-    from zoo.registry import get_registry
-    from zoo.spec import json_schema, to_toml
+    from zoo.core.plugins import HOST_DISTRIBUTION
+    from zoo.core.registry import get_registry
+    from zoo.core.spec import json_schema, to_toml
 
     files = {}
     families = get_registry().families
@@ -38,12 +38,12 @@ def expected_files() -> dict[str, str]:
 
 
 def hooks_page() -> str:
-    """docs/hooks.md: every hook in zoo/hookspecs.py with its signature and docstring."""
-    from zoo import hookspecs
-    from zoo.plugins import hook_names
+    """docs/hooks.md: every hook in zoo/core/hookspecs.py with its signature and docstring."""
+    from zoo.core import hookspecs
+    from zoo.core.plugins import hook_names
 
     lines = ["# Plugin hooks", "",
-             "<!-- Generated from zoo/hookspecs.py by docs/generate.py; do not edit. -->", "",
+             "<!-- Generated from zoo/core/hookspecs.py by docs/generate.py; do not edit. -->", "",
              inspect.getdoc(hookspecs) or "", "",
              "Implement a hook in the module your `zoo` entry point names:", "",
              "```python", "from zoo import hookimpl", "", "@hookimpl",

@@ -58,7 +58,7 @@ def nonparametric():
     the distribution installed the tests are skipped, except in CI (``CI`` set),
     where its absence means the install step is broken.
     """
-    from zoo.plugins import reset_plugins
+    from zoo.core.plugins import reset_plugins
 
     if not nonparametric_installed():
         message = f"{NONPARAMETRIC} is not installed: pip install -e examples/zoo-nonparametric"

@@ -12,8 +12,8 @@ import torch
 
 import zoo
 from zoo.api import resolve_spec
-from zoo.errors import ArtifactError
-from zoo.registry import get_registry
+from zoo.core.errors import ArtifactError
+from zoo.core.registry import get_registry
 
 #: Every autoencoder family: a new one registered by zoo_ae is trained and round-tripped too.
 FAMILIES = sorted(name for name, record in get_registry().families.items()
@@ -28,7 +28,7 @@ def test_the_autoencoder_families_are_found():
 def make(family: str, *sets: str):
     _, spec = resolve_spec(family, None, ["train.precision=fp32", *sets])
     torch.manual_seed(0)
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
 
     impl = get_family(family).load()
     return spec, impl, impl.build(spec)
@@ -127,7 +127,7 @@ def test_denoising_trainer_feeds_corrupted_inputs_and_scores_clean_ones(monkeypa
     import zoo_ae.denoising as dae
     from zoo_ae.nets import recon_loss
 
-    from zoo.train import make_accelerator
+    from zoo.training.runtime import make_accelerator
 
     spec, impl, model = make("denoising-ae", "data.image_size=8", "model.code_dim=4",
                              "model.mask_fraction=0.5")
@@ -218,7 +218,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_training_beats_the_mean_image_twice_over(trained, family):
-    from zoo.evaluate import reconstruction_metrics
+    from zoo.evaluation.evaluate import reconstruction_metrics
 
     metrics = reconstruction_metrics(zoo.from_pretrained(trained[family]))
     assert metrics["recon_vs_mean_image"] >= 2.0, metrics
@@ -247,14 +247,14 @@ def test_aae_mixture_prior_samples():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_round_trip_is_exact_and_capabilities_work(trained, family):
     from zoo.data import load_images
-    from zoo.train import make_accelerator
+    from zoo.training.runtime import make_accelerator
 
     folder = trained[family]
     loaded = zoo.from_pretrained(folder)
     # rebuild the in-memory model from training_state and compare outputs bitwise
     spec = loaded.spec
     impl = loaded.family.load()
-    from zoo.checkpoint import load_training_state
+    from zoo.training.checkpoint import load_training_state
 
     acc, _ = make_accelerator(spec)
     trainer = impl.trainer(spec, impl.build(spec), acc)
@@ -302,7 +302,7 @@ def test_vae_eval_reports_iwae_nll(tmp_path, cli):
 
 def test_capability_errors_are_one_line(micro_dcgan, cli):
     model = zoo.from_pretrained(micro_dcgan)
-    from zoo.errors import CapabilityError
+    from zoo.core.errors import CapabilityError
 
     with pytest.raises(CapabilityError, match="does not support 'encode'"):
         model.encode(torch.rand(1, 1, 16, 16))

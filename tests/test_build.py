@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.api import resolve_spec
-from zoo.train import Interrupted, fit
+from zoo.training.loop import Interrupted, fit
 
 
 def assert_same_tensors(a, b) -> None:
@@ -213,7 +213,7 @@ def test_a_folder_written_before_a_key_existed_still_loads(micro_dcgan, tmp_path
     from safetensors.torch import save_file
 
     from zoo.artifact import weights_metadata
-    from zoo.spec import document_hash
+    from zoo.core.spec import document_hash
 
     old = tmp_path / "old"
     shutil.copytree(micro_dcgan, old)

@@ -18,9 +18,9 @@ from test_build import assert_same_tensors
 
 import zoo
 from zoo.api import resolve_spec
-from zoo.errors import ArtifactError, Interrupted
-from zoo.lock import BuildLock
-from zoo.train import fit
+from zoo.core.errors import ArtifactError, Interrupted
+from zoo.training.lock import BuildLock
+from zoo.training.loop import fit
 
 #: A very small autoencoder build: about a second on a busy CPU.
 AE = ["data.source=digits", "data.image_size=8", "data.limit=64", "model.hidden=[16]",
@@ -215,14 +215,15 @@ def test_a_second_sigterm_aborts_with_one_line_and_status_143(tmp_path, cli, mon
     status of the signal (143 for SIGTERM), not typer's silent 130."""
     import functools
 
-    import zoo.train
+    import zoo.training.loop
 
     def twice(step: int) -> None:
         if step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(zoo.train, "fit", functools.partial(zoo.train.fit, on_step=twice))
+    monkeypatch.setattr(zoo.training.loop, "fit",
+                        functools.partial(zoo.training.loop.fit, on_step=twice))
     r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--quiet")
     assert r.code == 143, r.err
     assert r.err.strip().splitlines()[-1] == (
@@ -318,9 +319,9 @@ def test_out_at_the_root_is_one_line(cli):
 #: test can signal it at a known step.
 SLOW_BUILD = """
 import sys, time
-import zoo.train
+import zoo.training.loop
 
-real_fit = zoo.train.fit
+real_fit = zoo.training.loop.fit
 
 def fit(*args, **kwargs):
     def on_step(step):
@@ -328,7 +329,7 @@ def fit(*args, **kwargs):
         time.sleep(0.3)
     return real_fit(*args, on_step=on_step, **kwargs)
 
-zoo.train.fit = fit
+zoo.training.loop.fit = fit
 from zoo.cli import main
 sys.argv = ["zoo", *sys.argv[1:]]
 main()
@@ -430,7 +431,7 @@ def interrupted_at_step_4(tmp_path: Path) -> Path:
         if step == 4:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(zoo.errors.Interrupted):
+    with pytest.raises(zoo.core.errors.Interrupted):
         fit(family, spec, out, progress=False, on_step=stop)
     return out
 
@@ -537,7 +538,7 @@ def test_the_process_launcher_passes_sigterm_on(tmp_path):
     passes it to the processes, that checkpoint), and it exits 143 when they stop."""
     import threading
 
-    from zoo.launch import _run_forwarding_sigterm
+    from zoo.training.launch import _run_forwarding_sigterm
 
     ready = tmp_path / "ready"
     child = ("import pathlib, signal, sys, time\n"

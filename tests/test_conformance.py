@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from zoo.registry import get_registry
+from zoo.core.registry import get_registry
 from zoo.testing.conformance import assert_conforms, check_family
 
 FAMILIES = sorted(get_registry().families)
@@ -63,7 +63,7 @@ def broken_family(tmp_path, monkeypatch):
     """A plugin registered in-process whose family has three faults."""
     import importlib
 
-    from zoo.plugins import load_plugins, reset_plugins
+    from zoo.core.plugins import load_plugins, reset_plugins
 
     (tmp_path / "broken_spec.py").write_text(textwrap.dedent(BROKEN_SPEC))
     (tmp_path / "broken_impl.py").write_text(textwrap.dedent(BROKEN_IMPL))

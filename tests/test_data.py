@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from zoo.core.errors import DataError
+from zoo.core.spec import DataSpec
 from zoo.data import load_images, split_indices, to_float
-from zoo.errors import DataError
-from zoo.spec import DataSpec
 
 
 def test_mnist5k_split_is_fixed_stratified_and_disjoint():

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from zoo.core.spec import DataSpec
 from zoo.data import load_images
-from zoo.spec import DataSpec
 
 # --------------------------------------------------------------------------- 16-bit images
 
@@ -71,7 +71,7 @@ def test_16bit_grey_png_as_rgb_data_keeps_its_gradient(tmp_path):
 def test_dedup_and_sample_input_read_16bit_pngs_like_the_data_folder(tmp_path):
     from zoo_dedup.images import read_file
 
-    from zoo.sample import read_image
+    from zoo.sampling.sample import read_image
 
     path = grey16(tmp_path / "wide.png")
     hashed = read_file(path, 16, 1)
@@ -125,7 +125,7 @@ def test_exif_rotated_photos_are_read_upright(tmp_path):
     from zoo_dedup.images import read_file
 
     from zoo.data import decode_image
-    from zoo.sample import read_image
+    from zoo.sampling.sample import read_image
 
     path = rotated_jpeg(tmp_path / "photo.jpg")
     upright = decode_image(path, "L")
@@ -183,7 +183,7 @@ def test_sample_to_a_folder_and_to_tensor_files(micro_dcgan, cli, tmp_path):
 @pytest.fixture
 def watched_sampler(monkeypatch):
     """Patch the dcgan sampler to run a callback (given the call number) before each batch."""
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
 
     impl = get_family("dcgan").load()
     original = impl.sample
@@ -227,7 +227,7 @@ def test_images_are_written_as_they_are_made(micro_dcgan, cli, tmp_path, watched
 
 
 def test_an_error_while_sampling_leaves_nothing(micro_dcgan, cli, tmp_path, watched_sampler):
-    from zoo.errors import ZooError
+    from zoo.core.errors import ZooError
 
     def fail_third(call: int) -> None:
         if call == 2:
@@ -266,7 +266,7 @@ def test_sample_to_an_existing_folder_named_like_a_file_is_one_line(name, micro_
                                                                    tmp_path, monkeypatch):
     """``-o grid.png`` that is a folder: refused before sampling (it was an IsADirectoryError
     traceback after it)."""
-    monkeypatch.setattr("zoo.sample.iter_samples", lambda *a, **k: pytest.fail("sampled"))
+    monkeypatch.setattr("zoo.sampling.sample.iter_samples", lambda *a, **k: pytest.fail("sampled"))
     (tmp_path / name).mkdir()
     r = cli("sample", micro_dcgan, "-n", "2", "-o", tmp_path / name)
     assert (r.code, r.err) == (2, f"error: -o {tmp_path / name} is a folder\n")
@@ -274,7 +274,7 @@ def test_sample_to_an_existing_folder_named_like_a_file_is_one_line(name, micro_
 
 def test_iter_samples_yields_the_images_of_sample_images_batch_by_batch(micro_dcgan):
     import zoo
-    from zoo.sample import iter_samples
+    from zoo.sampling.sample import iter_samples
 
     model = zoo.from_pretrained(micro_dcgan)
     chunks = iter_samples(model.family, model.module, model.spec, 5, seed=1, batch_size=2)
@@ -287,8 +287,8 @@ def test_iter_samples_yields_the_images_of_sample_images_batch_by_batch(micro_dc
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz", ".safetensors"])
 def test_a_tensor_file_is_never_short_or_ragged(tmp_path, suffix):
-    from zoo.errors import ZooError
-    from zoo.sinks import write_samples
+    from zoo.core.errors import ZooError
+    from zoo.sampling.sinks import write_samples
 
     path = tmp_path / f"x{suffix}"
     ragged = [torch.rand(2, 1, 4, 4), torch.rand(2, 1, 5, 4)]

@@ -74,7 +74,7 @@ def test_objective_is_the_gan_value_function():
     """D's loss is -[log D(x) + log(1 - D(G(z)))], G's is -log D(G(z)) (non-saturating)."""
     from zoo_dcgan.model import DCGAN
 
-    from zoo.train import make_accelerator
+    from zoo.training.runtime import make_accelerator
 
     _, spec = resolve_spec("dcgan", None, ["data.image_size=16", "model.base_channels=4",
                                            "model.disc_channels=4", "train.precision=fp32",

@@ -13,9 +13,9 @@ import torch
 from zoo_ddpm.diffusion import Diffusion, betas_for, psnr
 from zoo_ddpm.unet import UNet
 
-from zoo.errors import SpecError
-from zoo.registry import get_family
-from zoo.spec import validate
+from zoo.core.errors import SpecError
+from zoo.core.registry import get_family
+from zoo.core.spec import validate
 
 SCHEDULES = ("linear", "cosine")
 
@@ -241,7 +241,7 @@ TINY = ["data.image_size=16", "data.limit=64", "model.channels=8", "model.channe
 def tiny_build(tmp_path_factory):
     """A tiny DDPM build, and the trainer's in-memory weight average."""
     from zoo.api import resolve_spec
-    from zoo.train import fit
+    from zoo.training.loop import fit
 
     family, spec = resolve_spec("ddpm", overrides=TINY)
     impl = family.load()
@@ -275,8 +275,8 @@ def test_model_folder_holds_the_weight_average(tiny_build):
 
 
 def test_saved_weights_sample_bitwise_like_the_in_memory_model_in_a_fresh_process(tiny_build):
-    from zoo.registry import get_family
-    from zoo.sample import sample_images
+    from zoo.core.registry import get_family
+    from zoo.sampling.sample import sample_images
 
     out, trainer = tiny_build
     family = get_family("ddpm")
@@ -344,7 +344,7 @@ def test_opt_steps_sets_the_ddim_steps(tiny_build, cli, tmp_path, unet_calls):
     import numpy as np
 
     import zoo
-    from zoo.sample import to_uint8
+    from zoo.sampling.sample import to_uint8
 
     r = cli("sample", tiny_build[0], "-n", "2", "--opt", "steps=20", "-o", tmp_path / "x.npy")
     assert r.code == 0, r.err
@@ -361,7 +361,7 @@ def test_opt_sampler_ddpm_is_the_ancestral_sampler(tiny_build, cli, tmp_path, un
     import numpy as np
 
     import zoo
-    from zoo.sample import to_uint8
+    from zoo.sampling.sample import to_uint8
 
     r = cli("sample", tiny_build[0], "-n", "2", "--opt", "sampler=ddpm", "--opt", "steps=3",
             "-o", tmp_path / "x.npy")

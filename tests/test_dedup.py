@@ -77,7 +77,7 @@ def test_groups_are_transitive_and_ordered():
 
 def make(*sets: str):
     _, spec = resolve_spec("dedup-ae", None, ["train.precision=fp32", *sets])
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
 
     impl = get_family("dedup-ae").load()
     torch.manual_seed(0)

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 import zoo
+from zoo.core.spec import DataSpec
 from zoo.data import load_images
-from zoo.spec import DataSpec
 
 
 def bomb(path: Path, side: int = 20000) -> Path:
@@ -116,7 +116,7 @@ def test_a_data_folder_skips_a_bomb_with_a_warning(tmp_path, capsys):
 
 def test_sample_input_refuses_a_bomb_in_one_line(tmp_path):
     from zoo.data import ImageTooLarge
-    from zoo.sample import read_image
+    from zoo.sampling.sample import read_image
 
     with pytest.raises(ImageTooLarge, match="MAX_IMAGE_PIXELS"):
         read_image(bomb(tmp_path / "in.png"))
@@ -145,7 +145,7 @@ def test_a_model_trained_inside_the_source_is_refused(save_model, source, cli, m
     """``cd src; zoo dedup .`` put runs/dedup-... (and its samples.png) inside the source,
     where the next run read the sample grid as one of the images."""
     monkeypatch.chdir(source)
-    monkeypatch.setattr("zoo.train.fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.training.loop.fit", lambda *a, **k: pytest.fail("training started"))
     before = sorted(p.name for p in source.iterdir())
     args = ["--save-model", save_model] if save_model else []
     r = cli("dedup", ".", *args, "--set", "train.max_steps=1", "--quiet")

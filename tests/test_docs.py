@@ -43,7 +43,7 @@ def test_hooks_page_is_current():
 
 
 def test_a_new_hook_makes_the_page_stale(monkeypatch):
-    from zoo import hookspecs
+    from zoo.core import hookspecs
 
     @hookspecs.hookspec
     def register_widgets(register):
@@ -56,8 +56,8 @@ def test_a_new_hook_makes_the_page_stale(monkeypatch):
 
 
 def test_every_hook_is_documented():
-    from zoo import hookspecs
-    from zoo.plugins import hook_names
+    from zoo.core import hookspecs
+    from zoo.core.plugins import hook_names
 
     page = (REPO / "docs" / "hooks.md").read_text()
     guide = (REPO / "docs" / "writing-a-plugin.md").read_text()

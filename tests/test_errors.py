@@ -181,8 +181,8 @@ def test_resume_refuses_a_changed_spec(cli, micro_dcgan, tmp_path):
 
 def test_a_plugin_hook_that_raises_is_one_line(monkeypatch, capsys):
     """Skipped with one warning line (issue 18, item 17); fatal, one line, when strict."""
-    from zoo.errors import PluginError
-    from zoo.registry import _collect
+    from zoo.core.errors import PluginError
+    from zoo.core.registry import _collect
 
     class Impl:
         plugin_name, argnames = "dcgan", ("register",)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from zoo.evaluate import class_stats, frechet_distance
+from zoo.evaluation.evaluate import class_stats, frechet_distance
 
 
 def reference_fd(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,7 +46,7 @@ def test_class_stats_by_hand():
 
 
 def test_digit_classifier_is_accurate_and_cached(zoo_home):
-    from zoo.features import cache_path, load_classifier
+    from zoo.evaluation.features import cache_path, load_classifier
 
     _, accuracy = load_classifier()
     assert accuracy >= 0.97

@@ -21,9 +21,9 @@ from test_build import assert_same_tensors
 import zoo
 from zoo.api import resolve_spec
 from zoo.artifact import record_checksums
-from zoo.errors import ArtifactError, SpecError
-from zoo.spec import V1_EXECUTION_KEYS, document_hash, spec_hash
-from zoo.train import Interrupted, fit
+from zoo.core.errors import ArtifactError, SpecError
+from zoo.core.spec import V1_EXECUTION_KEYS, document_hash, spec_hash
+from zoo.training.loop import Interrupted, fit
 
 RECIPE = [*MICRO, "train.precision=fp32"]  # the micro_dcgan fixture's recipe
 OTHER_RUN = ["run.device=cpu", "run.fused_optimizer=false", "run.channels_last=false",
@@ -186,8 +186,8 @@ def test_a_version_1_model_folder_loads_and_resumes(micro_dcgan, tmp_path):
 def test_a_resumed_optimizer_steps_with_the_new_kernel_setting(micro_dcgan, fused):
     """The checkpoint's Adam hyper-parameters come back, but not its kernel choice
     (torch's load_state_dict would otherwise restore the saved ``fused`` flag)."""
-    from zoo.checkpoint import load_training_state
-    from zoo.train import make_accelerator
+    from zoo.training.checkpoint import load_training_state
+    from zoo.training.runtime import make_accelerator
 
     family, spec = resolve_spec("dcgan", None, [*RECIPE, f"run.fused_optimizer={fused}"])
     impl = family.load()

@@ -10,8 +10,8 @@ import pytest
 from pydantic import Field, field_validator
 
 from zoo import Family, FamilyRecord, SamplingOptions
-from zoo.errors import CapabilityError, DataError, PluginError
-from zoo.spec import Spec
+from zoo.core.errors import CapabilityError, DataError, PluginError
+from zoo.core.spec import Spec
 
 
 class Minimal(Family):

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from test_errors import assert_one_line_error
 
 import zoo
-from zoo.errors import HubError
+from zoo.core.errors import HubError
 from zoo.hub import download, endpoint_url, is_offline
 
 #: A tiny autoencoder: two training steps, 16x16, ~33k parameters, about a second to build.
@@ -278,10 +278,10 @@ def test_info_and_sample_take_hub_ids(hub, cli, v1, tmp_path):
 
 def test_eval_of_a_hub_model_leaves_the_cache_as_downloaded(hub, cli, v1, tmp_path,
                                                            monkeypatch):
-    import zoo.evaluate
+    import zoo.evaluation.evaluate
 
     # The digit classifier is tested elsewhere; training it here would cost minutes.
-    monkeypatch.setattr(zoo.evaluate, "score_images", lambda images, data: {"fd": 1.0})
+    monkeypatch.setattr(zoo.evaluation.evaluate, "score_images", lambda images, data: {"fd": 1.0})
     zoo.push(v1, "me/x")
     r = cli("eval", "me/x", "-n", "10", "--iwae-k", "2")
     assert r.code == 0, r.err
@@ -309,7 +309,7 @@ def test_push_replaces_the_files_in_one_commit_and_opens_pull_requests(hub, cli,
 
 
 def test_named_model_maps_to_its_pinned_revision(hub, versions, tmp_path, monkeypatch):
-    from zoo.registry import get_registry
+    from zoo.core.registry import get_registry
 
     pinned = zoo.push(versions[0], "me/x").commit
     zoo.push(versions[1], "me/x")

@@ -154,7 +154,7 @@ def test_a_download_that_timed_out_file_by_file_says_so():
     too slow to run here), then raises LocalEntryNotFoundError from the timeout."""
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from zoo.errors import HubError
+    from zoo.core.errors import HubError
     from zoo.hub import hub_errors
 
     expected = r"cannot download me/x@main .*did not answer within 1 s"

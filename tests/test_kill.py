@@ -28,7 +28,7 @@ from test_build_safety import set_args
 
 import zoo
 from zoo.artifact import leftovers, weights_header
-from zoo.checkpoint import META, TENSORS
+from zoo.training.checkpoint import META, TENSORS
 
 AE = ["data.source=digits", "data.image_size=8", "data.limit=64", "model.hidden=[16]",
       "model.code_dim=4", "train.batch_size=16", "train.max_steps=12",

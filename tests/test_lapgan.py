@@ -46,7 +46,7 @@ def test_level_shapes_and_range(channels):
     from zoo_lapgan import LAPGANOptions
     from zoo_lapgan.model import LAPGAN
 
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
 
     spec, model = build(f"data.channels={channels}")
     with torch.no_grad():
@@ -101,7 +101,7 @@ def test_class_conditional_sampling(conditional, tmp_path, cli):
 def test_label_flag_and_label_option_are_the_same(conditional, tmp_path, cli):
     import numpy as np
 
-    from zoo.sample import to_uint8
+    from zoo.sampling.sample import to_uint8
 
     for name, how in (("flag", ["--label", "3"]), ("opt", ["--opt", "label=3"])):
         r = cli("sample", conditional, *how, "-n", "4", "-o", tmp_path / f"{name}.npy")
@@ -123,7 +123,7 @@ def test_a_label_outside_the_classes_is_one_line(conditional, tmp_path, cli):
 
 
 def test_spec_rejects_a_pyramid_that_does_not_fit():
-    from zoo.errors import SpecError
+    from zoo.core.errors import SpecError
 
     with pytest.raises(SpecError, match="divisible by 8 and leave a coarsest level"):
         resolve_spec("lapgan", None, ["data.image_size=28", "model.levels=4"])
@@ -185,7 +185,7 @@ def test_class_conditional_needs_labelled_data(tmp_path, cli):
 def test_coarsest_level_trains_on_two_time_scales():
     from zoo_lapgan.model import LAPGANTrainer
 
-    from zoo.train import make_accelerator
+    from zoo.training.runtime import make_accelerator
 
     spec, model = build("train.coarse_lr_g=1e-4", "train.coarse_lr_d=6e-4", "train.lr=3e-4")
     trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec)[0])

@@ -26,7 +26,7 @@ from zoo.artifact import (
     verify_folder,
     weights_metadata,
 )
-from zoo.errors import HubError
+from zoo.core.errors import HubError
 
 
 @pytest.fixture
@@ -302,7 +302,7 @@ def other_family_weights(folder: Path) -> None:
 
 
 def other_family_config(folder: Path) -> None:
-    from zoo.spec import document_hash
+    from zoo.core.spec import document_hash
 
     config = read_json(folder / CONFIG)
     config["spec"] = {"family": "ae", "spec_version": config["spec"]["spec_version"]}
@@ -315,7 +315,7 @@ def wrong_dtype(folder: Path) -> None:
 
 
 def edited_spec_with_recomputed_hash(folder: Path) -> None:
-    from zoo.spec import document_hash
+    from zoo.core.spec import document_hash
 
     config = read_json(folder / CONFIG)
     config["spec"]["model"]["latent_dim"] += 1
@@ -362,7 +362,7 @@ def test_nan_weights_warn_at_sample_and_fail_eval(model, cli):
 
 def with_data_path(folder: Path, data_path: Path) -> None:
     """Point the spec's data at an image folder, keeping the folder consistent."""
-    from zoo.spec import document_hash
+    from zoo.core.spec import document_hash
 
     config = read_json(folder / CONFIG)
     config["spec"]["data"].update(source="folder", path=str(data_path), channels=1)
@@ -375,7 +375,7 @@ def with_data_path(folder: Path, data_path: Path) -> None:
 @pytest.fixture
 def images(tmp_path: Path) -> Path:
     """A folder of a few PNGs, standing in for private files on the user's machine."""
-    from zoo.sample import save_png
+    from zoo.sampling.sample import save_png
 
     folder = tmp_path / "private"
     folder.mkdir()
@@ -388,7 +388,7 @@ def test_a_hub_models_data_path_is_never_followed(hub, model, images, cli, tmp_p
     with_data_path(model, images)
     zoo.push(model, "me/pathy")
     out = tmp_path / "vis"
-    r = cli("visualize", "me/pathy", "--what", "deconv", "--module", "classifier", "-o", out)
+    r = cli("visualize", "deconv", "me/pathy", "--module", "classifier", "-o", out)
     assert_one_line_error(r, "came from the Hub", "never followed", "--data")
     assert not out.exists()
     pulled = zoo.hub.pull("me/pathy", local_dir=tmp_path / "pulled").path
@@ -402,7 +402,7 @@ def test_a_snapshot_in_another_hub_cache_is_a_hub_model(hub, model, images, cli,
     snapshot = zoo.from_pretrained("me/pathy", cache_dir=tmp_path / "my-cache").path
     assert not snapshot.is_relative_to(tmp_path / "hf-cache")
     out = tmp_path / "vis"
-    r = cli("visualize", snapshot, "--what", "deconv", "--module", "classifier", "-o", out)
+    r = cli("visualize", "deconv", snapshot, "--module", "classifier", "-o", out)
     assert_one_line_error(r, "came from the Hub", "never followed", "--data")
     assert not out.exists()
 

@@ -149,7 +149,7 @@ def test_inpainting_changes_nothing_outside_the_hole(inpaint_model, cli, tmp_pat
     import numpy as np
     from PIL import Image
 
-    from zoo.sample import save_png
+    from zoo.sampling.sample import save_png
 
     image = held_out_tile(inpaint_model)
     hole = torch.zeros(32, 32, dtype=torch.bool)
@@ -225,9 +225,9 @@ def test_superres_shapes_and_colour_input(superres_model):
 
 
 def test_skimage_source_tiles_and_splits():
+    from zoo.core.errors import DataError
+    from zoo.core.spec import DataSpec
     from zoo.data import load_images
-    from zoo.errors import DataError
-    from zoo.spec import DataSpec
 
     spec = DataSpec(source="skimage:brick/4", image_size=32)
     train, _ = load_images(spec, "train")
@@ -255,7 +255,7 @@ def assert_one_line(r, *needles):
 
 def test_bad_specs_and_inputs_are_one_line_errors(cli, texture_model, inpaint_model,
                                                   superres_model, tmp_path):
-    from zoo.sample import save_png
+    from zoo.sampling.sample import save_png
 
     assert_one_line(cli("build", "texture", "--set", "model.window=8"), "model.window = 8",
                     "must be odd")
@@ -317,7 +317,7 @@ def test_zoo_spec_lists_the_sampling_options(cli, nonparametric):
 
 
 def test_install_hints_name_this_distribution():
-    from zoo.registry import get_registry
+    from zoo.core.registry import get_registry
 
     reg = get_registry()
     hinted = {name for name, dist in reg.external.items() if dist == "zoo-nonparametric"}

@@ -238,7 +238,7 @@ from zoo import MetricRecord, hookimpl
 
 @hookimpl
 def register_metrics(register):
-    register(MetricRecord("{name}", "a metric", "zoo.evaluate:frechet_distance"))
+    register(MetricRecord("{name}", "a metric", "zoo.evaluation.evaluate:frechet_distance"))
 '''
 
 
@@ -316,7 +316,7 @@ def test_a_plugin_cannot_replace_a_command_nor_break_them_all(tmp_path, zoo_env)
 def test_a_malformed_registry_file_is_one_line(text, fragment, tmp_path, cli, monkeypatch):
     """``ZOO_REGISTRY`` naming a file that is not what registry.toml looks like: one line
     from the commands that read it, not a traceback from every command."""
-    from zoo.registry import get_registry
+    from zoo.core.registry import get_registry
 
     registry = tmp_path / "registry.toml"
     registry.write_bytes(text)
@@ -337,7 +337,7 @@ def test_plugin_commands_survive_main_running_twice_in_one_process(tmp_path, cli
     import importlib
     import textwrap
 
-    from zoo.plugins import load_plugins, reset_plugins
+    from zoo.core.plugins import load_plugins, reset_plugins
 
     (tmp_path / "hello_plugin.py").write_text(textwrap.dedent('''
         from zoo import hookimpl
@@ -455,8 +455,8 @@ def sloppy_family(tmp_path, monkeypatch):
     import importlib
     import textwrap
 
-    from zoo.plugins import load_plugins, reset_plugins
-    from zoo.registry import get_registry
+    from zoo.core.plugins import load_plugins, reset_plugins
+    from zoo.core.registry import get_registry
 
     (tmp_path / "sloppy_spec.py").write_text(textwrap.dedent(SLOPPY_SPEC))
     (tmp_path / "sloppy_impl.py").write_text(textwrap.dedent(SLOPPY_IMPL))
@@ -568,8 +568,8 @@ def metrics_plugin(tmp_path, monkeypatch):
     import importlib
     import textwrap
 
-    from zoo.plugins import load_plugins, reset_plugins
-    from zoo.registry import get_registry
+    from zoo.core.plugins import load_plugins, reset_plugins
+    from zoo.core.registry import get_registry
 
     (tmp_path / "metrics_plugin.py").write_text(textwrap.dedent(METRICS_PLUGIN))
     (tmp_path / "metrics_impl.py").write_text(textwrap.dedent(METRICS_IMPL))
@@ -583,8 +583,8 @@ def metrics_plugin(tmp_path, monkeypatch):
 def test_zoo_eval_runs_registered_metrics_and_any_declared_likelihood(metrics_plugin, tmp_path,
                                                                       cli):
     import zoo
+    from zoo.core.spec import DataSpec
     from zoo.data import load_images
-    from zoo.spec import DataSpec
 
     folder = zoo.build("gauss-ae", overrides=[
         "data.source=digits", "data.image_size=8", "train.max_steps=2", "train.batch_size=16",
@@ -681,8 +681,8 @@ def test_zoo_eval_survives_hostile_metrics_and_a_crashing_likelihood(tmp_path, c
     import textwrap
 
     import zoo
-    from zoo.plugins import load_plugins, reset_plugins
-    from zoo.registry import get_registry
+    from zoo.core.plugins import load_plugins, reset_plugins
+    from zoo.core.registry import get_registry
 
     (tmp_path / "hostile_plugin.py").write_text(textwrap.dedent(HOSTILE_PLUGIN))
     (tmp_path / "hostile_impl.py").write_text(textwrap.dedent(HOSTILE_IMPL))
@@ -739,7 +739,7 @@ def test_a_data_source_returning_the_wrong_thing_is_one_line(kind, fragment, cli
                                                              tmp_path):
     """A plugin's loader that returns a NumPy array, float or HxWxC images, none, or labels
     that do not match: one line naming the source, not a traceback deep in training."""
-    monkeypatch.setattr("zoo.registry.dataset_loader", lambda source: _bad_loader(kind))
+    monkeypatch.setattr("zoo.core.registry.dataset_loader", lambda source: _bad_loader(kind))
     r = cli("build", "ae", "--set", "train.max_steps=1", "--out", tmp_path / "out")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
     assert r.err.startswith("error: data source 'mnist5k' (train split) returned ") and \
@@ -763,7 +763,7 @@ def test_zoo_eval_notes_a_likelihood_the_family_cannot_define(tmp_path, cli):
 
 def test_training_the_digit_classifier_says_so_with_progress(tmp_path, monkeypatch, capsys):
     """The first zoo eval trains the classifier: one line saying so, then progress lines."""
-    import zoo.features as features
+    import zoo.evaluation.features as features
 
     few = {split: [t[:128] for t in features._mnist(split)] for split in ("train", "test")}
     monkeypatch.setattr(features, "_mnist", few.get)

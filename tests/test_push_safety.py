@@ -16,7 +16,7 @@ from test_errors import assert_one_line_error
 from test_hub import api, repo_with
 
 import zoo
-from zoo.errors import SpecError
+from zoo.core.errors import SpecError
 
 DIFFUSERS_CARD = b"---\nlibrary_name: diffusers\ntags:\n- diffusers\n---\n# a UNet\n"
 
@@ -34,7 +34,7 @@ def remote_files(hub, repo_id: str, revision: str | None = None) -> set[str]:
 def set_hub(folder: Path, **hub: str) -> None:
     """Change the folder's ``hub`` spec section as if it had been built so (hashes follow)."""
     from zoo.artifact import record_checksums
-    from zoo.spec import document_hash
+    from zoo.core.spec import document_hash
 
     config = json.loads((folder / "config.json").read_text())
     config["spec"]["hub"].update(hub)
@@ -189,8 +189,8 @@ def test_push_refuses_weights_whose_sha256_does_not_match(hub, cli, folder, name
 @pytest.mark.parametrize("license", ["other: see LICENSE", "mit\nlibrary_name: diffusers",
                                      "MIT", "other"])
 def test_license_must_be_a_hub_identifier(license):
-    from zoo.registry import get_family
-    from zoo.spec import validate
+    from zoo.core.registry import get_family
+    from zoo.core.spec import validate
 
     family = get_family("dcgan")
     with pytest.raises(SpecError, match=r"hub\.license"):
@@ -228,7 +228,7 @@ def test_card_validation_rejects_unknown_licenses():
 
 
 def test_model_index_holds_only_the_models_own_scores(folder):
-    from zoo.write import card_text
+    from zoo.folder.write import card_text
 
     metrics = json.loads((folder / "metrics.json").read_text())
     metrics["eval"] = {"frechet_distance": 4.6, "class_coverage": 10, "mean_confidence": 0.75,

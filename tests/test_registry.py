@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zoo import Family
-from zoo.errors import PluginError, UnknownNameError
-from zoo.registry import filter_names, get_dataset, get_family, list_models, natural_key
+from zoo.core.errors import PluginError, UnknownNameError
+from zoo.core.registry import filter_names, get_dataset, get_family, list_models, natural_key
 
 
 def test_wildcards_and_natural_sort():
@@ -30,7 +30,7 @@ def test_unknown_names_suggest():
 
 
 def test_duplicate_registration_names_both_distributions():
-    from zoo.registry import _collect
+    from zoo.core.registry import _collect
 
     class Impl:
         def __init__(self, name):
@@ -38,7 +38,7 @@ def test_duplicate_registration_names_both_distributions():
             self.argnames = ("register",)
 
         def function(self, register):
-            from zoo.records import DatasetRecord
+            from zoo.core.records import DatasetRecord
 
             register(DatasetRecord("same", "s", "x:y"))
 
@@ -54,7 +54,7 @@ def test_duplicate_registration_names_both_distributions():
 def test_capabilities_are_declared():
     family = get_family("dcgan")
     family.require("sample")
-    from zoo.errors import CapabilityError
+    from zoo.core.errors import CapabilityError
 
     with pytest.raises(CapabilityError, match="does not support 'encode'"):
         family.require("encode")

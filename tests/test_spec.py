@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO
 
 from zoo.api import resolve_spec
-from zoo.errors import SpecError
-from zoo.spec import apply_overrides, parse_override, spec_hash, to_toml, validate
+from zoo.core.errors import SpecError
+from zoo.core.spec import apply_overrides, parse_override, spec_hash, to_toml, validate
 
 
 def test_defaults_validate_and_required_keys_exist():

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from zoo.api import resolve_spec
-from zoo.errors import ZooError
-from zoo.registry import get_registry
-from zoo.spec import Spec, spec_hash, to_toml, validate
+from zoo.core.errors import ZooError
+from zoo.core.registry import get_registry
+from zoo.core.spec import Spec, spec_hash, to_toml, validate
 
 FAMILIES = sorted(get_registry().families)
 SECTIONS = ["model", "data", "train", "sample", "hub"]

@@ -11,9 +11,9 @@ import tomli_w
 from pydantic import model_validator
 
 from zoo.api import resolve_spec
-from zoo.errors import Interrupted, SpecError
-from zoo.registry import get_family, get_registry
-from zoo.spec import MAX_INT, MAX_STEPS
+from zoo.core.errors import Interrupted, SpecError
+from zoo.core.registry import get_family, get_registry
+from zoo.core.spec import MAX_INT, MAX_STEPS
 
 FAMILIES = sorted(get_registry().families)
 MODELS = sorted(get_registry().models)
@@ -305,8 +305,8 @@ def test_example_families_keep_their_data_under_overrides(nonparametric, tmp_pat
 
 def test_a_spec_validator_that_breaks_is_one_line(monkeypatch):
     """A family's model validator raising something pydantic does not wrap (TypeError)."""
-    from zoo.errors import ZooError
-    from zoo.spec import validate
+    from zoo.core.errors import ZooError
+    from zoo.core.spec import validate
 
     record = get_registry().families["dcgan"]
 
@@ -324,9 +324,9 @@ def test_a_spec_validator_that_breaks_is_one_line(monkeypatch):
                                      "a/b/c", "x" * 48 + "/" + "y" * 48, "x" * 48 + "/" + "y" * 47])
 def test_the_spec_and_the_hub_share_one_repo_id_rule(repo_id):
     """A spec's hub.repo_id validates exactly when push and loading take it as a Hub id."""
-    from zoo.errors import SpecError
+    from zoo.core.errors import SpecError
+    from zoo.core.spec import validate
     from zoo.hub import is_repo_id as hub_rule
-    from zoo.spec import validate
 
     family = get_family("dcgan")
     try:

@@ -14,8 +14,8 @@ from torch import nn
 
 import zoo
 from zoo.api import ZooModel, resolve_spec
-from zoo.errors import CapabilityError
-from zoo.sample import PerSampleNoise, sample_images
+from zoo.core.errors import CapabilityError
+from zoo.sampling.sample import PerSampleNoise, sample_images
 from zoo.visualize import visualize
 from zoo.visualize.interpolate import decode, lerp, path, slerp, strips
 
@@ -69,7 +69,7 @@ def test_generate_of_latent_is_the_sampler(family):
 
 
 def test_families_without_latent_codes_say_so():
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
 
     with pytest.raises(CapabilityError, match="does not support 'latent'"):
         get_family("conv-ae").require("latent")
@@ -114,7 +114,7 @@ def test_interpolation_endpoints_are_the_decoded_endpoint_codes(name, method, re
 
 
 def test_zoo_visualize_interpolate_writes_a_png_listed_and_linked(dcgan, cli):
-    r = cli("visualize", dcgan, "--what", "interpolate", "--pairs", "3", "--frames", "5")
+    r = cli("visualize", "interpolate", dcgan, "--pairs", "3", "--frames", "5")
     assert r.code == 0, r.err
     png = dcgan / "visualize" / "interpolate-slerp.png"
     with Image.open(png) as image:
@@ -131,7 +131,7 @@ def test_zoo_visualize_interpolate_writes_a_png_listed_and_linked(dcgan, cli):
 def test_interpolate_on_a_family_without_latent_codes_is_one_line(tmp_path, cli):
     ae = zoo.build("ae", None, ["train.max_steps=2", "data.limit=64", "data.image_size=8",
                                 "sample.n=4"], tmp_path / "ae")
-    r = cli("visualize", ae, "--what", "interpolate")
+    r = cli("visualize", "interpolate", ae)
     assert r.code == 2 and r.err.count("\n") == 1
     assert "family 'ae' does not support 'latent'" in r.err
     assert not (ae / "visualize").exists()
@@ -181,7 +181,7 @@ def test_the_first_layer_is_the_one_that_reads_the_image():
 
 def test_activation_max_of_digit_units_is_classified_as_that_digit(dcgan):
     """Acceptance 3: the classifier assigns each image to its digit with p > 0.9."""
-    from zoo.features import load_classifier
+    from zoo.evaluation.features import load_classifier
     from zoo.visualize.actmax import Settings, maximise
     from zoo.visualize.targets import resolve_target
 
@@ -225,7 +225,7 @@ def test_looking_inside_a_loaded_model_leaves_its_weights_alone(vae, tmp_path):
 
 
 def test_zoo_visualize_activation_max_and_its_one_line_errors(dcgan, cli):
-    r = cli("visualize", dcgan, "--what", "activation-max", "--layer", "net.2", "--unit", "1",
+    r = cli("visualize", "activation-max", dcgan, "--layer", "net.2", "--unit", "1",
             "--unit", "2", "--iterations", "8")
     assert r.code == 0, r.err
     assert (dcgan / "visualize" / "actmax-discriminator-net.2-1-2.png").is_file()
@@ -234,12 +234,36 @@ def test_zoo_visualize_activation_max_and_its_one_line_errors(dcgan, cli):
         (["--layer", "net.22"], "no layer 'net.22'"),
         (["--layer", "net.5", "--unit", "4"], "layer 'net.5' has 1 unit (0..0); no unit 4"),
         (["--module", "model"], "module 'model' of the dcgan model does not take 1×16×16"),
-        (["--pairs", "2"], "--pairs does not apply to --what activation-max"),
+        (["--pairs", "2"], "No such option: --pairs"),  # interpolate's, not this command's
     ]:
-        r = cli("visualize", dcgan, "--what", "activation-max", "--iterations", "2", *args)
+        r = cli("visualize", "activation-max", dcgan, "--iterations", "2", *args)
         assert r.code == 2 and r.err.count("\n") == 1 and message in r.err, (args, r.err)
-    r = cli("visualize", dcgan, "--what", "activation")
-    assert r.code == 2 and "did you mean 'activation-max'?" in r.err
+    r = cli("visualize", "activation", dcgan)
+    assert r.code == 2 and r.err.count("\n") == 1
+    assert "No such command 'activation'. Did you mean 'activation-max'?" in r.err
+
+
+@pytest.mark.parametrize(("command", "foreign"), [
+    ("interpolate", ["--layer", "net.2"]), ("filters", ["--unit", "1"]),
+    ("activation-max", ["--top-k", "2"]), ("deconv", ["--iterations", "2"]),
+])
+def test_each_visualize_command_takes_only_its_own_options(cli, tmp_path, command, foreign):
+    """zoo visualize is a group: an option of another mode is a usage error, one line,
+    exit 2, before any model is loaded."""
+    r = cli("visualize", command, tmp_path / "no-model", *foreign)
+    lines = [line for line in r.err.splitlines() if not line.startswith("warning: ")]
+    assert r.code == 2 and len(lines) == 1, r.err
+    assert lines[0].startswith("error: ")
+    assert f"zoo visualize {command}: No such option: {foreign[0]}" in lines[0]
+
+
+def test_the_python_api_refuses_an_option_of_another_mode(dcgan):
+    from zoo.visualize import visualize
+
+    with pytest.raises(zoo.ZooError, match="--pairs does not apply to filters"):
+        visualize(dcgan, "filters", pairs=2)
+    with pytest.raises(zoo.ZooError, match="no visualisation 'activation'"):
+        visualize(dcgan, "activation")
 
 
 # --------------------------------------------------------------------------- deconv
@@ -283,7 +307,7 @@ def test_projection_through_one_convolution_is_its_filter_at_the_receptive_field
 
 
 def test_zoo_visualize_deconv_and_filters_on_a_trained_dcgan(dcgan, cli):
-    r = cli("visualize", dcgan, "--what", "deconv", "--unit", "0", "--unit", "5", "--top-k", "4",
+    r = cli("visualize", "deconv", dcgan, "--unit", "0", "--unit", "5", "--top-k", "4",
             "--limit", "200")
     assert r.code == 0, r.err
     for unit in (0, 5):
@@ -293,12 +317,12 @@ def test_zoo_visualize_deconv_and_filters_on_a_trained_dcgan(dcgan, cli):
     index = json.loads((dcgan / "visualize" / "index.json").read_text())
     responses = index["deconv-discriminator-net.2-0.png"]["options"]["responses"]
     assert responses == sorted(responses, reverse=True) and len(responses) == 4
-    assert cli("visualize", dcgan, "--what", "filters").code == 0
+    assert cli("visualize", "filters", dcgan).code == 0
     card = (dcgan / "README.md").read_text()
     assert "## Inside the model" in card
     for name in ("deconv-discriminator-net.2-5.png", "filters-discriminator.png"):
         assert f"(visualize/{name})" in card
-    r = cli("visualize", dcgan, "--what", "deconv", "--rule", "backprop")
+    r = cli("visualize", "deconv", dcgan, "--rule", "backprop")
     assert r.code == 2 and "--rule 'backprop'" in r.err
 
 
@@ -318,5 +342,5 @@ def test_deconv_on_the_classifier_ranks_real_inputs(dcgan):
 
 
 def test_a_hub_model_needs_an_output_folder(cli):
-    r = cli("visualize", "me/not-here", "--what", "filters")
+    r = cli("visualize", "filters", "me/not-here")
     assert r.code == 2 and "no such model folder; for a Hub model give -o DIR" in r.err

@@ -9,10 +9,10 @@ Importing ``zoo`` does not import torch.
 """
 
 from zoo.api import ZooModel, build, from_pretrained, list_models, push, resolve_spec
-from zoo.errors import ZooError
-from zoo.family import Family, SamplingOptions
-from zoo.hookspecs import hookimpl
-from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
+from zoo.core.errors import ZooError
+from zoo.core.family import Family, SamplingOptions
+from zoo.core.hookspecs import hookimpl
+from zoo.core.records import DatasetRecord, FamilyRecord, MetricRecord
 
 __all__ = [
     "DatasetRecord",

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import SpecError
+from zoo.core.errors import SpecError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from zoo.core.records import FamilyRecord
+    from zoo.core.spec import Spec
     from zoo.hub import PushResult
-    from zoo.records import FamilyRecord
-    from zoo.spec import Spec
 
 
 def resolve_spec(
@@ -30,8 +30,8 @@ def resolve_spec(
 
     Precedence: family defaults < named model (``registry.toml``) < spec file < overrides.
     """
-    from zoo.registry import get_family, resolve_name
-    from zoo.spec import apply_overrides, merge, migrate, read_document, show, validate
+    from zoo.core.registry import get_family, resolve_name
+    from zoo.core.spec import apply_overrides, merge, migrate, read_document, show, validate
 
     where = show(str(spec_file), 300) if spec_file is not None else "spec"
     # an older spec_version is migrated before it is merged onto the current defaults
@@ -71,7 +71,7 @@ def build(
     progress: bool = False,
 ) -> Path:
     """Train a model from a family/named model + spec file + overrides; return its folder."""
-    from zoo.train import fit
+    from zoo.training.loop import fit
 
     family, spec = resolve_spec(name, spec_file, overrides)
     out = Path(out) if out is not None else default_out(name, family)
@@ -104,7 +104,7 @@ class ZooModel:
 
     def sample(self, n: int, seed: int = 0, batch_size: int = 64, **options: Any) -> torch.Tensor:
         """``n`` images as float32 ``N×C×H×W`` in [0, 1]; image i depends only on (seed, i)."""
-        from zoo.sample import sample_images
+        from zoo.sampling.sample import sample_images
 
         return sample_images(self.family, self.module, self.spec, n, seed, batch_size, **options)
 
@@ -131,7 +131,7 @@ class ZooModel:
         """Importance-weighted estimate of log p(x) in nats per image (``log_likelihood``)."""
         import torch
 
-        from zoo.sample import module_device
+        from zoo.sampling.sample import module_device
 
         generator = torch.Generator(device=module_device(self.module))
         return self._call("log_likelihood", images, k=k, spec=self.spec,
@@ -169,14 +169,12 @@ def from_pretrained(
     --verify``, ``zoo eval``, ``zoo push``): on load it would add 4-11 % to the
     load time (``bench/load_verify.py``).
     """
-    from zoo.artifact import WEIGHTS, load_module, load_spec
+    from zoo.artifact import load_folder
     from zoo.hub import resolve
 
     where = resolve(name_or_path, revision, local_files_only=local_files_only,
                     cache_dir=cache_dir, endpoint=endpoint, token=token)
-    family, spec, config = load_spec(where.path)
-    module = load_module(family, spec, where.path / WEIGHTS, device=device,
-                         expected_hash=config["spec_hash"])
+    family, spec, config, module = load_folder(where.path, device=device)
     return ZooModel(family, spec, module, where.path, config, where.repo_id, where.commit)
 
 
@@ -206,6 +204,6 @@ def push(
 
 def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ()) -> list[str]:
     """Families and named models matching wildcards (``list_models('dc*')``)."""
-    from zoo.registry import list_models as _list
+    from zoo.core.registry import list_models as _list
 
     return _list(include, exclude)

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ArtifactError, SpecError
+from zoo.core.errors import ArtifactError, SpecError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from zoo.records import FamilyRecord
-    from zoo.spec import Spec
+    from zoo.core.records import FamilyRecord
+    from zoo.core.spec import Spec
 
 FORMAT = "genzoo/1"
 CONFIG = "config.json"
@@ -397,8 +397,8 @@ def read_metrics(folder: Path) -> dict[str, Any]:
 
 def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
     """The family, validated spec and raw config of a model folder (no torch)."""
-    from zoo.registry import get_family
-    from zoo.spec import document_hash, validate
+    from zoo.core.registry import get_family
+    from zoo.core.spec import document_hash, validate
 
     config = read_config(folder)
     family = get_family(config["spec"].get("family", ""))
@@ -412,34 +412,6 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
     if type(parameters) is not int or parameters < 0:
         raise ArtifactError(f"{folder / CONFIG}: 'parameters' is not a number of parameters")
     return family, spec, config
-
-
-def downloaded(folder: Path, repo_id: str | None = None) -> bool:
-    """Whether a model folder's files came from the Hub: loaded by Hub id (``repo_id``),
-    inside the Hub cache (or a snapshot of any cache: ``models--NS--NAME/snapshots/REV``,
-    e.g. one made with ``cache_dir=``), or pulled with ``zoo pull --local-dir``
-    (huggingface_hub leaves ``.cache/huggingface/`` there)."""
-    from zoo.hub import cache_folder
-
-    folder = Path(folder).resolve()
-    return (repo_id is not None or (folder / ".cache" / "huggingface").is_dir()
-            or folder.is_relative_to(Path(cache_folder()).resolve())
-            or any(p.name == "snapshots" and p.parent.name.startswith("models--")
-                   for p in folder.parents))
-
-
-def check_data_path(spec: Spec, folder: Path, repo_id: str | None, give: str) -> None:
-    """Refuse to read local files at the ``data.path`` of a model that came from the Hub.
-
-    A downloaded spec was written on someone else's machine: its paths must
-    never direct what is read here, so the user names the data (``give``).
-    The ``data.path`` of a folder built here is followed as written.
-    """
-    if spec.data.path is not None and downloaded(folder, repo_id):
-        raise ArtifactError(
-            f"{repo_id or folder} came from the Hub and its spec sets data.path = "
-            f"{spec.data.path!r}; the data paths of a downloaded model are never followed: "
-            f"{give}")
 
 
 def weights_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, list[int]]]]:
@@ -574,7 +546,7 @@ def check_weights(
     """
     import torch
 
-    from zoo.spec import spec_hash
+    from zoo.core.spec import spec_hash
 
     metadata, tensors = weights_header(path)
     if metadata.get("format") != FORMAT:
@@ -616,6 +588,17 @@ def load_module(
     if still_meta:
         raise ArtifactError(f"{path}: tensors not stored in the file: {', '.join(still_meta)}")
     return module.eval()
+
+
+def load_folder(folder: Path, device: str | torch.device = "cpu"
+                ) -> tuple[FamilyRecord, Spec, dict[str, Any], nn.Module]:
+    """Strictly load a local model folder: its family, spec, config and weights, every
+    check of :func:`load_spec` and :func:`load_module` passed (a one-line ``ArtifactError``
+    otherwise)."""
+    family, spec, config = load_spec(folder)
+    module = load_module(family, spec, Path(folder) / WEIGHTS, device=device,
+                         expected_hash=config["spec_hash"])
+    return family, spec, config, module
 
 
 def nonfinite_tensors(module: nn.Module) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 app = typer.Typer(
     name="zoo",
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: The largest seed (64-bit, as torch.Generator takes; zoo.spec.MAX_INT, not imported here).
+#: The largest seed (64-bit, as torch.Generator takes; zoo.core.spec.MAX_INT, not imported here).
 MAX_SEED = 2**63 - 1
 
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
@@ -74,7 +74,7 @@ def list_cmd(
     if remote:
         _list_remote(patterns, exclude, as_json)
         return
-    from zoo.registry import get_registry, list_models
+    from zoo.core.registry import get_registry, list_models
 
     reg = get_registry()
     names = list_models(patterns or ["*"], exclude or [])
@@ -128,7 +128,7 @@ def spec_cmd(
 ) -> None:
     """Print a complete default spec as commented TOML (no torch import)."""
     from zoo.api import resolve_spec
-    from zoo.spec import json_schema, options_toml, to_toml
+    from zoo.core.spec import json_schema, options_toml, to_toml
 
     family, spec = resolve_spec(name, None, sets or [])
     if schema:
@@ -156,7 +156,7 @@ def build_cmd(
 ) -> None:
     """Train a model and write its model folder."""
     from zoo.api import default_out, resolve_spec
-    from zoo.spec import to_toml
+    from zoo.core.spec import to_toml
 
     if name is None and spec is None:
         raise ZooError("give a family or named model, or --spec FILE")
@@ -169,15 +169,16 @@ def build_cmd(
         sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
         return
     if processes > 1:
-        from zoo.launch import launch_build
+        from zoo.training.launch import launch_build
 
         raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
                                       resume=resume, force=force))
-    from zoo.errors import Aborted, Interrupted
-    from zoo.train import fit
+    from zoo.api import build
+    from zoo.core.errors import Aborted, Interrupted
 
     try:
-        folder = fit(family, resolved, out, resume=resume, force=force, progress=not quiet)
+        folder = build(name, spec, sets or [], out, resume=resume, force=force,
+                       progress=not quiet)
     except Aborted as exc:  # typer would turn it into a silent exit 130, even for SIGTERM
         name = signal.Signals(exc.signum).name
         raise Interrupted(f"aborted at once by a second {name}; nothing more was written "
@@ -210,9 +211,9 @@ def sample_cmd(
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
     file."""
     from zoo.api import from_pretrained
-    from zoo.sample import iter_samples
-    from zoo.sinks import check_output, write_samples
-    from zoo.spec import parse_options
+    from zoo.core.spec import parse_options
+    from zoo.sampling.sample import iter_samples
+    from zoo.sampling.sinks import check_output, write_samples
 
     kind = check_output(output, n)
     options = parse_options(opts or [])
@@ -248,8 +249,8 @@ def info_cmd(
         verify_folder,
         weights_header,
     )
+    from zoo.folder.gallery import listing
     from zoo.hub import resolve
-    from zoo.visualize import listing
 
     where = resolve(name)
     path = where.path
@@ -301,7 +302,7 @@ def eval_cmd(
 
     Results are merged into metrics.json and the model card of a local folder.
     """
-    from zoo.evaluate import evaluate_folder
+    from zoo.evaluation.evaluate import evaluate_folder
 
     result = evaluate_folder(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
     if not Path(path).exists():
@@ -315,70 +316,102 @@ def eval_cmd(
     _console().print(table)
 
 
-@app.command("visualize")
-def visualize_cmd(
-    path: Model,
-    what: Annotated[str, typer.Option(
-        "--what", help="interpolate, filters, activation-max or deconv.")],
-    output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Folder for the PNGs (default: visualize/ in the model folder, "
-        "linked from its card).")] = None,
-    seed: Annotated[int | None, typer.Option(
-        min=0, max=MAX_SEED,
-        help="interpolate: samples 2j, 2j+1 of this seed; activation-max: the start.")
-    ] = None,
-    pairs: Annotated[int | None, typer.Option(min=1, help="interpolate: strips (default 4).")
-                     ] = None,
-    frames: Annotated[int | None, typer.Option(min=2, help="interpolate: images per strip "
-                                               "(default 8).")] = None,
-    method: Annotated[str | None, typer.Option(help="interpolate: slerp (default) or lerp.")
-                      ] = None,
-    label: Annotated[int | None, typer.Option(min=0, help="interpolate: class of a "
-                                              "conditional model.")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="interpolate: DDIM steps "
-                                              "(diffusion).")] = None,
-    module: Annotated[str | None, typer.Option(
-        help="filters, activation-max, deconv: discriminator, encoder, model, classifier, ... "
-        "(default: the first of those that takes the model's images).")] = None,
-    layer: Annotated[str | None, typer.Option(
-        help="activation-max, deconv: dotted layer name, e.g. net.2 or head.1.")] = None,
-    unit: Annotated[list[int] | None, typer.Option(
-        min=0, help="activation-max, deconv: unit or channel (repeatable).")] = None,
-    count: Annotated[int | None, typer.Option(min=1, help="filters: at most this many "
-                                              "(default 256).")] = None,
-    iterations: Annotated[int | None, typer.Option(min=1, help="activation-max: gradient "
-                                                   "steps (default 256).")] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0, help="activation-max: Adam step "
-                                             "(default 0.1).")] = None,
-    jitter: Annotated[int | None, typer.Option(min=0, help="activation-max: random shift in "
-                                               "pixels (default: size / 14).")] = None,
-    blur: Annotated[float | None, typer.Option(min=0.0, help="activation-max: Gaussian blur "
-                                               "sigma in pixels (default 0.5).")] = None,
-    decay: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="activation-max: L2 "
-                                                "decay per step (default 0.002).")] = None,
-    top_k: Annotated[int | None, typer.Option(min=1, help="deconv: top inputs (default 9).")
-                     ] = None,
-    data: Annotated[str | None, typer.Option(help="deconv: data source or image folder "
-                                             "(default: the model's).")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="deconv: images searched "
-                                              "(default 1000).")] = None,
-    rule: Annotated[str | None, typer.Option(help="deconv: guided (default) or deconvnet.")
-                    ] = None,
-) -> None:
-    """Look inside a model: latent interpolation, filters, activation maximisation, deconv.
+visualize_app = typer.Typer(
+    name="visualize", no_args_is_help=True, suggest_commands=True,
+    help="Look inside a model: latent interpolation, filters, activation maximisation, "
+    "deconv. Writes PNGs into visualize/ of the model folder (listed by zoo info, linked "
+    "from the card) or into -o DIR.")
+app.add_typer(visualize_app)
 
-    Writes PNGs into visualize/ of the model folder (listed by zoo info, linked from the
-    card) or into -o DIR. An option of another --what is an error.
-    """
+Output = Annotated[Path | None, typer.Option(
+    "-o", "--output", help="Folder for the PNGs (default: visualize/ in the model folder, "
+    "linked from its card).")]
+Module = Annotated[str | None, typer.Option(
+    help="discriminator, encoder, model, classifier, ... (default: the first of those that "
+    "takes the model's images).")]
+Layer = Annotated[str | None, typer.Option(help="Dotted layer name, e.g. net.2 or head.1.")]
+Units = Annotated[list[int] | None, typer.Option(min=0, help="Unit or channel (repeatable).")]
+
+
+def _visualize(path: str, what: str, output: Path | None, **options: Any) -> None:
     from zoo.visualize import visualize
 
-    options = {"seed": seed, "pairs": pairs, "frames": frames, "method": method,
-               "label": label, "steps": steps, "module": module, "layer": layer,
-               "unit": unit or None, "count": count, "iterations": iterations, "lr": lr,
-               "jitter": jitter, "blur": blur, "decay": decay, "top_k": top_k, "data": data,
-               "limit": limit, "rule": rule}
     for written in visualize(path, what, output, **options):
         print(f"wrote {written}")
+
+
+@visualize_app.command("interpolate")
+def visualize_interpolate(
+    path: Model,
+    pairs: Annotated[int | None, typer.Option(min=1, help="Strips (default 4).")] = None,
+    frames: Annotated[int | None, typer.Option(min=2, help="Images per strip (default 8).")
+                      ] = None,
+    method: Annotated[str | None, typer.Option(help="slerp (default) or lerp.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        min=0, max=MAX_SEED, help="Strip j walks from sample 2j to 2j+1 of this seed.")] = None,
+    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model.")
+                     ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="DDIM steps (diffusion).")] = None,
+    output: Output = None,
+) -> None:
+    """Walks between latent codes (families with the latent capability), one strip a pair."""
+    _visualize(path, "interpolate", output, pairs=pairs, frames=frames, method=method,
+               seed=seed, label=label, steps=steps)
+
+
+@visualize_app.command("filters")
+def visualize_filters(
+    path: Model,
+    module: Module = None,
+    count: Annotated[int | None, typer.Option(min=1, help="At most this many (default 256).")
+                     ] = None,
+    output: Output = None,
+) -> None:
+    """The first layer's filters of a discriminator or encoder."""
+    _visualize(path, "filters", output, module=module, count=count)
+
+
+@visualize_app.command("activation-max")
+def visualize_activation_max(
+    path: Model,
+    module: Module = None,
+    layer: Layer = None,
+    unit: Units = None,
+    iterations: Annotated[int | None, typer.Option(min=1, help="Gradient steps (default 256).")
+                          ] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="Adam step (default 0.1).")] = None,
+    jitter: Annotated[int | None, typer.Option(min=0, help="Random shift in pixels (default: "
+                                               "size / 14).")] = None,
+    blur: Annotated[float | None, typer.Option(min=0.0, help="Gaussian blur sigma in pixels "
+                                               "(default 0.5).")] = None,
+    decay: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="L2 decay per step "
+                                                "(default 0.002).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED, help="The start image.")
+                    ] = None,
+    output: Output = None,
+) -> None:
+    """Images that maximise a unit of a layer (regularised gradient ascent on the input)."""
+    _visualize(path, "activation-max", output, module=module, layer=layer, unit=unit or None,
+               iterations=iterations, lr=lr, jitter=jitter, blur=blur, decay=decay, seed=seed)
+
+
+@visualize_app.command("deconv")
+def visualize_deconv(
+    path: Model,
+    module: Module = None,
+    layer: Layer = None,
+    unit: Units = None,
+    top_k: Annotated[int | None, typer.Option(min=1, help="Top inputs (default 9).")] = None,
+    data: Annotated[str | None, typer.Option(help="Data source or image folder (default: the "
+                                             "model's).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Images searched (default 1000).")
+                     ] = None,
+    rule: Annotated[str | None, typer.Option(help="guided (default) or deconvnet.")] = None,
+    output: Output = None,
+) -> None:
+    """The inputs that activate a unit most, with their receptive fields and projections."""
+    _visualize(path, "deconv", output, module=module, layer=layer, unit=unit or None,
+               top_k=top_k, data=data, limit=limit, rule=rule)
 
 
 @app.command("push")
@@ -393,7 +426,7 @@ def push_cmd(
     create_pr: Annotated[bool, typer.Option(help="Open a pull request instead.")] = False,
 ) -> None:
     """Validate a model folder, then upload it to the Hub in one commit; print the commit URL."""
-    from zoo.hub import push
+    from zoo.api import push
 
     result = push(path, repo_id, revision=revision, private=private or None, message=message,
                   create_pr=create_pr)
@@ -421,8 +454,8 @@ def plugins_cmd(
     A broken plugin (it failed to import, has an unknown hook, or registers a
     name another plugin has) is listed with the reason it was skipped.
     """
-    from zoo.plugins import plugin_infos
-    from zoo.registry import get_registry
+    from zoo.core.plugins import plugin_infos
+    from zoo.core.registry import get_registry
 
     reg = get_registry()
     rows = []
@@ -465,7 +498,7 @@ def plugin_check_cmd(
     """
     from rich.table import Table
 
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
     from zoo.testing.conformance import check_family
 
     records = [get_family(name) for name in families]  # unknown names fail before any work
@@ -488,14 +521,14 @@ def main() -> None:
     ``error: ...`` line on stderr and exit status 2; ``Interrupted`` exits 128 + its
     signal (130 for Ctrl-C, 143 for SIGTERM).
     """
-    from zoo.errors import Interrupted
+    from zoo.core.errors import Interrupted
 
     try:
         from contextlib import suppress
 
-        from zoo.errors import SpecError
-        from zoo.plugins import add_commands, load_plugins
-        from zoo.registry import get_registry
+        from zoo.core.errors import SpecError
+        from zoo.core.plugins import add_commands, load_plugins
+        from zoo.core.registry import get_registry
 
         pm = load_plugins()
         # a plugin that loses a name to another is skipped before it adds commands; a bad

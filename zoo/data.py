@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import DataError
-from zoo.hookspecs import hookimpl
-from zoo.records import DatasetRecord
+from zoo.core.errors import DataError
+from zoo.core.hookspecs import hookimpl
+from zoo.core.records import DatasetRecord
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.spec import DataSpec
+    from zoo.core.spec import DataSpec
 
 SPLITS = ("train", "test")
 SPLIT_SEED = 20150101  # fixed: the held-out split never depends on a training seed
@@ -402,7 +402,7 @@ def load_images(
     itself (``training=True`` returns grey levels); everywhere else binary
     data are the fixed static sample, so evaluations are reproducible.
     """
-    from zoo.registry import dataset_loader
+    from zoo.core.registry import dataset_loader
 
     data: ImageData = dataset_loader(spec.source)(spec, split)
     images, labels = check_image_data(data, spec.source, split)
@@ -424,7 +424,7 @@ def check_image_data(data: object, source: str, split: str
     uint8 ``N×C×H×W`` images (N >= 1, C 1 or 3) and no labels or N integer labels."""
     import torch
 
-    from zoo.errors import PluginError
+    from zoo.core.errors import PluginError
 
     def bad(what: str) -> PluginError:
         return PluginError(f"data source {source!r} ({split} split) returned {what}; a loader "
@@ -461,6 +461,6 @@ def num_channels(spec: DataSpec) -> int:
     """The channel count a model built for this data spec sees (without loading data)."""
     if spec.channels is not None:
         return spec.channels
-    from zoo.registry import get_dataset
+    from zoo.core.registry import get_dataset
 
     return get_dataset(spec.source).channels

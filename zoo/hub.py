@@ -7,7 +7,7 @@ follows the library's own rules (``HF_TOKEN``, ``hf auth login``) unless one is
 given. Offline mode (``local_files_only=True``, ``zoo --offline`` or
 ``HF_HUB_OFFLINE=1``, read at call time) uses the local cache only.
 
-Every failure becomes one :class:`~zoo.errors.HubError` line. Importing this
+Every failure becomes one :class:`~zoo.core.errors.HubError` line. Importing this
 module imports neither torch nor ``huggingface_hub``.
 
 Measured with huggingface_hub 2.4 against a closed port: ``model_info``,
@@ -42,11 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ArtifactError, HubError, UnknownNameError
-from zoo.spec import is_repo_id
+from zoo.core.errors import ArtifactError, HubError, UnknownNameError
+from zoo.core.spec import is_repo_id
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
+
+    from zoo.core.spec import Spec
 
 #: What loading needs from a repo (``training_state/`` stays on the Hub unless pulled).
 LOAD_FILES = ["config.json", "model.safetensors", "README.md", "metrics.json", "*.png"]
@@ -131,6 +133,32 @@ def cache_folder(explicit: str | Path | None = None) -> str:
     return constants.HF_HUB_CACHE
 
 
+def downloaded(folder: Path, repo_id: str | None = None) -> bool:
+    """Whether a model folder's files came from the Hub: loaded by Hub id (``repo_id``),
+    inside the Hub cache (or a snapshot of any cache: ``models--NS--NAME/snapshots/REV``,
+    e.g. one made with ``cache_dir=``), or pulled with ``zoo pull --local-dir``
+    (huggingface_hub leaves ``.cache/huggingface/`` there)."""
+    folder = Path(folder).resolve()
+    return (repo_id is not None or (folder / ".cache" / "huggingface").is_dir()
+            or folder.is_relative_to(Path(cache_folder()).resolve())
+            or any(p.name == "snapshots" and p.parent.name.startswith("models--")
+                   for p in folder.parents))
+
+
+def check_data_path(spec: Spec, folder: Path, repo_id: str | None, give: str) -> None:
+    """Refuse to read local files at the ``data.path`` of a model that came from the Hub.
+
+    A downloaded spec was written on someone else's machine: its paths must
+    never direct what is read here, so the user names the data (``give``).
+    The ``data.path`` of a folder built here is followed as written.
+    """
+    if spec.data.path is not None and downloaded(folder, repo_id):
+        raise ArtifactError(
+            f"{repo_id or folder} came from the Hub and its spec sets data.path = "
+            f"{spec.data.path!r}; the data paths of a downloaded model are never followed: "
+            f"{give}")
+
+
 def hub_timeout() -> float:
     """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now, at most a day), else 10."""
     raw = os.environ.get("ZOO_HUB_TIMEOUT", "").strip()
@@ -154,7 +182,7 @@ def redact(text: str) -> str:
 def _api(url: str, token: str | bool | None) -> HfApi:
     from huggingface_hub import HfApi
 
-    from zoo.plugins import dist_version
+    from zoo.core.plugins import dist_version
 
     return HfApi(endpoint=url, token=token, library_name=LIBRARY,
                  library_version=dist_version())
@@ -401,7 +429,7 @@ def resolve(
 
 def named_model_repo(name: str) -> tuple[str, str | None]:
     """The Hub repo and pinned revision ``registry.toml`` gives a named model."""
-    from zoo.registry import _unknown, get_registry
+    from zoo.core.registry import _unknown, get_registry
 
     reg = get_registry()
     if name in reg.models:
@@ -662,21 +690,20 @@ def push(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.errors import RevisionNotFoundError
 
-    from zoo.api import from_pretrained
-    from zoo.artifact import CARD
-    from zoo.plugins import dist_version
-    from zoo.write import card_text
+    from zoo.artifact import CARD, load_folder
+    from zoo.core.plugins import dist_version
+    from zoo.folder.write import card_text
 
     folder = Path(path)
     files, skipped = _local_files(folder) if folder.is_dir() else ([], [])
-    model = from_pretrained(folder)  # strict: raises before anything leaves the machine
+    family, spec, _, module = load_folder(folder)  # strict: raises before anything leaves
     _check_local(folder, files)
-    repo_id = repo_id or model.spec.hub.repo_id
+    repo_id = repo_id or spec.hub.repo_id
     if not repo_id:
         raise HubError(f"no repo id: pass one, or set hub.repo_id in the spec of {folder}")
     if not is_repo_id(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub model id (namespace/name)")
-    revision = revision or (None if create_pr else model.spec.hub.revision)
+    revision = revision or (None if create_pr else spec.hub.revision)
     if revision is not None and COMMIT.fullmatch(revision):
         raise HubError(f"push to a branch, not to a commit ({revision})")
     if create_pr and revision not in (None, "main"):
@@ -694,7 +721,8 @@ def push(
                                           else "")
         print(f"warning: not uploading files that are not part of a genzoo model folder: "
               f"{shown}", file=sys.stderr)
-    message = message or (f"Upload {model.family.name} model ({model.num_parameters:,} "
+    parameters = sum(p.numel() for p in module.parameters())
+    message = message or (f"Upload {family.name} model ({parameters:,} "
                           f"parameters) with genzoo {dist_version()}")
     branch = revision if revision not in (None, "main") else None
     api = _api(url, token)
@@ -740,7 +768,7 @@ def _genzoo_models(url: str, token: str | bool | None, limit: int | None) -> Ite
     from huggingface_hub import ModelInfo
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-    from zoo.plugins import dist_version
+    from zoo.core.plugins import dist_version
 
     headers = build_hf_headers(token=token, library_name=LIBRARY,
                                library_version=dist_version())
@@ -767,7 +795,7 @@ def list_remote(
 
     Each row: ``id``, ``family``, ``downloads``, ``last_modified``, ``private``.
     """
-    from zoo.registry import get_registry
+    from zoo.core.registry import get_registry
 
     url = endpoint_url(endpoint)
     if is_offline():

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from zoo.core.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 
 def _digits28() -> DataSpec:

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from zoo.gan import discriminator_loss, frozen, generator_loss
+from zoo.training.gan import discriminator_loss, frozen, generator_loss
 from zoo_ae.nets import AETrainer, PriorAutoencoder, mlp, recon_loss
 
 RADIUS, COMPONENTS, MIXTURE_STD = 4.0, 10, 0.5

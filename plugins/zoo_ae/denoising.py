@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.train import LOCAL, Draws
+from zoo.training.distributed import LOCAL, Draws
 from zoo_ae.nets import AETrainer, AutoencoderFamily, recon_loss
 
 
@@ -18,7 +18,8 @@ def corrupt(x: torch.Tensor, model_spec, rng: torch.Generator, draws: Draws = LO
             ) -> torch.Tensor:
     """x~ ~ q(x~ | x) as the spec says; x is left untouched.
 
-    ``draws`` gives this process's rows of the global batch's noise (zoo.train.Draws).
+    ``draws`` gives this process's rows of the global batch's noise
+    (``zoo.training.distributed.Draws``).
     """
     kind = model_spec.corruption
     if kind == "gaussian":

@@ -19,7 +19,7 @@ from torch import nn
 
 from zoo import Family
 from zoo.data import num_channels
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "linear": nn.Identity}
 

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from zoo.errors import CapabilityError
+from zoo.core.errors import CapabilityError
 from zoo_ae.nets import AETrainer, PriorAutoencoder, image_shape, mlp, recon_loss
 
 LOG_2PI = math.log(2 * math.pi)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import GANTrainSpec, ModelSpec, RunSpec, Spec
+from zoo.core.spec import GANTrainSpec, ModelSpec, RunSpec, Spec
 
 SIZES = (8, 16, 32, 64, 128, 256)
 

@@ -8,7 +8,7 @@
 * ReLU in G with Tanh at the output; LeakyReLU(0.2) in D.
 * Weights drawn from N(0, 0.02); Adam with lr 2e-4 and beta1 0.5.
 
-D returns a logit and the losses (``zoo.gan``) use cross-entropy with logits:
+D returns a logit and the losses (``zoo.training.gan``) use cross-entropy with logits:
 the same objective as a sigmoid output with BCE, but numerically stable and
 safe under bf16 autocast. G is trained with the non-saturating loss
 -log D(G(z)).
@@ -25,13 +25,13 @@ from torch import nn
 
 from zoo import Family, SamplingOptions
 from zoo.data import num_channels
-from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
-from zoo.train import Trainer
+from zoo.training.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
+from zoo.training.trainer import Trainer
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
     from zoo_dcgan import DCGANSpec
 
 

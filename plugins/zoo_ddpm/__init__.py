@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, SamplingOptions, hookimpl
-from zoo.spec import ModelSpec, SampleSpec, Spec, TrainSpec
+from zoo.core.spec import ModelSpec, SampleSpec, Spec, TrainSpec
 
 
 class DDPMModel(ModelSpec):

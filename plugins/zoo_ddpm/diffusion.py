@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from zoo.train import LOCAL, Draws
+from zoo.training.distributed import LOCAL, Draws
 
 
 def betas_for(schedule: str, steps: int, beta_start: float = 1e-4,

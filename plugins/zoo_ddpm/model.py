@@ -18,14 +18,14 @@ import torch
 
 from zoo import Family
 from zoo.data import num_channels
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 from zoo_ddpm.diffusion import Diffusion, schedule_of
 from zoo_ddpm.unet import UNet
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
     from zoo_ddpm import DDPMOptions, DDPMSpec
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field
 
 from zoo import FamilyRecord, hookimpl
-from zoo.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from zoo.core.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 PAPER = ("Radford, Metz & Chintala, Unsupervised Representation Learning with Deep "
          "Convolutional Generative Adversarial Networks, ICLR 2016 (section 4.1: semantic "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.core.errors import DataError
 from zoo.data import (
     GREY_MODES,
     IMAGE_SUFFIXES,
@@ -34,7 +35,6 @@ from zoo.data import (
     warn_skipped,
     warn_unlisted,
 )
-from zoo.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def open_source(source: str, follow_links: bool = False) -> Source:
                       outside_links=tuple(listing.outside_links))
     if root.exists():
         raise DataError(f"{source} is a file, not a folder of images or a data set name")
-    from zoo.registry import get_registry
+    from zoo.core.registry import get_registry
 
     registry = get_registry()
     if source not in registry.datasets or source == "folder" or registry.datasets[source].prefix:
@@ -113,8 +113,8 @@ def open_source(source: str, follow_links: bool = False) -> Source:
 
 def dataset_split(name: str, split: str):
     """The uint8 ``N×C×H×W`` images of one split of a registered data set."""
-    from zoo.registry import dataset_loader
-    from zoo.spec import DataSpec
+    from zoo.core.registry import dataset_loader
+    from zoo.core.spec import DataSpec
 
     return dataset_loader(name)(DataSpec(source=name), split).images
 
@@ -122,7 +122,7 @@ def dataset_split(name: str, split: str):
 def is_grey(source: Source) -> bool:
     """Whether every image is greyscale: file headers for a folder, the record for a data set."""
     if not source.is_folder:
-        from zoo.registry import get_dataset
+        from zoo.core.registry import get_dataset
 
         return get_dataset(source.dataset).channels == 1
     return scan_headers(source)[0]

@@ -1,7 +1,7 @@
 """``zoo dedup`` end to end: get a hashing model, hash every image in batches, group.
 
 :func:`dedup` trains a ``dedup-ae`` on the source through the shared training
-loop (``zoo.train.fit``, so the result is a normal model folder) or reuses one,
+loop (``zoo.training.loop.fit``, so the result is a normal model folder) or reuses one,
 hashes the images chunk by chunk (decoding in threads, one forward pass per
 chunk for the images and their mirrors), and groups the hashes within Hamming
 distance ``k``, each match confirmed by the angle between the real-valued
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import ArtifactError, DataError, ZooError
+from zoo.core.errors import ArtifactError, DataError, ZooError
 from zoo_dedup.hashing import CodeSet, find_groups, pack_bits, unit_rows
 from zoo_dedup.images import Source, is_grey, iter_chunks, open_source, scan_headers
 
@@ -169,7 +169,7 @@ def train_hash_model(src: Source, out: Path, overrides: Iterable[str], *, force:
                      progress: bool = True) -> Path:
     """Train a ``dedup-ae`` on ``src`` through the shared trainer; return its model folder."""
     from zoo.api import resolve_spec
-    from zoo.train import fit
+    from zoo.training.loop import fit
 
     if out.exists() and not force:
         raise ArtifactError(f"{out} already exists; reuse it with --model {out}, or pass "

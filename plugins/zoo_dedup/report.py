@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from zoo.artifact import resolvable
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 from zoo_dedup.pipeline import DedupResult, iter_kept
 
 REPORT_SUFFIXES = (".json", ".csv")
@@ -116,7 +116,7 @@ def _write_dataset_pngs(result: DedupResult, kept: list[int], folder: Path) -> N
     from PIL import Image
 
     from zoo.data import SPLITS
-    from zoo.sample import hwc
+    from zoo.sampling.sample import hwc
     from zoo_dedup.images import dataset_split
 
     wanted = set(kept)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from zoo import FamilyRecord, SamplingOptions, hookimpl
-from zoo.spec import GANTrainSpec, ModelSpec, Spec
+from zoo.core.spec import GANTrainSpec, ModelSpec, Spec
 
 
 class LAPGANModel(ModelSpec):

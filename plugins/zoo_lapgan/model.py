@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import Family
+from zoo.core.errors import CapabilityError, DataError
 from zoo.data import num_channels
-from zoo.errors import CapabilityError, DataError
-from zoo.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
-from zoo.train import LOCAL, Draws, Trainer
+from zoo.training.distributed import LOCAL, Draws
+from zoo.training.gan import discriminator_loss, frozen, generator_loss, reestimate_batchnorm
+from zoo.training.trainer import Trainer
 from zoo_lapgan import LAPGANOptions
 from zoo_lapgan.pyramid import gaussian_pyramid, upsample
 
@@ -347,7 +348,7 @@ class LAPGAN(Family):
 
     def card_images(self, model: LAPGANGenerators, spec, folder: Path) -> dict[str, str]:
         """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""
-        from zoo.sample import PerSampleNoise, grid, save_png
+        from zoo.sampling.sample import PerSampleNoise, grid, save_png
 
         with torch.inference_mode():
             noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zoo.records import FamilyRecord
+    from zoo.core.records import FamilyRecord
 
 #: Keys of the shared spec sections that make any build tiny (applied when the family's spec
 #: has them); a family adds its own in its class's ``tiny`` (e.g. ``model.timesteps``).
@@ -48,7 +48,7 @@ class Check:
 def tiny_overrides(family: FamilyRecord, extra: Iterable[str] = ()) -> list[str]:
     """``TINY`` restricted to the keys the family's default spec has, then the family's own
     ``tiny`` overrides, then ``extra``."""
-    from zoo.spec import validate
+    from zoo.core.spec import validate
 
     doc = validate(family.spec, {"family": family.name}).model_dump(mode="json")
 
@@ -79,7 +79,7 @@ def check_family(family: FamilyRecord | str, overrides: Iterable[str] = (),
     default: the system's temporary folder) and deletes it, with the model
     folders it built, when it is done.
     """
-    from zoo.registry import get_family
+    from zoo.core.registry import get_family
 
     record = get_family(family) if isinstance(family, str) else family
     checks: list[Check] = []
@@ -117,7 +117,7 @@ class _Skip(Exception):
 def _spec_round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
     import tomllib
 
-    from zoo.spec import to_toml, validate
+    from zoo.core.spec import to_toml, validate
 
     spec = validate(family.spec, {"family": family.name})
     again = validate(family.spec, tomllib.loads(to_toml(spec)))
@@ -140,7 +140,7 @@ def _spec_without_torch(family: FamilyRecord, state: dict[str, Any]) -> str:
 
 def _build(family: FamilyRecord, state: dict[str, Any]) -> str:
     from zoo.api import resolve_spec
-    from zoo.train import fit
+    from zoo.training.loop import fit
 
     _, spec = resolve_spec(family.name, overrides=state["overrides"])
     out = fit(family, spec, state["tmp"] / "model", progress=False)
@@ -160,7 +160,7 @@ def _output(family: FamilyRecord, state: dict[str, Any]) -> str:
     import torch
 
     from zoo.data import num_channels
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
 
     model = _loaded(state)
     with torch.inference_mode():
@@ -205,7 +205,7 @@ def _reproducible(family: FamilyRecord, state: dict[str, Any]) -> str:
 
     from zoo.api import resolve_spec
     from zoo.artifact import WEIGHTS, read_metrics
-    from zoo.train import fit
+    from zoo.training.loop import fit
 
     if "folder" not in state:
         raise _Skip("the tiny build failed")
@@ -244,7 +244,7 @@ def _round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
     import torch
 
     from zoo.api import from_pretrained
-    from zoo.write import write_model_folder
+    from zoo.folder.write import write_model_folder
 
     model = _loaded(state)
     again_dir = write_model_folder(state["tmp"] / "again", family, model.spec, model.module,
@@ -266,7 +266,7 @@ def _tampering(family: FamilyRecord, state: dict[str, Any]) -> str:
 
     from zoo.api import from_pretrained
     from zoo.artifact import weights_header
-    from zoo.errors import ZooError
+    from zoo.core.errors import ZooError
 
     _loaded(state)
     folder = state["folder"]
@@ -302,7 +302,7 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
     import torch
 
     from zoo.data import num_channels
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
 
     if "latent" not in family.capabilities:
         return "no latent capability declared"

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from zoo.licenses import HUB_LICENSES
+from zoo.core.licenses import HUB_LICENSES
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 PIPELINE_TAGS = {

@@ -22,18 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ArtifactError, UnknownNameError, ZooError
+from zoo.core.errors import ArtifactError, UnknownNameError, ZooError
+from zoo.folder.gallery import FOLDER, INDEX, read_index
 
 if TYPE_CHECKING:
     import torch
 
     from zoo.api import ZooModel
 
-#: The model folder's subfolder for visualisations.
-FOLDER = "visualize"
-#: ``FOLDER/INDEX``: PNG name -> what made it (``what``, ``caption``, ``options``).
-INDEX = "index.json"
-#: ``--what`` -> the renderer, ``"module:function"`` taking the loaded model and options.
+#: ``zoo visualize WHAT`` -> the renderer, ``"module:function"`` taking the model and options.
 RENDERERS = {
     "interpolate": "zoo.visualize.interpolate:render",
     "filters": "zoo.visualize.filters:render",
@@ -55,12 +52,13 @@ class Picture:
 
 def renderer(what: str) -> Any:
     """The render function of ``what``; a one-line error names the choices."""
-    from zoo.records import import_ref
+    from zoo.core.records import import_ref
 
     if what not in RENDERERS:
         close = difflib.get_close_matches(what, WHATS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise UnknownNameError(f"--what {what!r}: {hint}expected one of {', '.join(WHATS)}")
+        raise UnknownNameError(f"no visualisation {what!r}: {hint}expected one of "
+                               f"{', '.join(WHATS)}")
     return import_ref(RENDERERS[what])
 
 
@@ -70,7 +68,7 @@ def check_options(what: str, render: Any, options: dict[str, Any]) -> None:
     for key in options:
         if key not in takes:
             offered = ", ".join("--" + t.replace("_", "-") for t in takes) or "none"
-            raise ZooError(f"--{key.replace('_', '-')} does not apply to --what {what} "
+            raise ZooError(f"--{key.replace('_', '-')} does not apply to {what} "
                            f"(its options: {offered})")
 
 
@@ -107,7 +105,7 @@ def write_pictures(pictures: list[Picture], folder: Path, what: str,
     """Write PNGs and their ``index.json`` entries; re-render the model card when
     ``folder`` is the model folder's ``visualize/``."""
     from zoo.artifact import write_json
-    from zoo.sample import save_png
+    from zoo.sampling.sample import save_png
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [save_png(p.image, folder / p.name) for p in pictures]
@@ -116,27 +114,7 @@ def write_pictures(pictures: list[Picture], folder: Path, what: str,
         index[p.name] = {"what": what, "caption": p.caption, "options": p.options}
     write_json(folder / INDEX, index)
     if model_folder is not None and folder.resolve() == (model_folder / FOLDER).resolve():
-        from zoo.write import update_card
+        from zoo.folder.write import update_card
 
         update_card(model_folder)
     return paths
-
-
-def read_index(folder: Path) -> dict[str, Any]:
-    """``index.json`` of a visualisation folder, or an empty dict."""
-    from zoo.artifact import read_json
-
-    path = Path(folder) / INDEX
-    index = read_json(path) if path.is_file() else {}
-    return index if isinstance(index, dict) else {}
-
-
-def listing(model_folder: Path) -> list[tuple[str, str]]:
-    """(path relative to the model folder, caption) of each PNG in its ``visualize/``."""
-    folder = Path(model_folder) / FOLDER
-    if not folder.is_dir():
-        return []
-    index = read_index(folder)
-    entries = {name: e for name, e in index.items() if isinstance(e, dict)}  # others: no caption
-    return [(f"{FOLDER}/{p.name}", str(entries.get(p.name, {}).get("caption") or p.stem))
-            for p in sorted(folder.glob("*.png"))]

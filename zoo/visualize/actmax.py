@@ -107,7 +107,7 @@ def render(model: ZooModel, module: str | None = None, layer: str | None = None,
            jitter: int | None = None, blur: float = 0.5, decay: float = 0.002, seed: int = 0
            ) -> list[Picture]:
     """One PNG: the image that maximises each unit of ``layer`` of ``module``."""
-    from zoo.sample import grid
+    from zoo.sampling.sample import grid
     from zoo.visualize import Picture
     from zoo.visualize.images import upscale
     from zoo.visualize.targets import resolve_target

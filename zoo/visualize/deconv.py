@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 if TYPE_CHECKING:
     from zoo.api import ZooModel
@@ -194,8 +194,8 @@ def render(model: ZooModel, module: str | None = None, layer: str | None = None,
     """One PNG per unit (default 0) of ``layer`` (default: the last convolution with a
     map larger than 1×1): a row per top input — the input with its receptive field
     outlined, that patch enlarged, and the projection."""
-    from zoo.artifact import check_data_path
-    from zoo.sample import grid
+    from zoo.hub import check_data_path
+    from zoo.sampling.sample import grid
     from zoo.visualize import Picture
     from zoo.visualize.images import fit_into, outline, signed_range, to_rgb, upscale
     from zoo.visualize.targets import find_layer, resolve_target

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from zoo.errors import CapabilityError
+from zoo.core.errors import CapabilityError
 
 if TYPE_CHECKING:
     from zoo.api import ZooModel
@@ -52,7 +52,7 @@ def filter_tiles(weights: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 def filter_grid(weights: torch.Tensor) -> torch.Tensor:
     """One ``C×H×W`` image of the filters, a filter's tiles side by side."""
-    from zoo.sample import grid
+    from zoo.sampling.sample import grid
     from zoo.visualize.images import upscale
 
     tiles, per = filter_tiles(weights)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 if TYPE_CHECKING:
     from zoo.api import ZooModel
@@ -65,7 +65,7 @@ def path(a: torch.Tensor, b: torch.Tensor, frames: int, method: str = "slerp") -
 
 def endpoint_codes(model: ZooModel, pairs: int, seed: int) -> torch.Tensor:
     """Codes (2 * pairs, ...) of samples 0 .. 2 pairs - 1 of ``seed``: pair j is rows 2j, 2j+1."""
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
 
     model.family.require("latent")
     device = next(model.module.parameters()).device
@@ -78,7 +78,7 @@ def decode(model: ZooModel, codes: torch.Tensor, batch_size: int = 64,
            **options: Any) -> torch.Tensor:
     """Images in [0, 1] (float32, CPU) from codes, with the family's ``generate``.
 
-    Like :func:`zoo.sample.sample_images`, the model always runs on whole
+    Like :func:`zoo.sampling.sample.sample_images`, the model always runs on whole
     chunks of ``batch_size`` codes (the last one padded with copies of its last
     code), so an image depends only on its own code, bitwise: a strip's ends
     are exactly the images of its end codes decoded on their own, and exactly
@@ -117,7 +117,7 @@ def strips(model: ZooModel, pairs: int = 4, frames: int = 8, method: str = "sler
 def render(model: ZooModel, pairs: int = 4, frames: int = 8, method: str = "slerp",
            seed: int = 0, label: int | None = None, steps: int | None = None) -> list[Picture]:
     """One PNG, a strip per row: pair j walks from sample 2j to sample 2j+1 of ``seed``."""
-    from zoo.sample import grid
+    from zoo.sampling.sample import grid
     from zoo.visualize import Picture
     from zoo.visualize.images import upscale
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from zoo.errors import ArtifactError, CapabilityError, UnknownNameError
+from zoo.core.errors import ArtifactError, CapabilityError, UnknownNameError
 
 if TYPE_CHECKING:
     from zoo.api import ZooModel
@@ -70,7 +70,7 @@ def _encoder(module: nn.Module) -> nn.Module | None:
 
 def _stored_modules(model: ZooModel) -> list[str]:
     from zoo.artifact import TRAINING_STATE, weights_header
-    from zoo.checkpoint import TENSORS
+    from zoo.training.checkpoint import TENSORS
 
     path = model.path / TRAINING_STATE / TENSORS
     if not path.is_file():
@@ -90,8 +90,8 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     from safetensors.torch import load_file
 
     from zoo.artifact import TRAINING_STATE
-    from zoo.checkpoint import TENSORS
-    from zoo.train import make_accelerator
+    from zoo.training.checkpoint import TENSORS
+    from zoo.training.runtime import make_accelerator
 
     spec = model.spec
     spec = spec.model_copy(update={
@@ -149,7 +149,7 @@ def _target(model: ZooModel, name: str) -> Target:
     from zoo.data import num_channels
 
     if name == CLASSIFIER:
-        from zoo.features import INPUT_SIZE, load_classifier
+        from zoo.evaluation.features import INPUT_SIZE, load_classifier
 
         net, _ = load_classifier()
         return Target(CLASSIFIER, net.eval().requires_grad_(False), (1, INPUT_SIZE, INPUT_SIZE))

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 if TYPE_CHECKING:
+    from zoo.core.spec import DataSpec
     from zoo.data import ImageData
-    from zoo.spec import DataSpec
 
 PREFIX = "skimage"
 TEXTURES = ("brick", "grass", "gravel")

@@ -30,7 +30,7 @@ from zoo_nonparametric.threads import one_thread
 from zoo_nonparametric.windows import Matcher, unfold_windows
 
 if TYPE_CHECKING:
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
     from zoo_nonparametric.specs import InpaintModel, InpaintOptions, InpaintSpec
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from zoo import SamplingOptions
-from zoo.spec import DataSpec, ModelSpec, SampleSpec, Spec, TrainSpec
+from zoo.core.spec import DataSpec, ModelSpec, SampleSpec, Spec, TrainSpec
 
 #: Smallest side of a synthesised texture (its 3×3 seed) and the largest.
 SIZES = (3, 4096)
@@ -205,13 +205,13 @@ def parse_size(value: Any) -> tuple[int, int] | None:
 
 
 def image_option(value: Any) -> Any:
-    """An image option as given: a path (str or ``Path``, read with ``zoo.sample.read_image``:
-    a missing or unreadable file is a one-line ``DataError``) or an image tensor (checked
-    when sampling)."""
+    """An image option as given: a path (str or ``Path``, read with
+    ``zoo.sampling.sample.read_image``: a missing or unreadable file is a one-line
+    ``DataError``) or an image tensor (checked when sampling)."""
     if isinstance(value, str | Path):
         if not str(value).strip():
             raise ValueError("expected an image file path, got an empty one")
-        from zoo.sample import read_image  # imports torch: only when a path is given
+        from zoo.sampling.sample import read_image  # imports torch: only when a path is given
 
         return read_image(value)
     return value

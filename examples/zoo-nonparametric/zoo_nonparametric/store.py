@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from zoo import Family, ZooError
+from zoo.core.errors import DataError
 from zoo.data import LUMA, num_channels
-from zoo.errors import DataError
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 
 if TYPE_CHECKING:
-    from zoo.spec import Spec
+    from zoo.core.spec import Spec
 
 
 class Exemplars(nn.Module):

@@ -33,14 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import Family, ZooError
+from zoo.core.errors import DataError
 from zoo.data import load_images, num_channels
-from zoo.errors import DataError
-from zoo.train import Trainer
+from zoo.training.trainer import Trainer
 from zoo_nonparametric.store import as_image, with_channels
 from zoo_nonparametric.threads import one_thread
 
 if TYPE_CHECKING:
-    from zoo.sample import PerSampleNoise
+    from zoo.sampling.sample import PerSampleNoise
     from zoo_nonparametric.specs import SuperresModel, SuperresOptions, SuperresSpec
 
 

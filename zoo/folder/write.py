@@ -21,21 +21,21 @@ from zoo.artifact import (
     save_weights,
     write_json,
 )
-from zoo.errors import ArtifactError
+from zoo.core.errors import ArtifactError
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from zoo.records import FamilyRecord
-    from zoo.spec import Spec
+    from zoo.core.records import FamilyRecord
+    from zoo.core.spec import Spec
 
 
 def config_for(family: FamilyRecord, spec: Spec, parameters: int) -> dict[str, Any]:
     """``config.json``: the resolved spec plus provenance."""
     import torch
 
-    from zoo.plugins import dist_version
-    from zoo.spec import spec_hash
+    from zoo.core.plugins import dist_version
+    from zoo.core.spec import spec_hash
 
     return {
         "format": FORMAT,
@@ -60,9 +60,9 @@ def write_model_folder(
     overwrite: bool = False,
 ) -> Path:
     """Write ``out`` with every model-folder file; nothing appears until all are written."""
-    from zoo.card import render_card
-    from zoo.sample import grid, sample_images, save_png
-    from zoo.spec import spec_hash, to_toml
+    from zoo.core.spec import spec_hash, to_toml
+    from zoo.folder.card import render_card
+    from zoo.sampling.sample import grid, sample_images, save_png
 
     parameters = sum(p.numel() for p in module.parameters())
 
@@ -99,7 +99,7 @@ def check_reloads(folder: Path, module: nn.Module, out: Path) -> None:
     import torch
 
     from zoo.artifact import load_module, load_spec
-    from zoo.sample import module_device, sample_images
+    from zoo.sampling.sample import module_device, sample_images
 
     failed = f"{out} was not written: the model folder does not load back"
     try:
@@ -133,9 +133,9 @@ def check_reloads(folder: Path, module: nn.Module, out: Path) -> None:
 def card_text(folder: Path, repo_id: str | None = None, revision: str | None = None) -> str:
     """The model card of a folder, from its config and metrics; ``repo_id``: where it is pushed."""
     from zoo.artifact import load_spec, read_metrics
-    from zoo.card import render_card
-    from zoo.spec import to_toml
-    from zoo.visualize import listing
+    from zoo.core.spec import to_toml
+    from zoo.folder.card import render_card
+    from zoo.folder.gallery import listing
 
     family, spec, config = load_spec(folder)
     card_images = {p.stem: p.name for p in sorted(folder.glob("*.png")) if p.name != SAMPLES}

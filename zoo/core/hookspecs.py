@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
+    from zoo.core.records import DatasetRecord, FamilyRecord, MetricRecord
 
 hookspec = pluggy.HookspecMarker("zoo")
 hookimpl = pluggy.HookimplMarker("zoo")
@@ -34,7 +34,7 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
     """Register model families: call ``register(FamilyRecord(...))`` for each.
 
     A ``zoo.FamilyRecord`` holds the family's name, a one-line summary, the
-    paper, its spec class (a ``zoo.spec.Spec`` subclass with ``family:
+    paper, its spec class (a ``zoo.core.spec.Spec`` subclass with ``family:
     Literal["name"]``), its sampling options (a ``zoo.SamplingOptions``
     subclass; default: none) and ``impl``, the ``"package.module:Class"`` of
     its ``zoo.Family`` subclass (imported only when a model is built, loaded

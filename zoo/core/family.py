@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from torch import nn
 
-    from zoo.sample import PerSampleNoise
-    from zoo.spec import Spec
-    from zoo.train import Trainer
+    from zoo.core.spec import Spec
+    from zoo.sampling.sample import PerSampleNoise
+    from zoo.training.trainer import Trainer
 
 #: Each optional capability -> the methods a family overrides to provide it.
 CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
@@ -71,7 +71,7 @@ class Family:
 
     Class attributes a family may set:
 
-    - ``trainer_class``: the ``zoo.train.Trainer`` subclass :meth:`trainer` makes;
+    - ``trainer_class``: the ``zoo.training.trainer.Trainer`` subclass :meth:`trainer` makes;
     - ``sampling_note``: one sentence for the model card on how samples are made;
     - ``independent_samples``: ``True`` when each image is computed on its own
       (so the last sampling batch need not be padded to a full chunk);

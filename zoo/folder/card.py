@@ -6,8 +6,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zoo.records import FamilyRecord
-    from zoo.spec import Spec
+    from zoo.core.records import FamilyRecord
+    from zoo.core.spec import Spec
 
 DATASET_IDS = {"mnist5k": "mnist", "digits": "sklearn-digits", "torchvision:MNIST": "mnist",
                "torchvision:CIFAR10": "cifar10"}

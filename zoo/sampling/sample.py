@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from zoo.records import FamilyRecord
-    from zoo.spec import Spec
+    from zoo.core.records import FamilyRecord
+    from zoo.core.spec import Spec
 
 
 def sample_seed(seed: int, index: int, stream: int = 0) -> int:
@@ -180,8 +180,8 @@ def read_image(path: str | Path) -> torch.Tensor:
     """
     import torch
 
+    from zoo.core.errors import DataError
     from zoo.data import decode_image
-    from zoo.errors import DataError
 
     path = Path(path)
     if not path.is_file():

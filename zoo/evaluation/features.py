@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.home import zoo_home
+from zoo.core.home import zoo_home
 
 VERSION = 1
 INPUT_SIZE = 28
@@ -65,8 +65,8 @@ def cache_path() -> Path:
 
 
 def _mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from zoo.core.spec import DataSpec
     from zoo.data import load_images
-    from zoo.spec import DataSpec
 
     return load_images(DataSpec(source="mnist5k", image_size=INPUT_SIZE, channels=1), split)
 
@@ -83,7 +83,7 @@ def train_classifier(verbose: bool = True) -> tuple[DigitClassifier, float]:
     ``verbose``: say on stderr what is happening and show a progress bar (plain
     lines when stderr is not a terminal).
     """
-    from zoo.train import Progress
+    from zoo.training.progress import Progress
 
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zoo.errors import ArtifactError
+from zoo.core.errors import ArtifactError
 
 try:
     import fcntl
@@ -185,7 +185,7 @@ def claim(out: Path, report: Callable[[str], None] | None = None
     cleaned up already: then this does nothing.
     """
     from zoo.artifact import replaceable, temp_sibling, tidy_leftovers
-    from zoo.train import CHECKPOINT_SUFFIX, checkpoint_dir
+    from zoo.training.destination import CHECKPOINT_SUFFIX, checkpoint_dir
 
     out = Path(out).resolve()
     if os.environ.get(HELD_ENV) == str(lock_path(out)):

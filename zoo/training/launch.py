@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo.errors import SpecError
-from zoo.train import check_global_batch
+from zoo.core.errors import SpecError
+from zoo.training.distributed import check_global_batch
 
 
 def without_processes_option(argv: list[str]) -> list[str]:
@@ -43,8 +43,8 @@ def launch_build(processes: int, batch_size: int, out: Path, *, resume: bool = F
     passed on to torchrun, which passes it to the processes: they checkpoint
     and stop (exit status 143). Ctrl-C reaches torchrun directly.
     """
-    from zoo.lock import HELD_ENV, claim
-    from zoo.train import check_destination
+    from zoo.training.destination import check_destination
+    from zoo.training.lock import HELD_ENV, claim
 
     if "WORLD_SIZE" in os.environ:
         raise SpecError("--processes inside an already distributed run; drop --processes "

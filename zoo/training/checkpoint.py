@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.artifact import FORMAT, write_json
-from zoo.errors import ArtifactError
+from zoo.core.errors import ArtifactError
 
 if TYPE_CHECKING:
     import torch
 
-    from zoo.spec import Spec
-    from zoo.train import Trainer
+    from zoo.core.spec import Spec
+    from zoo.training.trainer import Trainer
 
 TENSORS = "state.safetensors"
 #: Optimiser param-group keys that say how a step runs (from the run settings), not what it is.
@@ -31,8 +31,8 @@ RESUMABLE_CHANGES = {"train": {"max_steps", "epochs"}, "sample": None, "hub": No
 
 def resume_view(doc: dict[str, Any]) -> dict[str, Any]:
     """The part of a spec document that must not change between a checkpoint and its
-    resume: the recipe (:func:`zoo.spec.recipe`) less :data:`RESUMABLE_CHANGES`."""
-    from zoo.spec import recipe
+    resume: the recipe (:func:`zoo.core.spec.recipe`) less :data:`RESUMABLE_CHANGES`."""
+    from zoo.core.spec import recipe
 
     view = recipe(doc)
     for section, keys in RESUMABLE_CHANGES.items():
@@ -94,7 +94,7 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, sp
     checkpoint written with an older ``spec_version`` is migrated first.
     """
     from zoo.artifact import read_json, weights_header
-    from zoo.spec import migrate
+    from zoo.core.spec import migrate
 
     weights_header(folder / TENSORS)  # one-line error for a corrupt file
     try:
@@ -166,7 +166,7 @@ def _restore(folder: Path, meta: dict[str, Any], trainer: Trainer, rng: torch.Ge
     if tensors["rng/train"].numel() == rng.get_state().numel():
         rng.set_state(tensors["rng/train"].to(rng.get_state().device))
     else:  # run.device changed: a CPU generator's state does not fit a CUDA one
-        from zoo.sample import sample_seed
+        from zoo.sampling.sample import sample_seed
 
         rng.manual_seed(sample_seed(seed, step, 3))
         print(f"note: {folder} was written on another kind of device; the training noise "

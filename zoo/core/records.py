@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import CapabilityError
-from zoo.family import KNOWN_CAPABILITIES, Family, SamplingOptions
-from zoo.spec import show
+from zoo.core.errors import CapabilityError
+from zoo.core.family import KNOWN_CAPABILITIES, Family, SamplingOptions
+from zoo.core.spec import show
 
 if TYPE_CHECKING:
-    from zoo.spec import Spec
+    from zoo.core.spec import Spec
 
 def import_ref(ref: str) -> Any:
     """Import ``"pkg.mod"`` (a module) or ``"pkg.mod:attr"`` (an attribute of it)."""
@@ -56,7 +56,7 @@ class FamilyRecord:
 
     def load(self) -> Family:
         """The family's implementation (imported and checked once, then cached)."""
-        from zoo.errors import PluginError
+        from zoo.core.errors import PluginError
 
         if not self._family:
             cls = import_ref(self.impl)

@@ -6,7 +6,7 @@ distribution itself, loaded exactly like a third party's.
 
 One broken plugin never stops the others: a plugin that fails to import, has
 an invalid or unknown hook, fails while registering, or registers a name
-another plugin has (see :mod:`zoo.registry`) is skipped as a whole. One
+another plugin has (see :mod:`zoo.core.registry`) is skipped as a whole. One
 warning line on stderr names it, its distribution and how to disable it, and
 ``zoo plugins`` lists it as broken.
 
@@ -26,15 +26,15 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
-from zoo import hookspecs
-from zoo.errors import PluginError
+from zoo.core import hookspecs
+from zoo.core.errors import PluginError
 
 GROUP = "zoo"
 HOST_DISTRIBUTION = "genzoo"
@@ -95,7 +95,7 @@ def dist_version(distribution: str = HOST_DISTRIBUTION) -> str:
 
 
 def hook_names() -> list[str]:
-    """The names of the hooks a plugin may implement (the specs in ``zoo.hookspecs``)."""
+    """The names of the hooks a plugin may implement (the specs in ``zoo.core.hookspecs``)."""
     return sorted(name for name, value in vars(hookspecs).items()
                   if callable(value) and hasattr(value, f"{GROUP}_spec"))
 
@@ -350,6 +350,16 @@ def reset_plugins() -> None:
     _manager = None
     _infos.clear()
     _warned.clear()
-    from zoo import registry
+    for forget in _on_reset:
+        forget()
 
-    registry.get_registry.cache_clear()
+
+#: What :func:`reset_plugins` also clears (caches built from the plugins, such as the
+#: registry's); filled by :func:`on_reset`, so this module imports none of them.
+_on_reset: list[Callable[[], None]] = []
+
+
+def on_reset(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever :func:`reset_plugins` runs (once per function)."""
+    if forget not in _on_reset:
+        _on_reset.append(forget)

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from zoo.errors import PluginError, SpecError
+from zoo.core.errors import PluginError, SpecError
 
 SPEC_VERSION = 2
 #: The section that says how a run executes; every other section is the recipe.
@@ -204,7 +204,7 @@ class HubSpec(Section):
 
     @model_validator(mode="after")
     def _hub_license(self) -> HubSpec:
-        from zoo.licenses import license_problem
+        from zoo.core.licenses import license_problem
 
         problem = license_problem(self.license, self.license_name)
         if problem:

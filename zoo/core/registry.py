@@ -19,10 +19,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import PluginError, SpecError, UnknownNameError
-from zoo.plugins import describe, load_plugins, mark_broken, plugin_info, torch_watch
-from zoo.records import DatasetRecord, FamilyRecord, MetricRecord
-from zoo.spec import show
+from zoo.core.errors import PluginError, SpecError, UnknownNameError
+from zoo.core.plugins import (
+    describe,
+    load_plugins,
+    mark_broken,
+    on_reset,
+    plugin_info,
+    torch_watch,
+)
+from zoo.core.records import DatasetRecord, FamilyRecord, MetricRecord
+from zoo.core.spec import show
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def registry_path() -> Path:
     override = os.environ.get("ZOO_REGISTRY")
     if override:
         return Path(override)
-    return Path(str(resources.files("zoo") / "registry.toml"))
+    return Path(str(resources.files("zoo.core") / "registry.toml"))
 
 
 @functools.cache
@@ -73,6 +80,9 @@ def get_registry() -> Registry:
     models, external = _read_registry_file(registry_path())
     return Registry(records["family"], records["data set"], records["metric"], models,
                     external, provided)
+
+
+on_reset(get_registry.cache_clear)
 
 
 #: Registration hook -> what it registers (in messages); RECORDS: the record type of each.
@@ -132,7 +142,7 @@ def _resolve(calls: list[Call], broken: dict[str, str]
     third-party ones are skipped as a whole; among third-party plugins all of
     them are skipped, so no name silently depends on which plugin loaded
     first. Two built-ins registering one name is a bug in genzoo: an error.
-    Each skipped plugin goes through :func:`zoo.plugins.mark_broken` (one
+    Each skipped plugin goes through :func:`zoo.core.plugins.mark_broken` (one
     warning line; an error with ``ZOO_STRICT_PLUGINS=1``).
     """
     owners: dict[tuple[str, str], list[str]] = {}
@@ -176,7 +186,7 @@ def _read_registry_file(path: Path) -> tuple[dict[str, NamedModel], dict[str, st
     """Named models and external families from ``registry.toml``; anything malformed
     (not UTF-8 TOML, a table that is a value, a family that is not a name) is one
     ``SpecError`` line naming the file and the entry."""
-    from zoo.spec import read_document
+    from zoo.core.spec import read_document
 
     if not path.is_file():
         return {}, {}
@@ -245,7 +255,7 @@ def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ())
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], extra: str = "") -> UnknownNameError:
-    from zoo.spec import show
+    from zoo.core.spec import show
 
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -271,7 +281,7 @@ def resolve_name(name: str) -> tuple[FamilyRecord, dict[str, Any], NamedModel | 
     The base document is complete: the family's default spec, every key, with
     the named model's overrides merged onto it key by key.
     """
-    from zoo.spec import default_document, merge
+    from zoo.core.spec import default_document, merge
 
     reg = get_registry()
     if name in reg.models:
@@ -300,6 +310,6 @@ def get_dataset(source: str) -> DatasetRecord:
 
 def dataset_loader(source: str) -> Callable[..., Any]:
     """Import and return the loader function of a data source."""
-    from zoo.records import import_ref
+    from zoo.core.records import import_ref
 
     return import_ref(get_dataset(source).load)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.errors import CapabilityError
+from zoo.core.errors import CapabilityError
 
 DIGIT_SOURCES = ("mnist5k", "torchvision:MNIST")
 COVERAGE_CONFIDENCE = 0.5
@@ -63,7 +63,7 @@ def class_stats(probs: torch.Tensor) -> dict[str, Any]:
 def _real_features(spec_data, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Classifier features of held-out and (the first ``n_train``) training digits."""
     from zoo.data import load_images
-    from zoo.features import embed, load_classifier
+    from zoo.evaluation.features import embed, load_classifier
 
     net, _ = load_classifier()
     full = spec_data.model_copy(update={"limit": None})
@@ -74,7 +74,7 @@ def _real_features(spec_data, n_train: int) -> tuple[torch.Tensor, torch.Tensor]
 
 def score_images(images: torch.Tensor, spec_data) -> dict[str, Any]:
     """All digit metrics for images in [0, 1] from a model trained on ``spec_data``."""
-    from zoo.features import embed, load_classifier
+    from zoo.evaluation.features import embed, load_classifier
 
     net, accuracy = load_classifier()
     f_test, f_train = _real_features(spec_data, max(len(images), 500))
@@ -147,7 +147,7 @@ def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any
 
 def applicable_metrics(model) -> list[Any]:
     """The registered metrics (``register_metrics``) that apply to ``model``, by name."""
-    from zoo.registry import get_registry
+    from zoo.core.registry import get_registry
 
     metrics = get_registry().metrics
     return [metrics[name] for name in sorted(metrics)
@@ -160,8 +160,8 @@ def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
     ``name.key``. A metric that fails is one warning line; the others still run."""
     import math
 
-    from zoo.records import import_ref
-    from zoo.spec import show
+    from zoo.core.records import import_ref
+    from zoo.core.spec import show
 
     result: dict[str, Any] = {}
     for metric in metrics:
@@ -195,7 +195,7 @@ def run_metrics(metrics: list[Any], model, samples: torch.Tensor | None,
 
 def failure(exc: BaseException) -> str:
     """A plugin's exception as part of one warning line: its type and a short message."""
-    from zoo.spec import show
+    from zoo.core.spec import show
 
     return f"{type(exc).__name__}: {show(' '.join(str(exc).split()), 300)}"
 
@@ -209,7 +209,7 @@ def warn(message: str) -> None:
 
 def label_accuracy(model, per_class: int = 100, seed: int = 0) -> dict[str, Any]:
     """How often the digit classifier agrees with the label a conditional model was given."""
-    from zoo.features import embed, load_classifier
+    from zoo.evaluation.features import embed, load_classifier
 
     net, _ = load_classifier()
     per_digit = []
@@ -239,16 +239,9 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     digits, and every registered metric that applies (:func:`run_metrics`).
     """
     from zoo.api import from_pretrained
-    from zoo.artifact import (
-        METRICS,
-        WEIGHTS,
-        check_data_path,
-        check_finite,
-        read_metrics,
-        verify_folder,
-        write_json,
-    )
-    from zoo.write import update_card
+    from zoo.artifact import METRICS, WEIGHTS, check_finite, read_metrics, verify_folder, write_json
+    from zoo.folder.write import update_card
+    from zoo.hub import check_data_path
 
     model = from_pretrained(path)
     verify_folder(model.path)  # nothing is scored, or written into, a damaged folder
@@ -274,8 +267,8 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
             result.update(label_accuracy(model, max(10, n // 10), seed))
         if baseline:
-            from zoo.sample import sample_images
-            from zoo.train import seed_everything
+            from zoo.sampling.sample import sample_images
+            from zoo.training.runtime import seed_everything
 
             seed_everything(model.spec.train.seed)
             untrained = model.family.load().build(model.spec).eval()

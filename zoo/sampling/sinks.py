@@ -24,8 +24,8 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import ZooError
-from zoo.sample import hwc, to_uint8
+from zoo.core.errors import ZooError
+from zoo.sampling.sample import hwc, to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +76,8 @@ def check_output(path: Path, n: int) -> str:
 
 
 def grid_shape(n: int, height: int, width: int, nrow: int | None) -> tuple[int, int]:
-    """(height, width) in pixels of the grid of ``n`` images (as :func:`zoo.sample.grid`)."""
+    """(height, width) in pixels of the grid of ``n`` images (as
+    :func:`zoo.sampling.sample.grid`)."""
     cols = min(n, nrow or max(1, math.ceil(math.sqrt(n))))
     rows = math.ceil(n / cols)
     return (rows * (height + GRID_PADDING) + GRID_PADDING,
@@ -102,7 +103,7 @@ def write_grid(chunks: Iterator[torch.Tensor], path: Path, n: int, nrow: int | N
     """One PNG grid; refused after the first chunk if it would be over :data:`GRID_MAX_SIDE`."""
     import torch
 
-    from zoo.sample import grid, save_png
+    from zoo.sampling.sample import grid, save_png
 
     first = next(chunks)
     side = max(grid_shape(n, *first.shape[-2:], nrow))

@@ -1,0 +1,1 @@
+"""Evaluating a model folder: metrics and the digit-classifier features they use."""

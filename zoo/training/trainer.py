@@ -1,0 +1,218 @@
+"""The base class of a family's training logic (:class:`Trainer`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from zoo.training.distributed import Draws, average_gradients
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
+
+    from zoo.core.spec import Spec
+
+
+class Trainer:
+    """Base of a family's training logic.
+
+    A subclass registers its modules (the sampling model under ``"model"``) with
+    :meth:`add_module` and its optimisers with :meth:`adam`, and implements
+    :meth:`step`. Everything registered is checkpointed and resumed.
+    """
+
+    def __init__(self, spec: Spec, model: nn.Module, accelerator: Accelerator) -> None:
+        self.spec = spec
+        self.accelerator = accelerator
+        self.device = accelerator.device
+        self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.draws = Draws(self.rank, self.world)
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.base_lrs: dict[str, float] = {}
+        self.progress = 0.0  # fraction of training done; the loop sets it before each step
+        self.steps_done = 0  # optimisation steps before the current one; set with progress
+        # compiled modules get their layouts from the compiler (inductor's layout
+        # optimisation); given channels-last weights as well, torch 2.11's compiled
+        # backward on CUDA failed a stride assertion in convolution_backward
+        eager_nhwc = spec.run.channels_last and not spec.run.compile
+        self.memory_format = "channels_last" if eager_nhwc else "contiguous_format"
+        # provenance: how each session of a (resumed) build ran; see runs()
+        self.history: list[dict[str, Any]] = []  # earlier sessions, from the checkpoint
+        self.session: dict[str, Any] = {}  # this one; the loop fills it in
+        self.ema = None
+        if spec.train.ema_decay:
+            from timm.utils import ModelEmaV3
+
+            # copied before accelerate wraps the model's forward for autocast
+            self.ema = ModelEmaV3(self.in_layout(model.to(self.device)),
+                                  decay=spec.train.ema_decay,
+                                  use_warmup=True)
+            self.ema.module.requires_grad_(False)
+            self.modules["ema"] = self.ema.module  # checkpointed and resumed with the rest
+        self.model = self.add_module("model", model)
+
+    def add_module(self, name: str, module: nn.Module, mixed_precision: bool = True
+                   ) -> nn.Module:
+        """Place ``module`` on the device and track it.
+
+        With ``mixed_precision`` (the default) accelerate runs its forward under
+        bf16 autocast when the spec asks for bf16; ``False`` keeps it in fp32
+        (for small, precision-sensitive nets). With ``run.channels_last`` its
+        4-D weights are stored channels-last (values and state-dict keys are
+        unchanged). With ``run.compile`` the module is compiled in place, so
+        its state-dict keys stay those of the plain module.
+
+        The module is never wrapped in DistributedDataParallel: :meth:`update`
+        averages gradients per optimiser. With several processes its weights are
+        broadcast from the main process (they are equal already when every
+        process seeds alike; this makes it so regardless).
+        """
+        module = self.in_layout(module.train().to(self.device))
+        if self.world > 1:
+            import torch
+
+            if self.spec.run.sync_batchnorm:
+                module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+            for tensor in module.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        if mixed_precision:  # autocast only; evaluation_mode: no DDP wrapper
+            prepared = self.accelerator.prepare_model(module, evaluation_mode=True)
+        else:
+            prepared = module
+        if self.spec.run.compile:
+            mode = self.spec.run.compile_mode
+            prepared.compile(mode=None if mode == "default" else mode)
+        self.modules[name] = prepared
+        return prepared
+
+    def adam(
+        self, name: str, params: Iterable[Any], lr: float, betas: tuple[float, float],
+        weight_decay: float = 0.0,
+    ) -> torch.optim.Optimizer:
+        """An Adam optimiser (fused kernel when the spec allows it and the device has one)."""
+        import torch
+
+        params = list(params)
+        fused = self.spec.run.fused_optimizer and self.device.type in ("cpu", "cuda")
+        optimizer = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                                     fused=fused or None)
+        prepared = self.accelerator.prepare(optimizer)
+        self.optimizers[name] = prepared
+        self.base_lrs[name] = lr
+        return prepared
+
+    def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+               max_grad_norm: float = 0.0) -> None:
+        """One optimiser step on ``loss``: clear gradients, backpropagate, clip, step.
+
+        ``max_grad_norm`` > 0 clips the gradient norm of the optimiser's parameters.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if self.world > 1:
+            average_gradients(params, self.world)
+        if max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+
+    def scale_lr(self, factor: float) -> None:
+        """Set every optimiser's lr to ``factor`` times its base lr (e.g. for a warm-up)."""
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lrs[name] * factor
+
+    def cosine_lr(self, floor: float = 0.0) -> None:
+        """Set every optimiser's lr to a cosine decay of its base lr over training.
+
+        The schedule is a pure function of ``self.progress``, so ``--resume``
+        needs no scheduler state.
+        """
+        self.scale_lr(floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress)))
+
+    def autocast(self) -> Any:
+        """A context manager for mixed precision as configured (a no-op in fp32)."""
+        return self.accelerator.autocast()
+
+    def in_layout(self, tensor_or_module: Any) -> Any:
+        """``tensor_or_module`` in the training memory layout (``run.channels_last``).
+
+        The loop passes every batch through this before :meth:`step`; a 4-D
+        tensor or a module's 4-D weights become channels-last (NHWC in memory,
+        same shape and values), anything else is returned as it is.
+        """
+        import torch
+
+        layout = getattr(torch, self.memory_format)
+        if isinstance(tensor_or_module, torch.Tensor):
+            if tensor_or_module.dim() != 4:
+                return tensor_or_module
+            return tensor_or_module.contiguous(memory_format=layout)
+        return tensor_or_module.to(memory_format=layout)
+
+    def standard_layout(self) -> None:
+        """Store every module's weights contiguously again (the loop calls this after the
+        last step, so :meth:`finish` and the written model run as a loaded model does)."""
+        import torch
+
+        for module in self.raw_modules().values():
+            module.to(memory_format=torch.contiguous_format)
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether the compiled modules replay CUDA graphs (``run.compile_mode``)."""
+        run = self.spec.run
+        return (run.compile and self.device.type == "cuda"
+                and run.compile_mode in ("reduce-overhead", "max-autotune"))
+
+    def begin_step(self) -> None:
+        """The loop calls this before each :meth:`step`.
+
+        With CUDA graphs it starts a new graph generation, so the buffers of the
+        previous step's graph outputs may be reused (a step must not keep them).
+        """
+        if self.cuda_graphs:
+            import torch
+
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def runs(self, step: int) -> list[dict[str, Any]]:
+        """How the build ran, one entry per session up to ``step``: steps, device,
+        precision, processes and the ``run`` settings (``--resume`` may change them)."""
+        return [*self.history, {**self.session, "to_step": step}]
+
+    def raw_modules(self) -> dict[str, nn.Module]:
+        """The tracked modules without accelerate/DDP wrappers (for state dicts)."""
+        return {n: self.accelerator.unwrap_model(m) for n, m in self.modules.items()}
+
+    def start(self, images: torch.Tensor) -> None:
+        """Called once before the first step of a fresh build (data-dependent initialisation)."""
+
+    def step(
+        self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch of images in [0, 1]; returns detached losses."""
+        raise NotImplementedError
+
+    def finish(
+        self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
+    ) -> None:
+        """Called once after the last step (e.g. to re-estimate batch-norm statistics)."""
+
+    def update_ema(self, step: int) -> None:
+        """Move the weight average towards the model (the loop calls this after each step)."""
+        if self.ema is not None:
+            self.ema.update(self.accelerator.unwrap_model(self.modules["model"]), step)
+
+    def sampling_module(self) -> nn.Module:
+        """The module saved as ``model.safetensors``: fp32, no wrappers, in eval mode.
+
+        With ``train.ema_decay`` it is the weight average, else the trained model.
+        """
+        if self.ema is not None:
+            return self.ema.module.eval()
+        return self.accelerator.unwrap_model(self.modules["model"], keep_fp32_wrapper=False).eval()
