@@ -191,3 +191,34 @@ def test_coarsest_level_trains_on_two_time_scales():
     trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec)[0])
     assert [o.param_groups[0]["lr"] for o in trainer.opt_g] == [1e-4, 3e-4, 3e-4]
     assert [o.param_groups[0]["lr"] for o in trainer.opt_d] == [6e-4, 3e-4, 3e-4]
+
+
+def test_precision_reaches_the_step_through_the_forward_only():
+    """bf16: the finer generators compute in bf16 inside their forward and hand back fp32;
+    the coarsest level stays fp32; the saved generators sample in fp32."""
+    from zoo_lapgan.model import LAPGANTrainer
+    from zoo_lapgan.pyramid import gaussian_pyramid
+
+    from zoo.training.runtime import make_accelerator
+    from zoo.training.trainer import Trainer
+
+    assert not hasattr(Trainer, "autocast")  # no second route around the forward
+    spec, model = build("train.precision=bf16", "train.ema_decay=0")
+    trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec)[0])
+    real = gaussian_pyramid(torch.rand(4, 1, 32, 32) * 2 - 1, 3)
+
+    def run(gens) -> tuple[list[torch.dtype], list[torch.dtype]]:
+        first = [g.hidden[0][0] if k == 0 else g.net[0] for k, g in enumerate(gens)]
+        inner: list[torch.dtype] = []
+        hooks = [m.register_forward_hook(lambda m, i, o: inner.append(o.dtype)) for m in first]
+        outs = [g(*trainer.level_inputs(k, real, None, torch.Generator())[0])
+                for k, g in enumerate(gens)]
+        for hook in hooks:
+            hook.remove()
+        return inner, [o.dtype for o in outs]
+
+    f32, bf16 = torch.float32, torch.bfloat16
+    assert run(trainer.gens) == ([f32, bf16, bf16], [f32, f32, f32])
+    saved = trainer.sampling_module()
+    assert not any(hasattr(m, "_original_forward") for m in saved.modules())
+    assert run(saved.generators) == ([f32, f32, f32], [f32, f32, f32])

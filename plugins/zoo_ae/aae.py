@@ -70,20 +70,17 @@ class AAETrainer(AETrainer):
         """Reconstruction, then D, then G updates on one batch."""
         self.cosine_lr()  # lets the adversarial game settle by the end of training
         x = images
-        with self.autocast():  # 1. reconstruction
-            _, logits = self.model(x)
-            recon = recon_loss(logits, x, self.spec.model.loss).mean()
+        _, logits = self.model(x)  # 1. reconstruction
+        recon = recon_loss(logits, x, self.spec.model.loss).mean()
         self.update(self.opt, recon)
 
         z_prior = self.prior(len(x), rng, x.device)
-        with self.autocast():  # 2. discriminator: prior samples are "real"
-            codes, _ = self.model(x)
-            loss_d = discriminator_loss(self.disc(z_prior), self.disc(codes.detach()))
+        codes, _ = self.model(x)  # 2. discriminator: prior samples are "real"
+        loss_d = discriminator_loss(self.disc(z_prior), self.disc(codes.detach()))
         self.update(self.opt_d, loss_d)
 
         with frozen(self.disc):  # 3. generator: the encoder fools D
-            with self.autocast():
-                loss_g = generator_loss(self.disc(codes))
+            loss_g = generator_loss(self.disc(codes))
             self.update(self.opt_g, loss_g)
         return {"recon": recon.detach(), "loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 

@@ -109,8 +109,7 @@ class AETrainer(Trainer):
 
     def step(self, images, labels, rng) -> dict[str, torch.Tensor]:
         """Minimise the family's objective on one batch."""
-        with self.autocast():
-            loss, logs = self.objective(images, rng)
+        loss, logs = self.objective(images, rng)
         self.update(self.opt, loss)
         return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
 

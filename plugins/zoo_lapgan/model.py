@@ -26,7 +26,6 @@ image depends only on its own noise.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -193,6 +192,8 @@ class LAPGANTrainer(Trainer):
         self.gens = self.raw_modules()["model"].generators
         # the coarsest level is a small MLP GAN that trains worse in bf16 (FD 29.7 vs
         # 18.4 at the same budget) and costs almost nothing: it always runs in fp32
+        for gen in self.gens[1:]:
+            self.mixed_precision(gen)
         self.discs = [self.add_module(f"discriminator{k}", d, mixed_precision=k > 0)
                       for k, d in enumerate(build_discriminators(spec))]
         lr_g = [t.coarse_lr_g] + [t.lr] * (len(self.gens) - 1)
@@ -202,10 +203,6 @@ class LAPGANTrainer(Trainer):
         self.opt_d = [self.adam(f"discriminator{k}", d.parameters(), lr_d[k], betas)
                       for k, d in enumerate(self.discs)]
         self.first_step = True
-
-    def precision(self, level: int) -> contextlib.AbstractContextManager:
-        """Autocast as configured for the conv levels; always fp32 for the coarsest MLP GAN."""
-        return self.autocast() if level else contextlib.nullcontext()
 
     def level_inputs(self, k: int, real: list[torch.Tensor], y: torch.Tensor | None,
                      rng: torch.Generator, draws: Draws = LOCAL
@@ -231,15 +228,13 @@ class LAPGANTrainer(Trainer):
         y = one_hot(labels, m.num_classes, images.dtype)
         logs = {}
         for k, (gen, disc) in enumerate(zip(self.gens, self.discs, strict=True)):
-            with self.precision(k):
-                args, cond = self.level_inputs(k, real, y, rng, self.draws)
-                fake = gen(*args)
-                target = real[k] if cond is None else real[k] - cond  # real band-pass residual
-                loss_d = discriminator_loss(disc(target, cond, y), disc(fake.detach(), cond, y))
+            args, cond = self.level_inputs(k, real, y, rng, self.draws)
+            fake = gen(*args)
+            target = real[k] if cond is None else real[k] - cond  # real band-pass residual
+            loss_d = discriminator_loss(disc(target, cond, y), disc(fake.detach(), cond, y))
             self.update(self.opt_d[k], loss_d)
             with frozen(disc):
-                with self.precision(k):
-                    loss_g = generator_loss(disc(fake, cond, y))
+                loss_g = generator_loss(disc(fake, cond, y))
                 self.update(self.opt_g[k], loss_g)
             logs[f"d{k}"], logs[f"g{k}"] = loss_d.detach(), loss_g.detach()
         return logs
@@ -248,7 +243,8 @@ class LAPGANTrainer(Trainer):
         """Re-estimate every generator's batch-norm statistics exactly, on real pyramids.
 
         As in DCGAN: eval-mode sampling then matches what each generator produced
-        in training, and each image depends only on its own noise.
+        in training, and each image depends only on its own noise. Runs in fp32, as
+        the saved generators sample.
         """
         m, n = self.spec.model, self.spec.train.batch_size
         gens = self.sampling_module().generators
@@ -259,8 +255,7 @@ class LAPGANTrainer(Trainer):
                 y = None if labels is None else one_hot(labels[idx], m.num_classes, images.dtype)
                 return self.level_inputs(k, real, y, rng)[0]
 
-            with self.precision(k):
-                reestimate_batchnorm(gen, inputs, self.spec.train.bn_batches)
+            reestimate_batchnorm(gen, inputs, self.spec.train.bn_batches)
 
 
 def class_codes(model: LAPGANGenerators, codes: torch.Tensor, label: int | None

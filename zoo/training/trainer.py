@@ -43,6 +43,7 @@ class Trainer:
         # provenance: how each session of a (resumed) build ran; see runs()
         self.history: list[dict[str, Any]] = []  # earlier sessions, from the checkpoint
         self.session: dict[str, Any] = {}  # this one; the loop fills it in
+        self.mixed: list[nn.Module] = []  # modules whose forward runs in mixed precision
         self.ema = None
         if spec.train.ema_decay:
             from timm.utils import ModelEmaV3
@@ -59,9 +60,9 @@ class Trainer:
                    ) -> nn.Module:
         """Place ``module`` on the device and track it.
 
-        With ``mixed_precision`` (the default) accelerate runs its forward under
-        bf16 autocast when the spec asks for bf16; ``False`` keeps it in fp32
-        (for small, precision-sensitive nets). With ``run.channels_last`` its
+        With ``mixed_precision`` (the default) its forward runs in the spec's
+        precision (:meth:`mixed_precision`); ``False`` keeps it in fp32 (for
+        small, precision-sensitive nets). With ``run.channels_last`` its
         4-D weights are stored channels-last (values and state-dict keys are
         unchanged). With ``run.compile`` the module is compiled in place, so
         its state-dict keys stay those of the plain module.
@@ -79,10 +80,7 @@ class Trainer:
                 module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
             for tensor in module.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
-        if mixed_precision:  # autocast only; evaluation_mode: no DDP wrapper
-            prepared = self.accelerator.prepare_model(module, evaluation_mode=True)
-        else:
-            prepared = module
+        prepared = self.mixed_precision(module) if mixed_precision else module
         if self.spec.run.compile:
             mode = self.spec.run.compile_mode
             prepared.compile(mode=None if mode == "default" else mode)
@@ -134,9 +132,17 @@ class Trainer:
         """
         self.scale_lr(floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress)))
 
-    def autocast(self) -> Any:
-        """A context manager for mixed precision as configured (a no-op in fp32)."""
-        return self.accelerator.autocast()
+    def mixed_precision(self, module: nn.Module) -> nn.Module:
+        """Run ``module``'s forward in the spec's precision: under bf16 autocast when
+        ``train.precision`` is bf16 (where the device supports it), its outputs returned in
+        fp32; unchanged in fp32. This is the one way precision reaches a step: loss maths
+        outside a forward runs in fp32. :meth:`add_module` does it for whole modules; call it
+        for a part of one that should differ (e.g. the levels of a pyramid). The forward is
+        patched in place (accelerate, no wrapper object) and restored by
+        :meth:`sampling_module`, so the saved module samples in fp32."""
+        prepared = self.accelerator.prepare_model(module, evaluation_mode=True)  # no DDP
+        self.mixed.append(prepared)
+        return prepared
 
     def in_layout(self, tensor_or_module: Any) -> Any:
         """``tensor_or_module`` in the training memory layout (``run.channels_last``).
@@ -213,6 +219,8 @@ class Trainer:
 
         With ``train.ema_decay`` it is the weight average, else the trained model.
         """
+        for module in self.mixed:  # training is over: every forward back in fp32
+            self.accelerator.unwrap_model(module, keep_fp32_wrapper=False)
         if self.ema is not None:
             return self.ema.module.eval()
         return self.accelerator.unwrap_model(self.modules["model"], keep_fp32_wrapper=False).eval()
