@@ -199,8 +199,8 @@ def write_samples(
 ) -> str:
     """Sample ``n`` images of ``model`` (loaded, or loaded here by :func:`from_pretrained`)
     into ``output`` and return its kind: ``"grid"`` (``FILE.png``, one grid of ``nrow``
-    images a row), ``"folder"`` (a new folder: one PNG per image) or ``"tensor"``
-    (``.npy``, ``.npz``, ``.safetensors``: one uint8 N×C×H×W tensor).
+    images a row), ``"folder"`` (a new folder: one PNG per image) or the suffix of a
+    tensor file (``"npy"``, ``"npz"``, ``"safetensors"``: one uint8 N×C×H×W tensor).
 
     ``output`` is checked before the model is loaded; folders and tensor files are
     written as the images are made. ``label``: the class of every image (conditional
