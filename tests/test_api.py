@@ -34,8 +34,7 @@ def test_importing_the_api_and_listing_imports_no_torch():
              "print(sorted(m for m in heavy if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           cwd=REPO, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert (proc.returncode, proc.stdout.strip()) == (0, "[]"), proc.stderr
 
 
 def test_list_entries_is_zoo_list_json(cli):
@@ -109,3 +108,11 @@ def test_set_hub_options_is_what_endpoint_and_offline_set(monkeypatch):
     finally:
         api.set_hub_options()
     assert endpoint_url() != "http://hub.invalid:1"
+
+
+def test_write_samples_label_needs_a_conditional_family(micro_dcgan: Path, tmp_path: Path):
+    with pytest.raises(ZooError, match="conditional"):
+        api.write_samples(micro_dcgan, tmp_path / "a.png", n=2, label=3)
+    with pytest.raises(ZooError, match="label"):  # as an option: unknown, options listed
+        zoo.from_pretrained(micro_dcgan).write_samples(tmp_path / "b.png", n=2, label=3)
+    assert not list(tmp_path.iterdir())

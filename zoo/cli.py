@@ -192,7 +192,7 @@ def sample_cmd(
     from zoo.api import parse_options, write_samples
 
     kind = write_samples(path, output, n, seed, batch_size, nrow, label=label,
-                         **parse_options(opts or []))
+                         options=parse_options(opts or []))
     shown = f"{output}{os.sep}" if kind == "folder" else str(output)
     print(f"wrote {shown} ({n} images, seed {seed})")
 

@@ -7,7 +7,7 @@ API. Importing this module does not import torch; functions that need it import 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,10 +111,10 @@ class ZooModel:
         return sample_images(self.family, self.module, self.spec, n, seed, batch_size, **options)
 
     def write_samples(self, output: str | Path, n: int = 64, seed: int = 0,
-                      batch_size: int = 64, nrow: int | None = None, *,
-                      label: int | None = None, **options: Any) -> str:
-        """Sample ``n`` images into ``output``; see :func:`write_samples`."""
-        return write_samples(self, output, n, seed, batch_size, nrow, label=label, **options)
+                      batch_size: int = 64, nrow: int | None = None, **options: Any) -> str:
+        """Sample ``n`` images into ``output`` with the family's sampling ``options`` (as
+        :meth:`sample` takes them); return its kind. See :func:`write_samples`."""
+        return write_samples(self, output, n, seed, batch_size, nrow, options=options)
 
     def _call(self, capability: str, *args: Any, **kwargs: Any) -> Any:
         import torch
@@ -195,7 +195,7 @@ def write_samples(
     nrow: int | None = None,
     *,
     label: int | None = None,
-    **options: Any,
+    options: Mapping[str, Any] | None = None,
 ) -> str:
     """Sample ``n`` images of ``model`` (loaded, or loaded here by :func:`from_pretrained`)
     into ``output`` and return its kind: ``"grid"`` (``FILE.png``, one grid of ``nrow``
@@ -203,9 +203,10 @@ def write_samples(
     tensor file (``"npy"``, ``"npz"``, ``"safetensors"``: one uint8 N×C×H×W tensor).
 
     ``output`` is checked before the model is loaded; folders and tensor files are
-    written as the images are made. ``label``: the class of every image (conditional
-    families; the same as the ``label`` option); ``options``: the family's sampling
-    options. Image i depends only on (seed, i), as in :meth:`ZooModel.sample`.
+    written as the images are made. ``options``: the family's sampling options (``zoo
+    spec FAMILY`` lists them); ``label``: the class of every image, the ``label`` option
+    of a conditional family, checked to be one first (``zoo sample --label``). Image i
+    depends only on (seed, i), as in :meth:`ZooModel.sample`.
     """
     from zoo.sampling.sample import iter_samples
     from zoo.sampling.sinks import check_output
@@ -213,6 +214,7 @@ def write_samples(
 
     output = Path(output)
     check_output(output, n)
+    options = dict(options or {})
     if label is not None:
         options["label"] = label
     source = str(model.repo_id or model.path) if isinstance(model, ZooModel) else str(model)
