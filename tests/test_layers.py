@@ -2,7 +2,9 @@
 
 ``layers``: a lower layer never imports a higher one (lazy imports included);
 ``torch-free``: nothing in ``zoo.core`` imports torch or its kin; ``acyclic``: no
-import cycle between the modules of any package of zoo/.
+import cycle between the modules of any package of zoo/; ``cli-public-api``: the CLI
+imports the public API ``zoo.api`` and nothing below it but ``zoo.core.errors`` and
+``zoo.core.plugins`` (its start-up).
 """
 
 from __future__ import annotations
@@ -32,4 +34,12 @@ def test_contracts_are_kept():
     result = lint_imports()
     assert result.returncode == 0, "import-linter contract broken:\n" + broken_part(
         result.stdout + result.stderr)
-    assert "3 kept, 0 broken" in result.stdout
+    assert "4 kept, 0 broken" in result.stdout
+
+
+def test_cli_contract_is_reported_and_kept():
+    result = lint_imports("cli-public-api")
+    report = " ".join((result.stdout + result.stderr).split())  # the name may be wrapped
+    assert result.returncode == 0, broken_part(report)
+    assert "The CLI calls only the public API zoo.api" in report
+    assert "1 kept, 0 broken" in report

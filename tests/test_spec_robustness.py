@@ -222,18 +222,18 @@ def test_help_still_prints_help(cli):
 
 
 def test_interrupts_exit_130(cli, monkeypatch):
-    import zoo.api
+    import zoo.model
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zoo.api, "resolve_spec", interrupted)
+    monkeypatch.setattr(zoo.model, "resolve_spec", interrupted)
     assert cli("spec", "dcgan").code == 130
 
     def stopped(*args, **kwargs):
         raise Interrupted("interrupted at step 3 of 9")
 
-    monkeypatch.setattr(zoo.api, "resolve_spec", stopped)
+    monkeypatch.setattr(zoo.model, "resolve_spec", stopped)
     r = cli("spec", "dcgan")
     assert r.code == 130 and r.err.strip() == "error: interrupted at step 3 of 9"
 

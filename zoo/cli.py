@@ -1,4 +1,10 @@
-"""The ``zoo`` command: parse, call the API, print. Errors become one line and exit 2."""
+"""The ``zoo`` command: parse, call the public API (:mod:`zoo.api`), print. Errors become one
+line and exit 2.
+
+Besides ``zoo.api``, this module imports only ``zoo.core.errors`` and, to start up,
+``zoo.core.plugins`` (loading plugins and adding their commands); an import-linter
+contract in pyproject.toml keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -37,9 +43,9 @@ def options(
         "--offline", help="Use only the local Hub cache (like HF_HUB_OFFLINE=1).")] = False,
 ) -> None:
     """A declarative model zoo for generative image models."""
-    from zoo.hub import CLI_OPTIONS
+    from zoo.api import set_hub_options
 
-    CLI_OPTIONS.update(endpoint=endpoint, offline=offline)
+    set_hub_options(endpoint=endpoint, offline=offline)
 
 
 def _console():
@@ -74,21 +80,9 @@ def list_cmd(
     if remote:
         _list_remote(patterns, exclude, as_json)
         return
-    from zoo.core.registry import get_registry, list_models
+    from zoo.api import list_entries
 
-    reg = get_registry()
-    names = list_models(patterns or ["*"], exclude or [])
-    rows = []
-    for name in names:
-        if name in reg.families:
-            rec = reg.families[name]
-            rows.append({"name": name, "kind": "family", "family": name,
-                         "description": rec.summary, "plugin": rec.plugin})
-        else:
-            m = reg.models[name]
-            rows.append({"name": name, "kind": "model", "family": m.family,
-                         "description": m.description,
-                         "plugin": getattr(reg.families.get(m.family), "plugin", "")})
+    rows = list_entries(patterns or ["*"], exclude or [])
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -101,12 +95,9 @@ def list_cmd(
 
 
 def _list_remote(patterns: list[str] | None, exclude: list[str] | None, as_json: bool) -> None:
-    import fnmatch
+    from zoo.api import list_remote
 
-    from zoo.hub import list_remote
-
-    rows = [r for r in list_remote(patterns)
-            if not any(fnmatch.fnmatchcase(r["id"], p) for p in exclude or [])]
+    rows = list_remote(patterns, exclude or [])
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -127,17 +118,9 @@ def spec_cmd(
     sets: Sets = None,
 ) -> None:
     """Print a complete default spec as commented TOML (no torch import)."""
-    from zoo.api import resolve_spec
-    from zoo.core.spec import json_schema, options_toml, to_toml
+    from zoo.api import spec_text
 
-    family, spec = resolve_spec(name, None, sets or [])
-    if schema:
-        print(json.dumps({**json_schema(family.spec),
-                          "x-sampling-options": family.options.model_json_schema()}, indent=2))
-        return
-    header = (f"genzoo spec: {name} ({family.summary})\n{family.paper}\n"
-              f"Build it with: zoo build {family.name} --spec THIS_FILE")
-    sys.stdout.write(to_toml(spec, header) + "\n" + options_toml(family.options))
+    sys.stdout.write(spec_text(name, sets or [], schema=schema))
 
 
 @app.command("build")
@@ -155,23 +138,19 @@ def build_cmd(
         "train.batch_size stays the global batch.")] = 1,
 ) -> None:
     """Train a model and write its model folder."""
-    from zoo.api import default_out, resolve_spec
-    from zoo.core.spec import to_toml
+    from zoo.api import plan_build
 
     if name is None and spec is None:
         raise ZooError("give a family or named model, or --spec FILE")
-    from zoo.artifact import resolvable
-
-    family, resolved = resolve_spec(name, spec, sets or [])
-    out = out or default_out(name, family)
-    resolvable(out, "--out")
+    plan = plan_build(name, spec, sets or [], out)
+    out = plan.out
     if dry_run:
-        sys.stdout.write(to_toml(resolved, f"dry run: would write {out}"))
+        sys.stdout.write(plan.toml(f"dry run: would write {out}"))
         return
     if processes > 1:
-        from zoo.training.launch import launch_build
+        from zoo.api import launch_build
 
-        raise typer.Exit(launch_build(processes, resolved.train.batch_size, out,
+        raise typer.Exit(launch_build(processes, plan.spec.train.batch_size, out,
                                       resume=resume, force=force))
     from zoo.api import build
     from zoo.core.errors import Aborted, Interrupted
@@ -210,23 +189,10 @@ def sample_cmd(
 ) -> None:
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
     file."""
-    from zoo.api import from_pretrained
-    from zoo.core.spec import parse_options
-    from zoo.sampling.sample import iter_samples
-    from zoo.sampling.sinks import check_output, write_samples
+    from zoo.api import parse_options, write_samples
 
-    kind = check_output(output, n)
-    options = parse_options(opts or [])
-    if label is not None:
-        options["label"] = label
-    model = from_pretrained(path)
-    if label is not None:
-        model.family.require("conditional")
-    chunks = iter_samples(model.family, model.module, model.spec, n, seed, batch_size,
-                          **options)
-    write_samples(chunks, output, n, nrow=nrow,
-                  metadata={"format": "genzoo-samples", "model": str(path), "seed": str(seed),
-                            "family": model.family.name})
+    kind = write_samples(path, output, n, seed, batch_size, nrow, label=label,
+                         options=parse_options(opts or []))
     shown = f"{output}{os.sep}" if kind == "folder" else str(output)
     print(f"wrote {shown} ({n} images, seed {seed})")
 
@@ -240,51 +206,27 @@ def info_cmd(
 ) -> None:
     """Show a model's family, parameters, spec, metrics and files, after checking it as
     loading does (spec, weights metadata, keys, shapes, dtypes; --verify: every byte)."""
-    from zoo.artifact import (
-        CHECKSUMS,
-        WEIGHTS,
-        check_weights,
-        load_spec,
-        read_metrics,
-        verify_folder,
-        weights_header,
-    )
-    from zoo.folder.gallery import listing
-    from zoo.hub import resolve
+    from zoo.api import info as model_info
 
-    where = resolve(name)
-    path = where.path
-    family, spec, config = load_spec(path)
-    meta = check_weights(family, spec, path / WEIGHTS, config["spec_hash"])
-    if verify:
-        verify_folder(path)
-    _, tensors = weights_header(path / WEIGHTS)
-    checksums = ("verified" if verify else "recorded") if CHECKSUMS in config else "unverified"
-    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
-                   if p.is_file() and not p.relative_to(path).as_posix().startswith("."))
-    info = {"path": str(path), "repo_id": where.repo_id, "commit": where.commit,
-            "family": family.name, "summary": family.summary,
-            "parameters": sum(p.numel() for p in meta.parameters()), "tensors": len(tensors),
-            "spec_hash": config.get("spec_hash"), "genzoo_version": config.get("genzoo_version"),
-            "sha256": checksums,
-            "spec": spec.model_dump(mode="json"), "metrics": read_metrics(path), "files": files,
-            "visualizations": [{"path": p, "caption": c} for p, c in listing(path)]}
+    info = model_info(name, verify=verify)
     if as_json:
         print(json.dumps(info, indent=2))
         return
     console = _console()
-    console.print(_shown(where.label, "bold") + _shown(f": {family.name} — {family.summary}"))
-    console.print(_shown(f"parameters {info['parameters']:,}  tensors {len(tensors)}  "
+    label = info["path"] if info["repo_id"] is None else f"{info['repo_id']}@{info['commit'][:12]}"
+    console.print(_shown(label, "bold") + _shown(f": {info['family']} — {info['summary']}"))
+    console.print(_shown(f"parameters {info['parameters']:,}  tensors {info['tensors']}  "
                          f"spec hash {info['spec_hash']}  genzoo {info['genzoo_version']}"))
     note = {"verified": "every weights file matches its recorded sha256",
             "recorded": "recorded in config.json (check them with --verify)",
-            "unverified": "none recorded (written before genzoo recorded them)"}[checksums]
-    console.print(f"sha256 {checksums}: {note}")
-    console.print(_shown(f"data {spec.data.source} {spec.data.image_size}px  "
-                         f"train {spec.train.max_steps or str(spec.train.epochs) + ' epochs'}"))
+            "unverified": "none recorded (written before genzoo recorded them)"}[info["sha256"]]
+    console.print(f"sha256 {info['sha256']}: {note}")
+    data, train = info["spec"]["data"], info["spec"]["train"]
+    console.print(_shown(f"data {data['source']} {data['image_size']}px  "
+                         f"train {train['max_steps'] or str(train['epochs']) + ' epochs'}"))
     for section, values in info["metrics"].items():
         console.print(_shown(f"{section}: " + json.dumps(values)))
-    console.print(_shown("files: " + ", ".join(files)))
+    console.print(_shown("files: " + ", ".join(info["files"])))
     for row in info["visualizations"]:
         console.print(_shown(f"visualization: {row['path']} ({row['caption']})"))
 
@@ -302,9 +244,9 @@ def eval_cmd(
 
     Results are merged into metrics.json and the model card of a local folder.
     """
-    from zoo.evaluation.evaluate import evaluate_folder
+    from zoo.api import evaluate
 
-    result = evaluate_folder(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
+    result = evaluate(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
     if not Path(path).exists():
         print(f"note: {path} is a Hub model, its cached files stay as downloaded; to keep the "
               f"scores: zoo pull {path} --local-dir DIR, then zoo eval DIR", file=sys.stderr)
@@ -334,7 +276,7 @@ Units = Annotated[list[int] | None, typer.Option(min=0, help="Unit or channel (r
 
 
 def _visualize(path: str, what: str, output: Path | None, **options: Any) -> None:
-    from zoo.visualize import visualize
+    from zoo.api import visualize
 
     for written in visualize(path, what, output, **options):
         print(f"wrote {written}")
@@ -440,7 +382,7 @@ def pull_cmd(
         help="Download into this folder instead of the Hub cache.")] = None,
 ) -> None:
     """Download a model repo snapshot (cache by default) and print its path."""
-    from zoo.hub import pull
+    from zoo.api import pull
 
     print(pull(repo_id, local_dir=local_dir).path)
 
@@ -454,20 +396,9 @@ def plugins_cmd(
     A broken plugin (it failed to import, has an unknown hook, or registers a
     name another plugin has) is listed with the reason it was skipped.
     """
-    from zoo.core.plugins import plugin_infos
-    from zoo.core.registry import get_registry
+    from zoo.api import plugins
 
-    reg = get_registry()
-    rows = []
-    for info in plugin_infos():
-        provided = reg.provided.get(info.name, {})
-        rows.append({
-            "name": info.name, "distribution": info.distribution, "version": info.version,
-            "builtin": info.builtin, "status": info.status, "reason": info.reason,
-            "families": sorted(provided.get("family", [])),
-            "datasets": sorted(provided.get("data set", [])),
-            "metrics": sorted(provided.get("metric", [])),
-        })
+    rows = plugins()
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -498,17 +429,14 @@ def plugin_check_cmd(
     """
     from rich.table import Table
 
-    from zoo.core.registry import get_family
-    from zoo.testing.conformance import check_family
+    from zoo.api import check_families
 
-    records = [get_family(name) for name in families]  # unknown names fail before any work
     failed = 0
     table = Table("family", "check", "result", box=None)
-    for record in records:
-        for check in check_family(record, sets or ()):
-            failed += not check.ok
-            mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
-            table.add_row(record.name, check.name, f"{mark} {check.detail}")
+    for family, check in check_families(families, sets or ()):  # unknown names fail first
+        failed += not check.ok
+        mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
+        table.add_row(family, check.name, f"{mark} {check.detail}")
     _console().print(table)
     if failed:
         raise typer.Exit(1)
@@ -526,15 +454,15 @@ def main() -> None:
     try:
         from contextlib import suppress
 
+        from zoo.api import load_registry
         from zoo.core.errors import SpecError
         from zoo.core.plugins import add_commands, load_plugins
-        from zoo.core.registry import get_registry
 
         pm = load_plugins()
         # a plugin that loses a name to another is skipped before it adds commands; a bad
         # registry.toml is reported by the commands that read it
         with suppress(SpecError):
-            get_registry()
+            load_registry()
         add_commands(pm, app)
         code = app(standalone_mode=False)  # --help, typer.Exit and Ctrl-C return a status
     except typer.TyperException as exc:  # click's errors: a bad option value, a missing argument
@@ -550,9 +478,9 @@ def main() -> None:
         _error(str(exc))
         code = exc.exit_status if isinstance(exc, Interrupted) else 2
     finally:  # --endpoint/--offline hold for one command, even when run in-process
-        from zoo.hub import CLI_OPTIONS
+        from zoo.api import set_hub_options
 
-        CLI_OPTIONS.update(endpoint=None, offline=False)
+        set_hub_options()
     sys.exit(code if isinstance(code, int) else 0)
 
 

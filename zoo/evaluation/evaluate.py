@@ -238,10 +238,10 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     with likelihoods, digit-classifier sample metrics for samplers trained on
     digits, and every registered metric that applies (:func:`run_metrics`).
     """
-    from zoo.api import from_pretrained
     from zoo.artifact import METRICS, WEIGHTS, check_finite, read_metrics, verify_folder, write_json
     from zoo.folder.write import update_card
     from zoo.hub import check_data_path
+    from zoo.model import from_pretrained
 
     model = from_pretrained(path)
     verify_folder(model.path)  # nothing is scored, or written into, a damaged folder

@@ -139,7 +139,7 @@ def _spec_without_torch(family: FamilyRecord, state: dict[str, Any]) -> str:
 
 
 def _build(family: FamilyRecord, state: dict[str, Any]) -> str:
-    from zoo.api import resolve_spec
+    from zoo.model import resolve_spec
     from zoo.training.loop import fit
 
     _, spec = resolve_spec(family.name, overrides=state["overrides"])
@@ -151,7 +151,7 @@ def _build(family: FamilyRecord, state: dict[str, Any]) -> str:
 def _loaded(state: dict[str, Any]) -> Any:
     if "folder" not in state:
         raise _Skip("the tiny build failed")
-    from zoo.api import from_pretrained
+    from zoo.model import from_pretrained
 
     return from_pretrained(state["folder"])
 
@@ -203,8 +203,8 @@ def _determinism(family: FamilyRecord, state: dict[str, Any]) -> str:
 def _reproducible(family: FamilyRecord, state: dict[str, Any]) -> str:
     from safetensors.torch import load_file
 
-    from zoo.api import resolve_spec
     from zoo.artifact import WEIGHTS, read_metrics
+    from zoo.model import resolve_spec
     from zoo.training.loop import fit
 
     if "folder" not in state:
@@ -243,8 +243,8 @@ def bitwise_equal(a: Any, b: Any) -> bool:
 def _round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
     import torch
 
-    from zoo.api import from_pretrained
     from zoo.folder.write import write_model_folder
+    from zoo.model import from_pretrained
 
     model = _loaded(state)
     again_dir = write_model_folder(state["tmp"] / "again", family, model.spec, model.module,
@@ -264,9 +264,9 @@ def _round_trip(family: FamilyRecord, state: dict[str, Any]) -> str:
 def _tampering(family: FamilyRecord, state: dict[str, Any]) -> str:
     from safetensors.torch import load_file, save_file
 
-    from zoo.api import from_pretrained
     from zoo.artifact import weights_header
     from zoo.core.errors import ZooError
+    from zoo.model import from_pretrained
 
     _loaded(state)
     folder = state["folder"]

@@ -28,7 +28,7 @@ from zoo.folder.gallery import FOLDER, INDEX, read_index
 if TYPE_CHECKING:
     import torch
 
-    from zoo.api import ZooModel
+    from zoo.model import ZooModel
 
 #: ``zoo visualize WHAT`` -> the renderer, ``"module:function"`` taking the model and options.
 RENDERERS = {
@@ -81,7 +81,7 @@ def visualize(model: ZooModel | str | Path, what: str, out: str | Path | None = 
     the renderer of ``what``; ``None`` values mean the renderer's default.
     Returns the paths written.
     """
-    from zoo.api import ZooModel, from_pretrained
+    from zoo.model import ZooModel, from_pretrained
 
     render = renderer(what)
     options = {k: v for k, v in options.items() if v is not None}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from zoo.api import ZooModel
+    from zoo.model import ZooModel
     from zoo.visualize import Picture
     from zoo.visualize.targets import Target
 

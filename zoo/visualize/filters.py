@@ -20,7 +20,7 @@ from torch import nn
 from zoo.core.errors import CapabilityError
 
 if TYPE_CHECKING:
-    from zoo.api import ZooModel
+    from zoo.model import ZooModel
     from zoo.visualize import Picture
     from zoo.visualize.targets import Target
 

@@ -18,7 +18,7 @@ import torch
 from zoo.core.errors import ZooError
 
 if TYPE_CHECKING:
-    from zoo.api import ZooModel
+    from zoo.model import ZooModel
     from zoo.visualize import Picture
 
 METHODS = ("slerp", "lerp")

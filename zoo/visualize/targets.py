@@ -23,7 +23,7 @@ from torch import nn
 from zoo.core.errors import ArtifactError, CapabilityError, UnknownNameError
 
 if TYPE_CHECKING:
-    from zoo.api import ZooModel
+    from zoo.model import ZooModel
 
 CLASSIFIER = "classifier"
 #: Layers whose weights or outputs the visualisations read.

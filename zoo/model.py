@@ -1,11 +1,13 @@
-"""The Python API: resolve specs, build models, load them back and sample.
+"""Models from Python: resolve a spec, build, load back strictly, sample and push.
 
-Importing this module does not import torch; functions that need it import it.
+The layer under the tools that work on a model (evaluation, visualisation, the
+conformance kit); :mod:`zoo.api` re-exports all of it with the rest of the public
+API. Importing this module does not import torch; functions that need it import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,6 +110,12 @@ class ZooModel:
 
         return sample_images(self.family, self.module, self.spec, n, seed, batch_size, **options)
 
+    def write_samples(self, output: str | Path, n: int = 64, seed: int = 0,
+                      batch_size: int = 64, nrow: int | None = None, **options: Any) -> str:
+        """Sample ``n`` images into ``output`` with the family's sampling ``options`` (as
+        :meth:`sample` takes them); return its kind. See :func:`write_samples`."""
+        return write_samples(self, output, n, seed, batch_size, nrow, options=options)
+
     def _call(self, capability: str, *args: Any, **kwargs: Any) -> Any:
         import torch
 
@@ -176,6 +184,49 @@ def from_pretrained(
                     cache_dir=cache_dir, endpoint=endpoint, token=token)
     family, spec, config, module = load_folder(where.path, device=device)
     return ZooModel(family, spec, module, where.path, config, where.repo_id, where.commit)
+
+
+def write_samples(
+    model: ZooModel | str | Path,
+    output: str | Path,
+    n: int = 64,
+    seed: int = 0,
+    batch_size: int = 64,
+    nrow: int | None = None,
+    *,
+    label: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> str:
+    """Sample ``n`` images of ``model`` (loaded, or loaded here by :func:`from_pretrained`)
+    into ``output`` and return its kind: ``"grid"`` (``FILE.png``, one grid of ``nrow``
+    images a row), ``"folder"`` (a new folder: one PNG per image) or the suffix of a
+    tensor file (``"npy"``, ``"npz"``, ``"safetensors"``: one uint8 N×C×H×W tensor).
+
+    ``output`` is checked before the model is loaded; folders and tensor files are
+    written as the images are made. ``options``: the family's sampling options (``zoo
+    spec FAMILY`` lists them); ``label``: the class of every image, the ``label`` option
+    of a conditional family, checked to be one first (``zoo sample --label``). Image i
+    depends only on (seed, i), as in :meth:`ZooModel.sample`.
+    """
+    from zoo.sampling.sample import iter_samples
+    from zoo.sampling.sinks import check_output
+    from zoo.sampling.sinks import write_samples as write_chunks
+
+    output = Path(output)
+    check_output(output, n)
+    options = dict(options or {})
+    if label is not None:
+        options["label"] = label
+    source = str(model.repo_id or model.path) if isinstance(model, ZooModel) else str(model)
+    if not isinstance(model, ZooModel):
+        model = from_pretrained(model)
+    if label is not None:
+        model.family.require("conditional")
+    chunks = iter_samples(model.family, model.module, model.spec, n, seed, batch_size,
+                          **options)
+    return write_chunks(chunks, output, n, nrow=nrow,
+                        metadata={"format": "genzoo-samples", "model": source,
+                                  "seed": str(seed), "family": model.family.name})
 
 
 def push(
