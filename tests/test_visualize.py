@@ -128,6 +128,24 @@ def test_zoo_visualize_interpolate_writes_a_png_listed_and_linked(dcgan, cli):
     assert index["interpolate-slerp.png"]["options"]["pairs"] == 3
 
 
+def test_interpolate_passes_the_familys_sampling_options(dcgan, tmp_path, cli):
+    """--opt reaches the family's generate (DDIM steps of a diffusion model); an option the
+    family does not have is one line naming its options, before anything is written."""
+    ddpm = zoo.build("ddpm", None, [*LATENT_FAMILIES["ddpm"], "train.max_steps=1",
+                                    "data.limit=16", "train.batch_size=8", "sample.n=2"],
+                     tmp_path / "ddpm")
+    r = cli("visualize", "interpolate", ddpm, "--pairs", "1", "--frames", "3", "--opt",
+            "steps=2", "-o", tmp_path / "vis")
+    assert r.code == 0, r.err
+    index = json.loads((tmp_path / "vis" / "index.json").read_text())
+    assert index["interpolate-slerp.png"]["options"]["steps"] == 2
+    for model, option, needle in [(ddpm, "bogus=1", "(its options: sampler, steps, eta)"),
+                                  (dcgan, "steps=2", "no sampling option 'steps'")]:
+        r = cli("visualize", "interpolate", model, "--opt", option, "-o", tmp_path / "no")
+        assert r.code == 2 and r.err.count("\n") == 1 and needle in r.err, r.err
+        assert not (tmp_path / "no").exists()
+
+
 def test_interpolate_on_a_family_without_latent_codes_is_one_line(tmp_path, cli):
     ae = zoo.build("ae", None, ["train.max_steps=2", "data.limit=64", "data.image_size=8",
                                 "sample.n=4"], tmp_path / "ae")

@@ -30,6 +30,9 @@ app = typer.Typer(
 #: The largest seed (64-bit, as torch.Generator takes; zoo.core.spec.MAX_INT, not imported here).
 MAX_SEED = 2**63 - 1
 
+SamplingOpts = Annotated[list[str] | None, typer.Option(
+    "--opt", help="A sampling option of the model's family, KEY=VALUE (repeatable; "
+    "zoo spec FAMILY lists them), e.g. --opt steps=20.")]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
 Model = Annotated[str, typer.Argument(
     help="Model folder, Hub id (namespace/name[@revision]) or published named model.")]
@@ -183,9 +186,7 @@ def sample_cmd(
                                             help="Images per forward pass.")] = 64,
     label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
                                               "families; the same as --opt label=N).")] = None,
-    opts: Annotated[list[str] | None, typer.Option(
-        "--opt", help="A sampling option of the model's family, KEY=VALUE (repeatable; "
-        "zoo spec FAMILY lists them), e.g. --opt steps=20.")] = None,
+    opts: SamplingOpts = None,
 ) -> None:
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
     file."""
@@ -291,14 +292,19 @@ def visualize_interpolate(
     method: Annotated[str | None, typer.Option(help="slerp (default) or lerp.")] = None,
     seed: Annotated[int | None, typer.Option(
         min=0, max=MAX_SEED, help="Strip j walks from sample 2j to 2j+1 of this seed.")] = None,
-    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model.")
-                     ] = None,
-    steps: Annotated[int | None, typer.Option(min=1, help="DDIM steps (diffusion).")] = None,
+    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model "
+                                              "(the same as --opt label=N).")] = None,
+    opts: SamplingOpts = None,
     output: Output = None,
 ) -> None:
     """Walks between latent codes (families with the latent capability), one strip a pair."""
+    from zoo.api import parse_options
+
+    sampling = parse_options(opts or [])
+    if label is not None:
+        sampling["label"] = label
     _visualize(path, "interpolate", output, pairs=pairs, frames=frames, method=method,
-               seed=seed, label=label, steps=steps)
+               seed=seed, sampling=sampling or None)
 
 
 @visualize_app.command("filters")

@@ -115,13 +115,14 @@ def strips(model: ZooModel, pairs: int = 4, frames: int = 8, method: str = "sler
 
 
 def render(model: ZooModel, pairs: int = 4, frames: int = 8, method: str = "slerp",
-           seed: int = 0, label: int | None = None, steps: int | None = None) -> list[Picture]:
-    """One PNG, a strip per row: pair j walks from sample 2j to sample 2j+1 of ``seed``."""
+           seed: int = 0, sampling: dict[str, Any] | None = None) -> list[Picture]:
+    """One PNG, a strip per row: pair j walks from sample 2j to sample 2j+1 of ``seed``;
+    ``sampling``: the family's sampling options for its ``generate`` (``label``, ``steps``)."""
     from zoo.sampling.sample import grid
     from zoo.visualize import Picture
     from zoo.visualize.images import upscale
 
-    given = {k: v for k, v in {"label": label, "steps": steps}.items() if v is not None}
+    given = dict(sampling or {})
     images, _ = strips(model, pairs, frames, method, seed, **given)
     image = grid(upscale(images.flatten(0, 1)), nrow=frames)
     extra = "".join(f", {k} {v}" for k, v in given.items())
