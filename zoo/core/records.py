@@ -18,6 +18,7 @@ from zoo.core.spec import show
 if TYPE_CHECKING:
     from zoo.core.spec import Spec
 
+
 def import_ref(ref: str) -> Any:
     """Import ``"pkg.mod"`` (a module) or ``"pkg.mod:attr"`` (an attribute of it)."""
     module_name, _, attr = ref.partition(":")
