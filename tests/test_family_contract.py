@@ -4,7 +4,7 @@ validated against the family's SamplingOptions model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import Field, field_validator
@@ -212,3 +212,82 @@ def test_a_data_error_inside_an_option_validator_stays_one_line():
     with pytest.raises(DataError) as info:
         record(Minimal, FromFile).sampling_options({"input": "nope.png"})
     assert str(info.value) == "image file not found: nope.png"
+
+
+class TinyNotADict(Minimal):
+    tiny = "x"
+
+
+class RangesNone(Minimal):
+    input_ranges = None
+
+
+class RangesBackwards(Minimal):
+    input_ranges: ClassVar[dict] = {"discriminator": (1.0, -1.0)}
+
+
+class IndependentYes(Minimal):
+    independent_samples = "yes"
+
+
+class TrainerName(Minimal):
+    trainer_class = "MyTrainer"
+
+
+class NoteNumber(Minimal):
+    sampling_note = 3
+
+
+class DeclaresCapabilities(Minimal):
+    capabilities = frozenset({"sample", "encode"})
+
+
+class OldNames(Minimal):
+    INDEPENDENT_SAMPLES = True
+
+
+class EncodeNone(Minimal):
+    encode = None
+
+
+class NeedsArguments(Minimal):
+    def __init__(self, size):
+        self.size = size
+
+
+class InitRaises(Minimal):
+    def __init__(self):
+        raise RuntimeError("no GPU\nat all")
+
+
+@pytest.mark.parametrize(("cls", "reason"), [
+    (TinyNotADict, "sets tiny = 'x', not a dict of spec keys"),
+    (RangesNone, "sets input_ranges = None, not a dict of module name -> (low, high)"),
+    (RangesBackwards, "sets input_ranges = {'discriminator': (1.0, -1.0)}, not a dict"),
+    (IndependentYes, "sets independent_samples = 'yes', not True or False"),
+    (TrainerName, "sets trainer_class = 'MyTrainer', not a Trainer class"),
+    (NoteNumber, "sets sampling_note = 3, not a string"),
+    (DeclaresCapabilities, "defines capabilities (capabilities follow from the methods the "
+                           "class overrides; remove it)"),
+    (OldNames, "defines INDEPENDENT_SAMPLES (rename it independent_samples)"),
+    (EncodeNone, "sets encode = None, which is not callable"),
+])
+def test_a_class_attribute_of_the_wrong_type_is_refused_at_load(cls, reason):
+    """A lying class attribute is one line when the family loads, not a traceback (or a
+    silently ignored setting) when zoo sample, visualize or the kit meets it."""
+    assert reason in refusal(record(cls))
+
+
+@pytest.mark.parametrize(("impl", "reason"), [
+    (f"{__name__}:Nope", f"cannot import {__name__}:Nope: AttributeError: module "),
+    ("no_such_module_anywhere:Family", "cannot import no_such_module_anywhere:Family: "
+                                       "ModuleNotFoundError: No module named"),
+    (f"{__name__}:record", f"{__name__}:record is not a zoo.Family subclass"),
+    (f"{__name__}:pytest", f"{__name__}:pytest is not a zoo.Family subclass"),
+    (f"{__name__}:NeedsArguments", "NeedsArguments() failed (a family class is made with no "
+                                   "arguments): TypeError: "),
+    (f"{__name__}:InitRaises", "InitRaises() failed (a family class is made with no "
+                               "arguments): RuntimeError: no GPU at all"),
+])
+def test_an_impl_that_cannot_be_imported_or_made_is_one_line(impl, reason):
+    assert reason in refusal(record(impl))

@@ -174,4 +174,60 @@ class Family:
                 missing = sorted(set(methods) - set(have))
                 errors.append(f"overrides {', '.join(have)} but not {', '.join(missing)} "
                               f"(the {cap} capability needs both)")
-        return errors
+        errors += [f"sets {name} = {_shown(getattr(cls, name))}, which is not callable"
+                   for name in METHODS if not callable(getattr(cls, name))]
+        return errors + _attribute_errors(cls)
+
+
+#: The methods of the contract (the ones a family may override).
+METHODS = ("build", "trainer", "sample", "encode", "decode", "reconstruct", "log_likelihood",
+           "latent", "generate", "card_images")
+#: Names a family class may not define, with what to do instead: 0.1's module attributes
+#: (silently ignored as class attributes) and declared capabilities (derived in 0.2).
+RETIRED = {
+    "capabilities": "capabilities follow from the methods the class overrides; remove it",
+    "SAMPLING_NOTE": "rename it sampling_note",
+    "INDEPENDENT_SAMPLES": "rename it independent_samples",
+    "INPUT_RANGES": "rename it input_ranges",
+}
+
+
+def _attribute_errors(cls: type[Family]) -> list[str]:
+    """What is wrong with the class attributes of ``cls``, one phrase each."""
+    errors = [f"defines {name} ({advice})" for name, advice in RETIRED.items()
+              if any(name in vars(k) for k in cls.__mro__)]
+    trainer_class = cls.trainer_class
+    if trainer_class is not None and not isinstance(trainer_class, type):
+        errors.append(f"sets trainer_class = {_shown(trainer_class)}, not a Trainer class")
+    if not isinstance(cls.sampling_note, str):
+        errors.append(f"sets sampling_note = {_shown(cls.sampling_note)}, not a string")
+    if not isinstance(cls.independent_samples, bool):
+        errors.append(f"sets independent_samples = {_shown(cls.independent_samples)}, not "
+                      "True or False")
+    ranges = cls.input_ranges
+    if not isinstance(ranges, dict) or not all(
+            isinstance(name, str) and _is_range(pair) for name, pair in ranges.items()):
+        errors.append(f"sets input_ranges = {_shown(ranges)}, not a dict of module name -> "
+                      "(low, high) with low < high")
+    tiny = cls.tiny
+    if not isinstance(tiny, dict) or not all(
+            isinstance(key, str) and "." in key and isinstance(value, str | int | float | list)
+            for key, value in tiny.items()):
+        errors.append(f"sets tiny = {_shown(tiny)}, not a dict of spec keys such as "
+                      "'model.timesteps' -> values")
+    return errors
+
+
+def _is_range(pair: Any) -> bool:
+    """Whether ``pair`` is ``(low, high)``: two finite numbers, low < high."""
+    import math
+
+    return (isinstance(pair, tuple | list) and len(pair) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in pair) and pair[0] < pair[1])
+
+
+def _shown(value: Any) -> str:
+    """A short one-line repr of a class attribute, for an error message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."

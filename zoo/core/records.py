@@ -25,6 +25,11 @@ def import_ref(ref: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception as one line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 @dataclass(frozen=True)
 class FamilyRecord:
     """A model family: its name, a one-line summary, the paper, its spec class, its
@@ -59,14 +64,24 @@ class FamilyRecord:
         from zoo.core.errors import PluginError
 
         if not self._family:
-            cls = import_ref(self.impl)
+            try:
+                cls = import_ref(self.impl)
+            except Exception as exc:  # the plugin's module: one line, whatever it raised
+                raise PluginError(f"family {self.name!r}: cannot import {self.impl}: "
+                                  f"{_reason(exc)}") from None
             if not (isinstance(cls, type) and issubclass(cls, Family)):
                 raise PluginError(f"family {self.name!r}: {self.impl} is not a zoo.Family "
                                   "subclass")
             errors = cls.contract_errors()
             if errors:
                 raise PluginError(f"family {self.name!r}: {self.impl} {'; '.join(errors)}")
-            self._family.append(cls())
+            try:
+                family = cls()
+            except Exception as exc:
+                raise PluginError(f"family {self.name!r}: {self.impl}() failed (a family "
+                                  f"class is made with no arguments): {_reason(exc)}"
+                                  ) from None
+            self._family.append(family)
         return self._family[0]
 
     @property
