@@ -291,3 +291,78 @@ def test_a_class_attribute_of_the_wrong_type_is_refused_at_load(cls, reason):
 ])
 def test_an_impl_that_cannot_be_imported_or_made_is_one_line(impl, reason):
     assert reason in refusal(record(impl))
+
+
+class CoreNames(SamplingOptions):
+    seed: int = Field(0, description="A second seed.")
+
+
+def test_an_option_named_like_an_argument_of_sample_is_refused():
+    """model.sample(n, seed=..., batch_size=...) and --opt seed=3 could never reach it."""
+    with pytest.raises(ValueError, match=r"sampling option 'seed' has the name of an argument "
+                       r"of model\.sample itself \(n, seed, batch_size\); rename it"):
+        record(Minimal, CoreNames)
+
+
+@pytest.mark.parametrize(("option", "flag"), [("seed=3", "--seed"), ("n=2", "-n"),
+                                              ("batch_size=4", "--batch-size")])
+def test_opt_naming_an_argument_of_zoo_sample_is_one_line(cli, tmp_path, option, flag):
+    r = cli("sample", tmp_path / "no-model", "--opt", option, "-o", tmp_path / "x.png")
+    assert r.code == 2 and r.err.strip() == (
+        f"error: --opt '{option}': {option.split('=')[0]} is not a sampling option; zoo "
+        f"sample has {flag} for it"), r.err
+
+
+class Liar(Minimal):
+    """sample() returns whatever ``LIES[options.lie]`` makes of the batch size."""
+
+    def sample(self, model, noise, spec, options):
+        import torch
+
+        return {"shape": lambda n: torch.zeros(n, 7),
+                "rows": lambda n: torch.zeros(n + 1, 1, 4, 4),
+                "dtype": lambda n: torch.zeros(n, 1, 4, 4, dtype=torch.uint8),
+                "list": lambda n: [0.5] * n,
+                "extras": lambda n: (torch.zeros(n, 1, 4, 4), "pyramid"),
+                "honest": lambda n: torch.full((n, 1, 4, 4), 0.5)}[options.lie](len(noise))
+
+
+class Lie(SamplingOptions):
+    lie: str = "honest"
+
+
+@pytest.mark.parametrize(("lie", "says"), [
+    ("shape", "sample() gave shape (4, 7) for 4 samples, expected 4xCxHxW"),
+    ("rows", "sample() gave shape (5, 1, 4, 4) for 4 samples, expected 4xCxHxW"),
+    ("dtype", "sample() gave dtype torch.uint8, expected float images in [0, 1]"),
+    ("list", "sample() gave a list, not a tensor of images (or a pair of images and a list "
+             "of tensors)"),
+    ("extras", "sample() gave extras of type str, expected a list of tensors"),
+])
+def test_a_sampler_that_lies_about_its_output_is_one_line(lie, says):
+    """Not a traceback from deep in the image writer, nor uint8 values clamped to white."""
+    from torch import nn
+
+    from zoo.sampling.sample import sample_images
+
+    with pytest.raises(PluginError) as info:
+        sample_images(record(Liar, Lie), nn.Identity(), None, 3, batch_size=4, lie=lie)
+    assert str(info.value) == f"family 'fake': {says}"
+
+
+def test_sampling_arguments_are_checked_in_one_line():
+    from torch import nn
+
+    from zoo import ZooError
+    from zoo.sampling.sample import sample_images
+
+    rec = record(Liar, Lie)
+    assert sample_images(rec, nn.Identity(), None, 3, seed=2, batch_size=2).shape == (3, 1, 4, 4)
+    for args, kwargs, says in [((-1,), {}, "n = -1"), ((2,), {"seed": -1}, "seed = -1"),
+                               ((2,), {"seed": 1.5}, "seed = 1.5"),
+                               ((2,), {"batch_size": 0}, "batch_size = 0"),
+                               ((True,), {}, "n = True")]:
+        with pytest.raises(ZooError, match=f"^sampling: {says} must be an integer of at least"):
+            sample_images(rec, nn.Identity(), None, *args, **kwargs)
+    with pytest.raises(CapabilityError, match="has no sampling option 'spec'"):
+        sample_images(rec, nn.Identity(), None, 2, spec=1)  # not a second spec: an option

@@ -46,6 +46,9 @@ CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
 }
 #: Every capability a family can have (``sample`` always; ``conditional`` from its options).
 KNOWN_CAPABILITIES = frozenset({"sample", "conditional", *CAPABILITY_METHODS})
+#: The arguments of ``model.sample`` itself: no sampling option may take their names
+#: (``--opt seed=3`` would be a second ``seed``).
+SAMPLE_ARGUMENTS = {"n": "-n", "seed": "--seed", "batch_size": "--batch-size"}
 
 
 class SamplingOptions(BaseModel):

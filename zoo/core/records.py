@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.core.errors import CapabilityError
-from zoo.core.family import KNOWN_CAPABILITIES, Family, SamplingOptions
+from zoo.core.family import KNOWN_CAPABILITIES, SAMPLE_ARGUMENTS, Family, SamplingOptions
 from zoo.core.spec import show
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ class FamilyRecord:
         if not (isinstance(self.options, type) and issubclass(self.options, SamplingOptions)):
             raise ValueError(f"family {self.name!r}: options must be a zoo.SamplingOptions "
                              "subclass")
+        taken = [key for key in SAMPLE_ARGUMENTS if key in self.options.model_fields]
+        if taken:
+            raise ValueError(f"family {self.name!r}: sampling option {taken[0]!r} has the name "
+                             f"of an argument of model.sample itself ({', '.join(SAMPLE_ARGUMENTS)}"
+                             "); rename it")
 
     def load(self) -> Family:
         """The family's implementation (imported and checked once, then cached)."""

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from zoo.core.errors import PluginError, SpecError
+from zoo.core.family import SAMPLE_ARGUMENTS
 
 SPEC_VERSION = 2
 #: The section that says how a run executes; every other section is the recipe.
@@ -390,6 +391,9 @@ def parse_options(texts: Iterable[str]) -> dict[str, Any]:
         path, value = parse_override(text, "--opt")
         if len(path) != 1:
             raise SpecError(f"--opt {show(text)!r}: a sampling option is one name, e.g. steps=20")
+        if path[0] in SAMPLE_ARGUMENTS:
+            raise SpecError(f"--opt {show(text)!r}: {path[0]} is not a sampling option; zoo "
+                            f"sample has {SAMPLE_ARGUMENTS[path[0]]} for it")
         options[path[0]] = value
     return options
 
