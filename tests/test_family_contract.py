@@ -4,6 +4,7 @@ validated against the family's SamplingOptions model."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -366,3 +367,31 @@ def test_sampling_arguments_are_checked_in_one_line():
             sample_images(rec, nn.Identity(), None, *args, **kwargs)
     with pytest.raises(CapabilityError, match="has no sampling option 'spec'"):
         sample_images(rec, nn.Identity(), None, 2, spec=1)  # not a second spec: an option
+
+
+class Awkward(SamplingOptions):
+    """Options a plugin author may well write: a long description over several lines, and
+    defaults that are not one TOML scalar."""
+
+    steps: int = Field(3, description="DDIM steps.\nAt most model.timesteps = 1000.")
+    size: tuple[int, int] = Field((3, 4), description="Height, width.")
+    where: Path = Field(Path("seed.png"), description="A file.")
+    table: dict[str, int] = Field(default_factory=lambda: {"a": 1})
+    needed: int = Field(description="No default.")
+
+
+def test_zoo_spec_shows_any_options_as_one_line_toml_comments():
+    """zoo spec FAMILY prints them after the spec: the whole output must stay TOML."""
+    import tomllib
+
+    from zoo.core.spec import options_toml
+
+    text = options_toml(Awkward)
+    assert tomllib.loads(text) == {}
+    assert text.splitlines()[1:] == [
+        "#   steps = 3  # DDIM steps. At most model.timesteps = 1000.",
+        "#   size = [3, 4]  # Height, width.",
+        '#   where = "seed.png"  # A file.',
+        '#   table = {"a": 1}',
+        "#   needed = required  # No default.",
+    ]
