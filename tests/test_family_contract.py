@@ -395,3 +395,19 @@ def test_zoo_spec_shows_any_options_as_one_line_toml_comments():
         '#   table = {"a": 1}',
         "#   needed = required  # No default.",
     ]
+
+
+class Fragile(SamplingOptions):
+    input: Any = Field(None, description="An image file.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _read(cls, value: Any) -> Any:
+        return {"a.png": 1}[value]  # a KeyError, which pydantic passes through unwrapped
+
+
+def test_an_option_validator_that_fails_unexpectedly_is_still_one_line():
+    with pytest.raises(CapabilityError) as info:
+        record(Minimal, Fragile).sampling_options({"input": "b.png"})
+    assert str(info.value) == ("family 'fake': its sampling options failed to validate "
+                               "{'input': 'b.png'}: KeyError: 'b.png'")

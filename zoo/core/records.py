@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoo.core.errors import CapabilityError
+from zoo.core.errors import CapabilityError, ZooError
 from zoo.core.family import KNOWN_CAPABILITIES, SAMPLE_ARGUMENTS, Family, SamplingOptions
 from zoo.core.spec import show
 
@@ -127,6 +127,11 @@ class FamilyRecord:
             value = show(given.get(str(error["loc"][0])))
             raise CapabilityError(f"family {self.name!r}: sampling option {key} = {value}: "
                                   f"{message}") from None
+        except ZooError:  # a validator's own one-line error (e.g. a DataError: no such file)
+            raise
+        except Exception as exc:  # a validator that fails otherwise: still one line
+            raise CapabilityError(f"family {self.name!r}: its sampling options failed to "
+                                  f"validate {show(given)}: {_reason(exc)}") from None
 
 
 @dataclass(frozen=True)
