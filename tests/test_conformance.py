@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from zoo import Family
 from zoo.core.registry import get_registry
 from zoo.testing.conformance import assert_conforms, check_family
 
@@ -96,3 +97,33 @@ def test_zoo_plugin_check_exit_status():
     unknown = subprocess.run(["zoo", "plugin", "check", "nosuch"], capture_output=True,
                              text=True)
     assert unknown.returncode == 2 and "unknown family 'nosuch'" in unknown.stderr
+
+
+class TinyIsAString(Family):
+    """A family class that breaks the contract only in a class attribute."""
+
+    trainer_class = object
+    tiny = "model.timesteps=10"
+
+    def build(self, spec):
+        return None
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+
+def test_a_family_class_that_breaks_the_contract_is_a_failed_check_not_an_exception():
+    """The kit reports it in its table (zoo plugin check) instead of stopping with a
+    traceback (tiny overrides read from a class whose tiny is not a dict)."""
+    from zoo import FamilyRecord
+    from zoo.core.spec import Spec
+
+    record = FamilyRecord(name="fake", summary="s", paper="none", spec=Spec,
+                          impl=f"{__name__}:TinyIsAString")
+    results = {c.name: c for c in check_family(record)}
+    assert [name for name, c in results.items() if c.ok] == ["spec round trip",
+                                                              "spec without torch"]
+    assert "sets tiny = 'model.timesteps=10', not a dict" in results["family class"].detail
+    assert results["tiny build"].detail == "not run: the family class does not load"
+    assert all(c.detail.startswith("not run: ") for name, c in results.items()
+               if name not in {"spec round trip", "spec without torch", "family class"})
