@@ -6,8 +6,9 @@ import subprocess
 import textwrap
 
 import pytest
+from pydantic import Field
 
-from zoo import Family
+from zoo import Family, SamplingOptions
 from zoo.core.registry import get_registry
 from zoo.testing.conformance import assert_conforms, check_family
 
@@ -47,7 +48,9 @@ BROKEN_IMPL = '''
 import torch
 from zoo_dcgan.model import DCGAN
 
-from zoo import Family
+from pydantic import Field
+
+from zoo import Family, SamplingOptions
 
 
 class Broken(Family):
@@ -127,3 +130,23 @@ def test_a_family_class_that_breaks_the_contract_is_a_failed_check_not_an_except
     assert results["tiny build"].detail == "not run: the family class does not load"
     assert all(c.detail.startswith("not run: ") for name, c in results.items()
                if name not in {"spec round trip", "spec without torch", "family class"})
+
+
+class Labelled(SamplingOptions):
+    label: int | None = Field(None, ge=0, description="Said to pick the class; ignored.")
+
+
+def test_a_label_option_the_sampler_ignores_fails_the_kit(micro_dcgan):
+    """A family with a label option is conditional: zoo sample --label passes the capability
+    check, so a sampler that ignores it would silently give unconditional images."""
+    from zoo_dcgan import DCGANSpec
+
+    from zoo import FamilyRecord
+    from zoo.testing.conformance import _label
+
+    deaf = FamilyRecord(name="dcgan", summary="s", paper="none", spec=DCGANSpec,
+                        impl="zoo_dcgan.model:DCGAN", options=Labelled)
+    with pytest.raises(AssertionError, match="label 0 and label 1 gave the same images"):
+        _label(deaf, {"folder": micro_dcgan})
+    plain = get_registry().families["dcgan"]
+    assert _label(plain, {"folder": micro_dcgan}) == "no label option"

@@ -12,7 +12,8 @@ depends only on (seed, i), for any number of images and any batch size; two
 builds with one seed give bitwise-equal weights (CPU, fp32); save -> load is a
 bitwise round trip; strict loading rejects tampered weights; a family with the
 ``latent`` capability draws codes per sample and decodes them
-deterministically; the model card renders with Hub front matter.
+deterministically; a family with a ``label`` option samples other images for
+another label (or refuses it in one line); the model card renders with Hub front matter.
 """
 
 from __future__ import annotations
@@ -337,6 +338,29 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
     return f"codes {tuple(codes.shape[1:])} -> images, deterministic"
 
 
+def _label(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    from zoo.core.errors import ZooError
+    from zoo.sampling.sample import sample_images
+
+    model = _loaded(state)
+    if "conditional" not in family.capabilities:
+        return "no label option"
+
+    def by_label(label: int) -> torch.Tensor:
+        return sample_images(family, model.module, model.spec, 3, seed=2, label=label)
+
+    try:
+        zero, one = by_label(0), by_label(1)
+    except ZooError as exc:  # e.g. a tiny model built unconditional
+        return f"this model refuses a label in one line ({exc})"
+    if torch.equal(zero, one):
+        raise AssertionError("label 0 and label 1 gave the same images: the sampler ignores "
+                             "its label option (a family with a label option is conditional)")
+    return "label 0 and label 1 give different images"
+
+
 def _card(family: FamilyRecord, state: dict[str, Any]) -> str:
     from huggingface_hub import ModelCard
 
@@ -360,5 +384,6 @@ BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
     ("save/load", _round_trip),
     ("strict loading", _tampering),
     ("latent codes", _latent),
+    ("label", _label),
     ("model card", _card),
 ]
