@@ -411,3 +411,23 @@ def test_an_option_validator_that_fails_unexpectedly_is_still_one_line():
         record(Minimal, Fragile).sampling_options({"input": "b.png"})
     assert str(info.value) == ("family 'fake': its sampling options failed to validate "
                                "{'input': 'b.png'}: KeyError: 'b.png'")
+
+
+class Picture:
+    """A type of the plugin's own (SamplingOptions allow arbitrary types)."""
+
+
+class Exotic(SamplingOptions):
+    picture: Picture | None = Field(None, description="An image object (Python only).")
+    anything: object = Field(Picture(), description="A default JSON cannot hold.")
+    steps: int = Field(3, ge=1, description="Steps.")
+
+
+def test_the_options_schema_leaves_out_what_json_schema_cannot_express(recwarn):
+    """zoo spec FAMILY --schema must not fail (or warn) on an option of a plugin's own type."""
+    schema = Exotic.model_json_schema()
+    assert schema["properties"]["steps"] == {"default": 3, "description": "Steps.",
+                                             "minimum": 1, "title": "Steps", "type": "integer"}
+    assert schema["properties"]["picture"]["description"] == "An image object (Python only)."
+    assert "default" not in schema["properties"]["anything"]
+    assert not recwarn.list

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import GenerateJsonSchema
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,6 +64,24 @@ class SamplingOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True,
                               validate_default=True, allow_inf_nan=False)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The options' JSON Schema (``zoo spec FAMILY --schema``); an option of a type
+        JSON Schema cannot express (``arbitrary_types_allowed``: e.g. an image object) or
+        with a default JSON cannot hold is shown without its type or default, not refused."""
+        kwargs.setdefault("schema_generator", _LenientJsonSchema)
+        return super().model_json_schema(*args, **kwargs)
+
+
+class _LenientJsonSchema(GenerateJsonSchema):
+    """JSON Schema that leaves out what it cannot express, silently."""
+
+    def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
+        return {}
+
+    def emit_warning(self, kind: Any, detail: str) -> None:
+        return None
 
 
 class Family:
