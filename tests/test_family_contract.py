@@ -219,6 +219,15 @@ class TinyNotADict(Minimal):
     tiny = "x"
 
 
+class TinyNested(Minimal):
+    tiny: ClassVar[dict] = {"model": {"timesteps": 10}}
+
+
+class TinyOfEveryValue(Minimal):
+    tiny: ClassVar[dict] = {"model.sizes": (8, 16), "data.path": None, "train.ema": False,
+                            "sample.sampler": "ddim", "model.levels": [2], "train.lr": 0.1}
+
+
 class RangesNone(Minimal):
     input_ranges = None
 
@@ -263,6 +272,7 @@ class InitRaises(Minimal):
 
 @pytest.mark.parametrize(("cls", "reason"), [
     (TinyNotADict, "sets tiny = 'x', not a dict of spec keys"),
+    (TinyNested, "sets tiny = {'model': {'timesteps': 10}}, not a dict of spec keys"),
     (RangesNone, "sets input_ranges = None, not a dict of module name -> (low, high)"),
     (RangesBackwards, "sets input_ranges = {'discriminator': (1.0, -1.0)}, not a dict"),
     (IndependentYes, "sets independent_samples = 'yes', not True or False"),
@@ -431,3 +441,7 @@ def test_the_options_schema_leaves_out_what_json_schema_cannot_express(recwarn):
     assert schema["properties"]["picture"]["description"] == "An image object (Python only)."
     assert "default" not in schema["properties"]["anything"]
     assert not recwarn.list
+
+
+def test_tiny_takes_any_value_set_can_take():
+    assert isinstance(record(TinyOfEveryValue).load(), TinyOfEveryValue)

@@ -233,7 +233,8 @@ def _attribute_errors(cls: type[Family]) -> list[str]:
                       "(low, high) with low < high")
     tiny = cls.tiny
     if not isinstance(tiny, dict) or not all(
-            isinstance(key, str) and "." in key and isinstance(value, str | int | float | list)
+            isinstance(key, str) and "." in key
+            and (value is None or isinstance(value, str | int | float | list | tuple))
             for key, value in tiny.items()):
         errors.append(f"sets tiny = {_shown(tiny)}, not a dict of spec keys such as "
                       "'model.timesteps' -> values")
