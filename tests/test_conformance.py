@@ -11,6 +11,7 @@ from pydantic import Field
 from zoo import Family, SamplingOptions
 from zoo.core.registry import get_registry
 from zoo.testing.conformance import assert_conforms, check_family
+from zoo.training.trainer import Trainer
 
 FAMILIES = sorted(get_registry().families)
 
@@ -48,9 +49,7 @@ BROKEN_IMPL = '''
 import torch
 from zoo_dcgan.model import DCGAN
 
-from pydantic import Field
-
-from zoo import Family, SamplingOptions
+from zoo import Family
 
 
 class Broken(Family):
@@ -105,7 +104,7 @@ def test_zoo_plugin_check_exit_status():
 class TinyIsAString(Family):
     """A family class that breaks the contract only in a class attribute."""
 
-    trainer_class = object
+    trainer_class = Trainer
     tiny = "model.timesteps=10"
 
     def build(self, spec):

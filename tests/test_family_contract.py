@@ -13,12 +13,13 @@ from pydantic import Field, field_validator
 from zoo import Family, FamilyRecord, SamplingOptions
 from zoo.core.errors import CapabilityError, DataError, PluginError
 from zoo.core.spec import Spec
+from zoo.training.trainer import Trainer
 
 
 class Minimal(Family):
     """build, sample and a trainer: the least a family is."""
 
-    trainer_class = object  # never called here
+    trainer_class = Trainer  # never called here
 
     def build(self, spec):
         return None
@@ -68,14 +69,14 @@ class OwnTrainer(Family):
 
 
 class NoBuild(Family):
-    trainer_class = object
+    trainer_class = Trainer
 
     def sample(self, model, noise, spec, options):
         return None
 
 
 class NoSample(Family):
-    trainer_class = object
+    trainer_class = Trainer
 
     def build(self, spec):
         return None
@@ -92,7 +93,7 @@ class NoTrainer(Family):
 class NotAFamily:
     """Has every method, but does not subclass zoo.Family."""
 
-    trainer_class = object
+    trainer_class = Trainer
 
     def build(self, spec):
         return None
@@ -244,6 +245,10 @@ class TrainerName(Minimal):
     trainer_class = "MyTrainer"
 
 
+class TrainerNotATrainer(Minimal):
+    trainer_class = dict
+
+
 class NoteNumber(Minimal):
     sampling_note = 3
 
@@ -276,7 +281,10 @@ class InitRaises(Minimal):
     (RangesNone, "sets input_ranges = None, not a dict of module name -> (low, high)"),
     (RangesBackwards, "sets input_ranges = {'discriminator': (1.0, -1.0)}, not a dict"),
     (IndependentYes, "sets independent_samples = 'yes', not True or False"),
-    (TrainerName, "sets trainer_class = 'MyTrainer', not a Trainer class"),
+    (TrainerName, "sets trainer_class = 'MyTrainer', not a zoo.training.trainer.Trainer "
+                  "subclass"),
+    (TrainerNotATrainer, "sets trainer_class = <class 'dict'>, not a "
+                         "zoo.training.trainer.Trainer subclass"),
     (NoteNumber, "sets sampling_note = 3, not a string"),
     (DeclaresCapabilities, "defines capabilities (capabilities follow from the methods the "
                            "class overrides; remove it)"),

@@ -201,6 +201,8 @@ class Family:
         return errors + _attribute_errors(cls)
 
 
+#: The base class of a family's ``trainer_class`` (named: this layer does not import it).
+TRAINER = "zoo.training.trainer.Trainer"
 #: The methods of the contract (the ones a family may override).
 METHODS = ("build", "trainer", "sample", "encode", "decode", "reconstruct", "log_likelihood",
            "latent", "generate", "card_images")
@@ -219,8 +221,10 @@ def _attribute_errors(cls: type[Family]) -> list[str]:
     errors = [f"defines {name} ({advice})" for name, advice in RETIRED.items()
               if any(name in vars(k) for k in cls.__mro__)]
     trainer_class = cls.trainer_class
-    if trainer_class is not None and not isinstance(trainer_class, type):
-        errors.append(f"sets trainer_class = {_shown(trainer_class)}, not a Trainer class")
+    if trainer_class is not None and not (isinstance(trainer_class, type) and any(
+            f"{k.__module__}.{k.__qualname__}" == TRAINER for k in trainer_class.__mro__)):
+        errors.append(f"sets trainer_class = {_shown(trainer_class)}, not a {TRAINER} "
+                      "subclass")
     if not isinstance(cls.sampling_note, str):
         errors.append(f"sets sampling_note = {_shown(cls.sampling_note)}, not a string")
     if not isinstance(cls.independent_samples, bool):
