@@ -132,7 +132,7 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
     family.require("sample")
     impl = family.load()
     validated = family.sampling_options(options)
-    n, seed, batch_size = (count(value, name, low) for value, name, low in
+    n, seed, batch_size = (_count(value, name, low) for value, name, low in
                            ((n, "n", 0), (seed, "seed", 0), (batch_size, "batch_size", 1)))
     device = module_device(module)
     warn_nonfinite(family, module)
@@ -154,7 +154,7 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
     return generate()
 
 
-def count(value: Any, name: str, low: int) -> int:
+def _count(value: Any, name: str, low: int) -> int:
     """``value`` as an integer of at least ``low``; anything else is a one-line ``ZooError``."""
     import operator
 
