@@ -170,7 +170,7 @@ class MetricRecord:
     says). A number is stored as ``metrics.json["eval"][name]``, a dict as
     ``["eval"]["name.key"]`` for each key; both reach the model card.
 
-    ``needs``: the capabilities the family must declare (default
+    ``needs``: the capabilities the family must have (default
     ``{"sample"}``); ``sources``: the data sources the metric applies to
     (empty: any). A metric that raises is reported as one warning line and
     the other metrics still run.

@@ -317,7 +317,7 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
 
     model = _loaded(state)
     if "latent" not in family.capabilities:
-        return "no latent capability declared"
+        return "no latent capability"
     impl = family.load()
     with torch.inference_mode():
         codes = impl.latent(model.module, PerSampleNoise(5, range(3)), model.spec)
