@@ -453,3 +453,37 @@ def test_the_options_schema_leaves_out_what_json_schema_cannot_express(recwarn):
 
 def test_tiny_takes_any_value_set_can_take():
     assert isinstance(record(TinyOfEveryValue).load(), TinyOfEveryValue)
+
+
+class OldSample(Minimal):
+    """A 0.1 module function pasted in as a method: no self, no options."""
+
+    def sample(model, noise, spec, steps=None):
+        return None
+
+
+class NoOptions(Minimal):
+    def sample(self, model, noise, spec):
+        return None
+
+
+class StaticSample(Minimal):
+    @staticmethod
+    def sample(model, noise, spec, options):
+        return None
+
+
+class LooseSample(Minimal):
+    def sample(self, *args, **kwargs):
+        return None
+
+
+def test_a_method_that_cannot_take_the_contract_arguments_is_refused_at_load():
+    """Not a TypeError traceback the first time zoo sample calls it."""
+    assert ("defines sample(model, noise, spec, steps=None), which cannot take the "
+            "contract's arguments (self, model, noise, spec, options)") in refusal(
+                record(OldSample))
+    assert "defines sample(self, model, noise, spec), which cannot" in refusal(
+        record(NoOptions))
+    assert isinstance(record(StaticSample).load(), StaticSample)
+    assert isinstance(record(LooseSample).load(), LooseSample)

@@ -21,6 +21,7 @@ a trainer (``trainer`` or ``trainer_class``) are required; ``encode``,
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -196,8 +197,14 @@ class Family:
                 missing = sorted(set(methods) - set(have))
                 errors.append(f"overrides {', '.join(have)} but not {', '.join(missing)} "
                               f"(the {cap} capability needs both)")
-        errors += [f"sets {name} = {_shown(getattr(cls, name))}, which is not callable"
-                   for name in METHODS if not callable(getattr(cls, name))]
+        for name in METHODS:
+            method = getattr(cls, name)
+            if not callable(method):
+                errors.append(f"sets {name} = {_shown(method)}, which is not callable")
+            elif cls.overrides(name) and not _takes_contract_arguments(cls, name):
+                wanted = ", ".join(inspect.signature(getattr(Family, name)).parameters)
+                errors.append(f"defines {name}{inspect.signature(method)}, which cannot take "
+                              f"the contract's arguments ({wanted})")
         return errors + _attribute_errors(cls)
 
 
@@ -214,6 +221,22 @@ RETIRED = {
     "INDEPENDENT_SAMPLES": "rename it independent_samples",
     "INPUT_RANGES": "rename it input_ranges",
 }
+
+
+def _takes_contract_arguments(cls: type[Family], name: str) -> bool:
+    """Whether the class's ``name`` can be called on an instance as the contract calls it."""
+    method = getattr(cls, name)
+    if not (inspect.isfunction(method) or inspect.ismethod(method)):
+        return True  # another callable (a partial, a builtin): give it the benefit
+    arguments = list(inspect.signature(getattr(Family, name)).parameters)
+    if isinstance(inspect.getattr_static(cls, name), staticmethod | classmethod):
+        arguments = arguments[1:]  # no self: the instance is not passed
+    signature = inspect.signature(method)
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        return False
+    return True
 
 
 def _attribute_errors(cls: type[Family]) -> list[str]:
