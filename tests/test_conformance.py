@@ -6,9 +6,12 @@ import subprocess
 import textwrap
 
 import pytest
+from pydantic import Field
 
+from zoo import Family, SamplingOptions
 from zoo.core.registry import get_registry
 from zoo.testing.conformance import assert_conforms, check_family
+from zoo.training.trainer import Trainer
 
 FAMILIES = sorted(get_registry().families)
 
@@ -96,3 +99,53 @@ def test_zoo_plugin_check_exit_status():
     unknown = subprocess.run(["zoo", "plugin", "check", "nosuch"], capture_output=True,
                              text=True)
     assert unknown.returncode == 2 and "unknown family 'nosuch'" in unknown.stderr
+
+
+class TinyIsAString(Family):
+    """A family class that breaks the contract only in a class attribute."""
+
+    trainer_class = Trainer
+    tiny = "model.timesteps=10"
+
+    def build(self, spec):
+        return None
+
+    def sample(self, model, noise, spec, options):
+        return None
+
+
+def test_a_family_class_that_breaks_the_contract_is_a_failed_check_not_an_exception():
+    """The kit reports it in its table (zoo plugin check) instead of stopping with a
+    traceback (tiny overrides read from a class whose tiny is not a dict)."""
+    from zoo import FamilyRecord
+    from zoo.core.spec import Spec
+
+    record = FamilyRecord(name="fake", summary="s", paper="none", spec=Spec,
+                          impl=f"{__name__}:TinyIsAString")
+    results = {c.name: c for c in check_family(record)}
+    assert [name for name, c in results.items() if c.ok] == ["spec round trip",
+                                                              "spec without torch"]
+    assert "sets tiny = 'model.timesteps=10', not a dict" in results["family class"].detail
+    assert results["tiny build"].detail == "not run: the family class does not load"
+    assert all(c.detail.startswith("not run: ") for name, c in results.items()
+               if name not in {"spec round trip", "spec without torch", "family class"})
+
+
+class Labelled(SamplingOptions):
+    label: int | None = Field(None, ge=0, description="Said to pick the class; ignored.")
+
+
+def test_a_label_option_the_sampler_ignores_fails_the_kit(micro_dcgan):
+    """A family with a label option is conditional: zoo sample --label passes the capability
+    check, so a sampler that ignores it would silently give unconditional images."""
+    from zoo_dcgan import DCGANSpec
+
+    from zoo import FamilyRecord
+    from zoo.testing.conformance import _label
+
+    deaf = FamilyRecord(name="dcgan", summary="s", paper="none", spec=DCGANSpec,
+                        impl="zoo_dcgan.model:DCGAN", options=Labelled)
+    with pytest.raises(AssertionError, match="label 0 and label 1 gave the same images"):
+        _label(deaf, {"folder": micro_dcgan})
+    plain = get_registry().families["dcgan"]
+    assert _label(plain, {"folder": micro_dcgan}) == "no label option"

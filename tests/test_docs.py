@@ -93,3 +93,24 @@ def test_ci_runs_the_readme_test_command():
     install, _, run = command.partition(" && ")
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert install in ci and run in ci, (command, ci)
+
+
+def test_documented_zoo_sample_flags_exist():
+    """Every `zoo sample ... --flag` quoted in README.md, docs/ and the example's README is a
+    flag zoo sample has (0.2 replaced --size, --input, --mask, --steps ... by --opt; only
+    the migration table names them)."""
+    import typer
+
+    from zoo.cli import app
+
+    command = typer.main.get_command(app).commands["sample"]  # type: ignore[attr-defined]
+    flags = {"--help"} | {flag for param in command.params for flag in param.opts}
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+             REPO / "examples" / "zoo-nonparametric" / "README.md"]
+    texts = {str(page.relative_to(REPO)):
+             page.read_text(encoding="utf-8").split("## Migrating a plugin")[0] for page in pages}
+    stale = sorted({f"{name}: {flag}" for name, text in texts.items()
+                    for use in re.findall(r"zoo sample [^`\n]*", text)
+                    for flag in re.findall(r"(?<![\w-])--?[a-z][\w-]*", use)
+                    if flag not in flags})
+    assert not stale, stale

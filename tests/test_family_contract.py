@@ -4,7 +4,8 @@ validated against the family's SamplingOptions model."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import Field, field_validator
@@ -12,12 +13,13 @@ from pydantic import Field, field_validator
 from zoo import Family, FamilyRecord, SamplingOptions
 from zoo.core.errors import CapabilityError, DataError, PluginError
 from zoo.core.spec import Spec
+from zoo.training.trainer import Trainer
 
 
 class Minimal(Family):
     """build, sample and a trainer: the least a family is."""
 
-    trainer_class = object  # never called here
+    trainer_class = Trainer  # never called here
 
     def build(self, spec):
         return None
@@ -67,14 +69,14 @@ class OwnTrainer(Family):
 
 
 class NoBuild(Family):
-    trainer_class = object
+    trainer_class = Trainer
 
     def sample(self, model, noise, spec, options):
         return None
 
 
 class NoSample(Family):
-    trainer_class = object
+    trainer_class = Trainer
 
     def build(self, spec):
         return None
@@ -91,7 +93,7 @@ class NoTrainer(Family):
 class NotAFamily:
     """Has every method, but does not subclass zoo.Family."""
 
-    trainer_class = object
+    trainer_class = Trainer
 
     def build(self, spec):
         return None
@@ -212,3 +214,276 @@ def test_a_data_error_inside_an_option_validator_stays_one_line():
     with pytest.raises(DataError) as info:
         record(Minimal, FromFile).sampling_options({"input": "nope.png"})
     assert str(info.value) == "image file not found: nope.png"
+
+
+class TinyNotADict(Minimal):
+    tiny = "x"
+
+
+class TinyNested(Minimal):
+    tiny: ClassVar[dict] = {"model": {"timesteps": 10}}
+
+
+class TinyOfEveryValue(Minimal):
+    tiny: ClassVar[dict] = {"model.sizes": (8, 16), "data.path": None, "train.ema": False,
+                            "sample.sampler": "ddim", "model.levels": [2], "train.lr": 0.1}
+
+
+class RangesNone(Minimal):
+    input_ranges = None
+
+
+class RangesBackwards(Minimal):
+    input_ranges: ClassVar[dict] = {"discriminator": (1.0, -1.0)}
+
+
+class IndependentYes(Minimal):
+    independent_samples = "yes"
+
+
+class TrainerName(Minimal):
+    trainer_class = "MyTrainer"
+
+
+class TrainerNotATrainer(Minimal):
+    trainer_class = dict
+
+
+class NoteNumber(Minimal):
+    sampling_note = 3
+
+
+class DeclaresCapabilities(Minimal):
+    capabilities = frozenset({"sample", "encode"})
+
+
+class OldNames(Minimal):
+    INDEPENDENT_SAMPLES = True
+
+
+class EncodeNone(Minimal):
+    encode = None
+
+
+class NeedsArguments(Minimal):
+    def __init__(self, size):
+        self.size = size
+
+
+class InitRaises(Minimal):
+    def __init__(self):
+        raise RuntimeError("no GPU\nat all")
+
+
+@pytest.mark.parametrize(("cls", "reason"), [
+    (TinyNotADict, "sets tiny = 'x', not a dict of spec keys"),
+    (TinyNested, "sets tiny = {'model': {'timesteps': 10}}, not a dict of spec keys"),
+    (RangesNone, "sets input_ranges = None, not a dict of module name -> (low, high)"),
+    (RangesBackwards, "sets input_ranges = {'discriminator': (1.0, -1.0)}, not a dict"),
+    (IndependentYes, "sets independent_samples = 'yes', not True or False"),
+    (TrainerName, "sets trainer_class = 'MyTrainer', not a zoo.training.trainer.Trainer "
+                  "subclass"),
+    (TrainerNotATrainer, "sets trainer_class = <class 'dict'>, not a "
+                         "zoo.training.trainer.Trainer subclass"),
+    (NoteNumber, "sets sampling_note = 3, not a string"),
+    (DeclaresCapabilities, "defines capabilities (capabilities follow from the methods the "
+                           "class overrides; remove it)"),
+    (OldNames, "defines INDEPENDENT_SAMPLES (rename it independent_samples)"),
+    (EncodeNone, "sets encode = None, which is not callable"),
+])
+def test_a_class_attribute_of_the_wrong_type_is_refused_at_load(cls, reason):
+    """A lying class attribute is one line when the family loads, not a traceback (or a
+    silently ignored setting) when zoo sample, visualize or the kit meets it."""
+    assert reason in refusal(record(cls))
+
+
+@pytest.mark.parametrize(("impl", "reason"), [
+    (f"{__name__}:Nope", f"cannot import {__name__}:Nope: AttributeError: module "),
+    ("no_such_module_anywhere:Family", "cannot import no_such_module_anywhere:Family: "
+                                       "ModuleNotFoundError: No module named"),
+    (f"{__name__}:record", f"{__name__}:record is not a zoo.Family subclass"),
+    (f"{__name__}:pytest", f"{__name__}:pytest is not a zoo.Family subclass"),
+    (f"{__name__}:NeedsArguments", "NeedsArguments() failed (a family class is made with no "
+                                   "arguments): TypeError: "),
+    (f"{__name__}:InitRaises", "InitRaises() failed (a family class is made with no "
+                               "arguments): RuntimeError: no GPU at all"),
+])
+def test_an_impl_that_cannot_be_imported_or_made_is_one_line(impl, reason):
+    assert reason in refusal(record(impl))
+
+
+class CoreNames(SamplingOptions):
+    seed: int = Field(0, description="A second seed.")
+
+
+def test_an_option_named_like_an_argument_of_sample_is_refused():
+    """model.sample(n, seed=..., batch_size=...) and --opt seed=3 could never reach it."""
+    with pytest.raises(ValueError, match=r"sampling option 'seed' has the name of an argument "
+                       r"of model\.sample itself \(n, seed, batch_size\); rename it"):
+        record(Minimal, CoreNames)
+
+
+@pytest.mark.parametrize(("option", "flag"), [("seed=3", "--seed"), ("n=2", "-n"),
+                                              ("batch_size=4", "--batch-size")])
+def test_opt_naming_an_argument_of_zoo_sample_is_one_line(cli, tmp_path, option, flag):
+    r = cli("sample", tmp_path / "no-model", "--opt", option, "-o", tmp_path / "x.png")
+    assert r.code == 2 and r.err.strip() == (
+        f"error: --opt '{option}': {option.split('=')[0]} is not a sampling option; zoo "
+        f"sample has {flag} for it"), r.err
+
+
+class Liar(Minimal):
+    """sample() returns whatever ``LIES[options.lie]`` makes of the batch size."""
+
+    def sample(self, model, noise, spec, options):
+        import torch
+
+        return {"shape": lambda n: torch.zeros(n, 7),
+                "rows": lambda n: torch.zeros(n + 1, 1, 4, 4),
+                "dtype": lambda n: torch.zeros(n, 1, 4, 4, dtype=torch.uint8),
+                "list": lambda n: [0.5] * n,
+                "extras": lambda n: (torch.zeros(n, 1, 4, 4), "pyramid"),
+                "honest": lambda n: torch.full((n, 1, 4, 4), 0.5)}[options.lie](len(noise))
+
+
+class Lie(SamplingOptions):
+    lie: str = "honest"
+
+
+@pytest.mark.parametrize(("lie", "says"), [
+    ("shape", "sample() gave shape (4, 7) for 4 samples, expected 4xCxHxW"),
+    ("rows", "sample() gave shape (5, 1, 4, 4) for 4 samples, expected 4xCxHxW"),
+    ("dtype", "sample() gave dtype torch.uint8, expected float images in [0, 1]"),
+    ("list", "sample() gave a list, not a tensor of images (or a pair of images and a list "
+             "of tensors)"),
+    ("extras", "sample() gave extras of type str, expected a list of tensors"),
+])
+def test_a_sampler_that_lies_about_its_output_is_one_line(lie, says):
+    """Not a traceback from deep in the image writer, nor uint8 values clamped to white."""
+    from torch import nn
+
+    from zoo.sampling.sample import sample_images
+
+    with pytest.raises(PluginError) as info:
+        sample_images(record(Liar, Lie), nn.Identity(), None, 3, batch_size=4, lie=lie)
+    assert str(info.value) == f"family 'fake': {says}"
+
+
+def test_sampling_arguments_are_checked_in_one_line():
+    from torch import nn
+
+    from zoo import ZooError
+    from zoo.sampling.sample import sample_images
+
+    rec = record(Liar, Lie)
+    assert sample_images(rec, nn.Identity(), None, 3, seed=2, batch_size=2).shape == (3, 1, 4, 4)
+    for args, kwargs, says in [((-1,), {}, "n = -1"), ((2,), {"seed": -1}, "seed = -1"),
+                               ((2,), {"seed": 1.5}, "seed = 1.5"),
+                               ((2,), {"batch_size": 0}, "batch_size = 0"),
+                               ((True,), {}, "n = True")]:
+        with pytest.raises(ZooError, match=f"^sampling: {says} must be an integer of at least"):
+            sample_images(rec, nn.Identity(), None, *args, **kwargs)
+    with pytest.raises(CapabilityError, match="has no sampling option 'spec'"):
+        sample_images(rec, nn.Identity(), None, 2, spec=1)  # not a second spec: an option
+
+
+class Awkward(SamplingOptions):
+    """Options a plugin author may well write: a long description over several lines, and
+    defaults that are not one TOML scalar."""
+
+    steps: int = Field(3, description="DDIM steps.\nAt most model.timesteps = 1000.")
+    size: tuple[int, int] = Field((3, 4), description="Height, width.")
+    where: Path = Field(Path("seed.png"), description="A file.")
+    table: dict[str, int] = Field(default_factory=lambda: {"a": 1})
+    needed: int = Field(description="No default.")
+
+
+def test_zoo_spec_shows_any_options_as_one_line_toml_comments():
+    """zoo spec FAMILY prints them after the spec: the whole output must stay TOML."""
+    import tomllib
+
+    from zoo.core.spec import options_toml
+
+    text = options_toml(Awkward)
+    assert tomllib.loads(text) == {}
+    assert text.splitlines()[1:] == [
+        "#   steps = 3  # DDIM steps. At most model.timesteps = 1000.",
+        "#   size = [3, 4]  # Height, width.",
+        '#   where = "seed.png"  # A file.',
+        '#   table = {"a": 1}',
+        "#   needed = required  # No default.",
+    ]
+
+
+class Fragile(SamplingOptions):
+    input: Any = Field(None, description="An image file.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _read(cls, value: Any) -> Any:
+        return {"a.png": 1}[value]  # a KeyError, which pydantic passes through unwrapped
+
+
+def test_an_option_validator_that_fails_unexpectedly_is_still_one_line():
+    with pytest.raises(CapabilityError) as info:
+        record(Minimal, Fragile).sampling_options({"input": "b.png"})
+    assert str(info.value) == ("family 'fake': its sampling options failed to validate "
+                               "{'input': 'b.png'}: KeyError: 'b.png'")
+
+
+class Picture:
+    """A type of the plugin's own (SamplingOptions allow arbitrary types)."""
+
+
+class Exotic(SamplingOptions):
+    picture: Picture | None = Field(None, description="An image object (Python only).")
+    anything: object = Field(Picture(), description="A default JSON cannot hold.")
+    steps: int = Field(3, ge=1, description="Steps.")
+
+
+def test_the_options_schema_leaves_out_what_json_schema_cannot_express(recwarn):
+    """zoo spec FAMILY --schema must not fail (or warn) on an option of a plugin's own type."""
+    schema = Exotic.model_json_schema()
+    assert schema["properties"]["steps"] == {"default": 3, "description": "Steps.",
+                                             "minimum": 1, "title": "Steps", "type": "integer"}
+    assert schema["properties"]["picture"]["description"] == "An image object (Python only)."
+    assert "default" not in schema["properties"]["anything"]
+    assert not recwarn.list
+
+
+def test_tiny_takes_any_value_set_can_take():
+    assert isinstance(record(TinyOfEveryValue).load(), TinyOfEveryValue)
+
+
+class OldSample(Minimal):
+    """A 0.1 module function pasted in as a method: no self, no options."""
+
+    def sample(model, noise, spec, steps=None):
+        return None
+
+
+class NoOptions(Minimal):
+    def sample(self, model, noise, spec):
+        return None
+
+
+class StaticSample(Minimal):
+    @staticmethod
+    def sample(model, noise, spec, options):
+        return None
+
+
+class LooseSample(Minimal):
+    def sample(self, *args, **kwargs):
+        return None
+
+
+def test_a_method_that_cannot_take_the_contract_arguments_is_refused_at_load():
+    """Not a TypeError traceback the first time zoo sample calls it."""
+    assert ("defines sample(model, noise, spec, steps=None), which cannot take the "
+            "contract's arguments (self, model, noise, spec, options)") in refusal(
+                record(OldSample))
+    assert "defines sample(self, model, noise, spec), which cannot" in refusal(
+        record(NoOptions))
+    assert isinstance(record(StaticSample).load(), StaticSample)
+    assert isinstance(record(LooseSample).load(), LooseSample)

@@ -222,3 +222,30 @@ def test_precision_reaches_the_step_through_the_forward_only():
     saved = trainer.sampling_module()
     assert not any(hasattr(m, "_original_forward") for m in saved.modules())
     assert run(saved.generators) == ([f32, f32, f32], [f32, f32, f32])
+
+
+def test_with_a_weight_average_the_saved_generators_sample_in_fp32_too():
+    """train.ema_decay > 0 (LAPGAN's default): the folder stores the average, a copy made
+    before any forward was set to bf16; training forwards stay bf16 until training ends."""
+    from zoo_lapgan.model import LAPGANTrainer
+    from zoo_lapgan.pyramid import gaussian_pyramid
+
+    from zoo.training.runtime import make_accelerator
+
+    spec, model = build("train.precision=bf16", "train.ema_decay=0.9")
+    trainer = LAPGANTrainer(spec, model.train(), make_accelerator(spec)[0])
+    real = gaussian_pyramid(torch.rand(4, 1, 32, 32) * 2 - 1, 3)
+    inner: list[torch.dtype] = []
+
+    def finest(gens) -> None:
+        hook = gens[-1].net[0].register_forward_hook(lambda m, i, o: inner.append(o.dtype))
+        out = gens[-1](*trainer.level_inputs(2, real, None, torch.Generator())[0])
+        hook.remove()
+        inner.append(out.dtype)
+
+    finest(trainer.gens)
+    saved = trainer.sampling_module()
+    assert saved is trainer.ema.module
+    assert not any(hasattr(m, "_original_forward") for m in saved.modules())
+    finest(saved.generators)
+    assert inner == [torch.bfloat16, torch.float32, torch.float32, torch.float32]

@@ -122,3 +122,56 @@ def test_a_misspelled_hook_fails_loudly(tmp_path, zoo_with):
     line = one_error_line(zoo_with("list", allow="zoo-typo", strict=True))
     assert "plugin 'typo_plugin' implements an unknown hook" in line
     assert "register_familes" in line and "(known hooks: register_commands, " in line
+
+
+LIAR = '''
+from typing import Literal
+
+from zoo import FamilyRecord, hookimpl
+from zoo_dcgan import DCGANSpec
+
+
+class LiarSpec(DCGANSpec):
+    family: Literal["liar"] = "liar"
+
+
+@hookimpl
+def register_families(register):
+    register(FamilyRecord(name="liar", summary="a family class that lies", paper="none",
+                          spec=LiarSpec, impl="liar_impl:Liar"))
+'''
+
+LIAR_IMPL = '''
+from zoo_dcgan.model import DCGAN
+
+
+class Liar(DCGAN):
+    independent_samples = "no"  # truthy: every chunk would go unpadded
+'''
+
+TORCH_AFTER = ("import sys, runpy; sys.argv = ['zoo', *sys.argv[1:]]\n"
+               "try:\n    runpy.run_module('zoo', run_name='__main__')\n"
+               "except SystemExit:\n    pass\n"
+               "print('torch' in sys.modules, file=sys.stderr)")
+
+
+def test_a_lying_family_class_is_one_line_and_listing_stays_torch_free(tmp_path):
+    """zoo list and zoo spec never import the class; zoo build refuses it in one line."""
+    install(tmp_path, "zoo-liar", "0.1", "liar_plugin", LIAR)
+    (tmp_path / "liar_impl.py").write_text(textwrap.dedent(LIAR_IMPL))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "ZOO_LOAD_PLUGINS": "zoo-liar"}
+
+    def zoo(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", TORCH_AFTER, *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    listed = zoo("list", "liar", "--json")
+    assert json.loads(listed.stdout)[0]["name"] == "liar"
+    assert listed.stderr.strip() == "False"  # torch not imported
+    spec = zoo("spec", "liar")
+    assert "family = \"liar\"" in spec.stdout and spec.stderr.strip() == "False"
+    built = zoo("build", "liar", "--out", str(tmp_path / "run"), "--quiet")
+    assert built.stderr.splitlines()[0] == (
+        "error: family 'liar': liar_impl:Liar sets independent_samples = 'no', not True or "
+        "False")
+    assert not (tmp_path / "run").exists()

@@ -199,6 +199,4 @@ class PriorAutoencoder(AutoencoderFamily):
         """Images in [0, 1] from codes (N, k)."""
         return self.decode(model, codes)
 
-    def sample(self, model: nn.Module, noise, spec, options) -> torch.Tensor:
-        """z ~ p(z), images = decode(z)."""
-        return self.generate(model, self.latent(model, noise, spec), spec, options)
+    sample = Family.sample  # z ~ p(z), images = decode(z): generate(latent(noise))

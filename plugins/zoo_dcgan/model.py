@@ -178,8 +178,3 @@ class DCGAN(Family):
                  options: SamplingOptions) -> torch.Tensor:
         """Images in [0, 1] from codes z (N, latent, 1, 1)."""
         return (model(codes) + 1) / 2
-
-    def sample(self, model: Generator, noise: PerSampleNoise, spec: DCGANSpec,
-               options: SamplingOptions) -> torch.Tensor:
-        """Decode per-sample noise z ~ N(0, I) to images in [0, 1]."""
-        return self.generate(model, self.latent(model, noise, spec), spec, options)

@@ -21,9 +21,11 @@ a trainer (``trainer`` or ``trainer_class``) are required; ``encode``,
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import GenerateJsonSchema
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,6 +48,9 @@ CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
 }
 #: Every capability a family can have (``sample`` always; ``conditional`` from its options).
 KNOWN_CAPABILITIES = frozenset({"sample", "conditional", *CAPABILITY_METHODS})
+#: The arguments of ``model.sample`` itself: no sampling option may take their names
+#: (``--opt seed=3`` would be a second ``seed``).
+SAMPLE_ARGUMENTS = {"n": "-n", "seed": "--seed", "batch_size": "--batch-size"}
 
 
 class SamplingOptions(BaseModel):
@@ -60,6 +65,24 @@ class SamplingOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True,
                               validate_default=True, allow_inf_nan=False)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The options' JSON Schema (``zoo spec FAMILY --schema``); an option of a type
+        JSON Schema cannot express (``arbitrary_types_allowed``: e.g. an image object) or
+        with a default JSON cannot hold is shown without its type or default, not refused."""
+        kwargs.setdefault("schema_generator", _LenientJsonSchema)
+        return super().model_json_schema(*args, **kwargs)
+
+
+class _LenientJsonSchema(GenerateJsonSchema):
+    """JSON Schema that leaves out what it cannot express, silently."""
+
+    def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
+        return {}
+
+    def emit_warning(self, kind: Any, detail: str) -> None:
+        return None
 
 
 class Family:
@@ -174,4 +197,87 @@ class Family:
                 missing = sorted(set(methods) - set(have))
                 errors.append(f"overrides {', '.join(have)} but not {', '.join(missing)} "
                               f"(the {cap} capability needs both)")
-        return errors
+        for name in METHODS:
+            method = getattr(cls, name)
+            if not callable(method):
+                errors.append(f"sets {name} = {_shown(method)}, which is not callable")
+            elif cls.overrides(name) and not _takes_contract_arguments(cls, name):
+                wanted = ", ".join(inspect.signature(getattr(Family, name)).parameters)
+                errors.append(f"defines {name}{inspect.signature(method)}, which cannot take "
+                              f"the contract's arguments ({wanted})")
+        return errors + _attribute_errors(cls)
+
+
+#: The base class of a family's ``trainer_class`` (named: this layer does not import it).
+TRAINER = "zoo.training.trainer.Trainer"
+#: The methods of the contract (the ones a family may override).
+METHODS = ("build", "trainer", "sample", "encode", "decode", "reconstruct", "log_likelihood",
+           "latent", "generate", "card_images")
+#: Names a family class may not define, with what to do instead: 0.1's module attributes
+#: (silently ignored as class attributes) and declared capabilities (derived in 0.2).
+RETIRED = {
+    "capabilities": "capabilities follow from the methods the class overrides; remove it",
+    "SAMPLING_NOTE": "rename it sampling_note",
+    "INDEPENDENT_SAMPLES": "rename it independent_samples",
+    "INPUT_RANGES": "rename it input_ranges",
+}
+
+
+def _takes_contract_arguments(cls: type[Family], name: str) -> bool:
+    """Whether the class's ``name`` can be called on an instance as the contract calls it."""
+    method = getattr(cls, name)
+    if not (inspect.isfunction(method) or inspect.ismethod(method)):
+        return True  # another callable (a partial, a builtin): give it the benefit
+    arguments = list(inspect.signature(getattr(Family, name)).parameters)
+    if isinstance(inspect.getattr_static(cls, name), staticmethod | classmethod):
+        arguments = arguments[1:]  # no self: the instance is not passed
+    signature = inspect.signature(method)
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        return False
+    return True
+
+
+def _attribute_errors(cls: type[Family]) -> list[str]:
+    """What is wrong with the class attributes of ``cls``, one phrase each."""
+    errors = [f"defines {name} ({advice})" for name, advice in RETIRED.items()
+              if any(name in vars(k) for k in cls.__mro__)]
+    trainer_class = cls.trainer_class
+    if trainer_class is not None and not (isinstance(trainer_class, type) and any(
+            f"{k.__module__}.{k.__qualname__}" == TRAINER for k in trainer_class.__mro__)):
+        errors.append(f"sets trainer_class = {_shown(trainer_class)}, not a {TRAINER} "
+                      "subclass")
+    if not isinstance(cls.sampling_note, str):
+        errors.append(f"sets sampling_note = {_shown(cls.sampling_note)}, not a string")
+    if not isinstance(cls.independent_samples, bool):
+        errors.append(f"sets independent_samples = {_shown(cls.independent_samples)}, not "
+                      "True or False")
+    ranges = cls.input_ranges
+    if not isinstance(ranges, dict) or not all(
+            isinstance(name, str) and _is_range(pair) for name, pair in ranges.items()):
+        errors.append(f"sets input_ranges = {_shown(ranges)}, not a dict of module name -> "
+                      "(low, high) with low < high")
+    tiny = cls.tiny
+    if not isinstance(tiny, dict) or not all(
+            isinstance(key, str) and "." in key
+            and (value is None or isinstance(value, str | int | float | list | tuple))
+            for key, value in tiny.items()):
+        errors.append(f"sets tiny = {_shown(tiny)}, not a dict of spec keys such as "
+                      "'model.timesteps' -> values")
+    return errors
+
+
+def _is_range(pair: Any) -> bool:
+    """Whether ``pair`` is ``(low, high)``: two finite numbers, low < high."""
+    import math
+
+    return (isinstance(pair, tuple | list) and len(pair) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in pair) and pair[0] < pair[1])
+
+
+def _shown(value: Any) -> str:
+    """A short one-line repr of a class attribute, for an error message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -63,7 +63,7 @@ def register_metrics(register: Callable[[MetricRecord], None]) -> None:
 
     A ``zoo.MetricRecord`` names the metric, a summary, and ``compute``, a
     ``"module:function"`` imported only when ``zoo eval`` runs it, on every
-    model it applies to (``needs``: capabilities the family must declare,
+    model it applies to (``needs``: capabilities the family must have,
     default ``{"sample"}``; ``sources``: data sources, empty for any)::
 
         def compute(model, samples, reference) -> float | dict[str, float]

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoo.core.errors import CapabilityError
-from zoo.core.family import KNOWN_CAPABILITIES, Family, SamplingOptions
+from zoo.core.errors import CapabilityError, ZooError
+from zoo.core.family import KNOWN_CAPABILITIES, SAMPLE_ARGUMENTS, Family, SamplingOptions
 from zoo.core.spec import show
 
 if TYPE_CHECKING:
@@ -24,6 +24,11 @@ def import_ref(ref: str) -> Any:
     module_name, _, attr = ref.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attr) if attr else module
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as one line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 @dataclass(frozen=True)
@@ -54,20 +59,35 @@ class FamilyRecord:
         if not (isinstance(self.options, type) and issubclass(self.options, SamplingOptions)):
             raise ValueError(f"family {self.name!r}: options must be a zoo.SamplingOptions "
                              "subclass")
+        taken = [key for key in SAMPLE_ARGUMENTS if key in self.options.model_fields]
+        if taken:
+            raise ValueError(f"family {self.name!r}: sampling option {taken[0]!r} has the name "
+                             f"of an argument of model.sample itself ({', '.join(SAMPLE_ARGUMENTS)}"
+                             "); rename it")
 
     def load(self) -> Family:
         """The family's implementation (imported and checked once, then cached)."""
         from zoo.core.errors import PluginError
 
         if not self._family:
-            cls = import_ref(self.impl)
+            try:
+                cls = import_ref(self.impl)
+            except Exception as exc:  # the plugin's module: one line, whatever it raised
+                raise PluginError(f"family {self.name!r}: cannot import {self.impl}: "
+                                  f"{_reason(exc)}") from None
             if not (isinstance(cls, type) and issubclass(cls, Family)):
                 raise PluginError(f"family {self.name!r}: {self.impl} is not a zoo.Family "
                                   "subclass")
             errors = cls.contract_errors()
             if errors:
                 raise PluginError(f"family {self.name!r}: {self.impl} {'; '.join(errors)}")
-            self._family.append(cls())
+            try:
+                family = cls()
+            except Exception as exc:
+                raise PluginError(f"family {self.name!r}: {self.impl}() failed (a family "
+                                  f"class is made with no arguments): {_reason(exc)}"
+                                  ) from None
+            self._family.append(family)
         return self._family[0]
 
     @property
@@ -108,6 +128,11 @@ class FamilyRecord:
             value = show(given.get(str(error["loc"][0])))
             raise CapabilityError(f"family {self.name!r}: sampling option {key} = {value}: "
                                   f"{message}") from None
+        except ZooError:  # a validator's own one-line error (e.g. a DataError: no such file)
+            raise
+        except Exception as exc:  # a validator that fails otherwise: still one line
+            raise CapabilityError(f"family {self.name!r}: its sampling options failed to "
+                                  f"validate {show(given)}: {_reason(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -146,7 +171,7 @@ class MetricRecord:
     says). A number is stored as ``metrics.json["eval"][name]``, a dict as
     ``["eval"]["name.key"]`` for each key; both reach the model card.
 
-    ``needs``: the capabilities the family must declare (default
+    ``needs``: the capabilities the family must have (default
     ``{"sample"}``); ``sources``: the data sources the metric applies to
     (empty: any). A metric that raises is reported as one warning line and
     the other metrics still run.

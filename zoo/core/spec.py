@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from zoo.core.errors import PluginError, SpecError
+from zoo.core.family import SAMPLE_ARGUMENTS
 
 SPEC_VERSION = 2
 #: The section that says how a run executes; every other section is the recipe.
@@ -390,6 +391,9 @@ def parse_options(texts: Iterable[str]) -> dict[str, Any]:
         path, value = parse_override(text, "--opt")
         if len(path) != 1:
             raise SpecError(f"--opt {show(text)!r}: a sampling option is one name, e.g. steps=20")
+        if path[0] in SAMPLE_ARGUMENTS:
+            raise SpecError(f"--opt {show(text)!r}: {path[0]} is not a sampling option; zoo "
+                            f"sample has {SAMPLE_ARGUMENTS[path[0]]} for it")
         options[path[0]] = value
     return options
 
@@ -398,13 +402,29 @@ def options_toml(options: type[BaseModel]) -> str:
     """A family's sampling options as TOML comments (for ``zoo spec``): name, default, help."""
     lines = ["# Sampling options: zoo sample RUN --opt KEY=VALUE, or model.sample(n, KEY=VALUE)"]
     for name, info in options.model_fields.items():
-        default = info.get_default(call_default_factory=True)
-        shown = "unset" if default is None else tomli_w.dumps({"v": default})[4:].strip()
-        lines.append(f"#   {name} = {shown}" + (f"  # {info.description}"
-                                                  if info.description else ""))
+        about = " ".join((info.description or "").split())  # a comment is one line
+        lines.append(f"#   {name} = {_option_default(info)}" + (f"  # {about}" if about else ""))
     if len(lines) == 1:
         lines.append("#   (none)")
     return "\n".join(lines) + "\n"
+
+
+def _option_default(info: Any) -> str:
+    """A sampling option's default on one line, as ``--opt`` would take it: ``unset`` for
+    None, ``required`` for none, else TOML for a plain value and JSON for any other."""
+    from pydantic_core import PydanticUndefined, to_jsonable_python
+
+    if info.is_required():
+        return "required"
+    default = info.get_default(call_default_factory=True)
+    if default is None or default is PydanticUndefined:
+        return "unset"
+    if isinstance(default, str | bool | int | float):
+        return tomli_w.dumps({"v": default})[4:].strip()
+    try:
+        return json.dumps(to_jsonable_python(default), ensure_ascii=False)
+    except Exception:  # a default no format can show: its repr, on one line
+        return " ".join(repr(default).split())
 
 
 def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

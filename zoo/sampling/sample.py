@@ -73,6 +73,7 @@ def sample_images(
     module: nn.Module,
     spec: Spec,
     n: int,
+    /,
     seed: int = 0,
     batch_size: int = 64,
     **options: Any,
@@ -113,6 +114,7 @@ def iter_samples(
     module: nn.Module,
     spec: Spec,
     n: int,
+    /,
     seed: int = 0,
     batch_size: int = 64,
     **options: Any,
@@ -130,6 +132,8 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
     family.require("sample")
     impl = family.load()
     validated = family.sampling_options(options)
+    n, seed, batch_size = (_count(value, name, low) for value, name, low in
+                           ((n, "n", 0), (seed, "seed", 0), (batch_size, "batch_size", 1)))
     device = module_device(module)
     warn_nonfinite(family, module)
     independent = impl.independent_samples
@@ -142,12 +146,52 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
             with torch.inference_mode():  # not held across the yield: the caller's code
                 noise = PerSampleNoise(seed, range(start, stop), device)
                 out = impl.sample(module, noise, spec, validated)
-                images, more = out if isinstance(out, tuple) else (out, None)
+                images, more = checked_output(family, out, len(noise))
                 images = images[: n - start].float().clamp_(0.0, 1.0).cpu()
                 more = None if more is None else [t[: n - start].float().cpu() for t in more]
             yield images, more
 
     return generate()
+
+
+def _count(value: Any, name: str, low: int) -> int:
+    """``value`` as an integer of at least ``low``; anything else is a one-line ``ZooError``."""
+    import operator
+
+    from zoo.core.errors import ZooError
+
+    try:
+        number = operator.index(value)  # int, numpy and 0-d integer tensors; not float or bool
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < low:
+        raise ZooError(f"sampling: {name} = {value!r} must be an integer of at least {low}")
+    return number
+
+
+def checked_output(family: FamilyRecord, out: Any, rows: int
+                   ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """A sampler's return value as (images, extras or None), or a one-line ``PluginError``
+    when it is not float images ``rows×C×H×W`` (and, optionally, a list of tensors)."""
+    import torch
+
+    from zoo.core.errors import PluginError
+
+    images, more = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
+    where = f"family {family.name!r}: sample() gave"
+    if not isinstance(images, torch.Tensor):
+        raise PluginError(f"{where} a {type(images).__name__}, not a tensor of images "
+                          "(or a pair of images and a list of tensors)")
+    if images.dim() != 4 or len(images) != rows:
+        raise PluginError(f"{where} shape {tuple(images.shape)} for {rows} samples, expected "
+                          f"{rows}xCxHxW")
+    if not images.is_floating_point():
+        raise PluginError(f"{where} dtype {images.dtype}, expected float images in [0, 1]")
+    if more is not None and not (isinstance(more, list | tuple)
+                                 and all(isinstance(t, torch.Tensor) for t in more)):
+        raise PluginError(f"{where} extras of type {type(more).__name__}, expected a list of "
+                          "tensors")
+    return images, None if more is None else list(more)
 
 
 def warn_nonfinite(family: FamilyRecord, module: nn.Module) -> None:

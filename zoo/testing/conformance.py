@@ -5,13 +5,15 @@ returns one :class:`Check` per property; ``assert_conforms`` raises with one
 line per failure. ``zoo plugin check FAMILY...`` runs the same battery.
 
 The checks: the default spec validates and round-trips through TOML; the spec
-module imports without torch; a tiny build trains and writes a model folder;
+module imports without torch; the family class loads (it keeps the contract:
+:meth:`zoo.Family.contract_errors`); a tiny build trains and writes a model folder;
 the sampler's raw output has the right shape, dtype and range; image i
 depends only on (seed, i), for any number of images and any batch size; two
 builds with one seed give bitwise-equal weights (CPU, fp32); save -> load is a
 bitwise round trip; strict loading rejects tampered weights; a family with the
 ``latent`` capability draws codes per sample and decodes them
-deterministically; the model card renders with Hub front matter.
+deterministically; a family with a ``label`` option samples other images for
+another label (or refuses it in one line); the model card renders with Hub front matter.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def check_family(family: FamilyRecord | str, overrides: Iterable[str] = (),
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="zoo-check-", dir=workdir) as tmp:
-        state: dict[str, Any] = {"tmp": Path(tmp), "overrides": tiny_overrides(record, overrides)}
+        state: dict[str, Any] = {"tmp": Path(tmp), "extra": list(overrides)}
         for name, run in BATTERY:
             try:
                 detail = run(record, state)
@@ -138,10 +140,19 @@ def _spec_without_torch(family: FamilyRecord, state: dict[str, Any]) -> str:
     return f"{module} imports without torch"
 
 
+def _family_class(family: FamilyRecord, state: dict[str, Any]) -> str:
+    family.load()  # a class that breaks the contract: one PluginError line
+    state["loads"] = True
+    return f"{family.impl} loads; capabilities: {', '.join(sorted(family.capabilities))}"
+
+
 def _build(family: FamilyRecord, state: dict[str, Any]) -> str:
     from zoo.model import resolve_spec
     from zoo.training.loop import fit
 
+    if "loads" not in state:
+        raise _Skip("the family class does not load")
+    state["overrides"] = tiny_overrides(family, state["extra"])
     _, spec = resolve_spec(family.name, overrides=state["overrides"])
     out = fit(family, spec, state["tmp"] / "model", progress=False)
     state["folder"] = out
@@ -304,9 +315,9 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
     from zoo.data import num_channels
     from zoo.sampling.sample import PerSampleNoise
 
-    if "latent" not in family.capabilities:
-        return "no latent capability declared"
     model = _loaded(state)
+    if "latent" not in family.capabilities:
+        return "no latent capability"
     impl = family.load()
     with torch.inference_mode():
         codes = impl.latent(model.module, PerSampleNoise(5, range(3)), model.spec)
@@ -327,6 +338,29 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
     return f"codes {tuple(codes.shape[1:])} -> images, deterministic"
 
 
+def _label(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    from zoo.core.errors import ZooError
+    from zoo.sampling.sample import sample_images
+
+    model = _loaded(state)
+    if "conditional" not in family.capabilities:
+        return "no label option"
+
+    def by_label(label: int) -> torch.Tensor:
+        return sample_images(family, model.module, model.spec, 3, seed=2, label=label)
+
+    try:
+        zero, one = by_label(0), by_label(1)
+    except ZooError as exc:  # e.g. a tiny model built unconditional
+        return f"this model refuses a label in one line ({exc})"
+    if torch.equal(zero, one):
+        raise AssertionError("label 0 and label 1 gave the same images: the sampler ignores "
+                             "its label option (a family with a label option is conditional)")
+    return "label 0 and label 1 give different images"
+
+
 def _card(family: FamilyRecord, state: dict[str, Any]) -> str:
     from huggingface_hub import ModelCard
 
@@ -342,6 +376,7 @@ def _card(family: FamilyRecord, state: dict[str, Any]) -> str:
 BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
     ("spec round trip", _spec_round_trip),
     ("spec without torch", _spec_without_torch),
+    ("family class", _family_class),
     ("tiny build", _build),
     ("output", _output),
     ("seeding", _determinism),
@@ -349,5 +384,6 @@ BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
     ("save/load", _round_trip),
     ("strict loading", _tampering),
     ("latent codes", _latent),
+    ("label", _label),
     ("model card", _card),
 ]
