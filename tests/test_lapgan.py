@@ -249,3 +249,14 @@ def test_with_a_weight_average_the_saved_generators_sample_in_fp32_too():
     assert not any(hasattr(m, "_original_forward") for m in saved.modules())
     finest(saved.generators)
     assert inner == [torch.bfloat16, torch.float32, torch.float32, torch.float32]
+
+
+def test_label_and_a_different_label_option_are_one_line(conditional, tmp_path, cli):
+    r = cli("sample", conditional, "-n", "2", "--label", "3", "--opt", "label=4", "-o",
+            tmp_path / "x.png")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "--label 3 and --opt label=4 disagree" in r.err
+    assert not (tmp_path / "x.png").exists()
+    same = cli("sample", conditional, "-n", "2", "--label", "3", "--opt", "label=3", "-o",
+               tmp_path / "y.png")
+    assert same.code == 0, same.err

@@ -298,11 +298,9 @@ def visualize_interpolate(
     output: Output = None,
 ) -> None:
     """Walks between latent codes (families with the latent capability), one strip a pair."""
-    from zoo.api import parse_options
+    from zoo.api import parse_options, with_label
 
-    sampling = parse_options(opts or [])
-    if label is not None:
-        sampling["label"] = label
+    sampling = with_label(parse_options(opts or []), label)
     _visualize(path, "interpolate", output, pairs=pairs, frames=frames, method=method,
                seed=seed, sampling=sampling or None)
 

@@ -214,9 +214,7 @@ def write_samples(
 
     output = Path(output)
     check_output(output, n)
-    options = dict(options or {})
-    if label is not None:
-        options["label"] = label
+    options = with_label(options, label)
     source = str(model.repo_id or model.path) if isinstance(model, ZooModel) else str(model)
     if not isinstance(model, ZooModel):
         model = from_pretrained(model)
@@ -227,6 +225,18 @@ def write_samples(
     return write_chunks(chunks, output, n, nrow=nrow,
                         metadata={"format": "genzoo-samples", "model": source,
                                   "seed": str(seed), "family": model.family.name})
+
+
+def with_label(options: Mapping[str, Any] | None, label: int | None) -> dict[str, Any]:
+    """``options`` with ``label`` set (``--label N`` is ``--opt label=N``); a different
+    ``label`` in ``options`` is a one-line ``SpecError``."""
+    options = dict(options or {})
+    if label is not None:
+        if options.get("label", label) != label:
+            raise SpecError(f"--label {label} and --opt label={options['label']} disagree; "
+                            "give one")
+        options["label"] = label
+    return options
 
 
 def push(

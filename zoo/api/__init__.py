@@ -2,7 +2,7 @@
 
 Models (:mod:`zoo.model`): :func:`resolve_spec`, :func:`build`, :func:`from_pretrained`
 (a :class:`ZooModel`: ``sample``, ``write_samples``, ``encode``, ...),
-:func:`write_samples`, :func:`push`, :func:`list_models`. What is installed
+:func:`write_samples`, :func:`with_label`, :func:`push`, :func:`list_models`. What is installed
 (:mod:`zoo.api.catalog`): :func:`list_entries`, :func:`spec_text`, :func:`plugins`,
 :func:`parse_options`. Model folders (:mod:`zoo.api.folders`): :func:`info`,
 :func:`plan_build`, :func:`launch_build`. The Hub (:mod:`zoo.api.remote`):
@@ -25,6 +25,7 @@ from zoo.model import (
     list_models,
     push,
     resolve_spec,
+    with_label,
     write_samples,
 )
 
@@ -51,5 +52,6 @@ __all__ = [
     "set_hub_options",
     "spec_text",
     "visualize",
+    "with_label",
     "write_samples",
 ]
