@@ -487,3 +487,24 @@ def test_a_method_that_cannot_take_the_contract_arguments_is_refused_at_load():
         record(NoOptions))
     assert isinstance(record(StaticSample).load(), StaticSample)
     assert isinstance(record(LooseSample).load(), LooseSample)
+
+
+@pytest.mark.parametrize("returns", [
+    lambda x: [1, 2],  # not a tensor
+    lambda x: x.flatten(1)[:1],  # one row for two inputs
+    lambda x: (x > 0.5).flatten(1),  # not float
+])
+def test_a_capability_that_lies_about_its_output_is_one_line(monkeypatch, returns):
+    import torch
+
+    from zoo.core.errors import ZooError
+    from zoo.model import ZooModel, resolve_spec
+
+    record, spec = resolve_spec("ae", None, ["data.image_size=8"])
+    model = ZooModel(record, spec, record.load().build(spec).eval(), None)
+    images = torch.rand(2, 1, 8, 8)
+    assert model.encode(images).shape[0] == 2
+    monkeypatch.setattr(type(record.load()), "encode", lambda self, m, x: returns(x))
+    with pytest.raises(ZooError, match=r"family 'ae': encode\(\) gave .* for 2 inputs") as err:
+        model.encode(images)
+    assert "\n" not in str(err.value)

@@ -116,12 +116,23 @@ class ZooModel:
         :meth:`sample` takes them); return its kind. See :func:`write_samples`."""
         return write_samples(self, output, n, seed, batch_size, nrow, options=options)
 
-    def _call(self, capability: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, capability: str, batch: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """The family's ``capability`` on ``batch``: a one-line ``PluginError`` unless it
+        returns a float tensor with one row per input row."""
         import torch
+
+        from zoo.core.errors import PluginError
 
         self.family.require(capability)
         with torch.inference_mode():
-            return getattr(self.family.load(), capability)(self.module, *args, **kwargs)
+            out = getattr(self.family.load(), capability)(self.module, batch, *args, **kwargs)
+        if not (isinstance(out, torch.Tensor) and out.is_floating_point() and out.dim() >= 1
+                and len(out) == len(batch)):
+            got = (f"shape {tuple(out.shape)}, {out.dtype}" if isinstance(out, torch.Tensor)
+                   else f"a {type(out).__name__}")
+            raise PluginError(f"family {self.family.name!r}: {capability}() gave {got} for "
+                              f"{len(batch)} inputs, expected a float tensor with one row each")
+        return out
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Codes (N, k) of images in [0, 1] (families with ``encode``)."""
