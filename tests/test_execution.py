@@ -199,3 +199,29 @@ def test_a_resumed_optimizer_steps_with_the_new_kernel_setting(micro_dcgan, fuse
         assert all(bool(g["fused"]) is fused for g in optimizer.param_groups)
         assert all(g["lr"] == 2e-4 and tuple(g["betas"]) == (0.5, 0.999)
                    for g in optimizer.param_groups)
+
+
+def test_a_checkpoint_from_before_a_spec_key_existed_resumes(micro_dcgan, tmp_path):
+    """A key added to a family's spec since the checkpoint was written takes its default:
+    no "spec changed" refusal; a real change (or the new key set otherwise) still is one."""
+    from zoo.core.errors import ArtifactError
+    from zoo.training.checkpoint import load_training_state
+    from zoo.training.runtime import make_accelerator
+
+    state = tmp_path / "training_state"
+    shutil.copytree(micro_dcgan / "training_state", state)
+    meta = json.loads((state / "state.json").read_text())
+    assert meta["resume_spec"]["train"].pop("ema_decay") == 0.0  # "written before it existed"
+    (state / "state.json").write_text(json.dumps(meta))
+
+    def resume(*sets: str) -> None:
+        family, spec = resolve_spec("dcgan", None, [*RECIPE, *sets])
+        impl = family.load()
+        trainer = impl.trainer(spec, impl.build(spec), make_accelerator(spec)[0])
+        load_training_state(state, trainer, torch.Generator(), spec)
+
+    resume()
+    with pytest.raises(ArtifactError, match=r"the spec changed at train.ema_decay"):
+        resume("train.ema_decay=0.5")
+    with pytest.raises(ArtifactError, match=r"the spec changed at train.lr"):
+        resume("train.lr=0.01")

@@ -43,6 +43,19 @@ def resume_view(doc: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def as_read_now(spec_cls: type[Spec], doc: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's spec as this version of its family reads it: a key added since the
+    checkpoint was written takes its default, which is no change; a document this version
+    no longer validates stays as written, so its differences are reported."""
+    from zoo.core.errors import SpecError
+    from zoo.core.spec import validate
+
+    try:
+        return validate(spec_cls, doc).model_dump(mode="json")
+    except SpecError:
+        return doc
+
+
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
@@ -99,7 +112,8 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, sp
     weights_header(folder / TENSORS)  # one-line error for a corrupt file
     try:
         meta = read_json(folder / META)  # one line for bad, huge or deeply nested JSON
-        saved = resume_view(migrate(meta["resume_spec"], str(folder / META)))
+        saved = migrate(meta["resume_spec"], str(folder / META))
+        saved = resume_view(as_read_now(type(spec), saved))
         changed = _differences(saved, resume_view(spec.model_dump(mode="json")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{folder / META}: unreadable training state ({exc})") from None
