@@ -14,9 +14,7 @@ import math
 
 import torch
 from torch import nn
-from zoo_ae.nets import AETrainer, AutoEncoder, fit_code_gaussian, image_shape, recon_loss
-
-from zoo import Family
+from zoo_ae.nets import AETrainer, AutoEncoder, AutoencoderFamily, image_shape, recon_loss
 
 
 def blur_matrix(sigma: float, size: int) -> torch.Tensor:
@@ -74,18 +72,15 @@ class HashTrainer(AETrainer):
         recon = recon_loss(logits, x, self.spec.model.loss).mean()
         return recon, {"recon": recon}
 
-    def finish(self, images, labels, rng) -> None:
-        """Fit the sampling Gaussian to the training codes (in eval mode: no dropout)."""
-        fit_code_gaussian(self.sampling_module(), images)
-
 
 def hash_bits(model: AutoEncoder, x: torch.Tensor) -> torch.Tensor:
     """The hash of images in [0, 1]: bool (N, code_dim), True where the ReLU unit is active."""
     return model.encoder(x).flatten(1) > 0
 
 
-class DedupAE(Family):
-    """The ``dedup-ae`` family: encode (the ReLU code), decode, reconstruct and sample."""
+class DedupAE(AutoencoderFamily):
+    """The ``dedup-ae`` family: the autoencoder's encode (the ReLU code; ``code > 0`` is the
+    hash, :func:`hash_bits`), decode and reconstruct; samples clipped at 0."""
 
     trainer_class = HashTrainer
     sampling_note = ("This is a hashing model: its codes are image hashes, and its samples "
@@ -106,15 +101,3 @@ class DedupAE(Family):
         """Decode codes drawn from the Gaussian fitted to the training codes, clipped at 0."""
         eps = noise.randn(model.code_dim)
         return self.decode(model, (model.code_mean + eps @ model.code_tril.T).clamp_min(0))
-
-    def encode(self, model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
-        """The ReLU codes (N, code_dim); ``code > 0`` is the hash (:func:`hash_bits`)."""
-        return model.encoder(images).flatten(1)
-
-    def decode(self, model: AutoEncoder, codes: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] from codes."""
-        return torch.sigmoid(model.decoder(codes))
-
-    def reconstruct(self, model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
-        """Reconstructions in [0, 1] (no dropout in eval mode)."""
-        return self.decode(model, self.encode(model, images))
