@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import GenerateJsonSchema
 
+from zoo.core.spec import show
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -48,9 +50,6 @@ CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
 }
 #: Every capability a family can have (``sample`` always; ``conditional`` from its options).
 KNOWN_CAPABILITIES = frozenset({"sample", "conditional", *CAPABILITY_METHODS})
-#: The arguments of ``model.sample`` itself: no sampling option may take their names
-#: (``--opt seed=3`` would be a second ``seed``).
-SAMPLE_ARGUMENTS = {"n": "-n", "seed": "--seed", "batch_size": "--batch-size"}
 
 
 class SamplingOptions(BaseModel):
@@ -200,7 +199,7 @@ class Family:
         for name in METHODS:
             method = getattr(cls, name)
             if not callable(method):
-                errors.append(f"sets {name} = {_shown(method)}, which is not callable")
+                errors.append(f"sets {name} = {_repr(method)}, which is not callable")
             elif cls.overrides(name) and not _takes_contract_arguments(cls, name):
                 wanted = ", ".join(inspect.signature(getattr(Family, name)).parameters)
                 errors.append(f"defines {name}{inspect.signature(method)}, which cannot take "
@@ -246,26 +245,31 @@ def _attribute_errors(cls: type[Family]) -> list[str]:
     trainer_class = cls.trainer_class
     if trainer_class is not None and not (isinstance(trainer_class, type) and any(
             f"{k.__module__}.{k.__qualname__}" == TRAINER for k in trainer_class.__mro__)):
-        errors.append(f"sets trainer_class = {_shown(trainer_class)}, not a {TRAINER} "
+        errors.append(f"sets trainer_class = {_repr(trainer_class)}, not a {TRAINER} "
                       "subclass")
     if not isinstance(cls.sampling_note, str):
-        errors.append(f"sets sampling_note = {_shown(cls.sampling_note)}, not a string")
+        errors.append(f"sets sampling_note = {_repr(cls.sampling_note)}, not a string")
     if not isinstance(cls.independent_samples, bool):
-        errors.append(f"sets independent_samples = {_shown(cls.independent_samples)}, not "
+        errors.append(f"sets independent_samples = {_repr(cls.independent_samples)}, not "
                       "True or False")
     ranges = cls.input_ranges
     if not isinstance(ranges, dict) or not all(
             isinstance(name, str) and _is_range(pair) for name, pair in ranges.items()):
-        errors.append(f"sets input_ranges = {_shown(ranges)}, not a dict of module name -> "
+        errors.append(f"sets input_ranges = {_repr(ranges)}, not a dict of module name -> "
                       "(low, high) with low < high")
     tiny = cls.tiny
     if not isinstance(tiny, dict) or not all(
             isinstance(key, str) and "." in key
             and (value is None or isinstance(value, str | int | float | list | tuple))
             for key, value in tiny.items()):
-        errors.append(f"sets tiny = {_shown(tiny)}, not a dict of spec keys such as "
+        errors.append(f"sets tiny = {_repr(tiny)}, not a dict of spec keys such as "
                       "'model.timesteps' -> values")
     return errors
+
+
+def _repr(value: Any) -> str:
+    """A class attribute's repr for an error line (:func:`zoo.core.spec.show`)."""
+    return show(repr(value))
 
 
 def _is_range(pair: Any) -> bool:
@@ -275,9 +279,3 @@ def _is_range(pair: Any) -> bool:
     return (isinstance(pair, tuple | list) and len(pair) == 2
             and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                     for v in pair) and pair[0] < pair[1])
-
-
-def _shown(value: Any) -> str:
-    """A short one-line repr of a class attribute, for an error message."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo.core.errors import CapabilityError, ZooError
-from zoo.core.family import KNOWN_CAPABILITIES, SAMPLE_ARGUMENTS, Family, SamplingOptions
-from zoo.core.spec import show
+from zoo.core.family import KNOWN_CAPABILITIES, Family, SamplingOptions
+from zoo.core.spec import SAMPLE_ARGUMENTS, show
 
 if TYPE_CHECKING:
     from zoo.core.spec import Spec

@@ -34,7 +34,6 @@ from pydantic import (
 )
 
 from zoo.core.errors import PluginError, SpecError
-from zoo.core.family import SAMPLE_ARGUMENTS
 
 SPEC_VERSION = 2
 #: The section that says how a run executes; every other section is the recipe.
@@ -381,6 +380,11 @@ def parse_override(text: str, flag: str = "--set") -> tuple[list[str], Any]:
         value = raw
     check_document({key: value}, f"{flag} {show(text)!r}")
     return path, value
+
+
+#: The arguments of ``model.sample`` itself: no sampling option may take their names
+#: (``--opt seed=3`` would be a second ``seed``).
+SAMPLE_ARGUMENTS = {"n": "-n", "seed": "--seed", "batch_size": "--batch-size"}
 
 
 def parse_options(texts: Iterable[str]) -> dict[str, Any]:
