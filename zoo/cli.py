@@ -155,12 +155,10 @@ def build_cmd(
 
         raise typer.Exit(launch_build(processes, plan.spec.train.batch_size, out,
                                       resume=resume, force=force))
-    from zoo.api import build
     from zoo.core.errors import Aborted, Interrupted
 
     try:
-        folder = build(name, spec, sets or [], out, resume=resume, force=force,
-                       progress=not quiet)
+        folder = plan.run(resume=resume, force=force, progress=not quiet)
     except Aborted as exc:  # typer would turn it into a silent exit 130, even for SIGTERM
         name = signal.Signals(exc.signum).name
         raise Interrupted(f"aborted at once by a second {name}; nothing more was written "

@@ -28,6 +28,14 @@ class BuildPlan:
 
         return to_toml(self.spec, header)
 
+    def run(self, *, resume: bool = False, force: bool = False, progress: bool = False) -> Path:
+        """Train the planned model and write its folder (:func:`zoo.api.build` for a plan
+        already resolved and checked); return the folder."""
+        from zoo.training.loop import fit
+
+        return fit(self.family, self.spec, self.out, resume=resume, force=force,
+                   progress=progress)
+
 
 def plan_build(name: str | None = None, spec_file: str | Path | None = None,
                overrides: Iterable[str] = (), out: str | Path | None = None) -> BuildPlan:

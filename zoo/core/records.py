@@ -99,8 +99,9 @@ class FamilyRecord:
 
     def require(self, capability: str) -> None:
         """Raise a one-line ``CapabilityError`` if the family lacks ``capability``."""
-        if capability not in self.capabilities:
-            have = ", ".join(sorted(self.capabilities))
+        have = self.capabilities
+        if capability not in have:
+            have = ", ".join(sorted(have))
             raise CapabilityError(
                 f"family {self.name!r} does not support {capability!r} (it provides: {have})"
             )
