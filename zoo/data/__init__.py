@@ -1,0 +1,56 @@
+"""Data sources (a core plugin) and the transforms every family shares.
+
+Sources load a *split* (``train`` or ``test``) as uint8 ``N×C×H×W`` images
+with optional integer labels; :func:`load_images` then applies the spec's
+channels, size and limit and returns floats in [0, 1]. One job per module:
+
+- :mod:`zoo.data.decode` — one image file (or bytes) to uint8 pixels;
+- :mod:`zoo.data.memory` — in-memory sources and their seeded split;
+- :mod:`zoo.data.files` — the images under a folder, the ``folder`` source;
+- :mod:`zoo.data.transforms` — uint8 to float, channels, size;
+- :mod:`zoo.data.sources` — the built-in sources' registration and :func:`load_images`;
+- :mod:`zoo.data.warn` — warnings said once.
+
+Every name below is importable from ``zoo.data`` as before the split.
+"""
+
+from zoo.data.decode import (
+    GREY_MODES,
+    IMAGE_SUFFIXES,
+    ORIENTATION,
+    WIDE_GREY_MODES,
+    ImageTooLarge,
+    _nchw,
+    decode_image,
+    open_image,
+    resize_crop,
+    to_8bit,
+    upright,
+)
+from zoo.data.files import ImageFiles, find_images, load_folder, warn_skipped, warn_unlisted
+from zoo.data.memory import (
+    SPLIT_SEED,
+    SPLITS,
+    TEST_FRACTION,
+    ImageData,
+    _from_arrays,
+    load_digits,
+    load_mnist5k,
+    load_torchvision,
+    mnist5k_path,
+    split_indices,
+    static_binarize,
+)
+from zoo.data.sources import check_image_data, load_images, register_datasets
+from zoo.data.transforms import LUMA, conform, num_channels, to_float
+from zoo.data.warn import warn_once
+
+__all__ = [
+    "GREY_MODES", "IMAGE_SUFFIXES", "LUMA", "ORIENTATION", "SPLITS", "SPLIT_SEED",
+    "TEST_FRACTION", "WIDE_GREY_MODES", "ImageData", "ImageFiles", "ImageTooLarge",
+    "_from_arrays", "_nchw", "check_image_data", "conform", "decode_image", "find_images",
+    "load_digits", "load_folder", "load_images", "load_mnist5k", "load_torchvision",
+    "mnist5k_path", "num_channels", "open_image", "register_datasets", "resize_crop",
+    "split_indices", "static_binarize", "to_8bit", "to_float", "upright", "warn_once",
+    "warn_skipped", "warn_unlisted",
+]

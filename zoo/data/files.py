@@ -1,0 +1,101 @@
+"""Image files under a folder: the walk (links, unreadable subfolders) and the
+``folder`` data source."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from zoo.core.errors import DataError
+from zoo.data.decode import IMAGE_SUFFIXES, ImageTooLarge, _nchw, decode_image
+from zoo.data.memory import ImageData, _from_arrays
+from zoo.data.transforms import num_channels
+from zoo.data.warn import warn_once
+
+if TYPE_CHECKING:
+    from zoo.core.spec import DataSpec
+
+
+def load_folder(spec: DataSpec, split: str) -> ImageData:
+    """Every image under ``data.path`` (recursively), resized and center-cropped.
+
+    A subfolder that cannot be listed and an image over the pixel limit
+    (:class:`ImageTooLarge`) are left out with a one-line warning each; any
+    other unreadable image is an error.
+    """
+    if not spec.path:
+        raise DataError("data source 'folder' needs data.path (a folder of images)")
+    root = Path(spec.path)
+    if not root.is_dir():
+        raise DataError(f"data.path {str(root)!r} is not a folder")
+    listing = find_images(root)
+    warn_unlisted(listing)
+    if not listing.files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    mode = "L" if num_channels(spec) == 1 else "RGB"
+    arrays = []
+    for file in listing.files:
+        try:
+            arrays.append(decode_image(file, mode, spec.image_size))
+        except ImageTooLarge as exc:
+            warn_skipped(exc, file)
+    if not arrays:
+        raise DataError(f"no images under {root} but ones over the pixel limit")
+    return _from_arrays(_nchw(np.stack(arrays)), None, split)
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The image files under a folder (sorted) and what a walk of it left out."""
+
+    files: list[Path]
+    #: Subfolders that could not be listed, each with the reason (e.g. "Permission denied").
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    #: Symbolic links to files outside the folder, left out unless ``follow_links``.
+    outside_links: list[Path] = field(default_factory=list)
+
+
+def find_images(root: Path, follow_links: bool = True) -> ImageFiles:
+    """Image files under ``root``, recursively, in sorted order.
+
+    Symbolic links to files count; a link whose target lies outside ``root``
+    is left out (and listed) unless ``follow_links``. Linked folders are not
+    entered. A subfolder that cannot be listed is reported, not silently
+    skipped. ``Path.rglob`` would do neither.
+    """
+    root = Path(root)
+    real_root = root.resolve()
+    files: list[Path] = []
+    outside: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
+
+    def failed(exc: OSError) -> None:
+        unreadable.append((Path(exc.filename), exc.strerror or type(exc).__name__))
+
+    for folder, _, names in os.walk(root, onerror=failed):
+        for name in names:
+            path = Path(folder) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            if (path.is_symlink() and not follow_links
+                    and not path.resolve().is_relative_to(real_root)):
+                outside.append(path)
+                continue
+            files.append(path)
+    return ImageFiles(sorted(files), sorted(unreadable), sorted(outside))
+
+
+def warn_unlisted(listing: ImageFiles) -> None:
+    """One warning line per subfolder of ``listing`` that could not be listed."""
+    for folder, reason in listing.unreadable:
+        warn_once(f"cannot list folder {folder} ({reason}); its images are left out",
+                  key=folder.resolve())
+
+
+def warn_skipped(exc: ImageTooLarge, file: Path) -> None:
+    """One warning line for an image left out as too large (once per file and process)."""
+    warn_once(f"skipping {exc}", key=Path(file).resolve())

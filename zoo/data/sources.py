@@ -1,0 +1,84 @@
+"""The built-in data sources (a core plugin) and the one call that loads a split."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zoo.core.hookspecs import hookimpl
+from zoo.core.records import DatasetRecord
+from zoo.data.memory import ImageData, static_binarize
+from zoo.data.transforms import num_channels, to_float
+
+if TYPE_CHECKING:
+    import torch
+
+    from zoo.core.spec import DataSpec
+
+
+@hookimpl
+def register_datasets(register) -> None:
+    """Register the built-in data sources."""
+    register(DatasetRecord("mnist5k", "5,000 real MNIST digits 28x28 (4,500/500 split), bundled",
+                           "zoo.data:load_mnist5k", classes=10, channels=1))
+    register(DatasetRecord("digits", "1,797 scikit-learn digits 8x8 (90/10 split), bundled",
+                           "zoo.data:load_digits", classes=10, channels=1))
+    register(DatasetRecord("folder", "a folder of PNG/JPEG images (data.path), 90/10 split",
+                           "zoo.data:load_folder"))
+    register(DatasetRecord("torchvision", "torchvision.datasets.<Name> already on disk "
+                           "(data.path)", "zoo.data:load_torchvision", prefix=True))
+
+
+def load_images(
+    spec: DataSpec, split: str = "train", training: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec.
+
+    With ``data.binarize = "dynamic"`` the training loop binarises each batch
+    itself (``training=True`` returns grey levels); everywhere else binary
+    data are the fixed static sample, so evaluations are reproducible.
+    """
+    from zoo.core.registry import dataset_loader
+
+    data: ImageData = dataset_loader(spec.source)(spec, split)
+    images, labels = check_image_data(data, spec.source, split)
+    if spec.limit is not None and split == "train":
+        images = images[: spec.limit]
+        labels = None if labels is None else labels[: spec.limit]
+    x = to_float(images, num_channels(spec), spec.image_size)
+    if spec.binarize == "threshold":
+        x = (x > 0.5).float()
+    elif spec.binarize == "static" or (spec.binarize == "dynamic" and not training):
+        x = static_binarize(x, split)
+    return x, labels
+
+
+def check_image_data(data: object, source: str, split: str
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images and labels of a data source's answer, or a one-line ``PluginError`` naming
+    the source when it is not what ``register_datasets`` documents: an ``ImageData`` of
+    uint8 ``N×C×H×W`` images (N >= 1, C 1 or 3) and no labels or N integer labels."""
+    import torch
+
+    from zoo.core.errors import PluginError
+
+    def bad(what: str) -> PluginError:
+        return PluginError(f"data source {source!r} ({split} split) returned {what}; a loader "
+                           "returns zoo.data.ImageData with uint8 NxCxHxW images (C 1 or 3) "
+                           "and no labels or N integer labels")
+
+    images, labels = getattr(data, "images", None), getattr(data, "labels", None)
+    if not isinstance(images, torch.Tensor):
+        raise bad(f"{type(data).__name__} without an images tensor")
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise bad(f"images of dtype {images.dtype} and shape {list(images.shape)}")
+    if len(images) == 0 or min(images.shape[2:]) == 0:
+        raise bad(f"no images (shape {list(images.shape)})")
+    if labels is not None and not (isinstance(labels, torch.Tensor) and labels.ndim == 1
+                                   and len(labels) == len(images)
+                                   and not labels.is_floating_point()
+                                   and not labels.is_complex()):
+        shown = (f"labels of shape {list(labels.shape)} and dtype {labels.dtype}"
+                 if isinstance(labels, torch.Tensor) else f"labels of type "
+                 f"{type(labels).__name__}")
+        raise bad(f"{shown} for {len(images)} images")
+    return images, labels
