@@ -80,13 +80,16 @@ class DataSpec(Section):
     """Where training images come from and how they are shaped."""
 
     source: str = Field(
-        "mnist5k", min_length=1, max_length=256,
+        "mnist5k", min_length=1, max_length=MAX_STRING,
         description="Data source: mnist5k (5,000 real MNIST digits), digits (sklearn 8x8), "
-        "folder (needs path), or torchvision:<Name> (needs path).",
+        "folder (needs path; streamed), hf:<name> (a Hugging Face data set: a Hub id, "
+        "imagefolder/parquet/arrow with path, or a save_to_disk folder), wds:<pattern> "
+        "(WebDataset tar shards, brace patterns), or torchvision:<Name> (needs path).",
     )
     path: str | None = Field(
         None, min_length=1, max_length=MAX_STRING, pattern=r"^[^\x00]*$",
-        description="Image folder (source 'folder') or torchvision root; unset otherwise."
+        description="Image folder (source 'folder'), the data files or folder of hf:imagefolder"
+        "/parquet/arrow, or the torchvision root; unset otherwise."
     )
     image_size: int = Field(
         32, ge=4, le=1024, description="Images are resized to this square size."
@@ -105,6 +108,86 @@ class DataSpec(Section):
         "seed), dynamic (resampled every batch in training; static for evaluation), "
         "threshold (> 0.5), or none.",
     )
+    split: Literal["auto", "hash", "seeded"] = Field(
+        "auto",
+        description="How a source without its own splits is split into train and held-out "
+        "images: hash (by a stable hash of each image's key, so adding images moves no old one; "
+        "the folder, hf: and wds: sources), seeded (a seeded 90/10 split of the whole set; the "
+        "in-memory sources), or auto (hash where the source has keys, else seeded).",
+    )
+    held_out: float = Field(
+        0.1, gt=0, le=0.5, description="The fraction of images the hash split holds out."
+    )
+    last_batch: Literal["drop", "wrap"] = Field(
+        "drop",
+        description="The images an epoch leaves over after its last full batch: drop (not seen "
+        "that epoch) or wrap (the next epoch's order continues the batch, so every image of "
+        "every epoch is seen exactly once).",
+    )
+    strict: bool = Field(
+        False, description="A corrupt, truncated or oversized image stops the build (off: it "
+        "is skipped with a counted warning, recorded in metrics.json).",
+    )
+    fit_images: int = Field(
+        4096, ge=1, le=MAX_INT,
+        description="Images a family's start/finish see for a streamed source (e.g. the mean "
+        "image, a code Gaussian): the first of epoch 0's order. In-memory sources give all.",
+    )
+    eval_images: int = Field(
+        10_000, ge=1, le=MAX_INT,
+        description="Held-out images zoo eval decodes from a streamed source (in key order).",
+    )
+    streaming: bool = Field(
+        False, description="hf: and wds: read the data sequentially (Hugging Face streaming, "
+        "remote or compressed shards) instead of by index; for data larger than the disk.",
+    )
+    shuffle_buffer: int = Field(
+        10_000, ge=1, le=10_000_000,
+        description="With data.streaming: images in the shuffle buffer after the shard order "
+        "is shuffled.",
+    )
+    config: str | None = Field(
+        None, min_length=1, max_length=256, description="hf: the data set's configuration name."
+    )
+    revision: str | None = Field(
+        None, min_length=1, max_length=256, description="hf: a branch, tag or commit of the "
+        "data set's repository.",
+    )
+    splits: dict[Literal["train", "test"], str] = Field(
+        default_factory=dict,
+        description="hf: the data set's own splits to use, e.g. {train = \"train\", test = "
+        "\"validation\"}; unset: its train split, split by data.split.",
+    )
+    image_column: str = Field(
+        "image", min_length=1, max_length=256, description="hf: the column holding the images."
+    )
+    label_column: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="hf: the column of integer labels (wds: the field, e.g. cls); unset: none.",
+    )
+    key_column: str | None = Field(
+        None, min_length=1, max_length=256,
+        description="hf: a column of unique keys (e.g. file paths) that names each image for "
+        "the hash split and the order; unset: the row index.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_fit_the_source(self) -> DataSpec:
+        """Refuse keys the source does not read, so a typo'd source is not silently ignored."""
+        kind = self.source.partition(":")[0] if ":" in self.source else self.source
+        hf_only = [key for key in ("config", "revision", "key_column") if getattr(self, key)]
+        hf_only += ["splits"] if self.splits else []
+        if self.image_column != "image":
+            hf_only.append("image_column")
+        if kind != "hf" and hf_only:
+            raise ValueError(f"data.{hf_only[0]} is read by hf: sources only, not by "
+                             f"source {self.source!r}")
+        if self.label_column and kind not in ("hf", "wds"):
+            raise ValueError(f"data.label_column is read by hf: and wds: sources only, not by "
+                             f"source {self.source!r}")
+        if self.streaming and kind not in ("hf", "wds"):
+            raise ValueError(f"data.streaming is for hf: and wds: sources, not {self.source!r}")
+        return self
 
     @field_validator("path")
     @classmethod
@@ -248,6 +331,12 @@ class RunSpec(Section):
     )
     log_every: int = Field(
         10, ge=1, le=MAX_STEPS, description="Refresh the progress line every N steps."
+    )
+    data_workers: int | None = Field(
+        None, ge=0, le=256,
+        description="DataLoader worker processes that decode a streamed source's images "
+        "(0: in the training process); unset: one per spare CPU core, up to 8. The order of "
+        "the images does not depend on it.",
     )
 
 
@@ -531,6 +620,9 @@ def describe_errors(spec_cls: type[BaseModel], exc: ValidationError) -> str:
                 and loc[1] in V1_EXECUTION_KEYS:
             parts.append(f"'{key}' is an execution setting since spec_version 2: set "
                          f"'{EXECUTION}.{loc[1]}'")
+        elif err["type"] == "extra_forbidden" and loc == ["data", "workers"]:
+            parts.append(f"'{key}' is an execution setting (the image order does not depend "
+                         f"on it): set '{EXECUTION}.data_workers'")
         elif err["type"] == "extra_forbidden":
             known = _fields_at(spec_cls, loc[:-1])
             close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.5)
@@ -628,6 +720,9 @@ def _toml_entry(name: str, value: Any, description: str | None) -> list[str]:
     lines = [f"# {description}"] if description else []
     if value is None:
         lines.append(f"# {name} = ...  (unset)")
+    elif isinstance(value, dict):  # an inline table, so the keys after it stay in the section
+        pairs = (tomli_w.dumps({k: v}).strip() for k, v in value.items())
+        lines.append(f"{name} = {{{', '.join(pairs)}}}" if value else f"{name} = {{}}")
     else:
         lines.append(tomli_w.dumps({name: value}).strip())
     return lines

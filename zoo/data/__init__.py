@@ -7,6 +7,8 @@ channels, size and limit and returns floats in [0, 1]. One job per module:
 - :mod:`zoo.data.decode` — one image file (or bytes) to uint8 pixels;
 - :mod:`zoo.data.memory` — in-memory sources and their seeded split;
 - :mod:`zoo.data.files` — the images under a folder, the ``folder`` source;
+- :mod:`zoo.data.source` — indexed sources (random access to encoded images by key);
+- :mod:`zoo.data.split` — their train/held-out split by a stable hash of each key;
 - :mod:`zoo.data.transforms` — uint8 to float, channels, size;
 - :mod:`zoo.data.sources` — the built-in sources' registration and :func:`load_images`;
 - :mod:`zoo.data.warn` — warnings said once.
@@ -20,8 +22,10 @@ from zoo.data.decode import (
     ORIENTATION,
     WIDE_GREY_MODES,
     ImageTooLarge,
+    Raw,
     _nchw,
     decode_image,
+    decode_raw,
     open_image,
     resize_crop,
     to_8bit,
@@ -41,16 +45,49 @@ from zoo.data.memory import (
     split_indices,
     static_binarize,
 )
+from zoo.data.source import ImageSource, KeyTable
 from zoo.data.sources import check_image_data, load_images, register_datasets
 from zoo.data.transforms import LUMA, conform, num_channels, to_float
 from zoo.data.warn import warn_once
 
 __all__ = [
-    "GREY_MODES", "IMAGE_SUFFIXES", "LUMA", "ORIENTATION", "SPLITS", "SPLIT_SEED",
-    "TEST_FRACTION", "WIDE_GREY_MODES", "ImageData", "ImageFiles", "ImageTooLarge",
-    "_from_arrays", "_nchw", "check_image_data", "conform", "decode_image", "find_images",
-    "load_digits", "load_folder", "load_images", "load_mnist5k", "load_torchvision",
-    "mnist5k_path", "num_channels", "open_image", "register_datasets", "resize_crop",
-    "split_indices", "static_binarize", "to_8bit", "to_float", "upright", "warn_once",
-    "warn_skipped", "warn_unlisted",
+    "GREY_MODES",
+    "IMAGE_SUFFIXES",
+    "LUMA",
+    "ORIENTATION",
+    "SPLITS",
+    "SPLIT_SEED",
+    "TEST_FRACTION",
+    "WIDE_GREY_MODES",
+    "ImageData",
+    "ImageFiles",
+    "ImageSource",
+    "ImageTooLarge",
+    "KeyTable",
+    "Raw",
+    "_from_arrays",
+    "_nchw",
+    "check_image_data",
+    "conform",
+    "decode_image",
+    "decode_raw",
+    "find_images",
+    "load_digits",
+    "load_folder",
+    "load_images",
+    "load_mnist5k",
+    "load_torchvision",
+    "mnist5k_path",
+    "num_channels",
+    "open_image",
+    "register_datasets",
+    "resize_crop",
+    "split_indices",
+    "static_binarize",
+    "to_8bit",
+    "to_float",
+    "upright",
+    "warn_once",
+    "warn_skipped",
+    "warn_unlisted",
 ]

@@ -6,9 +6,12 @@ EXIF orientation, and the short-side resize plus center crop every source uses.
 
 from __future__ import annotations
 
+import io
+import os
 import threading
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -32,13 +35,14 @@ class ImageTooLarge(DataError):
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state
 
 
-def open_image(path: str | Path):
+def open_image(path: str | Path | BinaryIO, name: str | None = None):
     """Open an image file (its header only: the pixels are decoded on first use).
 
     More pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (PIL's limit, 89.5 million by
     default) raise :class:`ImageTooLarge`: PIL itself only warns up to twice that
     and would then decode, e.g., a 48 KB PNG into 400 MB. Any other unreadable
-    file raises a one-line ``DataError``. Use it as a context manager.
+    file raises a one-line ``DataError``. Use it as a context manager. ``name`` is what
+    the messages call it (default: ``path``; give one for a file object).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -48,10 +52,10 @@ def open_image(path: str | Path):
             return Image.open(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge(
-            f"image {path}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image."
+            f"image {name or path}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image."
             "MAX_IMAGE_PIXELS); a decompression bomb or too large to decode") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+        raise DataError(f"cannot read image {name or path}: {exc}") from None
 
 
 def to_8bit(img, mode: str):
@@ -90,18 +94,19 @@ def upright(img):
     return ImageOps.exif_transpose(img) if turned else img
 
 
-def decode_image(path: str | Path, mode: str | None = None, size: int | None = None,
-                 draft: bool = False) -> np.ndarray:
+def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int | None = None,
+                 draft: bool = False, name: str | None = None) -> np.ndarray:
     """An image file as uint8 ``H×W`` (grey) or ``H×W×3`` (RGB): the one decoder every image
     file goes through (``data.source = "folder"``, ``zoo dedup``, ``zoo sample --input``).
 
     ``mode``: "L" or "RGB" (None: "L" for a grey file, else "RGB"); wide grey is
     scaled (:func:`to_8bit`); an EXIF orientation is applied (:func:`upright`).
     ``size``: resized and center-cropped to ``size``×``size`` (:func:`resize_crop`);
-    ``draft`` lets a JPEG decode at a reduced scale first.
+    ``draft`` lets a JPEG decode at a reduced scale first (never below ``size``).
+    ``path`` may be an open binary file; ``name`` is what errors call it.
     Raises :class:`ImageTooLarge` or a one-line ``DataError``.
     """
-    with open_image(path) as img:
+    with open_image(path, name) as img:
         try:
             mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
             if draft and size:
@@ -110,7 +115,21 @@ def decode_image(path: str | Path, mode: str | None = None, size: int | None = N
             img = to_8bit(img, mode)
             return resize_crop(img, size) if size else np.array(img)
         except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from None
+            raise DataError(f"cannot read image {name or path}: {exc}") from None
+
+
+#: What a streamed source hands the decoder for one image: its encoded bytes, or a file path.
+Raw = bytes | str | os.PathLike
+
+
+def decode_raw(raw: Raw, mode: str, size: int, name: str | None = None,
+               draft: bool = True) -> np.ndarray:
+    """One image of a streamed source (encoded bytes or a path) as uint8 ``size``×``size``
+    (×3 for RGB): :func:`decode_image` with JPEG draft decoding on by default. ``name`` (the
+    image's key) is what errors call it. Raises :class:`ImageTooLarge` or a one-line
+    ``DataError``; the feed turns those into counted skips."""
+    source = io.BytesIO(raw) if isinstance(raw, bytes | bytearray | memoryview) else raw
+    return decode_image(source, mode, size, draft=draft, name=name)
 
 
 def _nchw(images: np.ndarray) -> np.ndarray:
