@@ -150,6 +150,8 @@ class DatasetRecord:
     prefix: bool = False
     classes: int | None = None
     channels: int = 3  # what the source yields when data.channels is unset
+    #: The pip extra the source's loader needs (e.g. "genzoo[data]"), named when it is missing.
+    extra: str | None = None
     plugin: str = field(default="", compare=False)
 
 

@@ -9,6 +9,7 @@ channels, size and limit and returns floats in [0, 1]. One job per module:
 - :mod:`zoo.data.files` — the images under a folder, the ``folder`` source;
 - :mod:`zoo.data.source` — indexed sources (random access to encoded images by key);
 - :mod:`zoo.data.split` — their train/held-out split by a stable hash of each key;
+- :mod:`zoo.data.rows` — decoding a batch of their rows, skipping bad images;
 - :mod:`zoo.data.transforms` — uint8 to float, channels, size;
 - :mod:`zoo.data.sources` — the built-in sources' registration and :func:`load_images`;
 - :mod:`zoo.data.warn` — warnings said once.
@@ -45,8 +46,9 @@ from zoo.data.memory import (
     split_indices,
     static_binarize,
 )
+from zoo.data.rows import DecodedRows, decode_rows
 from zoo.data.source import ImageSource, KeyTable
-from zoo.data.sources import check_image_data, load_images, register_datasets
+from zoo.data.sources import check_image_data, load_images, open_source, register_datasets
 from zoo.data.transforms import LUMA, conform, num_channels, to_float
 from zoo.data.warn import warn_once
 
@@ -59,6 +61,7 @@ __all__ = [
     "SPLIT_SEED",
     "TEST_FRACTION",
     "WIDE_GREY_MODES",
+    "DecodedRows",
     "ImageData",
     "ImageFiles",
     "ImageSource",
@@ -71,6 +74,7 @@ __all__ = [
     "conform",
     "decode_image",
     "decode_raw",
+    "decode_rows",
     "find_images",
     "load_digits",
     "load_folder",
@@ -80,6 +84,7 @@ __all__ = [
     "mnist5k_path",
     "num_channels",
     "open_image",
+    "open_source",
     "register_datasets",
     "resize_crop",
     "split_indices",

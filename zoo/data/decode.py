@@ -55,7 +55,8 @@ def open_image(path: str | Path | BinaryIO, name: str | None = None):
             f"image {name or path}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image."
             "MAX_IMAGE_PIXELS); a decompression bomb or too large to decode") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image {name or path}: {exc}") from None
+        reason = str(exc).replace(repr(path), "it") if name else exc  # no "<_io.BytesIO ...>"
+        raise DataError(f"cannot read image {name or path}: {reason}") from None
 
 
 def to_8bit(img, mode: str):

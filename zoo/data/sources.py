@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord
 from zoo.data.memory import ImageData, static_binarize
+from zoo.data.source import ImageSource
 from zoo.data.transforms import num_channels, to_float
 
 if TYPE_CHECKING:
@@ -26,6 +27,19 @@ def register_datasets(register) -> None:
                            "zoo.data:load_folder"))
     register(DatasetRecord("torchvision", "torchvision.datasets.<Name> already on disk "
                            "(data.path)", "zoo.data:load_torchvision", prefix=True))
+
+
+def open_source(spec: DataSpec, split: str) -> ImageData | ImageSource:
+    """What the data source answers for ``split``: an in-memory split (checked,
+    :func:`check_image_data`) or an indexed source (the whole data set unless ``presplit``;
+    :func:`zoo.data.split.view` picks the split's rows)."""
+    from zoo.core.registry import dataset_loader
+
+    data = dataset_loader(spec.source)(spec, split)
+    if isinstance(data, ImageSource):
+        return data
+    check_image_data(data, spec.source, split)
+    return data
 
 
 def load_images(

@@ -1,0 +1,60 @@
+"""Decoding a batch of an indexed source's rows, where a bad image never stops an epoch.
+
+A row that cannot be decoded (truncated, corrupt, over the pixel limit, unreadable) is
+replaced by the next good row of the same batch (cyclically), so a batch keeps its size and
+the replacement is the same on every run; the bad rows' keys and reasons are returned for the
+feed to count, warn about once and record (or, under ``data.strict``, to stop on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from zoo.core.errors import DataError
+from zoo.data.decode import decode_raw
+
+if TYPE_CHECKING:
+    from zoo.data.source import ImageSource
+
+
+@dataclass(frozen=True)
+class DecodedRows:
+    """A decoded batch: uint8 ``N×C×S×S`` images, int64 labels (or None) of the rows used,
+    and ``(key, reason)`` for each row that was replaced."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    skipped: list[tuple[str, str]]
+
+
+def decode_rows(source: ImageSource, rows: np.ndarray, mode: str, size: int,
+                strict: bool = False) -> DecodedRows:
+    """Rows ``rows`` of ``source`` decoded to ``mode`` ("L"/"RGB") at ``size``×``size``.
+
+    A bad row is replaced by the next good row of ``rows`` (cyclically); ``strict`` raises
+    its ``DataError`` instead. A batch without one good row is a ``DataError``.
+    """
+    decoded: list[np.ndarray | None] = []
+    skipped: list[tuple[str, str]] = []
+    for row in rows:
+        row = int(row)
+        try:
+            decoded.append(decode_raw(source.read(row), mode, size, name=source.keys[row]))
+        except DataError as exc:
+            if strict:
+                raise
+            decoded.append(None)
+            skipped.append((source.keys[row], str(exc)))
+    good = [i for i, x in enumerate(decoded) if x is not None]
+    if not good:
+        raise DataError(f"{source.name}: none of a batch's {len(rows)} images could be read "
+                        f"(first: {skipped[0][1] if skipped else 'empty batch'})")
+    used = np.asarray([i if decoded[i] is not None else next(
+        (j for j in good if j > i), good[0]) for i in range(len(decoded))], dtype=np.int64)
+    images = np.stack([decoded[i] for i in used])
+    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    labels = None if source.labels is None else source.labels[np.asarray(rows)[used]]
+    return DecodedRows(np.ascontiguousarray(images), labels, skipped)
