@@ -4,28 +4,26 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from zoo.core.errors import DataError
-from zoo.data.decode import IMAGE_SUFFIXES, ImageTooLarge, _nchw, decode_image
-from zoo.data.memory import ImageData, _from_arrays
-from zoo.data.transforms import num_channels
+from zoo.data.decode import IMAGE_SUFFIXES, ImageTooLarge
+from zoo.data.source import ImageSource, KeyTable
 from zoo.data.warn import warn_once
 
 if TYPE_CHECKING:
     from zoo.core.spec import DataSpec
 
 
-def load_folder(spec: DataSpec, split: str) -> ImageData:
-    """Every image under ``data.path`` (recursively), resized and center-cropped.
+def load_folder(spec: DataSpec, split: str) -> FolderSource:
+    """Every image under ``data.path`` (recursively), as an indexed source: listed here,
+    decoded batch by batch while training (in DataLoader workers).
 
-    A subfolder that cannot be listed and an image over the pixel limit
-    (:class:`ImageTooLarge`) are left out with a one-line warning each; any
-    other unreadable image is an error.
+    A subfolder that cannot be listed is left out with a one-line warning; unreadable
+    images are skipped when their batch is decoded (:func:`zoo.data.rows.decode_rows`).
     """
     if not spec.path:
         raise DataError("data source 'folder' needs data.path (a folder of images)")
@@ -36,16 +34,26 @@ def load_folder(spec: DataSpec, split: str) -> ImageData:
     warn_unlisted(listing)
     if not listing.files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    mode = "L" if num_channels(spec) == 1 else "RGB"
-    arrays = []
-    for file in listing.files:
-        try:
-            arrays.append(decode_image(file, mode, spec.image_size))
-        except ImageTooLarge as exc:
-            warn_skipped(exc, file)
-    if not arrays:
-        raise DataError(f"no images under {root} but ones over the pixel limit")
-    return _from_arrays(_nchw(np.stack(arrays)), None, split)
+    return FolderSource(root, listing.files)
+
+
+class FolderSource(ImageSource):
+    """The image files under a folder; key: the POSIX path relative to the folder (NFC),
+    so a folder, the shards packed from it and an hf data set with those keys agree."""
+
+    def __init__(self, root: Path, files: list[Path]) -> None:
+        self.name = f"folder {root}"
+        self.root = root
+        paths = [f.relative_to(root).as_posix() for f in files]
+        names = [unicodedata.normalize("NFC", path) for path in paths]
+        self.keys, order = KeyTable.sorted(names, what=self.name)
+        # the names as stored, where a file system keeps them decomposed (NFD)
+        self.paths = None if names == paths else KeyTable.of_sorted(
+            paths[i].encode("utf-8", "surrogateescape") for i in order)
+
+    def read(self, i: int) -> Path:
+        """The file of row ``i`` (its key, under the folder)."""
+        return self.root / (self.keys if self.paths is None else self.paths)[i]
 
 
 @dataclass(frozen=True)

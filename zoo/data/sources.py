@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from zoo.core.errors import DataError
 from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord
 from zoo.data.memory import ImageData, static_binarize
 from zoo.data.source import ImageSource
 from zoo.data.transforms import num_channels, to_float
+from zoo.data.warn import warn_once
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +27,8 @@ def register_datasets(register) -> None:
                            "zoo.data:load_mnist5k", classes=10, channels=1))
     register(DatasetRecord("digits", "1,797 scikit-learn digits 8x8 (90/10 split), bundled",
                            "zoo.data:load_digits", classes=10, channels=1))
-    register(DatasetRecord("folder", "a folder of PNG/JPEG images (data.path), 90/10 split",
+    register(DatasetRecord("folder", "a folder of PNG/JPEG images (data.path), streamed, "
+                           "hash split",
                            "zoo.data:load_folder"))
     register(DatasetRecord("torchvision", "torchvision.datasets.<Name> already on disk "
                            "(data.path)", "zoo.data:load_torchvision", prefix=True))
@@ -42,6 +47,36 @@ def open_source(spec: DataSpec, split: str) -> ImageData | ImageSource:
     return data
 
 
+def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rows of ``split`` of an indexed source (the first ``limit`` of them), decoded
+    into one uint8 tensor: for evaluation and tools on a split that fits in memory, never for
+    training. Bad images are skipped with one warning each (an error under ``data.strict``)."""
+    import torch
+
+    from zoo.data.rows import decode_rows
+    from zoo.data.split import view
+
+    rows = view(source, split, spec)[:limit]
+    mode = "L" if num_channels(spec) == 1 else "RGB"
+    images, labels = [], []
+    for start in range(0, len(rows), 256):
+        chunk = rows[start:start + 256]
+        decoded = decode_rows(source, chunk, mode, spec.image_size, strict=spec.strict)
+        bad = {key for key, _ in decoded.skipped}
+        for key, reason in decoded.skipped:
+            warn_once(f"skipping {reason}", key=(source.name, key))
+        keep = [i for i, row in enumerate(chunk) if source.keys[int(row)] not in bad]
+        images.append(decoded.images[keep])
+        if decoded.labels is not None:
+            labels.append(decoded.labels[keep])
+    stacked = np.concatenate(images)
+    if len(stacked) == 0:
+        raise DataError(f"{source.name}: none of the {len(rows):,} {split} images could be read")
+    return (torch.from_numpy(stacked),
+            torch.from_numpy(np.concatenate(labels).astype(np.int64)) if labels else None)
+
+
 def load_images(
     spec: DataSpec, split: str = "train", training: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -51,13 +86,14 @@ def load_images(
     itself (``training=True`` returns grey levels); everywhere else binary
     data are the fixed static sample, so evaluations are reproducible.
     """
-    from zoo.core.registry import dataset_loader
-
-    data: ImageData = dataset_loader(spec.source)(spec, split)
-    images, labels = check_image_data(data, spec.source, split)
-    if spec.limit is not None and split == "train":
-        images = images[: spec.limit]
-        labels = None if labels is None else labels[: spec.limit]
+    data = open_source(spec, split)
+    if isinstance(data, ImageSource):
+        images, labels = decode_view(data, spec, split)
+    else:
+        images, labels = data.images, data.labels
+        if spec.limit is not None and split == "train":
+            images = images[: spec.limit]
+            labels = None if labels is None else labels[: spec.limit]
     x = to_float(images, num_channels(spec), spec.image_size)
     if spec.binarize == "threshold":
         x = (x > 0.5).float()
