@@ -104,6 +104,8 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
     scaled (:func:`to_8bit`); an EXIF orientation is applied (:func:`upright`).
     ``size``: resized and center-cropped to ``size``×``size`` (:func:`resize_crop`);
     ``draft`` lets a JPEG decode at a reduced scale first (never below ``size``).
+    Every PIL mode converts: CMYK, palette (with transparency too), 16-bit grey and RGB,
+    and alpha (dropped: the color channels are kept as stored, not composited).
     ``path`` may be an open binary file; ``name`` is what errors call it.
     Raises :class:`ImageTooLarge` or a one-line ``DataError``.
     """
@@ -113,6 +115,8 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
             if draft and size:
                 img.draft(mode, (size, size))
             img = upright(img)
+            if img.mode in ("P", "PA") and "transparency" in img.info:
+                img = img.convert("RGBA")  # what PIL warns to do first; the alpha is then dropped
             img = to_8bit(img, mode)
             return resize_crop(img, size) if size else np.array(img)
         except (OSError, ValueError) as exc:
