@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from zoo.core.errors import DataError
 from zoo.data.decode import IMAGE_SUFFIXES, ImageTooLarge
 from zoo.data.source import ImageSource, KeyTable
@@ -54,6 +56,25 @@ class FolderSource(ImageSource):
     def read(self, i: int) -> Path:
         """The file of row ``i`` (its key, under the folder)."""
         return self.root / (self.keys if self.paths is None else self.paths)[i]
+
+    def seeded_rows(self) -> np.ndarray:
+        """The rows the seeded split (``data.split = "seeded"``) numbers: the files in
+        ``Path`` order less those over the pixel limit, as the folder source listed them
+        before it was indexed, so a folder model trained then is scored on its own split.
+        Reads every file's header."""
+        from zoo.data.decode import open_image
+
+        def readable(row: int) -> bool:
+            try:
+                with open_image(self.read(row)):
+                    return True
+            except ImageTooLarge:
+                return False
+            except DataError:
+                return True  # was an error then; skipped when its batch is decoded now
+
+        order = sorted(range(len(self)), key=lambda row: self.read(row))
+        return np.asarray([row for row in order if readable(row)], dtype=np.int64)
 
 
 @dataclass(frozen=True)

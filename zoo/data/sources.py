@@ -92,17 +92,21 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
 
 
 def load_images(
-    spec: DataSpec, split: str = "train", training: bool = False
+    spec: DataSpec, split: str = "train", training: bool = False, *,
+    at_most: int | None = None, data: ImageData | ImageSource | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec.
 
     With ``data.binarize = "dynamic"`` the training loop binarises each batch
     itself (``training=True`` returns grey levels); everywhere else binary
     data are the fixed static sample, so evaluations are reproducible.
+    An indexed source decodes only its split's rows (``data.limit`` applied first), and
+    only the first ``at_most`` of them when given; in-memory splits come whole.
+    ``data``: the source's answer for ``split`` when the caller has it (:func:`open_source`).
     """
-    data = open_source(spec, split)
+    data = open_source(spec, split) if data is None else data
     if isinstance(data, ImageSource):
-        images, labels = decode_view(data, spec, split)
+        images, labels = decode_view(data, spec, split, at_most)
     else:
         images, labels = data.images, data.labels
         if spec.limit is not None and split == "train":
