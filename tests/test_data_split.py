@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from zoo.core.spec import DataSpec, document_hash
 from zoo.data import KeyTable, load_folder, split_indices
+from zoo.data.files import FolderSource
 from zoo.data.source import ImageSource
 from zoo.data.split import key_hash, view
 from zoo.evaluation.evaluate import held_out, reconstruction_metrics
@@ -164,3 +165,29 @@ def test_a_legacy_folder_model_keeps_its_seeded_split(folder_model, tmp_path):
     old = [levels[files[i].relative_to(model.spec.data.path).as_posix()] for i in rows]
     assert _levels(held_out(model)) == old
     assert sorted(old) != sorted(levels[k] for k in levels if key_hash(k) < 0.1 * 2**64)
+
+
+def test_visualize_decodes_only_its_limit_of_a_folder(folder_model, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from zoo.data import rows
+    from zoo.visualize.deconv import load_data
+
+    out, _ = folder_model
+    model = zoo.from_pretrained(out)
+    read = []
+    real = rows.decode_raw
+    monkeypatch.setattr(rows, "decode_raw", lambda raw, *a, **k: read.append(raw) or real(
+        raw, *a, **k))
+    target = SimpleNamespace(shape=(1, 16, 16))
+    images = load_data(model, target, None, 7)
+    assert len(images) == len(read) == 7
+    read.clear()
+    other = tmp_path / "other"
+    _levels_folder(other, 30)
+    seeded = model.spec.model_copy(update={"data": model.spec.data.model_copy(
+        update={"split": "seeded"})})  # another folder takes none of the model's split keys
+    monkeypatch.setattr(FolderSource, "seeded_rows", None)
+    images = load_data(zoo.model.ZooModel(model.family, seeded, model.module, out), target,
+                       str(other), 5)
+    assert len(images) == len(read) == 5 and all(Path(p).is_relative_to(other) for p in read)
