@@ -8,6 +8,7 @@ hash split is still scored on the seeded split it was trained against.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,28 @@ def test_visualize_decodes_only_its_limit_of_a_folder(folder_model, monkeypatch,
     images = load_data(zoo.model.ZooModel(model.family, seeded, model.module, out), target,
                        str(other), 5)
     assert len(images) == len(read) == 5 and all(Path(p).is_relative_to(other) for p in read)
+
+
+def load_indexed(spec: DataSpec, split: str) -> FolderSource:
+    """A registered (non-folder) data source answering with an indexed source: the folder
+    ``$ZOO_TEST_INDEXED``."""
+    root = Path(os.environ["ZOO_TEST_INDEXED"])
+    return FolderSource(root, sorted(root.rglob("*.png")))
+
+
+def test_dedup_reads_a_registered_indexed_source_once(tmp_path, monkeypatch):
+    from zoo_dedup.images import dataset_split, open_source
+
+    from zoo.core.records import DatasetRecord
+    from zoo.core.registry import get_registry
+
+    levels = _levels_folder(tmp_path / "data", 40)
+    monkeypatch.setenv("ZOO_TEST_INDEXED", str(tmp_path / "data"))
+    monkeypatch.setitem(get_registry().datasets, "indexed-test", DatasetRecord(
+        "indexed-test", "a test source", "test_data_split:load_indexed", channels=1))
+    source = open_source("indexed-test")
+    train, test = (dataset_split("indexed-test", split, 16) for split in ("train", "test"))
+    assert len(source) == len(train) + len(test) == len(levels)  # every image once
+    assert sorted(_levels(train.float() / 255) + _levels(test.float() / 255)) == sorted(
+        levels.values())
+    assert train.shape[1:] == (1, 16, 16)
