@@ -55,8 +55,23 @@ def open_image(path: str | Path | BinaryIO, name: str | None = None):
             f"image {name or path}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image."
             "MAX_IMAGE_PIXELS); a decompression bomb or too large to decode") from None
     except (UnidentifiedImageError, OSError) as exc:
-        reason = str(exc).replace(repr(path), "it") if name else exc  # no "<_io.BytesIO ...>"
+        reason = str(exc)
+        if name:  # no "<_io.BytesIO ...>" or the full path again
+            shown = path if not isinstance(path, str | os.PathLike) else os.fspath(path)
+            reason = reason.replace(repr(shown), "it")
+        if _empty(path):
+            reason = "the file is empty"
         raise DataError(f"cannot read image {name or path}: {reason}") from None
+
+
+def _empty(file: str | Path | BinaryIO) -> bool:
+    """Whether ``file`` (a path or an in-memory file) holds no bytes."""
+    try:
+        if isinstance(file, io.BytesIO):
+            return file.getbuffer().nbytes == 0
+        return isinstance(file, str | os.PathLike) and os.path.getsize(file) == 0
+    except OSError:
+        return False
 
 
 def to_8bit(img, mode: str):
