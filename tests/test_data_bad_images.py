@@ -250,3 +250,22 @@ def test_strict_makes_the_first_bad_image_one_line(tmp_path, cli):
     (line,) = r.err.strip().splitlines()
     assert line.startswith("error: ") and any(f in line for f in _bad_training_files(root))
     assert not out.exists()
+
+
+def test_a_row_the_source_cannot_read_is_skipped_like_a_bad_image(tmp_path, capsys):
+    """A source's read() may raise DataError (a vanished shard): counted, warned once."""
+    source = _source(tmp_path, good=3)
+
+    class Flaky(FolderSource):
+        def read(self, i):
+            if i == 1:
+                raise DataError(f"cannot read row {self.keys[i]}: the shard is gone")
+            return super().read(i)
+
+    flaky = Flaky.of_listing(source.root, source.keys, source.paths)
+    spec = DataSpec(source="folder", path=str(source.root), image_size=16, held_out=0.01)
+    rows = view(flaky, "train", spec)
+    images, _ = decode_view(flaky, spec, "train")
+    assert len(images) == len(rows) - 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"warning: skipping cannot read row {source.keys[1]}: the shard is gone"

@@ -7,6 +7,7 @@ channels, size and limit and returns floats in [0, 1]. One job per module:
 - :mod:`zoo.data.decode` — one image file (or bytes) to uint8 pixels;
 - :mod:`zoo.data.memory` — in-memory sources and their seeded split;
 - :mod:`zoo.data.files` — the images under a folder, the ``folder`` source;
+- :mod:`zoo.data.listing` — a folder's file list, walked once and cached;
 - :mod:`zoo.data.source` — indexed sources (random access to encoded images by key);
 - :mod:`zoo.data.split` — their train/held-out split by a stable hash of each key;
 - :mod:`zoo.data.rows` — decoding a batch of their rows, skipping bad images;

@@ -68,7 +68,10 @@ def warn_bad_row(source: ImageSource, row: int, reason: str) -> None:
     and image: keyed by the resolved file for a file-backed row (as ``zoo dedup``'s header
     scan keys it, so a folder that is scanned and then trained on warns once), else by the
     source and key."""
-    raw = source.read(row)
+    try:
+        raw = source.read(row)
+    except Exception:  # the row that could not be read: keyed by its name
+        raw = None
     key = (Path(raw).resolve() if isinstance(raw, str | os.PathLike)
            else (source.name, source.keys[row]))
     warn_once(f"skipping {reason}", key=key)
