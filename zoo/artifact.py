@@ -406,12 +406,25 @@ def load_spec(folder: Path) -> tuple[FamilyRecord, Spec, dict[str, Any]]:
         spec = validate(family.spec, config["spec"], source=str(Path(folder) / CONFIG))
     except SpecError as exc:
         raise ArtifactError(str(exc)) from None
+    spec = legacy_split(spec, config["spec"])
     if config.get("spec_hash") != document_hash(config["spec"]):
         raise ArtifactError(f"{folder / CONFIG}: spec_hash does not match the spec it holds")
     parameters = config.get("parameters", 0)  # shown by info and the card: checked up front
     if type(parameters) is not int or parameters < 0:
         raise ArtifactError(f"{folder / CONFIG}: 'parameters' is not a number of parameters")
     return family, spec, config
+
+
+def legacy_split(spec: Spec, doc: dict[str, Any]) -> Spec:
+    """``spec`` as a stored document means it: a folder model written before ``data.split``
+    existed was trained against the seeded 90/10 split of its folder, so it keeps
+    ``data.split = "seeded"`` (``zoo eval`` scores the images it held out). New documents
+    store ``data.split`` explicitly."""
+    data = doc.get("data")
+    stored = data if isinstance(data, dict) else {}
+    if "split" in stored or getattr(spec.data, "source", None) != "folder":
+        return spec
+    return spec.model_copy(update={"data": spec.data.model_copy(update={"split": "seeded"})})
 
 
 def weights_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, list[int]]]]:

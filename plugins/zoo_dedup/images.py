@@ -105,18 +105,28 @@ def open_source(source: str, follow_links: bool = False) -> Source:
         known = sorted(n for n, r in registry.datasets.items() if n != "folder" and not r.prefix)
         raise DataError(f"{source!r} is neither a folder nor a registered data set "
                         f"(data sets: {', '.join(known)})")
-    counts = [len(dataset_split(source, split)) for split in SPLITS]
+    from zoo.core.spec import DataSpec
+    from zoo.data import split_size
+
+    counts = [split_size(DataSpec(source=source), split) for split in SPLITS]
     paths = [f"{source}/{split}/{i}" for split, n in zip(SPLITS, counts, strict=True)
              for i in range(n)]
     return Source(source, paths, dataset=source)
 
 
-def dataset_split(name: str, split: str):
-    """The uint8 ``N×C×H×W`` images of one split of a registered data set."""
-    from zoo.core.registry import dataset_loader
+def dataset_split(name: str, split: str, size: int | None = None):
+    """The uint8 ``N×C×H×W`` images of one split of a registered data set: an in-memory
+    one as its loader gives them, an indexed one's rows of ``split`` (its hash split, so the
+    two splits hold every image once) decoded at ``size`` (default: ``data.image_size``)."""
     from zoo.core.spec import DataSpec
+    from zoo.data import ImageSource, decode_view, open_source
 
-    return dataset_loader(name)(DataSpec(source=name), split).images
+    spec = DataSpec(source=name)
+    data = open_source(spec, split)
+    if isinstance(data, ImageSource):
+        spec = spec.model_copy(update={"image_size": size or spec.image_size})
+        return decode_view(data, spec, split)[0]
+    return data.images
 
 
 def is_grey(source: Source) -> bool:
@@ -201,7 +211,7 @@ def _dataset_chunks(source: Source, size: int, channels: int, chunk: int
     from zoo.data import to_float
 
     for split in SPLITS:
-        images = dataset_split(source.dataset, split)
+        images = dataset_split(source.dataset, split, size)
         for start in range(0, len(images), chunk):
             x = to_float(images[start : start + chunk], channels, size)
             yield x.mul(255).round().to(torch.uint8).numpy()

@@ -154,7 +154,7 @@ def training_overrides(src: Source, user: Iterable[str]) -> list[str]:
                f"data.channels={1 if is_grey(src) else 3}"]
     else:
         out = [f"data.source={src.dataset}"]
-    n_train = max(1, round(len(src) * 0.9))
+    n_train = train_count(src, out + user)
     if "train.batch_size" not in keys:
         out.append(f"train.batch_size={min(128, n_train)}")
     if not keys & {"train.epochs", "train.max_steps"}:
@@ -163,6 +163,25 @@ def training_overrides(src: Source, user: Iterable[str]) -> list[str]:
         batch = min(128, n_train)
         out.append(f"train.max_steps={min(MAX_STEPS, DedupTrain().epochs * (n_train // batch))}")
     return out + user
+
+
+def train_count(src: Source, overrides: list[str]) -> int:
+    """How many training images the hashing model gets from ``src`` with ``overrides``: a
+    folder's hash split (``data.held_out``, ``data.limit``) less its images over the pixel
+    limit, a data set's train split; at least 1 (fit refuses an empty split itself)."""
+    from zoo.api import resolve_spec
+    from zoo.data import split_size
+
+    data = resolve_spec(FAMILY, None, overrides)[1].data
+    try:
+        if src.is_folder:
+            from zoo.data.files import FolderSource
+            from zoo.data.split import view
+
+            return len(view(FolderSource(Path(src.name), src.files), "train", data))
+        return split_size(data, "train")
+    except DataError:
+        return 1
 
 
 def train_hash_model(src: Source, out: Path, overrides: Iterable[str], *, force: bool = False,

@@ -50,10 +50,26 @@ def register_datasets(register: Callable[[DatasetRecord], None]) -> None:
 
     A ``zoo.DatasetRecord`` names the source (the value of ``data.source``),
     a summary, and ``load``, a ``"module:function"`` that takes the spec's
-    ``DataSpec`` and a split (``"train"`` or ``"test"``) and returns
-    ``zoo.data.ImageData`` (uint8 N×C×H×W images, optional labels). With
-    ``prefix=True`` the record answers every ``name:<anything>`` source;
-    ``channels`` is what the source yields when ``data.channels`` is unset.
+    ``DataSpec`` and a split (``"train"`` or ``"test"``) and returns either:
+
+    - ``zoo.data.ImageData``: the split in memory (uint8 N×C×H×W images,
+      optional N integer labels); ``data.limit`` keeps its first images; or
+    - a ``zoo.data.ImageSource``: random access to a data set too large to
+      decode at once. It sets ``name`` (for messages), ``keys`` (a
+      ``zoo.data.KeyTable`` of every image's unique string key, sorted by
+      UTF-8 bytes), ``labels`` (int64 per key, or None), ``classes`` and
+      ``presplit``, and implements ``read(i)``: row ``i``'s encoded bytes or
+      file path, never decoded by the source (genzoo decodes, resizes and
+      skips bad images itself). Without ``presplit`` it answers the whole
+      data set for either split and genzoo holds out the keys whose stable
+      hash falls under ``data.held_out``; with ``presplit=True`` its rows are
+      the split asked for. It is pickled into DataLoader workers: open
+      handles go in attributes named ``_h...``, opened again on first use.
+
+    With ``prefix=True`` the record answers every ``name:<anything>`` source;
+    ``channels`` is what the source yields when ``data.channels`` is unset;
+    ``extra`` is the pip extra it needs (named by ``zoo list`` and its error
+    when missing).
     """
 
 

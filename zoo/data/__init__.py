@@ -7,6 +7,7 @@ channels, size and limit and returns floats in [0, 1]. One job per module:
 - :mod:`zoo.data.decode` — one image file (or bytes) to uint8 pixels;
 - :mod:`zoo.data.memory` — in-memory sources and their seeded split;
 - :mod:`zoo.data.files` — the images under a folder, the ``folder`` source;
+- :mod:`zoo.data.listing` — a folder's file list, walked once and cached;
 - :mod:`zoo.data.source` — indexed sources (random access to encoded images by key);
 - :mod:`zoo.data.split` — their train/held-out split by a stable hash of each key;
 - :mod:`zoo.data.rows` — decoding a batch of their rows, skipping bad images;
@@ -46,9 +47,16 @@ from zoo.data.memory import (
     split_indices,
     static_binarize,
 )
-from zoo.data.rows import DecodedRows, decode_rows
+from zoo.data.rows import DecodedRows, decode_rows, warn_bad_row
 from zoo.data.source import ImageSource, KeyTable
-from zoo.data.sources import check_image_data, load_images, open_source, register_datasets
+from zoo.data.sources import (
+    check_image_data,
+    decode_view,
+    load_images,
+    open_source,
+    register_datasets,
+    split_size,
+)
 from zoo.data.transforms import LUMA, conform, num_channels, to_float
 from zoo.data.warn import warn_once
 
@@ -75,6 +83,7 @@ __all__ = [
     "decode_image",
     "decode_raw",
     "decode_rows",
+    "decode_view",
     "find_images",
     "load_digits",
     "load_folder",
@@ -88,10 +97,12 @@ __all__ = [
     "register_datasets",
     "resize_crop",
     "split_indices",
+    "split_size",
     "static_binarize",
     "to_8bit",
     "to_float",
     "upright",
+    "warn_bad_row",
     "warn_once",
     "warn_skipped",
     "warn_unlisted",

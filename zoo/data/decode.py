@@ -55,8 +55,23 @@ def open_image(path: str | Path | BinaryIO, name: str | None = None):
             f"image {name or path}: more than {Image.MAX_IMAGE_PIXELS:,} pixels (PIL.Image."
             "MAX_IMAGE_PIXELS); a decompression bomb or too large to decode") from None
     except (UnidentifiedImageError, OSError) as exc:
-        reason = str(exc).replace(repr(path), "it") if name else exc  # no "<_io.BytesIO ...>"
+        reason = str(exc)
+        if name:  # no "<_io.BytesIO ...>" or the full path again
+            shown = path if not isinstance(path, str | os.PathLike) else os.fspath(path)
+            reason = reason.replace(repr(shown), "it")
+        if _empty(path):
+            reason = "the file is empty"
         raise DataError(f"cannot read image {name or path}: {reason}") from None
+
+
+def _empty(file: str | Path | BinaryIO) -> bool:
+    """Whether ``file`` (a path or an in-memory file) holds no bytes."""
+    try:
+        if isinstance(file, io.BytesIO):
+            return file.getbuffer().nbytes == 0
+        return isinstance(file, str | os.PathLike) and os.path.getsize(file) == 0
+    except OSError:
+        return False
 
 
 def to_8bit(img, mode: str):
@@ -104,6 +119,8 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
     scaled (:func:`to_8bit`); an EXIF orientation is applied (:func:`upright`).
     ``size``: resized and center-cropped to ``size``×``size`` (:func:`resize_crop`);
     ``draft`` lets a JPEG decode at a reduced scale first (never below ``size``).
+    Every PIL mode converts: CMYK, palette (with transparency too), 16-bit grey and RGB,
+    and alpha (dropped: the color channels are kept as stored, not composited).
     ``path`` may be an open binary file; ``name`` is what errors call it.
     Raises :class:`ImageTooLarge` or a one-line ``DataError``.
     """
@@ -113,6 +130,8 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
             if draft and size:
                 img.draft(mode, (size, size))
             img = upright(img)
+            if img.mode in ("P", "PA") and "transparency" in img.info:
+                img = img.convert("RGBA")  # what PIL warns to do first; the alpha is then dropped
             img = to_8bit(img, mode)
             return resize_crop(img, size) if size else np.array(img)
         except (OSError, ValueError) as exc:

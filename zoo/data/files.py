@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-import os
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from zoo.core.errors import DataError
 from zoo.data.decode import IMAGE_SUFFIXES, ImageTooLarge
+from zoo.data.listing import Listing, index, list_folder, walk
 from zoo.data.source import ImageSource, KeyTable
 from zoo.data.warn import warn_once
 
@@ -30,11 +31,11 @@ def load_folder(spec: DataSpec, split: str) -> FolderSource:
     root = Path(spec.path)
     if not root.is_dir():
         raise DataError(f"data.path {str(root)!r} is not a folder")
-    listing = find_images(root)
+    listing = list_folder(root)
     warn_unlisted(listing)
-    if not listing.files:
+    if not len(listing.keys):
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    return FolderSource(root, listing.files)
+    return FolderSource.of_listing(root, listing.keys, listing.paths)
 
 
 class FolderSource(ImageSource):
@@ -44,16 +45,39 @@ class FolderSource(ImageSource):
     def __init__(self, root: Path, files: list[Path]) -> None:
         self.name = f"folder {root}"
         self.root = root
-        paths = [f.relative_to(root).as_posix() for f in files]
-        names = [unicodedata.normalize("NFC", path) for path in paths]
-        self.keys, order = KeyTable.sorted(names, what=self.name)
-        # the names as stored, where a file system keeps them decomposed (NFD)
-        self.paths = None if names == paths else KeyTable.of_sorted(
-            paths[i].encode("utf-8", "surrogateescape") for i in order)
+        # paths as stored, where a file system keeps a name decomposed (NFD)
+        self.keys, self.paths = index([Path(f).relative_to(root).as_posix() for f in files],
+                                      self.name)
+
+    @classmethod
+    def of_listing(cls, root: Path, keys: KeyTable, paths: KeyTable | None) -> FolderSource:
+        """The source of an indexed listing (:func:`zoo.data.listing.list_folder`)."""
+        source = cls.__new__(cls)
+        source.name, source.root, source.keys, source.paths = f"folder {root}", root, keys, paths
+        return source
 
     def read(self, i: int) -> Path:
         """The file of row ``i`` (its key, under the folder)."""
         return self.root / (self.keys if self.paths is None else self.paths)[i]
+
+    def seeded_rows(self) -> np.ndarray:
+        """The rows the seeded split (``data.split = "seeded"``) numbers: the files in
+        ``Path`` order less those over the pixel limit, as the folder source listed them
+        before it was indexed, so a folder model trained then is scored on its own split.
+        Reads every file's header."""
+        from zoo.data.decode import open_image
+
+        def readable(row: int) -> bool:
+            try:
+                with open_image(self.read(row)):
+                    return True
+            except ImageTooLarge:
+                return False
+            except DataError:
+                return True  # was an error then; skipped when its batch is decoded now
+
+        order = sorted(range(len(self)), key=lambda row: self.read(row))
+        return np.asarray([row for row in order if readable(row)], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -76,28 +100,12 @@ def find_images(root: Path, follow_links: bool = True) -> ImageFiles:
     skipped. ``Path.rglob`` would do neither.
     """
     root = Path(root)
-    real_root = root.resolve()
-    files: list[Path] = []
-    outside: list[Path] = []
-    unreadable: list[tuple[Path, str]] = []
-
-    def failed(exc: OSError) -> None:
-        unreadable.append((Path(exc.filename), exc.strerror or type(exc).__name__))
-
-    for folder, _, names in os.walk(root, onerror=failed):
-        for name in names:
-            path = Path(folder) / name
-            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-                continue
-            if (path.is_symlink() and not follow_links
-                    and not path.resolve().is_relative_to(real_root)):
-                outside.append(path)
-                continue
-            files.append(path)
-    return ImageFiles(sorted(files), sorted(unreadable), sorted(outside))
+    found = walk(root, follow_links)
+    return ImageFiles(sorted(root / name for name in found.files), found.unreadable,
+                      found.outside_links)
 
 
-def warn_unlisted(listing: ImageFiles) -> None:
+def warn_unlisted(listing: ImageFiles | Listing) -> None:
     """One warning line per subfolder of ``listing`` that could not be listed."""
     for folder, reason in listing.unreadable:
         warn_once(f"cannot list folder {folder} ({reason}); its images are left out",

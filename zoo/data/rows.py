@@ -8,13 +8,16 @@ feed to count, warn about once and record (or, under ``data.strict``, to stop on
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zoo.core.errors import DataError
 from zoo.data.decode import decode_raw
+from zoo.data.warn import warn_once
 
 if TYPE_CHECKING:
     from zoo.data.source import ImageSource
@@ -58,3 +61,17 @@ def decode_rows(source: ImageSource, rows: np.ndarray, mode: str, size: int,
     images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     labels = None if source.labels is None else source.labels[np.asarray(rows)[used]]
     return DecodedRows(np.ascontiguousarray(images), labels, skipped)
+
+
+def warn_bad_row(source: ImageSource, row: int, reason: str) -> None:
+    """One ``warning: skipping ...`` line for a bad row of ``source``, said once per process
+    and image: keyed by the resolved file for a file-backed row (as ``zoo dedup``'s header
+    scan keys it, so a folder that is scanned and then trained on warns once), else by the
+    source and key."""
+    try:
+        raw = source.read(row)
+    except Exception:  # the row that could not be read: keyed by its name
+        raw = None
+    key = (Path(raw).resolve() if isinstance(raw, str | os.PathLike)
+           else (source.name, source.keys[row]))
+    warn_once(f"skipping {reason}", key=key)

@@ -106,6 +106,11 @@ class ImageSource:
         unreadable row may raise ``DataError`` (counted as a bad image by the feed)."""
         raise NotImplementedError
 
+    def seeded_rows(self) -> np.ndarray:
+        """The rows ``data.split = "seeded"`` splits, in the order it numbers them (default:
+        every row in key order; the folder source keeps its pre-index order)."""
+        return np.arange(len(self))
+
     def __getstate__(self) -> dict:
         """What a worker process gets: the state less open handles (names starting ``_h``),
         which each process opens again on first use."""

@@ -12,7 +12,6 @@ from zoo.core.records import DatasetRecord
 from zoo.data.memory import ImageData, static_binarize
 from zoo.data.source import ImageSource
 from zoo.data.transforms import num_channels, to_float
-from zoo.data.warn import warn_once
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +46,18 @@ def open_source(spec: DataSpec, split: str) -> ImageData | ImageSource:
     return data
 
 
+def split_size(spec: DataSpec, split: str) -> int:
+    """How many images ``split`` has per the data spec (``data.limit`` applied to train), without
+    decoding an indexed source's images: the size of its view (:func:`zoo.data.split.view`)."""
+    data = open_source(spec, split)
+    if isinstance(data, ImageSource):
+        from zoo.data.split import view
+
+        return len(view(data, split, spec))
+    n = len(data.images)
+    return min(n, spec.limit) if spec.limit is not None and split == "train" else n
+
+
 def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The rows of ``split`` of an indexed source (the first ``limit`` of them), decoded
@@ -54,7 +65,7 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
     training. Bad images are skipped with one warning each (an error under ``data.strict``)."""
     import torch
 
-    from zoo.data.rows import decode_rows
+    from zoo.data.rows import decode_rows, warn_bad_row
     from zoo.data.split import view
 
     rows = view(source, split, spec)[:limit]
@@ -63,10 +74,13 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
     for start in range(0, len(rows), 256):
         chunk = rows[start:start + 256]
         decoded = decode_rows(source, chunk, mode, spec.image_size, strict=spec.strict)
-        bad = {key for key, _ in decoded.skipped}
-        for key, reason in decoded.skipped:
-            warn_once(f"skipping {reason}", key=(source.name, key))
-        keep = [i for i, row in enumerate(chunk) if source.keys[int(row)] not in bad]
+        bad = dict(decoded.skipped)
+        keep = []
+        for i, row in enumerate(chunk):
+            if source.keys[int(row)] in bad:
+                warn_bad_row(source, int(row), bad[source.keys[int(row)]])
+            else:
+                keep.append(i)
         images.append(decoded.images[keep])
         if decoded.labels is not None:
             labels.append(decoded.labels[keep])
@@ -78,17 +92,21 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
 
 
 def load_images(
-    spec: DataSpec, split: str = "train", training: bool = False
+    spec: DataSpec, split: str = "train", training: bool = False, *,
+    at_most: int | None = None, data: ImageData | ImageSource | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec.
 
     With ``data.binarize = "dynamic"`` the training loop binarises each batch
     itself (``training=True`` returns grey levels); everywhere else binary
     data are the fixed static sample, so evaluations are reproducible.
+    An indexed source decodes only its split's rows (``data.limit`` applied first), and
+    only the first ``at_most`` of them when given; in-memory splits come whole.
+    ``data``: the source's answer for ``split`` when the caller has it (:func:`open_source`).
     """
-    data = open_source(spec, split)
+    data = open_source(spec, split) if data is None else data
     if isinstance(data, ImageSource):
-        images, labels = decode_view(data, spec, split)
+        images, labels = decode_view(data, spec, split, at_most)
     else:
         images, labels = data.images, data.labels
         if spec.limit is not None and split == "train":

@@ -61,7 +61,9 @@ def view(source: ImageSource, split: str, spec: DataSpec) -> np.ndarray:
     if source.presplit:
         rows = np.arange(n)
     elif split_mode(spec) == "seeded":
-        rows = split_indices(n, source.labels, split)
+        base = source.seeded_rows()
+        labels = None if source.labels is None else source.labels[base]
+        rows = base[split_indices(len(base), labels, split)]
     else:
         test = held_out_mask(source.keys, spec.held_out)
         rows = np.flatnonzero(test if split == "test" else ~test)

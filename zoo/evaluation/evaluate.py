@@ -86,11 +86,8 @@ def score_images(images: torch.Tensor, spec_data) -> dict[str, Any]:
 
 def reconstruction_metrics(model) -> dict[str, Any]:
     """Held-out per-pixel MSE of reconstructions next to predicting the mean training image."""
-    from zoo.data import load_images
-
-    full = model.spec.data.model_copy(update={"limit": None})
-    test, _ = load_images(full, "test")
-    mean_image = load_images(model.spec.data, "train")[0].mean(0, keepdim=True)
+    test = held_out(model)
+    mean_image = train_sample(model.spec.data).mean(0, keepdim=True)
     recon = torch.cat([model.reconstruct(test[i : i + 500]) for i in range(0, len(test), 500)])
     ours = float(((recon - test) ** 2).mean())
     baseline = float(((mean_image - test) ** 2).mean())
@@ -98,16 +95,31 @@ def reconstruction_metrics(model) -> dict[str, Any]:
             "recon_vs_mean_image": round(baseline / max(ours, 1e-12), 2)}
 
 
+def train_sample(spec_data) -> torch.Tensor:
+    """The training images a baseline is fitted to: an in-memory split whole (less
+    ``data.limit``), an indexed source's at most ``data.fit_images`` of them (the stable
+    random subset ``data.limit`` would pick), so a large folder is never decoded whole."""
+    from zoo.data import ImageSource, load_images, open_source
+
+    data = open_source(spec_data, "train")
+    if isinstance(data, ImageSource):
+        fit = spec_data.fit_images
+        spec_data = spec_data.model_copy(update={"limit": min(spec_data.limit or fit, fit)})
+    return load_images(spec_data, "train", data=data)[0]
+
+
 def held_out(model) -> torch.Tensor:
     """The test split of the model's data source, as the model was trained on it.
 
     Float32 ``N×C×S×S`` in [0, 1] at ``data.image_size`` with the model's
     channels, binarised as ``data.binarize`` says (the fixed static sample for
-    ``static`` and ``dynamic``); ``data.limit`` does not apply to it.
+    ``static`` and ``dynamic``); ``data.limit`` does not apply to it. Of an indexed
+    source (a folder), the first ``data.eval_images`` held-out images in key order.
     """
     from zoo.data import load_images
 
-    return load_images(model.spec.data.model_copy(update={"limit": None}), "test")[0]
+    spec = model.spec.data.model_copy(update={"limit": None})
+    return load_images(spec, "test", at_most=spec.eval_images)[0]
 
 
 #: How the held-out images that ``log_likelihood`` receives were binarised.

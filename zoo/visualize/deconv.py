@@ -172,6 +172,11 @@ def default_layer(target: Target) -> str | None:
     return spatial[-1] if spatial else None
 
 
+#: Data keys that belong to the model's own source, reset when ``--data`` names another.
+SOURCE_KEYS = ("split", "held_out", "streaming", "shuffle_buffer", "config", "revision",
+               "splits", "image_column", "label_column", "key_column")
+
+
 def load_data(model: ZooModel, target: Target, data: str | None, limit: int) -> torch.Tensor:
     """Up to ``limit`` training images of the model's data source, or of ``data`` (a data
     source name or an image folder), at the size and channels the target takes (the
@@ -184,6 +189,11 @@ def load_data(model: ZooModel, target: Target, data: str | None, limit: int) -> 
         folder = Path(data)
         update.update({"source": "folder", "path": str(folder)} if folder.is_dir()
                       else {"source": data, "path": None})
+        # another source: none of the model's source-specific keys (its split, hf columns)
+        fields = type(model.spec.data).model_fields
+        update.update({key: fields[key].get_default(call_default_factory=True)
+                       for key in SOURCE_KEYS if key in fields})
+    # an indexed source (a folder) decodes only these `limit` images (zoo.data.split.view)
     spec = type(model.spec.data).model_validate({**model.spec.data.model_dump(), **update})
     return load_images(spec, "train")[0]
 

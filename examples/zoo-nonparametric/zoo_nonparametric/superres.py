@@ -123,7 +123,8 @@ class DictionaryTrainer(Trainer):
         keep = torch.randperm(len(inputs), generator=generator)[: m.dictionary_size].sort()[0]
         model.low.copy_(inputs[keep])
         model.high.copy_(outputs[keep])
-        held_out, _ = load_images(self.spec.data, "test")
+        # only the first `examples` are kept: a folder need not decode its whole test split
+        held_out, _ = load_images(self.spec.data, "test", at_most=m.examples)
         repeat = torch.arange(m.examples) % len(held_out)
         model.examples.copy_(degrade(held_out[repeat], m.scale))
 
