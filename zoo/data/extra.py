@@ -14,9 +14,10 @@ EXTRA = "genzoo[data]"
 
 
 def missing(package: str, source: str) -> DataError:
-    """The one-line error for a ``source`` whose ``package`` is not installed."""
-    return DataError(f"data source {source!r} needs the {package} package: "
-                     f"pip install '{EXTRA}'")
+    """The one-line error for a data ``source`` (or a command, given as ``zoo ...``) whose
+    ``package`` is not installed."""
+    who = source if source.startswith("zoo ") else f"data source {source!r}"
+    return DataError(f"{who} needs the {package} package: pip install '{EXTRA}'")
 
 
 def need(package: str, source: str) -> ModuleType:
