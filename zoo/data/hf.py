@@ -43,12 +43,13 @@ def load_hf(spec: DataSpec, split: str) -> HFSource:
     if spec.streaming:
         raise DataError(f"data source {spec.source!r}: data.streaming = true is not supported "
                         "yet; unset it to read the data set by index")
-    presplit = bool(spec.splits)
-    if presplit and split not in spec.splits:
+    splits = {k: v for k in ("train", "test") if (v := getattr(spec.splits, k))}
+    presplit = bool(splits)
+    if presplit and split not in splits:
         raise DataError(f"data source {spec.source!r}: data.splits names no {split!r} split "
-                        f"(it has {', '.join(sorted(spec.splits))})")
+                        f"(it has {', '.join(sorted(splits))})")
     with _quiet():
-        dataset = _open(spec, name, spec.splits.get(split) if presplit else None)
+        dataset = _open(spec, name, splits.get(split))
     return HFSource(spec, dataset, presplit)
 
 
