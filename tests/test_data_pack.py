@@ -214,3 +214,30 @@ def test_a_shard_cut_short_is_a_bad_image_not_a_crash(packed, tmp_path):
     # opened again, the stale index is not trusted: the shard is scanned, its tail is gone
     with pytest.raises(DataError, match="cannot read shard"):
         open_source(DataSpec(source=source.name), "train")
+
+
+def test_a_lying_index_is_one_line(packed, tmp_path):
+    lying = tmp_path / "lying"
+    shutil.copytree(packed.out, lying)
+    lines = gzip.decompress((lying / "index.tsv.gz").read_bytes()).decode().splitlines()
+    fields = lines[1].split("\t")
+    fields[4] = str(10**12)  # a size far past the shard's end
+    lines[1] = "\t".join(fields)
+    (lying / "index.tsv.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    with pytest.raises(DataError, match=r"outside shard .* re-index the shards") as info:
+        open_source(DataSpec(source=f"wds:{lying}/shard-{{000000..000002}}.tar"), "train")
+    assert "\n" not in str(info.value)
+
+
+def test_a_pack_killed_before_is_tidied_up(cli, photos, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".out.tmp-{dead.pid}-0123abcd"
+    left.mkdir()
+    (left / "shard-000000.tar").write_bytes(b"half")
+    result = cli("data", "pack", photos, tmp_path / "out", "--quiet")
+    assert result.code == 0, result.err
+    assert "note: removed .out.tmp-" in result.err and not left.exists()

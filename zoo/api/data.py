@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
     folder and renamed, so a failure leaves nothing; an existing ``OUT`` is replaced only
     with ``force`` and only if it is a shard folder written here (or empty).
     """
-    from zoo.artifact import atomic_folder, resolvable
+    from zoo.artifact import atomic_folder, resolvable, tidy_leftovers
     from zoo.core.errors import ArtifactError
     from zoo.data.extra import check_installed
 
@@ -104,6 +105,7 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
         result.update(count=packed.count, shards=packed.shards, skipped=len(packed.skipped))
 
     result: dict[str, Any] = {}
+    tidy_leftovers(target, lambda line: print(line, file=sys.stderr))  # a pack killed before
     written = atomic_folder(target, fill, overwrite=force)
     shards = result["shards"]
     last = len(shards) - 1

@@ -150,6 +150,9 @@ def write_shards(samples: Iterator[Sample | tuple[str, str]], total: int, folder
                 warn_once(f"skipping {sample[1]}", key=("pack", sample[0]))
                 skipped.append(sample)
             else:
+                if sample.key.startswith("/"):
+                    raise DataError(f"the key {sample.key!r} is an absolute path; keys must be "
+                                    "relative (data.key_column)")
                 if sample.key in seen:
                     raise DataError(f"two images get the key {sample.key!r}; keys must be "
                                     "unique")

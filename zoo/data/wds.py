@@ -102,9 +102,11 @@ def scan_shard(path: Path, label_field: str | None = "cls") -> list[Entry]:
                     text = handle.read(64).decode("utf-8", "replace").strip() if handle else ""
                     try:
                         labels[key] = int(text)
+                        if not 0 <= labels[key] < 2**31:
+                            raise ValueError(text)
                     except ValueError:
                         raise DataError(f"shard {path}: label {member.name!r} is {text!r}, "
-                                        "not an integer") from None
+                                        "not a class number (0 or more)") from None
     except (tarfile.TarError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise DataError(f"cannot read shard {path}: {reason} (an uncompressed tar file is "
@@ -257,7 +259,7 @@ class ShardSource(ImageSource):
 
     def __init__(self, name: str, paths: list[Path], label_field: str | None = None) -> None:
         self.name = name
-        self.shards = [str(p) for p in paths]
+        self.shards = [os.path.abspath(p) for p in paths]  # workers may run elsewhere
         entries = index_shards(paths, label_field)
         flat = [(s, e) for s, es in enumerate(entries) for e in es]
         if not flat:
@@ -267,6 +269,13 @@ class ShardSource(ImageSource):
         self.shard_of = np.asarray([flat[i][0] for i in order], dtype=np.int32)
         self.offsets = np.asarray([flat[i][1].offset for i in order], dtype=np.int64)
         self.sizes = np.asarray([flat[i][1].size for i in order], dtype=np.int64)
+        ends = np.asarray([p.stat().st_size for p in paths], dtype=np.int64)[self.shard_of]
+        outside = (self.offsets < 0) | (self.sizes < 0) | (self.offsets + self.sizes > ends)
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise DataError(f"data source {name!r}: the index puts image {self.keys[i]!r} "
+                            f"outside shard {paths[self.shard_of[i]]}; re-index the shards "
+                            "(zoo data index)")
         if label_field:
             missing = next((flat[i][1].key for i in order if flat[i][1].label is None), None)
             if missing is not None:
@@ -280,7 +289,11 @@ class ShardSource(ImageSource):
     def read(self, i: int) -> bytes:
         """The bytes of image ``i`` (one ``pread`` of its shard)."""
         shard, offset, size = int(self.shard_of[i]), int(self.offsets[i]), int(self.sizes[i])
-        data = os.pread(self._fd(shard), size, offset)
+        try:
+            data = os.pread(self._fd(shard), size, offset)
+        except OSError as exc:
+            raise DataError(f"cannot read image {self.keys[i]!r} from shard "
+                            f"{self.shards[shard]}: {exc.strerror or exc}") from None
         if len(data) != size:
             raise DataError(f"{self.name}: shard {self.shards[shard]} is shorter than its "
                             f"index says (image {self.keys[i]!r}); re-index it")
