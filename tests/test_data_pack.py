@@ -113,6 +113,9 @@ def test_in_memory_sources_are_packed_as_png_with_labels(tmp_path):
     assert np.array_equal(decoded.images, data.images.numpy())
     without = open_source(DataSpec(source=packed.source), "train")
     assert without.labels is None
+    limited = pack_data("digits", tmp_path / "limited", split="train", progress=False,
+                        overrides=["data.limit=100"])
+    assert limited.count == 100
 
 
 def test_pack_cli_progress_and_summary(cli, photos, tmp_path):
@@ -241,3 +244,19 @@ def test_a_pack_killed_before_is_tidied_up(cli, photos, tmp_path):
     result = cli("data", "pack", photos, tmp_path / "out", "--quiet")
     assert result.code == 0, result.err
     assert "note: removed .out.tmp-" in result.err and not left.exists()
+
+
+def test_hf_rows_without_an_extension_get_their_formats(photos, tmp_path):
+    pytest.importorskip("datasets")
+    from streamed import saved_hf
+
+    saved = saved_hf(photos, tmp_path / "hf")
+    packed = pack_data(f"hf:{saved}", tmp_path / "out", progress=False,
+                       overrides=["data.label_column=label"])
+    source = open_source(DataSpec(source=packed.source, label_column="cls"), "train")
+    hf = open_source(DataSpec(source=f"hf:{saved}", label_column="label"), "train")
+    files = sorted(p.suffix for p in photos.rglob("*.*"))
+    assert sorted("." + k.rpartition(".")[2] for k in source.keys) == files
+    assert [k.partition(".")[0] for k in source.keys] == list(hf.keys)
+    assert np.array_equal(source.labels, hf.labels)
+    assert all(source.read(i) == hf.read(i) for i in range(len(hf)))

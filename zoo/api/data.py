@@ -73,7 +73,7 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
     folder and renamed, so a failure leaves nothing; an existing ``OUT`` is replaced only
     with ``force`` and only if it is a shard folder written here (or empty).
     """
-    from zoo.artifact import atomic_folder, resolvable, tidy_leftovers
+    from zoo.artifact import atomic_folder, replaceable, resolvable, tidy_leftovers
     from zoo.core.errors import ArtifactError
     from zoo.data.extra import check_installed
 
@@ -86,6 +86,9 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
     target = resolvable(Path(out), "OUT")
     if target.exists() and not force:
         raise ArtifactError(f"{target} already exists; pass --force to replace it")
+    if target.exists() and not replaceable(target):  # before the source is read
+        raise ArtifactError(f"refusing to replace {target}: not shards written by zoo data "
+                            "pack (nor a genzoo model folder)")
     spec = data_spec(source, overrides)
     check_installed("webdataset", "zoo data pack")
     parts = _parts(spec, split)
@@ -117,6 +120,8 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
 def _parts(spec: DataSpec, split: str) -> list[tuple[Any, Any, int, str]]:
     """What to pack: ``(data, rows, count, key prefix)`` per split opened (one for an
     indexed source without its own splits; train and test for the others with ``all``)."""
+    import numpy as np
+
     from zoo.data import ImageSource, open_source
     from zoo.data.split import view
 
@@ -128,7 +133,10 @@ def _parts(spec: DataSpec, split: str) -> list[tuple[Any, Any, int, str]]:
         rows = None if split == "all" else view(first, split, spec)
         return [(first, rows, len(first) if rows is None else len(rows), "")]
     if split != "all":
-        return [(first, None, len(first.images), "")]
+        count = len(first.images)
+        if split == "train" and spec.limit is not None:  # as training reads it
+            count = min(count, spec.limit)
+        return [(first, np.arange(count), count, "")]
     second = open_source(spec, "test")
     return [(first, None, len(first.images), "train/"),
             (second, None, len(second.images), "test/")]

@@ -106,8 +106,8 @@ def _read(path: str | Path, key: str) -> bytes:
 def source_samples(data: ImageData | ImageSource, rows: np.ndarray | None, mode: str,
                    size: int | None, prefix: str = ""
                    ) -> Iterator[Sample | tuple[str, str]]:
-    """The samples of ``rows`` of an indexed source (or of every image of an in-memory
-    split, keyed ``PREFIX00012.png``), or ``(key, reason)`` for each that cannot be packed."""
+    """The samples of ``rows`` (None: all) of an indexed source or an in-memory split (keyed
+    ``PREFIX00012.png``), or ``(key, reason)`` for each that cannot be packed."""
     if isinstance(data, ImageSource):
         for row in rows if rows is not None else range(len(data)):
             row = int(row)
@@ -122,7 +122,9 @@ def source_samples(data: ImageData | ImageSource, rows: np.ndarray | None, mode:
         return
     images = data.images.numpy()
     width = len(str(len(images) - 1))
-    for i, image in enumerate(images):
+    for i in rows if rows is not None else range(len(images)):
+        i = int(i)
+        image = images[i]
         pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
         key = f"{prefix}{i:0{width}d}.png"
         label = None if data.labels is None else int(data.labels[i])
