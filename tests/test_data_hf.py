@@ -164,3 +164,17 @@ def test_offline_a_missing_data_set_is_one_line_naming_it(saved):
     proc = subprocess.run([sys.executable, "-c", PROBE, f"hf:{saved}"], capture_output=True,
                           text=True, cwd=REPO, timeout=60, env=env)
     assert proc.stdout == "" and proc.returncode == 0, proc.stderr
+
+
+def test_key_column_values_are_nfc_like_a_folders_paths(photos, tmp_path):
+    import unicodedata
+
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(saved_hf(photos, tmp_path / "s")))
+    decomposed = [unicodedata.normalize("NFD", k) for k in ds["path"]]
+    assert decomposed != list(ds["path"])  # one name has an accent
+    ds.remove_columns("path").add_column("path", decomposed).save_to_disk(str(tmp_path / "nfd"))
+    source = open_source(hf(f"hf:{tmp_path / 'nfd'}", key_column="path"), "train")
+    folder = open_source(DataSpec(source="folder", path=str(photos)), "train")
+    assert list(source.keys) == list(folder.keys)

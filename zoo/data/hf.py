@@ -10,6 +10,7 @@ same decoder as every other source. ``datasets`` is imported only here, inside f
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,9 +123,10 @@ class HFSource(ImageSource):
     """A Hugging Face data set's rows as an indexed source.
 
     Keys: the row index, zero-padded so that key order is row order, or the values of
-    ``data.key_column`` (unique strings). Labels: ``data.label_column`` (a ``ClassLabel`` or
-    non-negative integers). The Arrow files are opened again, memory-mapped, in each
-    process that reads (DataLoader workers); nothing is downloaded there.
+    ``data.key_column`` (unique strings, NFC-normalised as a folder's paths are). Labels:
+    ``data.label_column`` (a ``ClassLabel`` or non-negative integers). The Arrow files are
+    opened again, memory-mapped, in each process that reads (DataLoader workers); nothing is
+    downloaded there.
     """
 
     def __init__(self, spec: DataSpec, dataset: Any, presplit: bool) -> None:
@@ -158,8 +160,9 @@ class HFSource(ImageSource):
             if not all(isinstance(v, str) for v in values):
                 raise DataError(f"data.key_column {spec.key_column!r} of {self.name!r} must "
                                 "hold strings (e.g. file paths)")
-            self.keys, self.rows = KeyTable.sorted(
-                values, what=f"{self.name} (data.key_column {spec.key_column!r})")
+            self.keys, self.rows = KeyTable.sorted(  # NFC, as a folder's keys
+                [unicodedata.normalize("NFC", v) for v in values],
+                what=f"{self.name} (data.key_column {spec.key_column!r})")
         if spec.label_column is not None:
             self.labels, self.classes = _labels(dataset, spec.label_column, self.name)
             self.labels = self.labels[self.rows]

@@ -2,8 +2,8 @@
 
 A shard is a plain tar file whose members are named ``KEY.FIELD``: a sample's key up to the
 first dot of the file name, then a field (``jpg``, ``png``, ``cls``, ...). Each image member
-is one image of the source, keyed ``unescape(KEY) + "." + FIELD``: for shards written by
-``zoo data pack``, the relative path of the file it was packed from, so a folder and its
+is one image of the source, keyed ``unescape(KEY) + "." + FIELD`` (NFC): for shards written
+by ``zoo data pack``, the relative path of the file it was packed from, so a folder and its
 shards share keys, split and order. The index (shard, member offset, size, label of every
 image) comes from ``index.tsv.gz`` beside the shards (written by ``zoo data pack`` and
 ``zoo data index``) or from one scan of the tar headers, cached under ``$ZOO_HOME/data``.
@@ -19,6 +19,7 @@ import json
 import os
 import re
 import tarfile
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,9 @@ def scan_shard(path: Path, label_field: str | None = "cls") -> list[Entry]:
         reason = getattr(exc, "strerror", None) or exc
         raise DataError(f"cannot read shard {path}: {reason} (an uncompressed tar file is "
                         "expected)") from None
-    return [Entry(unescape_key(key) + "." + field, f"{key}.{field}", offset, size,
-                  labels.get(key)) for key, field, offset, size in images]
+    return [Entry(unicodedata.normalize("NFC", unescape_key(key) + "." + field),
+                  f"{key}.{field}", offset, size, labels.get(key))
+            for key, field, offset, size in images]
 
 
 def _tsv(text: str) -> str:
