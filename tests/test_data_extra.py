@@ -56,7 +56,7 @@ print("HEAVY:", ",".join(heavy))
 
 @pytest.mark.parametrize("body", [
     "import zoo, zoo.api, zoo.data",
-    "import zoo.data.hf, zoo.data.wds, zoo.data.pack",
+    "import zoo.data.hf, zoo.data.wds, zoo.data.pack, zoo.data.stream",
 ])
 def test_importing_zoo_imports_no_data_package(body):
     proc = subprocess.run([sys.executable, "-c", PROBE.format(body=body)], capture_output=True,
