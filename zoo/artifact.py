@@ -45,6 +45,8 @@ CHECKSUMS = "sha256"
 #: Caps on what reading trusts: config.json, other JSON files, a safetensors header
 #: (safetensors allows 100 MB; genzoo's own need well under 1 MB) and how deeply JSON may nest.
 MAX_CONFIG_BYTES = 1 << 20
+#: ``index.json``'s format in a folder of shards (zoo.data.wds.SHARDS_FORMAT).
+SHARDS_FORMAT = "genzoo-shards/1"
 MAX_JSON_BYTES = 16 << 20
 MAX_HEADER_BYTES = 16 << 20
 MAX_JSON_DEPTH = 64
@@ -266,7 +268,8 @@ def is_genzoo_config(doc: Any) -> bool:
 
 
 def replaceable(folder: Path) -> bool:
-    """True for an empty folder, a model folder or a training checkpoint.
+    """True for an empty folder, a model folder, a training checkpoint or shards written by
+    ``zoo data pack`` (``index.json`` of format ``genzoo-shards/1``).
 
     A genzoo folder is one whose ``config.json`` (model folder) or ``state.json``
     (checkpoint) says ``"format": "genzoo/1"``, or, when that file is damaged,
@@ -278,6 +281,13 @@ def replaceable(folder: Path) -> bool:
         return False
     if not any(folder.iterdir()):
         return True
+    if (folder / "index.json").is_file():  # WebDataset shards written by zoo data pack
+        try:
+            doc = read_json(folder / "index.json")
+        except ArtifactError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("format") == SHARDS_FORMAT:
+            return True
     for meta, weights in ((CONFIG, WEIGHTS), ("state.json", "state.safetensors")):
         if not (folder / meta).is_file():
             continue

@@ -416,6 +416,54 @@ def plugins_cmd(
     _console().print(table)
 
 
+data_app = typer.Typer(help="Data tools: pack images into WebDataset shards, index shards.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("pack")
+def data_pack_cmd(
+    source: Annotated[str, typer.Argument(
+        help="A folder of images, or a data source: mnist5k, hf:NAME, wds:PATTERN, ...")],
+    out: Annotated[Path, typer.Argument(help="The folder of shards to write.")],
+    shard_size: Annotated[int, typer.Option(min=1, help="Images per shard.")] = 1000,
+    max_shard_mb: Annotated[float, typer.Option(min=0.001, help="About this many MB per "
+                                                "shard at most.")] = 1024,
+    split: Annotated[str, typer.Option(
+        help="all (keys keep the hash split), train or test.")] = "all",
+    size: Annotated[int | None, typer.Option(
+        min=4, max=1024, help="Store each image decoded and resized to SIZE x SIZE as PNG "
+        "(default: the original bytes).")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="A data key of the source: data.KEY=VALUE (e.g. data.key_column=path).")
+                    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing OUT (shards only).")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Write a data source's images as WebDataset tar shards, with an index, and print the
+    data.source that reads them (needs pip install 'genzoo[data]')."""
+    from zoo.api import pack_data
+
+    if split not in ("train", "test", "all"):
+        raise ZooError(f"--split {split!r}: expected train, test or all")
+    result = pack_data(source, out, shard_size=shard_size, max_shard_mb=max_shard_mb,
+                       split=split, size=size, overrides=sets or [], force=force,
+                       progress=not quiet)
+    print(_printable(result.summary()))
+
+
+@data_app.command("index")
+def data_index_cmd(
+    pattern: Annotated[str, typer.Argument(
+        help="Local .tar shards of one folder, a brace pattern: DIR/shard-{000000..000009}.tar")],
+) -> None:
+    """Write index.tsv.gz and index.json beside WebDataset shards made elsewhere, so the wds:
+    source opens them without scanning every tar header."""
+    from zoo.api import index_data
+
+    print(f"wrote {_printable(str(index_data(pattern)))}")
+
+
 plugin_app = typer.Typer(help="Tools for plugin authors.", no_args_is_help=True)
 app.add_typer(plugin_app, name="plugin")
 

@@ -5,7 +5,8 @@ Models (:mod:`zoo.model`): :func:`resolve_spec`, :func:`build`, :func:`from_pret
 :func:`write_samples`, :func:`with_label`, :func:`push`, :func:`list_models`. What is installed
 (:mod:`zoo.api.catalog`): :func:`list_entries`, :func:`spec_text`, :func:`plugins`,
 :func:`parse_options`. Model folders (:mod:`zoo.api.folders`): :func:`info`,
-:func:`plan_build`, :func:`launch_build`. The Hub (:mod:`zoo.api.remote`):
+:func:`plan_build`, :func:`launch_build`. Data (:mod:`zoo.api.data`): :func:`pack_data`,
+:func:`index_data`. The Hub (:mod:`zoo.api.remote`):
 :func:`list_remote`, :func:`pull`, :func:`set_hub_options`. Tools
 (:mod:`zoo.api.tools`): :func:`evaluate`, :func:`visualize`, :func:`check_families`.
 
@@ -14,6 +15,7 @@ The CLI (:mod:`zoo.cli`) calls nothing else (an import-linter contract keeps it 
 """
 
 from zoo.api.catalog import list_entries, load_registry, parse_options, plugins, spec_text
+from zoo.api.data import PackResult, index_data, pack_data
 from zoo.api.folders import BuildPlan, info, launch_build, plan_build
 from zoo.api.remote import list_remote, pull, set_hub_options
 from zoo.api.tools import check_families, evaluate, visualize
@@ -31,18 +33,21 @@ from zoo.model import (
 
 __all__ = [
     "BuildPlan",
+    "PackResult",
     "ZooModel",
     "build",
     "check_families",
     "default_out",
     "evaluate",
     "from_pretrained",
+    "index_data",
     "info",
     "launch_build",
     "list_entries",
     "list_models",
     "list_remote",
     "load_registry",
+    "pack_data",
     "parse_options",
     "plan_build",
     "plugins",

@@ -29,6 +29,12 @@ def register_datasets(register) -> None:
     register(DatasetRecord("folder", "a folder of PNG/JPEG images (data.path), streamed, "
                            "hash split",
                            "zoo.data:load_folder"))
+    register(DatasetRecord("hf", "a Hugging Face data set: a Hub id, imagefolder/parquet/arrow "
+                           "(data.path) or a save_to_disk folder; indexed, hash split",
+                           "zoo.data.hf:load_hf", prefix=True, extra="genzoo[data]"))
+    register(DatasetRecord("wds", "WebDataset tar shards (a brace pattern), e.g. from zoo data "
+                           "pack; indexed, hash split", "zoo.data.wds:load_wds", prefix=True,
+                           extra="genzoo[data]"))
     register(DatasetRecord("torchvision", "torchvision.datasets.<Name> already on disk "
                            "(data.path)", "zoo.data:load_torchvision", prefix=True))
 

@@ -1,0 +1,180 @@
+"""The hf: data source: Hugging Face data sets made locally with ``datasets`` itself (nothing is
+downloaded): keys, labels, splits, columns, errors, offline mode, worker processes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+from streamed import photo_folder, saved_hf
+
+from zoo.core.errors import DataError
+from zoo.core.spec import DataSpec
+from zoo.data import decode_rows, open_source
+from zoo.data.split import view
+
+pytest.importorskip("datasets")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return photo_folder(tmp_path_factory.mktemp("photos"), 24)
+
+
+@pytest.fixture(scope="module")
+def saved(photos, tmp_path_factory):
+    return saved_hf(photos, tmp_path_factory.mktemp("hf") / "saved")
+
+
+def hf(source: str, **keys) -> DataSpec:
+    return DataSpec(source=source, image_size=16, **keys)
+
+
+def test_a_saved_data_set_with_a_key_column_is_the_folder(photos, saved):
+    folder = open_source(DataSpec(source="folder", path=str(photos), image_size=16), "train")
+    spec = hf(f"hf:{saved}", key_column="path", label_column="label")
+    source = open_source(spec, "train")
+    assert list(source.keys) == list(folder.keys)
+    assert source.classes == 3
+    names = ["cats", "dogs", "top"]
+    assert [names[int(y)] for y in source.labels] == [
+        k.split("/")[0] if "/" in k else "top" for k in source.keys]
+    for i in range(len(source)):  # save_to_disk embeds the files' own bytes
+        assert source.read(i) == folder.read(i).read_bytes()
+    for split in ("train", "test"):
+        rows = view(source, split, spec)
+        assert np.array_equal(rows, view(folder, split, spec))
+        assert np.array_equal(decode_rows(source, rows, "RGB", 16).images,
+                              decode_rows(folder, rows, "RGB", 16).images)
+
+
+def test_row_keys_are_zero_padded_in_row_order(saved):
+    source = open_source(hf(f"hf:{saved}"), "train")
+    assert list(source.keys) == [f"{i:02d}" for i in range(24)]
+    assert source.labels is None and not source.presplit
+
+
+def test_parquet_and_imagefolder_with_data_path(photos, saved, tmp_path):
+    from datasets import load_from_disk
+
+    load_from_disk(str(saved)).to_parquet(str(tmp_path / "pq" / "part-0.parquet"))
+    parquet = open_source(hf("hf:parquet", path=str(tmp_path / "pq" / "*.parquet"),
+                             key_column="path"), "train")
+    disk = open_source(hf(f"hf:{saved}", key_column="path"), "train")
+    assert list(parquet.keys) == list(disk.keys)
+    assert all(parquet.read(i) == disk.read(i) for i in range(len(disk)))
+    classes = tmp_path / "classes"
+    for i, file in enumerate(sorted(photos.rglob("*.png"))[:6]):
+        (classes / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        (classes / "ab"[i % 2] / f"{i}.png").write_bytes(file.read_bytes())
+    folder = open_source(hf("hf:imagefolder", path=str(classes), label_column="label"), "train")
+    assert len(folder) == 6 and folder.classes == 2  # imagefolder's labels: the subfolders
+    assert sorted(folder.labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert all(str(folder.read(i)).startswith(str(classes)) for i in range(6))  # the files
+
+
+def test_own_splits_are_used_as_they_are(photos, tmp_path):
+    from datasets import DatasetDict, load_from_disk
+
+    one = load_from_disk(str(saved_hf(photos, tmp_path / "one")))
+    DatasetDict({"train": one.select(range(16)), "validation": one.select(range(16, 24))}
+                ).save_to_disk(str(tmp_path / "dict"))
+    spec = hf(f"hf:{tmp_path / 'dict'}", splits={"train": "train", "test": "validation"},
+              key_column="path", limit=10)
+    train, test = open_source(spec, "train"), open_source(spec, "test")
+    assert train.presplit and (len(train), len(test)) == (16, 8)
+    assert len(view(test, "test", spec)) == 8 and len(view(train, "train", spec)) == 10
+    assert set(train.keys).isdisjoint(test.keys)
+    # without data.splits: its train split, divided by the hash split
+    plain = open_source(hf(f"hf:{tmp_path / 'dict'}"), "test")
+    assert len(plain) == 16 and not plain.presplit
+    with pytest.raises(DataError, match=r"no split 'test'.*train, validation"):
+        open_source(hf(f"hf:{tmp_path / 'dict'}", splits={"train": "train", "test": "test"}),
+                    "test")
+    with pytest.raises(DataError, match=r"data.splits names no 'test' split"):
+        open_source(hf(f"hf:{tmp_path / 'dict'}", splits={"train": "train"}), "test")
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ({"image_column": "picture"}, r"has no column 'picture' \(data.image_column\); its columns: "
+     "image, path, label"),
+    ({"image_column": "path"}, "data.image_column 'path' of .* is not an image column"),
+    ({"label_column": "path"}, "data.label_column 'path' .* must hold integer labels"),
+    ({"key_column": "nope"}, r"has no column 'nope' \(data.key_column\)"),
+    ({"key_column": "label"}, "data.key_column 'label' .* must hold strings"),
+])
+def test_bad_columns_are_one_line(saved, keys, message):
+    with pytest.raises(DataError, match=message) as info:
+        open_source(hf(f"hf:{saved}", **keys), "train")
+    assert "\n" not in str(info.value)
+
+
+def test_a_key_column_with_a_repeated_key_is_one_line(photos, tmp_path):
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(saved_hf(photos, tmp_path / "s")))
+    ds = ds.remove_columns("path").add_column("path", ["same"] * 2 + [f"k{i}" for i in range(22)])
+    ds.save_to_disk(str(tmp_path / "dup"))
+    with pytest.raises(DataError, match="the key 'same' names two images"):
+        open_source(hf(f"hf:{tmp_path / 'dup'}", key_column="path"), "train")
+
+
+def test_packaged_builders_need_data_path_and_streaming_is_not_yet():
+    with pytest.raises(DataError, match=r"'hf:parquet' needs data.path"):
+        open_source(hf("hf:parquet"), "train")
+    with pytest.raises(DataError, match=r"data.streaming = true is not supported yet"):
+        open_source(hf("hf:user/set", streaming=True), "train")
+
+
+def test_workers_reopen_the_arrow_files_lazily(saved):
+    source = open_source(hf(f"hf:{saved}", key_column="path"), "train")
+    first = source.read(3)
+    state = pickle.dumps(source)
+    assert len(state) < 4000  # the rows stay in the Arrow files, not in the pickle
+    clone = pickle.loads(state)
+    assert not hasattr(clone, "_h_rows")
+    assert clone.read(3) == first and list(clone.keys) == list(source.keys)
+
+
+PROBE = """
+import sys
+from zoo.core.spec import DataSpec
+from zoo.data import open_source
+try:
+    open_source(DataSpec(source=sys.argv[1]), "train")
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_offline_a_missing_data_set_is_one_line_naming_it(saved):
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", PROBE, "hf:someone/no-such-set"],
+                          capture_output=True, text=True, cwd=REPO, timeout=60, env=env)
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("DataError cannot load data source "
+                                                   "'hf:someone/no-such-set'"), proc
+    assert "offline" in lines[0].lower()
+    # a local data set still opens offline
+    proc = subprocess.run([sys.executable, "-c", PROBE, f"hf:{saved}"], capture_output=True,
+                          text=True, cwd=REPO, timeout=60, env=env)
+    assert proc.stdout == "" and proc.returncode == 0, proc.stderr
+
+
+def test_key_column_values_are_nfc_like_a_folders_paths(photos, tmp_path):
+    import unicodedata
+
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(saved_hf(photos, tmp_path / "s")))
+    decomposed = [unicodedata.normalize("NFD", k) for k in ds["path"]]
+    assert decomposed != list(ds["path"])  # one name has an accent
+    ds.remove_columns("path").add_column("path", decomposed).save_to_disk(str(tmp_path / "nfd"))
+    source = open_source(hf(f"hf:{tmp_path / 'nfd'}", key_column="path"), "train")
+    folder = open_source(DataSpec(source="folder", path=str(photos)), "train")
+    assert list(source.keys) == list(folder.keys)

@@ -1,0 +1,93 @@
+"""The data half of data.streaming: shards read as tar streams (plain, gzip, pipe:), an hf data
+set streamed, one seeded epoch sequence, and the positions each (rank, worker) decodes."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import pytest
+from streamed import photo_folder, saved_hf
+
+from zoo.api import pack_data
+from zoo.core.spec import DataSpec
+from zoo.data import open_source
+from zoo.data.split import held_out_mask
+from zoo.data.stream import epoch_stream, open_stream, positions, read_all, shuffled
+
+pytest.importorskip("webdataset")
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream")
+    photos = photo_folder(root / "photos", 30)
+    return photos, pack_data(photos, root / "shards", shard_size=8, progress=False)
+
+
+def test_shards_streamed_give_the_indexed_samples(packed, tmp_path):
+    _, out = packed
+    indexed = open_source(DataSpec(source=out.source), "train")
+    expected = {indexed.keys[i]: indexed.read(i) for i in range(len(indexed))}
+    stream = open_stream(DataSpec(source=out.source, streaming=True), "train")
+    assert stream.counts == [8, 8, 8, 6] and stream.total == 30
+    assert {k: raw for k, raw, _ in read_all(stream)} == expected
+    # compressed copies and a pipe: read the same
+    for i, name in enumerate(out.shards):
+        data = (out.out / name).read_bytes()
+        (tmp_path / f"s{i}.tar.gz").write_bytes(gzip.compress(data, mtime=0))
+    gz = open_stream(DataSpec(source=f"wds:{tmp_path}/s{{0..3}}.tar.gz", streaming=True),
+                     "train")
+    assert gz.counts is None and {k: r for k, r, _ in read_all(gz)} == expected
+    if shutil.which("cat"):
+        piped = open_stream(DataSpec(source=f"wds:pipe:cat {out.out}/{out.shards[0]}",
+                                     streaming=True), "train")
+        assert len(list(read_all(piped))) == 8
+
+
+def test_the_epoch_stream_is_the_split_shuffled_and_the_same_every_time(packed):
+    _, out = packed
+    source = open_stream(DataSpec(source=out.source, streaming=True), "train")
+    indexed = open_source(DataSpec(source=out.source), "train")
+    test = held_out_mask(indexed.keys, 0.1)
+    for split, mask in (("train", ~test), ("test", test)):
+        keys = [k for k, _, _ in epoch_stream(source, split, 0.1, 1, 2, 5)]
+        assert sorted(keys) == [indexed.keys[i] for i in range(len(indexed)) if mask[i]]
+    a = [k for k, _, _ in epoch_stream(source, "train", 0.1, 1, 2, 5)]
+    assert a == [k for k, _, _ in epoch_stream(source, "train", 0.1, 1, 2, 5)]
+    assert a != [k for k, _, _ in epoch_stream(source, "train", 0.1, 3, 2, 5)]
+
+
+def test_shuffled_keeps_every_sample_once():
+    items = [(str(i), b"", None) for i in range(50)]
+    out = list(shuffled(items, 7, 0))
+    assert sorted(out) == sorted(items) and out != items
+    assert list(shuffled(items, 7, 0)) == out
+
+
+@pytest.mark.parametrize(("world", "workers"), [(1, 1), (2, 1), (2, 2), (1, 3)])
+def test_every_position_is_decoded_once_for_any_ranks_and_workers(world, workers):
+    stream = [(f"{i:03d}", b"", None) for i in range(64)]
+    seen = sorted(p for rank in range(world) for worker in range(workers)
+                  for p, _ in positions(stream, 8, rank, world, worker, workers, start=16))
+    assert seen == list(range(16, 64))
+    # a rank's rows of a batch are its slice of the global batch, as for indexed sources
+    mine = [p for p, _ in positions(stream, 8, 1, 2, 0, 1)]
+    assert mine[:4] == [4, 5, 6, 7]
+
+
+def test_an_hf_data_set_streams(packed, tmp_path):
+    pytest.importorskip("datasets")
+    from datasets import load_from_disk
+
+    photos, _ = packed
+    saved = saved_hf(photos, tmp_path / "saved")
+    load_from_disk(str(saved)).to_parquet(str(tmp_path / "pq" / "d.parquet"))
+    spec = DataSpec(source="hf:parquet", path=str(tmp_path / "pq" / "d.parquet"),
+                    streaming=True, key_column="path", label_column="label")
+    stream = open_stream(spec, "train")
+    folder = open_source(DataSpec(source="folder", path=str(photos)), "train")
+    got = {k: (raw, label) for k, raw, label in read_all(stream)}
+    assert sorted(got) == list(folder.keys)
+    assert all(got[folder.keys[i]][0] == folder.read(i).read_bytes() for i in range(len(folder)))
+    assert stream.classes == 3

@@ -1,0 +1,221 @@
+"""The ``hf:`` data source: a Hugging Face data set (``datasets``) read row by row.
+
+``hf:NAME`` is what ``datasets.load_dataset(NAME, ...)`` loads (a Hub id, or a packaged
+builder such as ``imagefolder``, ``parquet`` or ``arrow`` with ``data.path``), or a folder
+written by ``save_to_disk``. The rows stay in the data set's memory-mapped Arrow files; a
+row's image is read undecoded (its encoded bytes, else its file path) and decoded by the
+same decoder as every other source. ``datasets`` is imported only here, inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.core.errors import DataError
+from zoo.data.extra import need
+from zoo.data.source import ImageSource, KeyTable
+
+if TYPE_CHECKING:
+    from zoo.core.spec import DataSpec
+    from zoo.data.decode import Raw
+
+#: ``datasets``' packaged builders that read local files: they need ``data.path``.
+PACKAGED = frozenset({"imagefolder", "parquet", "arrow", "csv", "json", "webdataset"})
+
+
+def load_hf(spec: DataSpec, split: str) -> HFSource:
+    """The ``hf:`` source of ``spec`` as an indexed source.
+
+    With ``data.splits`` the data set's own split ``data.splits[split]`` is returned as it
+    is (``presplit``); without, its ``train`` split (or its only split), which the hash split
+    divides. Offline rules are the library's own (``HF_DATASETS_OFFLINE``, ``HF_HUB_OFFLINE``).
+    """
+    need("datasets", spec.source)
+    name = spec.source.partition(":")[2]
+    if not name:
+        raise DataError(f"data source {spec.source!r}: name a data set, e.g. hf:user/name, "
+                        "hf:imagefolder (with data.path) or hf:/path/to/a/saved/data/set")
+    if spec.streaming:
+        raise DataError(f"data source {spec.source!r}: data.streaming = true is not supported "
+                        "yet; unset it to read the data set by index")
+    splits = {k: v for k in ("train", "test") if (v := getattr(spec.splits, k))}
+    presplit = bool(splits)
+    if presplit and split not in splits:
+        raise DataError(f"data source {spec.source!r}: data.splits names no {split!r} split "
+                        f"(it has {', '.join(sorted(splits))})")
+    with _quiet():
+        dataset = _open(spec, name, splits.get(split))
+    return HFSource(spec, dataset, presplit)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """``datasets``' own progress bars off while a data set is opened (genzoo reports)."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was:
+            datasets.enable_progress_bars()
+
+
+def _open(spec: DataSpec, name: str, split: str | None) -> Any:
+    """The ``datasets.Dataset`` of one split (``None``: "train", or the only split)."""
+    import datasets
+
+    source = spec.source
+    saved = Path(name)
+    try:
+        if saved.is_dir() and any((saved / f).is_file() for f in
+                                  ("state.json", "dataset_dict.json")):
+            loaded = datasets.load_from_disk(str(saved))
+        else:
+            if name in PACKAGED and not spec.path:
+                raise DataError(f"data source {source!r} needs data.path (a folder, a file or "
+                                "a glob of the data files)")
+            kwargs: dict[str, Any] = {"name": spec.config, "revision": spec.revision}
+            if spec.path:
+                kwargs["data_dir" if Path(spec.path).is_dir() else "data_files"] = spec.path
+            try:
+                loaded = datasets.load_dataset(name, split=split or "train", **kwargs)
+            except ValueError as exc:
+                if split is not None or "Unknown split" not in str(exc):
+                    raise
+                loaded = datasets.load_dataset(name, **kwargs)  # no "train": its only split?
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many kinds (ConnectionError, FileNotFoundError,
+        # DatasetNotFoundError, ValueError, ArrowInvalid, ...): all of them mean "cannot load"
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"cannot load data source {source!r}: {reason}") from None
+    if isinstance(loaded, datasets.DatasetDict | dict):
+        names = list(loaded)
+        if split is not None:
+            if split not in loaded:
+                raise DataError(f"data source {source!r} has no split {split!r} (it has "
+                                f"{', '.join(names)}); see data.splits")
+            return loaded[split]
+        if "train" in loaded:
+            return loaded["train"]
+        if len(names) != 1:
+            raise DataError(f"data source {source!r} has no 'train' split but {', '.join(names)}"
+                            "; choose with data.splits, e.g. {train = \"" + names[0] + "\"}")
+        return loaded[names[0]]
+    if split is not None and split != "train":
+        raise DataError(f"data source {source!r} is one data set without named splits; "
+                        f"it has no split {split!r} (unset data.splits)")
+    if not isinstance(loaded, datasets.Dataset):
+        raise DataError(f"data source {source!r}: expected a data set, got "
+                        f"{type(loaded).__name__}")
+    return loaded
+
+
+class HFSource(ImageSource):
+    """A Hugging Face data set's rows as an indexed source.
+
+    Keys: the row index, zero-padded so that key order is row order, or the values of
+    ``data.key_column`` (unique strings, NFC-normalised as a folder's paths are). Labels:
+    ``data.label_column`` (a ``ClassLabel`` or non-negative integers). The Arrow files are
+    opened again, memory-mapped, in each process that reads (DataLoader workers); nothing is
+    downloaded there.
+    """
+
+    def __init__(self, spec: DataSpec, dataset: Any, presplit: bool) -> None:
+        import datasets
+
+        self.name = spec.source
+        self.presplit = presplit
+        self.column = spec.image_column
+        columns = list(dataset.column_names)
+        listed = ", ".join(columns)
+        for option in ("image_column", "label_column", "key_column"):
+            wanted = getattr(spec, option)
+            if wanted is not None and wanted not in columns:
+                raise DataError(f"data source {self.name!r} has no column {wanted!r} "
+                                f"(data.{option}); its columns: {listed}")
+        feature = dataset.features[self.column]
+        if not isinstance(feature, datasets.Image):
+            raise DataError(f"data.image_column {self.column!r} of {self.name!r} is not an "
+                            f"image column ({type(feature).__name__}); its columns: {listed}")
+        if getattr(dataset, "_indices", None) is not None:  # a selection: rows in one file
+            dataset = dataset.flatten_indices()
+        n = len(dataset)
+        if n == 0:
+            raise DataError(f"data source {self.name!r} has no rows")
+        if spec.key_column is None:
+            width = len(str(n - 1))
+            self.keys = KeyTable.of_sorted(f"{i:0{width}d}".encode() for i in range(n))
+            self.rows = np.arange(n, dtype=np.int64)
+        else:
+            values = dataset.data.column(spec.key_column).to_pylist()
+            if not all(isinstance(v, str) for v in values):
+                raise DataError(f"data.key_column {spec.key_column!r} of {self.name!r} must "
+                                "hold strings (e.g. file paths)")
+            self.keys, self.rows = KeyTable.sorted(  # NFC, as a folder's keys
+                [unicodedata.normalize("NFC", v) for v in values],
+                what=f"{self.name} (data.key_column {spec.key_column!r})")
+        if spec.label_column is not None:
+            self.labels, self.classes = _labels(dataset, spec.label_column, self.name)
+            self.labels = self.labels[self.rows]
+        files = [f["filename"] for f in dataset.cache_files]
+        self.files = files or None
+        self.dataset = None if files else dataset  # in memory only: pickled with the data
+        self._h_rows = _readable(dataset, self.column)
+
+    def read(self, i: int) -> Raw:
+        """Row ``i``'s image: its encoded bytes, or the path of its file."""
+        table = getattr(self, "_h_rows", None)
+        if table is None:
+            table = self._h_rows = self._reopen()
+        cell = table[int(self.rows[i])][self.column]
+        if cell is None:
+            raise DataError(f"{self.name}: row {self.keys[i]!r} has no image")
+        if cell.get("bytes") is not None:
+            return cell["bytes"]
+        if cell.get("path"):
+            return cell["path"]
+        raise DataError(f"{self.name}: row {self.keys[i]!r} has neither image bytes nor a path")
+
+    def _reopen(self) -> Any:
+        """The image column, memory-mapped from the data set's Arrow files (in a worker)."""
+        import datasets
+
+        if self.files is None:
+            return _readable(self.dataset, self.column)
+        parts = [datasets.Dataset.from_file(f) for f in self.files]
+        dataset = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+        return _readable(dataset, self.column)
+
+
+def _readable(dataset: Any, column: str) -> Any:
+    """``dataset``'s image column only, read as ``{"bytes", "path"}`` (undecoded)."""
+    import datasets
+
+    return dataset.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+
+
+def _labels(dataset: Any, column: str, name: str) -> tuple[np.ndarray, int]:
+    """The integer labels of ``column`` and the number of classes."""
+    import datasets
+
+    feature = dataset.features[column]
+    values = dataset.data.column(column).to_pylist()
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise DataError(f"data.label_column {column!r} of {name!r} must hold integer labels "
+                        f"({type(feature).__name__})")
+    labels = np.asarray(values, dtype=np.int64)
+    if labels.min() < 0:
+        raise DataError(f"data.label_column {column!r} of {name!r} has a negative label "
+                        f"({int(labels.min())}: unlabelled rows?)")
+    if isinstance(feature, datasets.ClassLabel):
+        return labels, int(feature.num_classes)
+    return labels, int(labels.max()) + 1

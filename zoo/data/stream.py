@@ -1,0 +1,267 @@
+"""Sequential sources (``data.streaming = true``): data read from start to end, shard by shard
+(remote or compressed WebDataset shards, a Hugging Face data set streamed from the Hub).
+
+The data half of the design's "sequential kind": a :class:`StreamSource` lists its shards and
+reads one as ``(key, raw, label)`` samples; :func:`epoch_stream` is the one global sequence of
+an epoch's training (or held-out) samples, the same in every process and worker: shards in a
+seeded order, held-out keys filtered by the hash split, a seeded shuffle buffer;
+:func:`positions` keeps the positions one (rank, worker) decodes, so every sample of the
+stream is decoded exactly once whatever the process and worker counts. The seeds come from
+the training loop (``zoo.sampling.sample_seed``, a layer above this one).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tarfile
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zoo.core.errors import DataError
+from zoo.data.split import key_hash
+from zoo.data.wds import IMAGE_FIELDS, split_member, unescape_key
+
+if TYPE_CHECKING:
+    from zoo.core.spec import DataSpec
+    from zoo.data.decode import Raw
+
+#: One sample of a stream: its key, its encoded image and its label (or None).
+Sample = tuple[str, "Raw", "int | None"]
+
+
+class StreamSource:
+    """A data set read sequentially, one shard at a time. ``counts``: images per shard when
+    known (an ``index.json`` beside local shards), ``total``: their sum or the data set's
+    declared size, else None (training then needs ``train.max_steps``)."""
+
+    name: str
+    shards: list[str]
+    counts: list[int] | None = None
+    total: int | None = None
+    classes: int | None = None
+
+    def iter_shard(self, shard: int) -> Iterator[Sample]:
+        """The samples of shard ``shard``, in stored order."""
+        raise NotImplementedError
+
+
+class ShardStream(StreamSource):
+    """WebDataset shards read as tar streams: local (``.tar``, ``.tar.gz``), ``http(s)://``
+    and other URLs ``webdataset.gopen`` opens, or ``pipe:COMMAND``."""
+
+    def __init__(self, name: str, urls: list[str], label_field: str | None = None) -> None:
+        self.name, self.shards, self.label_field = name, urls, label_field
+        self.counts = _recorded_counts(urls)
+        self.total = None if self.counts is None else sum(self.counts)
+
+    def iter_shard(self, shard: int) -> Iterator[Sample]:
+        url = self.shards[shard]
+        try:
+            with _open_url(url) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+                yield from _samples(tar, self.label_field, url)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise DataError(f"cannot read shard {url}: {reason}") from None
+
+
+def _open_url(url: str) -> Any:
+    if "://" not in url and not url.startswith("pipe:"):
+        return open(url, "rb")  # closed by the caller's with
+    import webdataset
+
+    return webdataset.gopen(url)
+
+
+def _samples(tar: tarfile.TarFile, label_field: str | None, url: str) -> Iterator[Sample]:
+    """Image members of a tar stream as samples, with the label member of their key."""
+    group: str | None = None
+    images: list[tuple[str, bytes]] = []
+    label: int | None = None
+
+    def flush() -> Iterator[Sample]:
+        for field, data in images:
+            key = unicodedata.normalize("NFC", unescape_key(group) + "." + field)
+            if label_field and label is None:
+                raise DataError(f"shard {url}: image {key!r} has no {label_field!r} label")
+            yield key, data, label
+
+    for member in tar:
+        parts = split_member(member.name) if member.isfile() else None
+        if parts is None:
+            continue
+        key, field = parts
+        if key != group:
+            yield from flush()
+            group, images, label = key, [], None
+        if field.lower() in IMAGE_FIELDS:
+            handle = tar.extractfile(member)
+            images.append((field, handle.read() if handle else b""))
+        elif field == label_field:
+            handle = tar.extractfile(member)
+            text = handle.read(64).decode("utf-8", "replace").strip() if handle else ""
+            if not text.isdigit():
+                raise DataError(f"shard {url}: label {member.name!r} is {text!r}, not a class "
+                                "number (0 or more)")
+            label = int(text)
+    if group is not None:
+        yield from flush()
+
+
+def _recorded_counts(urls: list[str]) -> list[int] | None:
+    """Images per shard from ``index.json`` beside local shards (all of them), else None."""
+    import json
+
+    counts = []
+    for url in urls:
+        path = Path(url)
+        if "://" in url or url.startswith("pipe:") or not path.is_file():
+            return None
+        try:
+            doc = json.loads((path.parent / "index.json").read_text(encoding="utf-8"))
+            by_name = {s["name"]: (int(s["count"]), int(s["bytes"])) for s in doc["shards"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        count, size = by_name.get(path.name, (None, None))
+        if count is None or size != os.path.getsize(path):
+            return None
+        counts.append(count)
+    return counts
+
+
+class HFStream(StreamSource):
+    """A Hugging Face data set read with ``load_dataset(..., streaming=True)``, one of its
+    shards (data files) at a time; images undecoded. Keys: ``data.key_column`` or
+    ``SHARD/ROW`` (zero-padded, stable for the same files)."""
+
+    def __init__(self, spec: DataSpec, split: str | None) -> None:
+        import datasets
+
+        self.name = spec.source
+        self.column, self.key_column = spec.image_column, spec.key_column
+        self.label_column = spec.label_column
+        name = spec.source.partition(":")[2]
+        kwargs: dict[str, Any] = {"name": spec.config, "revision": spec.revision}
+        if spec.path:
+            kwargs["data_dir" if Path(spec.path).is_dir() else "data_files"] = spec.path
+        self.kwargs, self.dataset_name, self.split = kwargs, name, split or "train"
+        stream = self._stream()
+        self.shards = [str(i) for i in range(stream.num_shards)]
+        info = stream.info.splits.get(self.split) if stream.info.splits else None
+        self.total = getattr(info, "num_examples", None) or None
+        feature = (stream.features or {}).get(self.label_column) if self.label_column else None
+        if isinstance(feature, datasets.ClassLabel):
+            self.classes = int(feature.num_classes)
+
+    def _stream(self) -> Any:
+        import datasets
+
+        try:
+            stream = datasets.load_dataset(self.dataset_name, split=self.split, streaming=True,
+                                           **self.kwargs)
+        except Exception as exc:  # as hf.load_hf: every failure means "cannot load"
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataError(f"cannot load data source {self.name!r}: {reason}") from None
+        if stream.features is not None and self.column in stream.features:
+            stream = stream.cast_column(self.column, datasets.Image(decode=False))
+        return stream
+
+    def iter_shard(self, shard: int) -> Iterator[Sample]:
+        stream = getattr(self, "_h_stream", None)
+        if stream is None:
+            stream = self._h_stream = self._stream()
+        part = stream.shard(num_shards=len(self.shards), index=shard)
+        for row, example in enumerate(part):
+            cell = example.get(self.column)
+            if not isinstance(cell, dict):
+                raise DataError(f"data source {self.name!r} has no image column "
+                                f"{self.column!r} (data.image_column)")
+            raw = cell.get("bytes") or cell.get("path")
+            key = (str(example[self.key_column]) if self.key_column
+                   else f"{shard:05d}/{row:09d}")
+            label = int(example[self.label_column]) if self.label_column else None
+            yield unicodedata.normalize("NFC", key), raw, label
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_h")}
+
+
+def epoch_stream(source: StreamSource, split: str, held_out: float, shard_seed: int,
+                 buffer_seed: int, buffer: int) -> Iterator[Sample]:
+    """The samples of ``split`` ("train"/"test") in an epoch's order: the shards permuted by
+    ``shard_seed``, the other split's keys left out (the hash split, ``held_out``), then a
+    shuffle buffer of ``buffer`` samples drawn by ``buffer_seed``. The same sequence in every
+    process for the same seeds."""
+    threshold = min(round(held_out * 2**64), 2**64 - 1)
+    order = np.random.default_rng(shard_seed).permutation(len(source.shards))
+    wanted = (sample for shard in order for sample in source.iter_shard(int(shard))
+              if (key_hash(sample[0]) < threshold) == (split == "test"))
+    return shuffled(wanted, buffer, buffer_seed)
+
+
+def shuffled(samples: Iterable[Sample], buffer: int, seed: int) -> Iterator[Sample]:
+    """``samples`` through a shuffle buffer: once it holds ``buffer`` samples, each new one
+    takes the place of a random one, which is yielded; the rest come out shuffled at the
+    end."""
+    rng = np.random.default_rng(seed)
+    held: list[Sample] = []
+    for sample in samples:
+        if len(held) < buffer:
+            held.append(sample)
+            continue
+        j = int(rng.integers(buffer))
+        yield held[j]
+        held[j] = sample
+    for j in rng.permutation(len(held)):
+        yield held[int(j)]
+
+
+def positions(stream: Iterable[Sample], batch: int, rank: int, world: int, worker: int,
+              workers: int, start: int = 0) -> Iterator[tuple[int, Sample]]:
+    """The ``(position, sample)`` pairs of ``stream`` that one process and worker decode:
+    global batch ``g = p // batch`` (from position ``start`` on), this rank's slice of it
+    (``batch / world`` rows), and only every ``workers``-th of this rank's batches (as a
+    DataLoader deals them). The union over all (rank, worker) is every position once."""
+    if batch % world:
+        raise DataError(f"train.batch_size {batch} is not divisible by {world} processes")
+    local = batch // world
+    for p, sample in itertools.islice(enumerate(stream), start, None):
+        g, i = divmod(p, batch)
+        if i // local == rank and (g - start // batch) % max(workers, 1) == worker % max(
+                workers, 1):
+            yield p, sample
+
+
+def open_stream(spec: DataSpec, split: str) -> StreamSource:
+    """The sequential source of an ``hf:`` or ``wds:`` spec with ``data.streaming = true``."""
+    from zoo.data.extra import check_installed, need
+
+    kind, _, rest = spec.source.partition(":")
+    if kind == "hf":
+        need("datasets", spec.source)
+        splits = {k: v for k in ("train", "test") if (v := getattr(spec.splits, k))}
+        return HFStream(spec, splits.get(split))
+    if kind == "wds":
+        check_installed("webdataset", spec.source)
+        need("braceexpand", spec.source)
+        from braceexpand import braceexpand
+
+        urls = list(braceexpand(rest))
+        if not urls:
+            raise DataError(f"data source {spec.source!r} names no shards")
+        return ShardStream(spec.source, urls, spec.label_column)
+    raise DataError(f"data source {spec.source!r} cannot be streamed (hf: and wds: can)")
+
+
+def read_all(source: StreamSource) -> Iterator[Sample]:
+    """Every sample of every shard, in shard order (tools, tests)."""
+    for shard in range(len(source.shards)):
+        yield from source.iter_shard(shard)
+
+
+__all__ = ["HFStream", "ShardStream", "StreamSource", "epoch_stream", "open_stream",
+           "positions", "read_all", "shuffled"]
