@@ -281,6 +281,7 @@ class IndexedFeed(Feed):
 
     def _batches(self, start: int, total: int, rng: torch.Generator | None
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        import torch
         from torch.utils.data import DataLoader
 
         from zoo.data.torch_io import ImageBatches, collate, worker_init
@@ -292,7 +293,10 @@ class IndexedFeed(Feed):
                             batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                             worker_init_fn=worker_init if workers else None,
                             pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if workers else None)
+                            prefetch_factor=4 if workers else None,
+                            # the workers' seeds from their own generator: starting a loader
+                            # (again on resume) leaves the global torch RNG as it was
+                            generator=torch.Generator().manual_seed(self.spec.train.seed))
         it = iter(loader)
         try:
             for batch in it:
