@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 
 class Batch(NamedTuple):
     """A decoded batch: uint8 ``N×C×S×S`` images and int64 labels (or None) of the rows,
-    ``(key, reason)`` of each bad row that was replaced, and ``error``: why no image of the
-    batch could be read (then ``images`` is None)."""
+    ``(row, key, reason)`` of each bad row that was replaced, and ``error``: why no image of
+    the batch could be read (then ``images`` is None)."""
 
     images: torch.Tensor | None
     labels: torch.Tensor | None
-    skipped: list[tuple[str, str]]
+    skipped: list[tuple[int, str, str]]
     error: str | None = None
 
 
@@ -55,10 +55,18 @@ class ImageBatches(Dataset):
             return Batch(None, None, [], str(exc))
         labels = None if decoded.labels is None else torch.from_numpy(
             np.asarray(decoded.labels, dtype=np.int64))
-        return Batch(torch.from_numpy(decoded.images), labels, decoded.skipped)
+        return Batch(torch.from_numpy(decoded.images), labels,
+                     with_rows(self.source, rows, decoded.skipped))
 
     def __getitem__(self, row: int) -> Batch:
         return self.__getitems__([row])
+
+
+def with_rows(source: ImageSource, rows: list[int] | np.ndarray,
+              skipped: list[tuple[str, str]]) -> list[tuple[int, str, str]]:
+    """``decode_rows``'s ``(key, reason)`` of bad rows as ``(row, key, reason)``."""
+    by_key = {source.keys[int(row)]: int(row) for row in rows} if skipped else {}
+    return [(by_key[key], key, reason) for key, reason in skipped]
 
 
 def collate(batch: Batch) -> Batch:

@@ -325,14 +325,29 @@ class IndexedFeed(Feed):
         labels = batch.labels
         return x, None if labels is None else labels.to(self.device, non_blocking=True)
 
-    def _note(self, skipped: list[tuple[str, str]]) -> None:
-        from zoo.data import warn_once
-
-        for key, reason in skipped:
+    def _note(self, skipped: list[tuple[int, str, str]]) -> None:
+        """Count the bad rows of a batch and warn once about each (``data.strict``: stop)."""
+        for row, key, reason in skipped:
             if self.spec.data.strict:
                 raise DataError(f"{reason} (data.strict = true)")
-            warn_once(f"skipping {reason}", key=(self.source.name, key))
+            self._warn(row, reason)
             self.skipped.add(key)
+
+    def _warn(self, row: int, reason: str) -> None:
+        """One ``warning: skipping ...`` line per bad image and process, keyed as the data
+        layer keys it (a file by its resolved path, so a folder scanned by another tool in
+        this process and then trained on warns once)."""
+        from pathlib import Path
+
+        from zoo.data import warn_once
+
+        try:
+            raw = self.source.read(row)
+        except DataError:
+            raw = None
+        key = (Path(raw).resolve() if isinstance(raw, str | os.PathLike)
+               else (self.source.name, self.source.keys[row]))
+        warn_once(f"skipping {reason}", key=key)
 
     def _fit_data(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first ``data.fit_images`` rows of epoch 0's order, decoded once (uint8, CPU);
@@ -341,6 +356,7 @@ class IndexedFeed(Feed):
         import torch
 
         from zoo.data.rows import decode_rows
+        from zoo.data.torch_io import with_rows
 
         if self._fit is None:
             count = min(self.n, self.spec.data.fit_images)
@@ -349,7 +365,7 @@ class IndexedFeed(Feed):
             for begin in range(0, len(rows), FIT_CHUNK):
                 chunk = rows[begin:begin + FIT_CHUNK]
                 decoded = decode_rows(self.source, chunk, self.mode, self.spec.data.image_size)
-                self._note(decoded.skipped)
+                self._note(with_rows(self.source, chunk, decoded.skipped))
                 bad = {key for key, _ in decoded.skipped}
                 keep = [i for i, row in enumerate(chunk) if self.source.keys[int(row)] not in bad]
                 images.append(decoded.images[keep])
