@@ -37,8 +37,8 @@ class Batch(NamedTuple):
 class ImageBatches(Dataset):
     """The rows of ``source``, decoded a batch at a time to ``mode`` ("L" or "RGB") at
     ``size``×``size``. Index it with a list of source rows (a DataLoader with a batch sampler
-    calls :meth:`__getitems__`); ``strict`` only tells the feed to stop on a bad row, the
-    decoding itself never raises for an image."""
+    calls :meth:`__getitems__`). It never raises for an image: ``data.strict`` is the feed's
+    to apply, in the main process, to the bad rows a batch reports."""
 
     def __init__(self, source: ImageSource, mode: str, size: int) -> None:
         self.source, self.mode, self.size = source, mode, size

@@ -146,10 +146,12 @@ def _same_images(folder: Path, saved: Any, now: dict[str, Any] | None, spec: Spe
         return
     where = (f"data.path {spec.data.path}" if spec.data.path
              else f"data.source {spec.data.source}")
-    before = saved.get("images")
-    before = f"{before:,}" if isinstance(before, int) else "?"
-    raise ArtifactError(f"cannot resume {folder}: the training images changed ({before} -> "
-                        f"{now['images']:,} images; {where})")
+    before, after = saved.get("images"), now["images"]
+    change = (f"{after:,} images, not the same ones" if before == after else
+              f"{before:,} -> {after:,} images" if isinstance(before, int) else
+              f"{after:,} images now")
+    raise ArtifactError(f"cannot resume {folder}: the training images changed ({change}; "
+                        f"{where})")
 
 
 def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:

@@ -190,7 +190,7 @@ class Feed:
         """``metrics.json``'s ``data`` section: source, kind, images, workers and the bad
         images skipped (by every process: with several, all of them must call this)."""
         skipped = set(self.skipped)
-        if self.draws.world > 1:
+        if self.draws.world > 1 and self.kind != "memory":  # an in-memory split skips none
             import torch.distributed as dist
 
             if dist.is_available() and dist.is_initialized():
