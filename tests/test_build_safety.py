@@ -50,7 +50,7 @@ def set_args(overrides: list[str]) -> list[str]:
 def test_an_unwritable_out_fails_before_training(tmp_path, cli, monkeypatch):
     """``touch f; zoo build ... --out f/sub``: one line at once, not a traceback after training."""
     (tmp_path / "f").touch()
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "f" / "sub", "--quiet")
     assert r.code == 2, r.err
     assert r.err.strip() == f"error: cannot write {tmp_path / 'f' / 'sub'}: " \
@@ -120,7 +120,7 @@ def test_a_lock_left_by_a_killed_build_is_taken_over(tmp_path, cli):
 def test_a_lock_file_that_is_a_link_is_never_written_through(tmp_path, cli, monkeypatch):
     """A symbolic link (or a FIFO) where the lock file goes: one line, exit 2, before any
     training; the link's target is not overwritten with the build's pid."""
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (tmp_path / ".run.lock").symlink_to(target)
@@ -145,7 +145,7 @@ def test_a_lock_file_with_foreign_content_names_no_pid(tmp_path, cli):
 def test_force_never_replaces_a_folder_that_only_has_a_config_json(tmp_path, cli, monkeypatch):
     """Most projects have a config.json (or a state.json): ``--force`` replaces a folder only
     when that file is genzoo's (``"format": "genzoo/1"``), or damaged beside genzoo's weights."""
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     for meta in ("config.json", "state.json"):
         project = tmp_path / meta.split(".")[0]
         project.mkdir()
@@ -173,7 +173,7 @@ def test_out_inside_a_model_folder_or_checkpoint_is_refused(tmp_path, cli, monke
     """A model written inside another would be deleted by a later ``--force`` of the outer."""
     out = tmp_path / "run"
     assert cli("build", "ae", *set_args(AE), "--out", out, "--quiet").code == 0
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     for inner in (out / "inner", out / "training_state" / "deeper" / "x"):
         r = cli("build", "ae", *set_args(AE), "--out", inner, "--quiet")
         assert r.code == 2 and r.err.count("\n") == 1, r.err
@@ -203,7 +203,7 @@ def test_resume_through_a_linked_checkpoint_leaves_no_link_behind(tmp_path):
 def test_out_named_like_a_checkpoint_is_refused(tmp_path, cli, monkeypatch):
     """``--out x.ckpt`` would be overwritten, then deleted, by a build of ``x`` (which takes
     another lock): refused before training."""
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "x.ckpt", "--quiet")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
     assert "a name ending in .ckpt is the checkpoint of a build of x" in r.err
@@ -241,7 +241,7 @@ def test_out_inside_the_data_folder_is_refused(tmp_path, cli, monkeypatch):
     photos.mkdir()
     Image.new("L", (8, 8)).save(photos / "a.png")
     monkeypatch.chdir(photos)
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     r = cli("build", "ae", *set_args(AE), "--set", "data.source=folder", "--set", "data.path=.",
             "--quiet")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
@@ -256,7 +256,7 @@ def test_paths_through_a_loop_of_links_are_one_line(tmp_path, cli, monkeypatch,
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     loop = tmp_path / "a"
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     images = tmp_path / "images"
     images.mkdir()
     from PIL import Image
@@ -280,7 +280,7 @@ def test_out_that_is_or_holds_the_current_folder_is_refused(where, tmp_path, cli
     here = tmp_path / "run"
     here.mkdir()
     monkeypatch.chdir(here)
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     out = {"run": here}.get(where, where)
     r = cli("build", "ae", *set_args(AE), "--out", out, "--force", "--quiet")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
@@ -301,7 +301,7 @@ def test_something_else_at_out_ckpt_is_refused_before_training(kind, tmp_path, c
         (ckpt / "notes.txt").write_text("mine")
     else:
         ckpt.symlink_to(tmp_path / "nowhere")
-    monkeypatch.setattr("zoo.data.load_images", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("zoo.data.open_source", lambda *a, **k: pytest.fail("training started"))
     r = cli("build", "ae", *set_args(AE), "--out", tmp_path / "run", "--force", "--quiet")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
     assert f"{ckpt} is in the way and is not a genzoo checkpoint; move it" in r.err

@@ -93,7 +93,9 @@ class Family:
 
     Class attributes a family may set:
 
-    - ``trainer_class``: the ``zoo.training.trainer.Trainer`` subclass :meth:`trainer` makes;
+    - ``trainer_class``: the ``zoo.training.trainer.Trainer`` subclass :meth:`trainer` makes
+      (its ``start``/``finish`` see the whole training split of an in-memory source, and for
+      a streamed source the first ``data.fit_images`` images of epoch 0);
     - ``sampling_note``: one sentence for the model card on how samples are made;
     - ``independent_samples``: ``True`` when each image is computed on its own
       (so the last sampling batch need not be padded to a full chunk);

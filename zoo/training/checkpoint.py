@@ -2,7 +2,9 @@
 
 ``state.safetensors`` holds every trained module (``module/<name>/<key>``),
 every optimiser tensor (``optim/<name>/<param>/<key>``) and the RNG states;
-``state.json`` holds the step, optimiser hyper-parameters and scalar state.
+``state.json`` holds the step, optimiser hyper-parameters and scalar state, and for an
+indexed data source the count and a digest of the training images' keys (``data``). The
+step alone fixes where the data order continues (``zoo.training.feed``), mid-epoch too.
 """
 
 from __future__ import annotations
@@ -66,9 +68,12 @@ def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def save_training_state(
-    folder: Path, trainer: Trainer, step: int, rng: torch.Generator, spec: Spec
+    folder: Path, trainer: Trainer, step: int, rng: torch.Generator, spec: Spec,
+    data: dict[str, Any] | None = None,
 ) -> None:
-    """Write the trainer's modules, optimisers, RNG states and step into ``folder``."""
+    """Write the trainer's modules, optimisers, RNG states and step into ``folder``, and
+    ``data`` (the feed's :meth:`zoo.training.feed.Feed.checkpoint`: what to check about
+    the training images on resume) when given."""
     import torch
     from safetensors.torch import save_file
 
@@ -77,6 +82,8 @@ def save_training_state(
     meta: dict[str, Any] = {"format": FORMAT, "step": step,
                             "resume_spec": resume_view(spec.model_dump(mode="json")),
                             "runs": trainer.runs(step), "optimizers": {}}
+    if data is not None:
+        meta["data"] = data
     for name, module in trainer.raw_modules().items():
         for key, value in module.state_dict().items():
             tensors[f"module/{name}/{key}"] = value.detach().contiguous().cpu()
@@ -99,12 +106,15 @@ def save_training_state(
     write_json(folder / META, meta)
 
 
-def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, spec: Spec) -> int:
+def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, spec: Spec,
+                        data: dict[str, Any] | None = None) -> int:
     """Restore what :func:`save_training_state` wrote; return the step to continue from.
 
     Refuses a checkpoint made with a different recipe (anything but the training
     length, sample and hub settings); the ``run`` settings may differ. A
-    checkpoint written with an older ``spec_version`` is migrated first.
+    checkpoint written with an older ``spec_version`` is migrated first. With ``data``
+    (the feed's record of the training images), refuses a checkpoint whose recorded
+    images differ: the order it continues would be over other images.
     """
     from zoo.artifact import read_json, weights_header
     from zoo.core.spec import migrate
@@ -120,12 +130,28 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, sp
     if changed:
         raise ArtifactError(f"cannot resume {folder}: the spec changed at "
                             f"{'; '.join(changed[:5])}")
+    _same_images(folder, meta.get("data"), data, spec)
     try:
         return _restore(folder, meta, trainer, rng, spec.train.seed)
     except (KeyError, ValueError, RuntimeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ArtifactError(f"{folder}: training state does not fit this model ({message})"
                             ) from None
+
+
+def _same_images(folder: Path, saved: Any, now: dict[str, Any] | None, spec: Spec) -> None:
+    """A one-line ``ArtifactError`` when the checkpoint's training images are not ``now``'s
+    (a checkpoint without a record, written before there was one, is not checked)."""
+    if now is None or not isinstance(saved, dict) or saved.get("keys") == now.get("keys"):
+        return
+    where = (f"data.path {spec.data.path}" if spec.data.path
+             else f"data.source {spec.data.source}")
+    before, after = saved.get("images"), now["images"]
+    change = (f"{after:,} images, not the same ones" if before == after else
+              f"{before:,} -> {after:,} images" if isinstance(before, int) else
+              f"{after:,} images now")
+    raise ArtifactError(f"cannot resume {folder}: the training images changed ({change}; "
+                        f"{where})")
 
 
 def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:

@@ -25,11 +25,12 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from zoo.core.errors import ArtifactError, DataError, Interrupted, SpecError
+from zoo.core.errors import ArtifactError, Interrupted, SpecError
 from zoo.training.destination import StopOnSignal, check_destination, checkpoint_dir
-from zoo.training.distributed import any_process, epoch_order, mean_over_processes
+from zoo.training.distributed import any_process, mean_over_processes
+from zoo.training.feed import total_steps
 from zoo.training.progress import Progress
 from zoo.training.runtime import make_accelerator, seed_everything
 
@@ -37,13 +38,8 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
     from zoo.core.records import FamilyRecord
-    from zoo.core.spec import Spec, TrainSpec
+    from zoo.core.spec import Spec
     from zoo.training.trainer import Trainer
-
-
-def total_steps(train: TrainSpec, n_images: int) -> int:
-    """``max_steps`` if set, else ``epochs`` full passes (last partial batch dropped)."""
-    return train.max_steps or train.epochs * (n_images // train.batch_size)
 
 
 def fit(
@@ -94,10 +90,10 @@ def _train(
     import torch
 
     from zoo.artifact import remove_folder
-    from zoo.data import load_images
     from zoo.folder.write import write_model_folder
     from zoo.sampling.sample import sample_seed
     from zoo.training.checkpoint import load_training_state, save_training_state
+    from zoo.training.feed import open_feed
 
     ckpt = checkpoint_dir(out)
     first = os.environ.get("RANK", "0") == "0"
@@ -109,52 +105,40 @@ def _train(
     if not first:
         source = check_destination(out, resume, force)
     seed_everything(train.seed)
-    images, labels = load_images(spec.data, "train", training=True)
-    dynamic = spec.data.binarize == "dynamic"
-    if len(images) < train.batch_size:
-        raise DataError(f"{spec.data.source} gives {len(images)} training images, fewer than "
-                        f"train.batch_size = {train.batch_size}")
+    # the training images: in memory on the device, or decoded batch by batch in workers
+    feed = open_feed(spec, accelerator.device, accelerator.process_index,
+                     accelerator.num_processes)
+    data_state = feed.checkpoint()
     impl = family.load()
     trainer: Trainer = impl.trainer(spec, impl.build(spec), accelerator)
     rng = torch.Generator(device=accelerator.device).manual_seed(train.seed)
-    step = load_training_state(source, trainer, rng, spec) if source else 0
+    step = load_training_state(source, trainer, rng, spec, data_state) if source else 0
     trainer.session = {"from_step": step, "device": str(accelerator.device),
                        "precision": precision, "processes": trainer.world,
                        "run": spec.run.model_dump(mode="json")}
-    total = total_steps(train, len(images))
+    total = total_steps(train, feed.n, spec.data.last_batch)
     if step >= total:
         raise SpecError(f"nothing to resume: already trained {step} of {total} steps; "
                         "raise train.max_steps or train.epochs")
-    images = images.to(accelerator.device)
-    labels = None if labels is None else labels.to(accelerator.device)
     if step == 0:
-        trainer.start(images)
+        trainer.start(feed.fit_images())
     main = accelerator.is_main_process
     display = Progress(total, step, train.batch_size, enabled=progress and main)
-    per_epoch = len(images) // train.batch_size
-    order, order_epoch = None, -1
     started = time.perf_counter()
-    with StopOnSignal() as stop:
-        while step < total:
-            epoch, pos = divmod(step, per_epoch)
-            if epoch != order_epoch:
-                order, order_epoch = epoch_order(train.seed, epoch, len(images)), epoch
-                order = order.to(accelerator.device)
-            idx = order[pos * train.batch_size : (pos + 1) * train.batch_size]
-            batch = images[idx]
-            if dynamic:  # drawn for the global batch, like every random number
-                batch = torch.bernoulli(batch, generator=rng)
-            batch, idx = trainer.in_layout(trainer.draws.rows(batch)), trainer.draws.rows(idx)
+    # the feed starts its workers with the first batch; closing it stops them, whatever happens
+    with StopOnSignal() as stop, contextlib.closing(feed):
+        for batch, labels in feed.batches(step, total, rng):
+            batch = trainer.in_layout(batch)
             trainer.progress, trainer.steps_done = step / total, step
             trainer.begin_step()
-            losses = trainer.step(batch, None if labels is None else labels[idx], rng)
+            losses = trainer.step(batch, labels, rng)
             if trainer.world > 1:  # the global batch's mean losses, as one process would log
                 losses = mean_over_processes(losses, trainer.world)
             step += 1
             trainer.update_ema(step)
             display.update(step, losses, force=step % run.log_every == 0 or step == total)
             if run.checkpoint_every and step % run.checkpoint_every == 0 and step < total:
-                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
+                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator, data_state)
             if on_step is not None:
                 on_step(step)
             stopping = stop.requested
@@ -162,26 +146,27 @@ def _train(
                 stopping = any_process(stopping, accelerator.device)
             if stopping and step < total:
                 display.close()
-                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator)
+                _write_checkpoint(ckpt, trainer, step, rng, spec, accelerator, data_state)
                 raise Interrupted(f"{stop.cause} at step {step} of {total}; "
                                   f"checkpoint in {ckpt}; continue with --resume",
                                   exit_status=128 + stop.signum)
+        feed.close()
         display.close()
         trainer.standard_layout()
         # finish() draws from its own generator, so a later --resume continues the
         # training noise stream exactly where the loop left it
         finish_rng = torch.Generator(device=accelerator.device).manual_seed(
             sample_seed(train.seed, step, 2))
-        trainer.finish(images, labels, finish_rng)
+        trainer.finish(feed.fit_images(), feed.fit_labels(), finish_rng)
         wall = time.perf_counter() - started
         metrics = {"train": {
-            "steps": step, "epochs": round(step / per_epoch, 3),
+            "steps": step, "epochs": round(feed.order.epochs(step), 3),
             "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
             "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
             "precision": precision, "device": str(accelerator.device),
             "processes": trainer.world, "runs": trainer.runs(step),
             "losses": display.last_losses(), "loss_curve": display.curve,
-        }}
+        }, "data": feed.summary()}  # every process takes part (it gathers the skipped images)
         if main:
             # without --force or --resume, a folder that appeared at OUT while we trained
             # is not replaced: the model goes beside it (atomic_folder does the same for one
@@ -192,7 +177,8 @@ def _train(
                 target = out.with_name(f"{out.name}.new-{os.getpid()}")
             write_model_folder(
                 target, family, spec, trainer.sampling_module(), metrics,
-                state_writer=lambda d: save_training_state(d, trainer, step, rng, spec),
+                state_writer=lambda d: save_training_state(d, trainer, step, rng, spec,
+                                                           data_state),
                 overwrite=overwrite)
             remove_folder(ckpt)
             if target != out:
@@ -208,12 +194,12 @@ def _train(
 
 
 def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec,
-                      accelerator: Accelerator) -> None:
+                      accelerator: Accelerator, data_state: dict[str, Any] | None) -> None:
     """The main process writes the checkpoint; the others wait for it."""
     from zoo.artifact import atomic_folder
     from zoo.training.checkpoint import save_training_state
 
     if accelerator.is_main_process:
-        atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, spec),
+        atomic_folder(ckpt, lambda d: save_training_state(d, trainer, step, rng, spec, data_state),
                       overwrite=True)
     accelerator.wait_for_everyone()

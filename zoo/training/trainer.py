@@ -196,7 +196,13 @@ class Trainer:
         return {n: self.accelerator.unwrap_model(m) for n, m in self.modules.items()}
 
     def start(self, images: torch.Tensor) -> None:
-        """Called once before the first step of a fresh build (data-dependent initialisation)."""
+        """Called once before the first step of a fresh build (data-dependent initialisation).
+
+        ``images`` (float32 ``N×C×S×S`` in [0, 1] on the device, grey levels under dynamic
+        binarisation; every process gets all of them): the whole training split of an
+        in-memory source; for a streamed source (``folder``, ``hf:``, ``wds:``), the first
+        ``data.fit_images`` images of epoch 0's order.
+        """
 
     def step(
         self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
@@ -207,7 +213,8 @@ class Trainer:
     def finish(
         self, images: torch.Tensor, labels: torch.Tensor | None, rng: torch.Generator
     ) -> None:
-        """Called once after the last step (e.g. to re-estimate batch-norm statistics)."""
+        """Called once after the last step (e.g. to re-estimate batch-norm statistics), with
+        the images :meth:`start` gets (also after ``--resume``) and their labels (or None)."""
 
     def update_ema(self, step: int) -> None:
         """Move the weight average towards the model (the loop calls this after each step)."""
