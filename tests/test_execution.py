@@ -53,8 +53,16 @@ def test_an_execution_key_under_train_says_where_it_went():
 def to_v1(doc: dict) -> dict:
     """A spec_version 2 document in the spec_version 1 layout (execution keys in train)."""
     doc = json.loads(json.dumps(doc))
-    doc["train"].update(doc.pop("run"))
+    run = doc.pop("run")  # keys added to run since spec_version 2 have no version 1 place
+    doc["train"].update({key: run[key] for key in V1_EXECUTION_KEYS})
     doc["spec_version"] = 1
+    return doc
+
+
+def without_none(doc):
+    """``doc`` without unset (None) values, at any depth: TOML has no null."""
+    if isinstance(doc, dict):
+        return {k: without_none(v) for k, v in doc.items() if v is not None}
     return doc
 
 
@@ -66,8 +74,7 @@ def test_a_version_1_spec_file_validates_to_the_same_model(tmp_path):
     v1 = to_v1(want.model_dump(mode="json"))
     assert set(V1_EXECUTION_KEYS) <= set(v1["train"])
     path = tmp_path / "v1.toml"
-    path.write_text(tomli_w.dumps({k: {f: v for f, v in s.items() if v is not None}
-                                   if isinstance(s, dict) else s for k, s in v1.items()}))
+    path.write_text(tomli_w.dumps(without_none(v1)))
     assert resolve_spec(None, path)[1] == want
     partial = tmp_path / "partial.toml"  # only some keys, as a hand-written file has them
     partial.write_text('spec_version = 1\nfamily = "dcgan"\n[train]\nchannels_last = false\n'

@@ -9,6 +9,7 @@ feed to count, warn about once and record (or, under ``data.strict``, to stop on
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,3 +76,30 @@ def warn_bad_row(source: ImageSource, row: int, reason: str) -> None:
     key = (Path(raw).resolve() if isinstance(raw, str | os.PathLike)
            else (source.name, source.keys[row]))
     warn_once(f"skipping {reason}", key=key)
+
+
+def decode_good_rows(source: ImageSource, rows: np.ndarray, mode: str, size: int,
+                     on_bad: Callable[[int, str, str], None], strict: bool = False,
+                     chunk: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows ``rows`` of ``source`` decoded (uint8 ``N×C×S×S``) with their labels, bad rows left
+    out rather than replaced: for a split decoded whole (evaluation, a family's fit images).
+    ``on_bad(row, key, reason)`` hears of each bad row; none readable is a ``DataError``."""
+    images, labels = [], []
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        decoded = decode_rows(source, part, mode, size, strict=strict)
+        bad = dict(decoded.skipped)
+        keep = []
+        for i, row in enumerate(part):
+            key = source.keys[int(row)]
+            if key in bad:
+                on_bad(int(row), key, bad[key])
+            else:
+                keep.append(i)
+        images.append(decoded.images[keep])
+        if decoded.labels is not None:
+            labels.append(decoded.labels[keep])
+    stacked = np.concatenate(images) if images else np.zeros((0,), np.uint8)
+    if len(stacked) == 0:
+        raise DataError(f"{source.name}: none of the {len(rows):,} images could be read")
+    return stacked, np.concatenate(labels).astype(np.int64) if labels else None

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from zoo.core.errors import DataError
 from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord
 from zoo.data.memory import ImageData, static_binarize
@@ -71,30 +68,16 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
     training. Bad images are skipped with one warning each (an error under ``data.strict``)."""
     import torch
 
-    from zoo.data.rows import decode_rows, warn_bad_row
+    from zoo.data.rows import decode_good_rows, warn_bad_row
     from zoo.data.split import view
 
     rows = view(source, split, spec)[:limit]
     mode = "L" if num_channels(spec) == 1 else "RGB"
-    images, labels = [], []
-    for start in range(0, len(rows), 256):
-        chunk = rows[start:start + 256]
-        decoded = decode_rows(source, chunk, mode, spec.image_size, strict=spec.strict)
-        bad = dict(decoded.skipped)
-        keep = []
-        for i, row in enumerate(chunk):
-            if source.keys[int(row)] in bad:
-                warn_bad_row(source, int(row), bad[source.keys[int(row)]])
-            else:
-                keep.append(i)
-        images.append(decoded.images[keep])
-        if decoded.labels is not None:
-            labels.append(decoded.labels[keep])
-    stacked = np.concatenate(images)
-    if len(stacked) == 0:
-        raise DataError(f"{source.name}: none of the {len(rows):,} {split} images could be read")
-    return (torch.from_numpy(stacked),
-            torch.from_numpy(np.concatenate(labels).astype(np.int64)) if labels else None)
+    images, labels = decode_good_rows(
+        source, rows, mode, spec.image_size, strict=spec.strict,
+        on_bad=lambda row, _key, reason: warn_bad_row(source, row, reason))
+    return (torch.from_numpy(images),
+            None if labels is None else torch.from_numpy(labels))
 
 
 def load_images(

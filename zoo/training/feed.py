@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from zoo.data.torch_io import Batch
 
 #: Images a :meth:`IndexedFeed.fit_images` batch decodes at a time.
-FIT_CHUNK = 256
 #: Skipped keys named in metrics.json (all are counted).
 SHOWN_SKIPPED = 20
 
@@ -327,53 +326,29 @@ class IndexedFeed(Feed):
 
     def _note(self, skipped: list[tuple[int, str, str]]) -> None:
         """Count the bad rows of a batch and warn once about each (``data.strict``: stop)."""
+        from zoo.data.rows import warn_bad_row
+
         for row, key, reason in skipped:
             if self.spec.data.strict:
                 raise DataError(f"{reason} (data.strict = true)")
-            self._warn(row, reason)
+            warn_bad_row(self.source, row, reason)
             self.skipped.add(key)
-
-    def _warn(self, row: int, reason: str) -> None:
-        """One ``warning: skipping ...`` line per bad image and process, keyed as the data
-        layer keys it (a file by its resolved path, so a folder scanned by another tool in
-        this process and then trained on warns once)."""
-        from pathlib import Path
-
-        from zoo.data import warn_once
-
-        try:
-            raw = self.source.read(row)
-        except DataError:
-            raw = None
-        key = (Path(raw).resolve() if isinstance(raw, str | os.PathLike)
-               else (self.source.name, self.source.keys[row]))
-        warn_once(f"skipping {reason}", key=key)
 
     def _fit_data(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first ``data.fit_images`` rows of epoch 0's order, decoded once (uint8, CPU);
         bad ones left out."""
-        import numpy as np
         import torch
 
-        from zoo.data.rows import decode_rows
-        from zoo.data.torch_io import with_rows
+        from zoo.data.rows import decode_good_rows
 
         if self._fit is None:
             count = min(self.n, self.spec.data.fit_images)
             rows = self.rows[self.order.epoch(0)[:count].numpy()]
-            images, labels = [], []
-            for begin in range(0, len(rows), FIT_CHUNK):
-                chunk = rows[begin:begin + FIT_CHUNK]
-                decoded = decode_rows(self.source, chunk, self.mode, self.spec.data.image_size)
-                self._note(with_rows(self.source, chunk, decoded.skipped))
-                bad = {key for key, _ in decoded.skipped}
-                keep = [i for i, row in enumerate(chunk) if self.source.keys[int(row)] not in bad]
-                images.append(decoded.images[keep])
-                if decoded.labels is not None:
-                    labels.append(decoded.labels[keep])
-            self._fit = (torch.from_numpy(np.concatenate(images)),
-                         torch.from_numpy(np.concatenate(labels).astype(np.int64))
-                         if labels else None)
+            images, labels = decode_good_rows(
+                self.source, rows, self.mode, self.spec.data.image_size,
+                on_bad=lambda row, key, reason: self._note([(row, key, reason)]))
+            self._fit = (torch.from_numpy(images),
+                         None if labels is None else torch.from_numpy(labels))
         return self._fit
 
     def fit_images(self) -> torch.Tensor:
@@ -416,16 +391,9 @@ def open_feed(spec: Spec, device: Any = "cpu", rank: int = 0, world: int = 1,
         _enough(spec, len(rows))
         return IndexedFeed(spec, data, rows, device, rank, world,
                            spec.run.data_workers if workers is None else workers)
-    images, labels = data.images, data.labels
-    if data_spec.limit is not None:
-        images = images[:data_spec.limit]
-        labels = None if labels is None else labels[:data_spec.limit]
-    _enough(spec, len(images))
-    x = zoo.data.to_float(images, zoo.data.num_channels(data_spec), data_spec.image_size)
-    if data_spec.binarize == "threshold":
-        x = (x > 0.5).float()
-    elif data_spec.binarize == "static":
-        x = zoo.data.static_binarize(x, "train")
+    # limit, channels, size, static or threshold binarisation (dynamic: per batch, below)
+    x, labels = zoo.data.load_images(data_spec, "train", training=True, data=data)
+    _enough(spec, len(x))
     return MemoryFeed(spec, x, labels, device, rank, world)
 
 
