@@ -92,7 +92,8 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
     spec = data_spec(source, overrides)
     check_installed("webdataset", "zoo data pack")
     parts = _parts(spec, split)
-    total = sum(n for _, _, n, _ in parts)
+    counts = [n for _, _, n, _ in parts]
+    total = None if None in counts else sum(counts)  # None: a stream of unknown size
     about = {"source": spec.source, "path": spec.path, "split": split, "size": size}
 
     def fill(folder: Path) -> None:
@@ -119,13 +120,23 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
 
 def _parts(spec: DataSpec, split: str) -> list[tuple[Any, Any, int, str]]:
     """What to pack: ``(data, rows, count, key prefix)`` per split opened (one for an
-    indexed source without its own splits; train and test for the others with ``all``)."""
+    indexed source without its own splits; train and test for the others with ``all``). A
+    streamed source gives its samples for ``rows`` and its count if known, else None."""
     import numpy as np
 
-    from zoo.data import ImageSource, open_source
+    from zoo.data import ImageSource, StreamSource, open_source
     from zoo.data.split import view
 
     first = open_source(spec, "train" if split == "all" else split)
+    if isinstance(first, StreamSource):  # read once, in shard order; the count when known
+        from zoo.data.stream import read_all, split_samples
+
+        if first.presplit and split == "all":
+            raise DataError(f"data source {spec.source!r} has its own splits (data.splits): "
+                            "pack --split train and --split test separately")
+        if split == "all" or first.presplit:
+            return [(first, read_all(first), first.total, "")]
+        return [(first, split_samples(first, split, spec.held_out), None, "")]
     if isinstance(first, ImageSource):
         if first.presplit and split == "all":
             raise DataError(f"data source {spec.source!r} has its own splits (data.splits): "

@@ -57,6 +57,7 @@ from zoo.data.sources import (
     register_datasets,
     split_size,
 )
+from zoo.data.stream import StreamSource
 from zoo.data.transforms import LUMA, conform, num_channels, to_float
 from zoo.data.warn import warn_once
 
@@ -76,6 +77,7 @@ __all__ = [
     "ImageTooLarge",
     "KeyTable",
     "Raw",
+    "StreamSource",
     "_from_arrays",
     "_nchw",
     "check_image_data",

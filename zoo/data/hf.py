@@ -24,13 +24,15 @@ from zoo.data.source import ImageSource, KeyTable
 if TYPE_CHECKING:
     from zoo.core.spec import DataSpec
     from zoo.data.decode import Raw
+    from zoo.data.stream import HFStream
 
 #: ``datasets``' packaged builders that read local files: they need ``data.path``.
 PACKAGED = frozenset({"imagefolder", "parquet", "arrow", "csv", "json", "webdataset"})
 
 
-def load_hf(spec: DataSpec, split: str) -> HFSource:
-    """The ``hf:`` source of ``spec`` as an indexed source.
+def load_hf(spec: DataSpec, split: str) -> HFSource | HFStream:
+    """The ``hf:`` source of ``spec`` as an indexed source (with ``data.streaming``, a
+    sequential one: :class:`zoo.data.stream.HFStream`).
 
     With ``data.splits`` the data set's own split ``data.splits[split]`` is returned as it
     is (``presplit``); without, its ``train`` split (or its only split), which the hash split
@@ -41,14 +43,15 @@ def load_hf(spec: DataSpec, split: str) -> HFSource:
     if not name:
         raise DataError(f"data source {spec.source!r}: name a data set, e.g. hf:user/name, "
                         "hf:imagefolder (with data.path) or hf:/path/to/a/saved/data/set")
-    if spec.streaming:
-        raise DataError(f"data source {spec.source!r}: data.streaming = true is not supported "
-                        "yet; unset it to read the data set by index")
     splits = {k: v for k in ("train", "test") if (v := getattr(spec.splits, k))}
     presplit = bool(splits)
     if presplit and split not in splits:
         raise DataError(f"data source {spec.source!r}: data.splits names no {split!r} split "
                         f"(it has {', '.join(sorted(splits))})")
+    if spec.streaming:
+        from zoo.data.stream import HFStream
+
+        return HFStream(spec, splits.get(split))
     with _quiet():
         dataset = _open(spec, name, splits.get(split))
     return HFSource(spec, dataset, presplit)

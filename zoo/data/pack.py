@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from zoo.core.errors import DataError
 from zoo.data.decode import IMAGE_SUFFIXES, decode_raw, open_image
 from zoo.data.memory import ImageData
 from zoo.data.source import ImageSource
+from zoo.data.stream import StreamSource
 from zoo.data.warn import warn_once
 from zoo.data.wds import (
     INDEX,
@@ -103,11 +104,21 @@ def _read(path: str | Path, key: str) -> bytes:
         raise DataError(f"cannot read image {key}: {exc.strerror or exc}") from None
 
 
-def source_samples(data: ImageData | ImageSource, rows: np.ndarray | None, mode: str,
+def source_samples(data: ImageData | ImageSource | StreamSource, rows: Any, mode: str,
                    size: int | None, prefix: str = ""
                    ) -> Iterator[Sample | tuple[str, str]]:
     """The samples of ``rows`` (None: all) of an indexed source or an in-memory split (keyed
-    ``PREFIX00012.png``), or ``(key, reason)`` for each that cannot be packed."""
+    ``PREFIX00012.png``), or ``(key, reason)`` for each that cannot be packed. For a
+    streamed source ``rows`` are its ``(key, raw, label)`` samples, read as they come."""
+    if isinstance(data, StreamSource):
+        for key, raw, label in rows:
+            try:
+                key, encoded = _encoded(key, raw, mode, size)
+            except DataError as exc:
+                yield key, str(exc)
+                continue
+            yield Sample(key, encoded, label)
+        return
     if isinstance(data, ImageSource):
         for row in rows if rows is not None else range(len(data)):
             row = int(row)
@@ -134,7 +145,7 @@ def source_samples(data: ImageData | ImageSource, rows: np.ndarray | None, mode:
         yield Sample(key, encoded, label)
 
 
-def write_shards(samples: Iterator[Sample | tuple[str, str]], total: int, folder: Path,
+def write_shards(samples: Iterator[Sample | tuple[str, str]], total: int | None, folder: Path,
                  shard_size: int, max_bytes: int, strict: bool = False,
                  advance: Callable[[int, int], None] | None = None) -> Packed:
     """Write ``samples`` into ``folder/shard-000000.tar ...`` (at most ``shard_size`` images
@@ -169,7 +180,8 @@ def write_shards(samples: Iterator[Sample | tuple[str, str]], total: int, folder
             if advance is not None:
                 advance(count + len(skipped), sink.shard)
     if count == 0:
-        raise DataError(f"none of the {total:,} images could be packed" + (
+        raise DataError(f"none of the {total if total is not None else len(skipped):,} images "
+                        "could be packed" + (
             f" (first: {skipped[0][1]})" if skipped else ""))
     return Packed(count, sorted(p.name for p in folder.glob("shard-*.tar")), skipped)
 

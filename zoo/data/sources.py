@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from zoo.core.errors import DataError
 from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord
 from zoo.data.memory import ImageData, static_binarize
 from zoo.data.source import ImageSource
+from zoo.data.stream import StreamSource
 from zoo.data.transforms import num_channels, to_float
 
 if TYPE_CHECKING:
@@ -36,14 +40,15 @@ def register_datasets(register) -> None:
                            "(data.path)", "zoo.data:load_torchvision", prefix=True))
 
 
-def open_source(spec: DataSpec, split: str) -> ImageData | ImageSource:
+def open_source(spec: DataSpec, split: str) -> ImageData | ImageSource | StreamSource:
     """What the data source answers for ``split``: an in-memory split (checked,
-    :func:`check_image_data`) or an indexed source (the whole data set unless ``presplit``;
-    :func:`zoo.data.split.view` picks the split's rows)."""
+    :func:`check_image_data`), an indexed source (the whole data set unless ``presplit``;
+    :func:`zoo.data.split.view` picks the split's rows) or a sequential one
+    (``data.streaming``; :func:`zoo.data.stream.split_samples` picks the split's samples)."""
     from zoo.core.registry import dataset_loader
 
     data = dataset_loader(spec.source)(spec, split)
-    if isinstance(data, ImageSource):
+    if isinstance(data, ImageSource | StreamSource):
         return data
     check_image_data(data, spec.source, split)
     return data
@@ -53,6 +58,12 @@ def split_size(spec: DataSpec, split: str) -> int:
     """How many images ``split`` has per the data spec (``data.limit`` applied to train), without
     decoding an indexed source's images: the size of its view (:func:`zoo.data.split.view`)."""
     data = open_source(spec, split)
+    if isinstance(data, StreamSource):
+        from zoo.data.stream import split_samples
+
+        samples = split_samples(data, split, spec.held_out)  # reads the stream: no decoding
+        n = sum(1 for _ in samples)
+        return min(n, spec.limit) if spec.limit is not None and split == "train" else n
     if isinstance(data, ImageSource):
         from zoo.data.split import view
 
@@ -80,9 +91,36 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
             None if labels is None else torch.from_numpy(labels))
 
 
+def decode_stream(source: StreamSource, spec: DataSpec, split: str, limit: int | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The first ``limit`` samples of ``split`` of a sequential source in stream order (its
+    shards in order, no shuffle), decoded into one uint8 tensor: for evaluation and tools.
+    Bad images are skipped with one warning each (an error under ``data.strict``)."""
+    import itertools
+
+    import torch
+
+    from zoo.data.rows import decode_good_rows
+    from zoo.data.stream import SampleRows, split_samples
+    from zoo.data.warn import warn_once
+
+    samples = list(itertools.islice(split_samples(source, split, spec.held_out), limit))
+    if not samples:
+        raise DataError(f"{source.name}: no {'held-out' if split == 'test' else 'training'} "
+                        f"images in the stream (data.held_out = {spec.held_out})")
+    rows = SampleRows(source.name, samples)
+    mode = "L" if num_channels(spec) == 1 else "RGB"
+    images, labels = decode_good_rows(
+        rows, np.arange(len(rows)), mode, spec.image_size, strict=spec.strict,
+        on_bad=lambda _row, key, reason: warn_once(f"skipping {reason}",
+                                                   key=(source.name, key)))
+    return (torch.from_numpy(images),
+            None if labels is None else torch.from_numpy(labels))
+
+
 def load_images(
     spec: DataSpec, split: str = "train", training: bool = False, *,
-    at_most: int | None = None, data: ImageData | ImageSource | None = None,
+    at_most: int | None = None, data: ImageData | ImageSource | StreamSource | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images (float32 in [0, 1], ``N×C×S×S``) and labels of a split, per the data spec.
 
@@ -90,11 +128,15 @@ def load_images(
     itself (``training=True`` returns grey levels); everywhere else binary
     data are the fixed static sample, so evaluations are reproducible.
     An indexed source decodes only its split's rows (``data.limit`` applied first), and
-    only the first ``at_most`` of them when given; in-memory splits come whole.
+    only the first ``at_most`` of them when given; a sequential one its first ``at_most``
+    (else ``data.limit``, else all) in stream order; in-memory splits come whole.
     ``data``: the source's answer for ``split`` when the caller has it (:func:`open_source`).
     """
     data = open_source(spec, split) if data is None else data
-    if isinstance(data, ImageSource):
+    if isinstance(data, StreamSource):
+        limit = spec.limit if split == "train" else None
+        images, labels = decode_stream(data, spec, split, at_most or limit)
+    elif isinstance(data, ImageSource):
         images, labels = decode_view(data, spec, split, at_most)
     else:
         images, labels = data.images, data.labels

@@ -44,6 +44,8 @@ class StreamSource:
     counts: list[int] | None = None
     total: int | None = None
     classes: int | None = None
+    #: True: every sample is of the split asked for (an hf data set's own split, data.splits)
+    presplit: bool = False
 
     def iter_shard(self, shard: int) -> Iterator[Sample]:
         """The samples of shard ``shard``, in stored order."""
@@ -52,9 +54,14 @@ class StreamSource:
 
 class ShardStream(StreamSource):
     """WebDataset shards read as tar streams: local (``.tar``, ``.tar.gz``), ``http(s)://``
-    and other URLs ``webdataset.gopen`` opens, or ``pipe:COMMAND``."""
+    and other URLs ``webdataset.gopen`` opens. ``pipe:COMMAND`` shards are refused: a spec
+    (a model's config.json from the Hub, say) must never run a shell command."""
 
     def __init__(self, name: str, urls: list[str], label_field: str | None = None) -> None:
+        for url in urls:
+            if url.startswith("pipe:"):
+                raise DataError(f"data source {name!r}: shard {url!r} is a shell command, which "
+                                "genzoo does not run; download the shards or give their URLs")
         self.name, self.shards, self.label_field = name, urls, label_field
         self.counts = _recorded_counts(urls)
         self.total = None if self.counts is None else sum(self.counts)
@@ -70,7 +77,9 @@ class ShardStream(StreamSource):
 
 
 def _open_url(url: str) -> Any:
-    if "://" not in url and not url.startswith("pipe:"):
+    if url.startswith("pipe:"):  # ShardStream refuses these; never run one
+        raise DataError(f"shard {url!r} is a shell command, which genzoo does not run")
+    if "://" not in url:
         return open(url, "rb")  # closed by the caller's with
     import webdataset
 
@@ -149,6 +158,7 @@ class HFStream(StreamSource):
         if spec.path:
             kwargs["data_dir" if Path(spec.path).is_dir() else "data_files"] = spec.path
         self.kwargs, self.dataset_name, self.split = kwargs, name, split or "train"
+        self.presplit = split is not None  # the data set's own split: no hash split
         stream = self._stream()
         self.shards = [str(i) for i in range(stream.num_shards)]
         info = stream.info.splits.get(self.split) if stream.info.splits else None
@@ -195,12 +205,41 @@ def epoch_stream(source: StreamSource, split: str, held_out: float, shard_seed: 
     """The samples of ``split`` ("train"/"test") in an epoch's order: the shards permuted by
     ``shard_seed``, the other split's keys left out (the hash split, ``held_out``), then a
     shuffle buffer of ``buffer`` samples drawn by ``buffer_seed``. The same sequence in every
-    process for the same seeds."""
-    threshold = min(round(held_out * 2**64), 2**64 - 1)
+    process for the same seeds. A ``presplit`` source's samples are all of its split."""
     order = np.random.default_rng(shard_seed).permutation(len(source.shards))
-    wanted = (sample for shard in order for sample in source.iter_shard(int(shard))
-              if (key_hash(sample[0]) < threshold) == (split == "test"))
-    return shuffled(wanted, buffer, buffer_seed)
+    return shuffled(split_samples(source, split, held_out, order), buffer, buffer_seed)
+
+
+def split_samples(source: StreamSource, split: str, held_out: float,
+                  shards: Iterable[int] | None = None) -> Iterator[Sample]:
+    """The samples of ``split`` ("train"/"test") of ``shards`` (default: all, in order): the
+    hash split of the keys (``held_out``), or every sample of a ``presplit`` source."""
+    threshold = min(round(held_out * 2**64), 2**64 - 1)
+    test = split == "test"
+    for shard in range(len(source.shards)) if shards is None else shards:
+        for sample in source.iter_shard(int(shard)):
+            if source.presplit or (key_hash(sample[0]) < threshold) == test:
+                yield sample
+
+
+class SampleRows:
+    """A list of samples as the rows :func:`zoo.data.rows.decode_rows` decodes (``name``,
+    ``keys``, ``labels``, ``read``): a batch of a stream."""
+
+    def __init__(self, name: str, samples: list[Sample]) -> None:
+        self.name = name
+        self.keys = [key for key, _, _ in samples]
+        self._raws = [raw for _, raw, _ in samples]
+        labels = [label for _, _, label in samples]
+        self.labels = (None if not labels or any(x is None for x in labels)
+                       else np.asarray(labels, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def read(self, i: int) -> Raw:
+        """The encoded image of row ``i``."""
+        return self._raws[i]
 
 
 def shuffled(samples: Iterable[Sample], buffer: int, seed: int) -> Iterator[Sample]:
@@ -263,5 +302,5 @@ def read_all(source: StreamSource) -> Iterator[Sample]:
         yield from source.iter_shard(shard)
 
 
-__all__ = ["HFStream", "ShardStream", "StreamSource", "epoch_stream", "open_stream",
-           "positions", "read_all", "shuffled"]
+__all__ = ["HFStream", "SampleRows", "ShardStream", "StreamSource", "epoch_stream",
+           "open_stream", "positions", "read_all", "shuffled", "split_samples"]

@@ -34,6 +34,7 @@ from zoo.data.source import ImageSource, KeyTable
 
 if TYPE_CHECKING:
     from zoo.core.spec import DataSpec
+    from zoo.data.stream import ShardStream
 
 INDEX = "index.tsv.gz"
 INDEX_JSON = "index.json"
@@ -235,8 +236,7 @@ def shard_paths(pattern: str, source: str) -> list[Path]:
         if remote or not name.endswith(".tar"):
             what = "remote" if remote else "compressed or not .tar"
             raise DataError(f"data source {source!r}: shard {name!r} is {what}; such shards "
-                            "are read sequentially, which needs data.streaming = true (not "
-                            "supported yet)")
+                            "are read sequentially: set data.streaming = true")
     paths = [Path(n) for n in names]
     for path in paths:
         if not path.is_file():
@@ -246,12 +246,14 @@ def shard_paths(pattern: str, source: str) -> list[Path]:
     return paths
 
 
-def load_wds(spec: DataSpec, split: str) -> ShardSource:
-    """The ``wds:PATTERN`` source of ``spec``: every image of the shards, indexed."""
+def load_wds(spec: DataSpec, split: str) -> ShardSource | ShardStream:
+    """The ``wds:PATTERN`` source of ``spec``: every image of the shards, indexed (with
+    ``data.streaming``, read in sequence: :class:`zoo.data.stream.ShardStream`)."""
     check_installed("webdataset", spec.source)
     if spec.streaming:
-        raise DataError(f"data source {spec.source!r}: data.streaming = true is not supported "
-                        "yet; unset it to read local .tar shards by index")
+        from zoo.data.stream import open_stream
+
+        return open_stream(spec, split)
     return ShardSource(spec.source, shard_paths(spec.source.partition(":")[2], spec.source),
                        spec.label_column)
 

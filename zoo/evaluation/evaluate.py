@@ -99,10 +99,10 @@ def train_sample(spec_data) -> torch.Tensor:
     """The training images a baseline is fitted to: an in-memory split whole (less
     ``data.limit``), an indexed source's at most ``data.fit_images`` of them (the stable
     random subset ``data.limit`` would pick), so a large folder is never decoded whole."""
-    from zoo.data import ImageSource, load_images, open_source
+    from zoo.data import ImageSource, StreamSource, load_images, open_source
 
     data = open_source(spec_data, "train")
-    if isinstance(data, ImageSource):
+    if isinstance(data, ImageSource | StreamSource):
         fit = spec_data.fit_images
         spec_data = spec_data.model_copy(update={"limit": min(spec_data.limit or fit, fit)})
     return load_images(spec_data, "train", data=data)[0]
@@ -114,7 +114,8 @@ def held_out(model) -> torch.Tensor:
     Float32 ``N×C×S×S`` in [0, 1] at ``data.image_size`` with the model's
     channels, binarised as ``data.binarize`` says (the fixed static sample for
     ``static`` and ``dynamic``); ``data.limit`` does not apply to it. Of an indexed
-    source (a folder), the first ``data.eval_images`` held-out images in key order.
+    source (a folder), the first ``data.eval_images`` held-out images in key order; of a
+    streamed one (``data.streaming``), the first ``data.eval_images`` in stream order.
     """
     from zoo.data import load_images
 

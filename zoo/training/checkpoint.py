@@ -147,9 +147,12 @@ def _same_images(folder: Path, saved: Any, now: dict[str, Any] | None, spec: Spe
     where = (f"data.path {spec.data.path}" if spec.data.path
              else f"data.source {spec.data.source}")
     before, after = saved.get("images"), now["images"]
-    change = (f"{after:,} images, not the same ones" if before == after else
-              f"{before:,} -> {after:,} images" if isinstance(before, int) else
-              f"{after:,} images now")
+    if not isinstance(after, int):  # a stream of unknown size
+        change = "other shards"
+    else:
+        change = (f"{after:,} images, not the same ones" if before == after else
+                  f"{before:,} -> {after:,} images" if isinstance(before, int) else
+                  f"{after:,} images now")
     raise ArtifactError(f"cannot resume {folder}: the training images changed ({change}; "
                         f"{where})")
 

@@ -12,6 +12,9 @@ batches depends only on the seed and the step, never on the process or worker co
 - :class:`IndexedFeed`: an indexed source (``ImageSource``: ``folder``, ``hf:``, ``wds:``):
   one DataLoader for the whole run decodes this process's rows in worker processes
   (``run.data_workers``); nothing holds more than a few batches of pixels.
+- :class:`StreamFeed`: a sequential source (``data.streaming``): each epoch is one seeded
+  stream (:mod:`zoo.training.streams`), cut into global batches the same way for any
+  process and worker count.
 
 Use without a model (a benchmark, a tool)::
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
     from zoo.core.spec import Spec, TrainSpec
     from zoo.data.source import ImageSource
+    from zoo.data.stream import StreamSource
     from zoo.data.torch_io import Batch
 
 #: Images a :meth:`IndexedFeed.fit_images` batch decodes at a time.
@@ -144,20 +148,26 @@ class Feed:
     """What the training loop reads: ``n`` training images in a seeded order
     (:attr:`order`), and the images a family's ``start``/``finish`` see.
 
-    ``kind`` is "memory" or "indexed"; ``workers`` the DataLoader worker processes.
+    ``kind`` is "memory", "indexed" or "stream"; ``workers`` the DataLoader worker
+    processes. ``n`` is None only for a stream of unknown size (``train.max_steps`` set).
     """
 
     kind = "memory"
     workers = 0
 
-    def __init__(self, spec: Spec, n: int, device: Any, rank: int, world: int) -> None:
+    def __init__(self, spec: Spec, n: int | None, device: Any, rank: int, world: int) -> None:
         import torch
 
         self.spec, self.n = spec, n
         self.device = torch.device(device)
         self.draws = Draws(rank, world)
-        self.order = Order(n, spec.train.batch_size, spec.train.seed, spec.data.last_batch)
+        self.order = (None if n is None else
+                      Order(n, spec.train.batch_size, spec.train.seed, spec.data.last_batch))
         self.skipped: set[str] = set()
+
+    def epochs(self, step: int) -> float | None:
+        """Epochs done after ``step`` steps, to 3 decimals (None: the size is not known)."""
+        return None if self.order is None else round(self.order.epochs(step), 3)
 
     def batches(self, start: int, total: int, rng: torch.Generator | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -326,13 +336,16 @@ class IndexedFeed(Feed):
 
     def _note(self, skipped: list[tuple[int, str, str]]) -> None:
         """Count the bad rows of a batch and warn once about each (``data.strict``: stop)."""
-        from zoo.data.rows import warn_bad_row
-
         for row, key, reason in skipped:
             if self.spec.data.strict:
                 raise DataError(f"{reason} (data.strict = true)")
-            warn_bad_row(self.source, row, reason)
+            self._warn(row, key, reason)
             self.skipped.add(key)
+
+    def _warn(self, row: int, key: str, reason: str) -> None:
+        from zoo.data.rows import warn_bad_row
+
+        warn_bad_row(self.source, row, reason)
 
     def _fit_data(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first ``data.fit_images`` rows of epoch 0's order, decoded once (uint8, CPU);
@@ -370,6 +383,112 @@ class IndexedFeed(Feed):
             self._running.pop().close()  # its finally stops the workers
 
 
+class StreamFeed(IndexedFeed):
+    """A sequential source's training samples (``data.streaming``), decoded in DataLoader
+    workers that each walk the whole stream and decode only their batches
+    (:class:`zoo.training.streams.StreamBatches`): the same sequence for any process and
+    worker count, each sample of an epoch once. ``--resume`` at step *s* skips the epochs
+    before *s*'s unread (with ``n`` known) and reads, without decoding, the samples of its
+    epoch before *s*. Bad images: as :class:`IndexedFeed`.
+    """
+
+    kind = "stream"
+
+    def __init__(self, spec: Spec, source: StreamSource, n: int | None, device: Any = "cpu",
+                 rank: int = 0, world: int = 1, workers: int | None = None) -> None:
+        import hashlib
+
+        from zoo.data import num_channels
+        from zoo.training.streams import StreamPlan
+
+        data = spec.data
+        if data.binarize == "static":
+            raise SpecError(f"data.binarize = 'static' needs the whole training split at once; "
+                            f"{source.name} is streamed: use 'dynamic' or 'threshold'")
+        Feed.__init__(self, spec, n, device, rank, world)
+        self.source, self.channels = source, num_channels(data)
+        self.mode = "L" if self.channels == 1 else "RGB"
+        self.workers = default_workers(world) if workers is None else workers
+        self.plan = StreamPlan(n, spec.train.batch_size, spec.train.seed, data.last_batch,
+                               data.held_out, data.shuffle_buffer)
+        # the shards, and how many training images they hold: a resume over others is refused
+        self.digest = hashlib.sha256("\n".join([*source.shards, str(n)]).encode()).hexdigest()
+        self._fit: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._running: list[Iterator] = []
+
+    def _batches(self, start: int, total: int, rng: torch.Generator | None
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        import torch
+        from torch.utils.data import DataLoader
+
+        from zoo.data.torch_io import collate, worker_init
+        from zoo.training.streams import StreamBatches
+
+        batches = StreamBatches(self.source, self.plan, self.mode, self.spec.data.image_size,
+                                self.draws.rank, self.draws.world, start, total)
+        workers = self.workers
+        loader = DataLoader(batches, batch_size=None, num_workers=workers, collate_fn=collate,
+                            worker_init_fn=worker_init if workers else None,
+                            pin_memory=self.device.type == "cuda",
+                            prefetch_factor=4 if workers else None,
+                            generator=torch.Generator().manual_seed(self.spec.train.seed))
+        it = iter(loader)
+        try:
+            for batch in it:
+                yield self._ready(batch, rng)
+        finally:
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+
+    def _warn(self, row: int, key: str, reason: str) -> None:
+        from zoo.data.warn import warn_once
+
+        warn_once(f"skipping {reason}", key=(self.source.name, key))
+
+    def _fit_data(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first ``data.fit_images`` samples of epoch 0's stream, decoded once (uint8,
+        CPU); bad ones left out."""
+        import itertools
+
+        import numpy as np
+        import torch
+
+        from zoo.data.rows import decode_good_rows
+        from zoo.data.stream import SampleRows
+
+        if self._fit is None:
+            count = min(self.n or self.spec.data.fit_images, self.spec.data.fit_images)
+            rows = SampleRows(self.source.name,
+                              list(itertools.islice(self.plan.epoch(self.source, 0), count)))
+            images, labels = decode_good_rows(
+                rows, np.arange(len(rows)), self.mode, self.spec.data.image_size,
+                on_bad=lambda row, key, reason: self._note([(row, key, reason)]))
+            self._fit = (torch.from_numpy(images),
+                         None if labels is None else torch.from_numpy(labels))
+        return self._fit
+
+
+def stream_size(spec: Spec, source: StreamSource) -> int | None:
+    """How many training images a streamed source holds: its size for an hf data set's own
+    split, else counted by reading the stream once for the hash split of its keys (no image
+    is decoded, but every byte is read: one epoch's reading, at each start and resume).
+    None when the size is not known (``train.max_steps`` set); without either, a one-line
+    ``DataError``."""
+    from zoo.data.stream import split_samples
+
+    data = spec.data
+    if source.total is None:
+        if spec.train.max_steps:
+            return None
+        raise DataError(f"{source.name}: the stream's size is not known (no index.json beside "
+                        "the shards, no declared split size), so train.epochs cannot be "
+                        "counted: set train.max_steps")
+    if source.presplit:
+        return source.total
+    return sum(1 for _ in split_samples(source, "train", data.held_out))
+
+
 def open_feed(spec: Spec, device: Any = "cpu", rank: int = 0, world: int = 1,
               workers: int | None = None) -> Feed:
     """The training images of ``spec`` for process ``rank`` of ``world``, on ``device``.
@@ -378,7 +497,8 @@ def open_feed(spec: Spec, device: Any = "cpu", rank: int = 0, world: int = 1,
     ``data.channels``, ``data.image_size`` and static or threshold binarisation); an indexed
     source a :class:`IndexedFeed` over its train view (:func:`zoo.data.split.view`) with
     ``workers`` DataLoader workers (default ``run.data_workers``, else
-    :func:`default_workers`). Fewer images than ``train.batch_size`` is a one-line
+    :func:`default_workers`); a streamed source (``data.streaming``) a :class:`StreamFeed`
+    (its size: :func:`stream_size`). Fewer images than ``train.batch_size`` is a one-line
     ``DataError``. Call :meth:`Feed.close` when done.
     """
     import zoo.data  # looked up at call time: tests replace zoo.data.open_source
@@ -386,6 +506,15 @@ def open_feed(spec: Spec, device: Any = "cpu", rank: int = 0, world: int = 1,
 
     data_spec = spec.data
     data = zoo.data.open_source(data_spec, "train")
+    if isinstance(data, zoo.data.StreamSource):
+        if data_spec.limit is not None:
+            raise SpecError(f"data.limit picks images of an indexed source; {data.name} is "
+                            "streamed whole: unset data.limit (train.max_steps trains on less)")
+        n = stream_size(spec, data)
+        if n is not None:
+            _enough(spec, n)
+        return StreamFeed(spec, data, n, device, rank, world,
+                          spec.run.data_workers if workers is None else workers)
     if isinstance(data, zoo.data.ImageSource):
         rows = view(data, "train", data_spec)
         _enough(spec, len(rows))

@@ -160,7 +160,7 @@ def _train(
         trainer.finish(feed.fit_images(), feed.fit_labels(), finish_rng)
         wall = time.perf_counter() - started
         metrics = {"train": {
-            "steps": step, "epochs": round(feed.order.epochs(step), 3),
+            "steps": step, "epochs": feed.epochs(step),
             "images_seen": step * train.batch_size, "wall_time_s": round(wall, 2),
             "images_per_s": round(display.images_done / max(wall, 1e-9), 1),
             "precision": precision, "device": str(accelerator.device),

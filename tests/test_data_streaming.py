@@ -1,0 +1,222 @@
+"""data.streaming: shards (plain .tar, .tar.gz) and an hf data set read as one seeded stream
+per epoch; the same batches for any process and worker count, each image of an epoch once,
+mid-epoch resume bitwise, evaluation and pack over a stream, pipe: shards refused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from test_build import assert_same_tensors
+from test_data_distributed import free_port, global_batches
+from test_data_distributed import make_folder as numbered_folder
+from test_data_feed import FOLDER_MICRO, make_folder
+
+from zoo.api import pack_data, resolve_spec
+from zoo.core.errors import DataError, Interrupted
+from zoo.core.spec import DataSpec
+from zoo.data import StreamSource, load_images, open_source
+from zoo.training.feed import StreamFeed, open_feed
+from zoo.training.loop import fit
+
+pytest.importorskip("webdataset")
+
+B = 8
+#: A micro DCGAN over streamed shards (the folder build's settings, the source replaced).
+STREAM_MICRO = [item for item in FOLDER_MICRO if not item.startswith("data.source")]
+
+
+def gzip_shards(packed, folder: Path) -> str:
+    """Gzip copies of packed shards (no index beside them: size unknown); their pattern."""
+    folder.mkdir()
+    for i, name in enumerate(packed.shards):
+        (folder / f"s{i}.tar.gz").write_bytes(
+            gzip.compress((packed.out / name).read_bytes(), mtime=0))
+    return f"wds:{folder}/s{{0..{len(packed.shards) - 1}}}.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> dict[str, str]:
+    """Two sets of shards: 40 random photos (``photos``: .tar with index, 10 a shard, and
+    ``photos_gz``) and 64 grey images numbered by their pixel value (``numbered``, 8 a shard:
+    a decoded batch names its images)."""
+    root = tmp_path_factory.mktemp("streaming")
+    photos = pack_data(make_folder(root / "photos"), root / "shards", shard_size=10,
+                       progress=False)
+    numbered = pack_data(numbered_folder(root / "numbered", 64), root / "nshards",
+                         shard_size=8, progress=False)
+    return {"photos": photos.source, "photos_gz": gzip_shards(photos, root / "gz"),
+            "numbered": numbered.source, "numbered_gz": gzip_shards(numbered, root / "ngz")}
+
+
+def numbered_spec(source: str, *more: str):
+    """A dcgan spec streaming the numbered images: every one a training image (n = 64; counted)."""
+    return resolve_spec("dcgan", None, [
+        f"data.source={source}", "data.streaming=true", "data.held_out=1e-9",
+        "data.image_size=8", "data.channels=1", f"train.batch_size={B}",
+        "data.shuffle_buffer=16", *more])[1]
+
+
+def read(feed: StreamFeed, start: int, total: int) -> list[list[int]]:
+    """The image numbers of each batch the feed gives from ``start`` to ``total``."""
+    try:
+        return [(x[:, 0, 0, 0] * 255).round().long().tolist()
+                for x, _ in feed.batches(start, total)]
+    finally:
+        feed.close()
+
+
+def test_streaming_loaders_answer_a_stream_source(shards):
+    data = open_source(DataSpec(source=shards["photos"], streaming=True), "train")
+    assert isinstance(data, StreamSource) and data.total == 40
+
+
+@pytest.mark.parametrize("kind", ["numbered", "numbered_gz"])
+def test_the_sequence_is_the_same_for_any_worker_count_and_resumes(shards, kind):
+    """Plain shards (n known: 8 steps an epoch) and gzip shards (n unknown: max_steps):
+    W=0 and W=2 give the same batches; each epoch holds every image once; a feed started at
+    step 5 continues the sequence."""
+    spec = numbered_spec(shards[kind], "train.max_steps=20")
+    one = read(open_feed(spec, workers=0), 0, 20)
+    assert read(open_feed(spec, workers=2), 0, 20) == one
+    for epoch in range(2):
+        assert sorted(i for batch in one[8 * epoch:8 * epoch + 8] for i in batch) == list(
+            range(64))
+    assert one[:8] != one[8:16]  # a new order every epoch
+    assert read(open_feed(spec, workers=2), 5, 20) == one[5:]
+    assert read(open_feed(spec, workers=0), 11, 20) == one[11:]
+
+
+def test_wrap_runs_the_epochs_into_each_other(shards):
+    spec = numbered_spec(shards["numbered"], "data.last_batch=wrap", "train.batch_size=24",
+                         "train.epochs=2")
+    feed = open_feed(spec, workers=0)
+    assert feed.n == 64
+    got = read(feed, 0, 6)  # ceil(2·64/24)
+    flat = [i for batch in got for i in batch]
+    assert sorted(flat[:64]) == sorted(flat[64:128]) == list(range(64))
+    assert read(open_feed(spec, workers=2), 2, 6) == got[2:]
+
+
+def test_fit_images_are_the_start_of_epoch_0(shards):
+    spec = numbered_spec(shards["numbered"], "data.fit_images=5")
+    feed = open_feed(spec, workers=0)
+    first = read(open_feed(spec, workers=0), 0, 1)[0]
+    assert (feed.fit_images()[:, 0, 0, 0] * 255).round().long().tolist() == first[:5]
+    assert feed.checkpoint()["kind"] == "stream"
+
+
+def test_a_streamed_build_resumed_mid_epoch_equals_uninterrupted(shards, tmp_path):
+    """Two workers read the shards (36 training images after the hash split, counted: 4
+    steps an epoch); Ctrl-C at step 6 of 12, --resume: weights and state equal the straight
+    build's."""
+    family, spec = resolve_spec("dcgan", None, [
+        *STREAM_MICRO, f"data.source={shards['photos']}", "data.streaming=true",
+        "train.max_steps=12"])
+    straight = fit(family, spec, tmp_path / "straight", progress=False)
+    data = json.loads((straight / "metrics.json").read_text())
+    assert data["data"] == {"source": shards["photos"], "kind": "stream", "images": 36,
+                            "workers": 2, "skipped": 0, "skipped_keys": []}
+    assert data["train"]["epochs"] == 3.0
+    out = tmp_path / "run"
+
+    def stop_at_6(step: int) -> None:
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="interrupted at step 6 of 12"):
+        fit(family, spec, out, progress=False, on_step=stop_at_6)
+    fit(family, spec, out, resume=True, progress=False)
+    for name in ("model.safetensors", "training_state/state.safetensors"):
+        assert_same_tensors(out / name, straight / name)
+
+
+def test_a_stream_of_unknown_size_needs_max_steps(shards):
+    spec = numbered_spec(shards["numbered_gz"])
+    with pytest.raises(DataError, match=r"set train\.max_steps") as info:
+        open_feed(spec, workers=0)
+    assert "\n" not in str(info.value)
+
+
+def test_pipe_shards_are_refused_not_run(tmp_path):
+    marker = tmp_path / "ran"
+    spec = DataSpec(source=f"wds:pipe:touch {marker}", streaming=True)
+    with pytest.raises(DataError, match="shell command") as info:
+        open_source(spec, "train")
+    assert "download the shards" in str(info.value) and "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_evaluation_and_pack_read_a_stream(shards, tmp_path):
+    """The held-out images of a stream in stream order are the indexed source's (pack wrote
+    the shards in key order); pack from gzip shards gives the same images."""
+    streamed = DataSpec(source=shards["photos_gz"], streaming=True, image_size=16)
+    indexed = DataSpec(source=shards["photos"], image_size=16)
+    got, _ = load_images(streamed, "test", at_most=3)
+    want, _ = load_images(indexed, "test", at_most=3)
+    assert torch.equal(got, want)
+    repacked = pack_data(shards["photos_gz"], tmp_path / "re", overrides=["data.streaming=true"],
+                         progress=False)
+    assert repacked.count == 40
+    assert torch.equal(load_images(DataSpec(source=repacked.source, image_size=16), "train")[0],
+                       load_images(indexed, "train")[0])
+
+
+def test_an_hf_data_set_streams_into_a_feed(tmp_path):
+    pytest.importorskip("datasets")
+    from datasets import load_from_disk
+    from streamed import photo_folder, saved_hf
+
+    saved = saved_hf(photo_folder(tmp_path / "photos", 30), tmp_path / "saved")
+    load_from_disk(str(saved)).to_parquet(str(tmp_path / "pq" / "d.parquet"))
+    _, spec = resolve_spec("dcgan", None, [
+        "data.source=hf:parquet", f"data.path={tmp_path / 'pq' / 'd.parquet'}",
+        "data.streaming=true", "data.key_column=path", "data.label_column=label",
+        "data.image_size=8", f"train.batch_size={B}", "train.max_steps=4"])
+    feed = open_feed(spec, workers=0)
+    batches = list(feed.batches(0, 4))
+    feed.close()
+    assert len(batches) == 4 and all(x.shape == (B, 3, 8, 8) for x, _ in batches)
+    assert all(labels is not None and len(labels) == B for _, labels in batches)
+
+
+# --------------------------------------------------------------------------- 2 processes
+
+
+def _rank(rank: int, world: int, port: int, source: str, queue) -> None:
+    import multiprocessing
+
+    import torch.distributed as dist
+
+    multiprocessing.set_start_method("fork", force=True)  # as test_data_distributed's
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world)
+    try:
+        spec = numbered_spec(source, "train.max_steps=12")
+        mine = {"batches": read(open_feed(spec, rank=rank, world=world, workers=2), 0, 12),
+                "resumed": read(open_feed(spec, rank=rank, world=world, workers=2), 5, 12)}
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, mine)
+        if rank == 0:
+            queue.put(gathered)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_two_workers_see_the_one_process_sequence(shards):
+    spec = numbered_spec(shards["numbered"], "train.max_steps=12")
+    one = read(open_feed(spec, workers=1), 0, 12)
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.spawn(_rank, args=(2, free_port(), shards["numbered"], queue), nprocs=2, join=True)
+    two = queue.get()
+    assert global_batches(two, "batches") == one
+    assert sorted(i for batch in one[:8] for i in batch) == list(range(64))  # epoch 0, once
+    assert global_batches(two, "resumed") == one[5:]
