@@ -124,11 +124,10 @@ def test_a_key_column_with_a_repeated_key_is_one_line(photos, tmp_path):
         open_source(hf(f"hf:{tmp_path / 'dup'}", key_column="path"), "train")
 
 
-def test_packaged_builders_need_data_path_and_streaming_is_not_yet():
-    with pytest.raises(DataError, match=r"'hf:parquet' needs data.path"):
-        open_source(hf("hf:parquet"), "train")
-    with pytest.raises(DataError, match=r"data.streaming = true is not supported yet"):
-        open_source(hf("hf:user/set", streaming=True), "train")
+def test_packaged_builders_need_data_path_streamed_or_not():
+    for streaming in (False, True):
+        with pytest.raises(DataError, match=r"'hf:parquet' needs data.path"):
+            open_source(hf("hf:parquet", streaming=streaming), "train")
 
 
 def test_workers_reopen_the_arrow_files_lazily(saved):

@@ -179,7 +179,7 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, photos, tmp_path):
 
 def test_shards_that_are_not_indexable_are_one_line(packed, tmp_path):
     for name, message in [("a.tar.gz", "needs data.streaming = true"),
-                          ("pipe:cat a.tar", "needs data.streaming = true"),
+                          ("pipe:cat a.tar", "a shell command, which genzoo does not run"),
                           ("missing-{0..1}.tar", "no shard file")]:
         with pytest.raises(DataError, match=message):
             open_source(DataSpec(source=f"wds:{tmp_path / name}"

@@ -169,21 +169,32 @@ def test_evaluation_and_pack_read_a_stream(shards, tmp_path):
 
 
 def test_an_hf_data_set_streams_into_a_feed(tmp_path):
+    """A parquet file (size unknown: max_steps) and a save_to_disk folder (size known: the
+    training images counted), the latter the same for W=0 and W=2."""
     pytest.importorskip("datasets")
     from datasets import load_from_disk
     from streamed import photo_folder, saved_hf
 
     saved = saved_hf(photo_folder(tmp_path / "photos", 30), tmp_path / "saved")
     load_from_disk(str(saved)).to_parquet(str(tmp_path / "pq" / "d.parquet"))
+    common = ["data.streaming=true", "data.key_column=path", "data.label_column=label",
+              "data.image_size=8", f"train.batch_size={B}"]
     _, spec = resolve_spec("dcgan", None, [
-        "data.source=hf:parquet", f"data.path={tmp_path / 'pq' / 'd.parquet'}",
-        "data.streaming=true", "data.key_column=path", "data.label_column=label",
-        "data.image_size=8", f"train.batch_size={B}", "train.max_steps=4"])
+        "data.source=hf:parquet", f"data.path={tmp_path / 'pq' / 'd.parquet'}", *common,
+        "train.max_steps=4"])
     feed = open_feed(spec, workers=0)
     batches = list(feed.batches(0, 4))
     feed.close()
-    assert len(batches) == 4 and all(x.shape == (B, 3, 8, 8) for x, _ in batches)
-    assert all(labels is not None and len(labels) == B for _, labels in batches)
+    assert feed.n is None and len(batches) == 4
+    assert all(x.shape == (B, 3, 8, 8) and len(labels) == B for x, labels in batches)
+    _, spec = resolve_spec("dcgan", None, [f"data.source=hf:{saved}", *common])
+    feed = open_feed(spec, workers=0)
+    assert 0 < feed.n < 30  # the hash split's training images, counted
+    one = [x for x, _ in feed.batches(0, 5)]
+    feed.close()
+    two = open_feed(spec, workers=2)
+    assert all(torch.equal(a, b) for a, (b, _) in zip(one, two.batches(0, 5), strict=True))
+    two.close()
 
 
 # --------------------------------------------------------------------------- 2 processes

@@ -232,11 +232,14 @@ def shard_paths(pattern: str, source: str) -> list[Path]:
                         "wds:/data/shards/shard-{000000..000009}.tar")
     names = list(braceexpand(pattern))
     for name in names:
-        remote = name.startswith("pipe:") or "://" in name
+        if name.startswith("pipe:"):
+            raise DataError(f"data source {source!r}: shard {name!r} is a shell command, which "
+                            "genzoo does not run; download the shards or give their URLs")
+        remote = "://" in name
         if remote or not name.endswith(".tar"):
             what = "remote" if remote else "compressed or not .tar"
             raise DataError(f"data source {source!r}: shard {name!r} is {what}; such shards "
-                            "are read sequentially: set data.streaming = true")
+                            "are read sequentially, which needs data.streaming = true")
     paths = [Path(n) for n in names]
     for path in paths:
         if not path.is_file():
