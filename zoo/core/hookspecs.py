@@ -50,10 +50,10 @@ def register_datasets(register: Callable[[DatasetRecord], None]) -> None:
 
     A ``zoo.DatasetRecord`` names the source (the value of ``data.source``),
     a summary, and ``load``, a ``"module:function"`` that takes the spec's
-    ``DataSpec`` and a split (``"train"`` or ``"test"``) and returns either:
+    ``DataSpec`` and a split (``"train"`` or ``"test"``) and returns one of:
 
     - ``zoo.data.ImageData``: the split in memory (uint8 N×C×H×W images,
-      optional N integer labels); ``data.limit`` keeps its first images; or
+      optional N integer labels); ``data.limit`` keeps its first images;
     - a ``zoo.data.ImageSource``: random access to a data set too large to
       decode at once. It sets ``name`` (for messages), ``keys`` (a
       ``zoo.data.KeyTable`` of every image's unique string key, sorted by
@@ -64,7 +64,10 @@ def register_datasets(register: Callable[[DatasetRecord], None]) -> None:
       data set for either split and genzoo holds out the keys whose stable
       hash falls under ``data.held_out``; with ``presplit=True`` its rows are
       the split asked for. It is pickled into DataLoader workers: open
-      handles go in attributes named ``_h...``, opened again on first use.
+      handles go in attributes named ``_h...``, opened again on first use; or
+    - a ``zoo.data.StreamSource`` (``data.streaming``): ``shards`` read
+      start to end by ``iter_shard(i)`` as ``(key, raw, label)``; ``total``
+      when known. genzoo orders, splits and decodes it (``zoo.data.stream``).
 
     With ``prefix=True`` the record answers every ``name:<anything>`` source;
     ``channels`` is what the source yields when ``data.channels`` is unset;
