@@ -5,6 +5,7 @@ mid-epoch resume bitwise, evaluation and pack over a stream, pipe: shards refuse
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import signal
@@ -18,10 +19,11 @@ from test_data_distributed import free_port, global_batches
 from test_data_distributed import make_folder as numbered_folder
 from test_data_feed import FOLDER_MICRO, make_folder
 
-from zoo.api import pack_data, resolve_spec
+from zoo.api import from_pretrained, pack_data, resolve_spec
 from zoo.core.errors import DataError, Interrupted
 from zoo.core.spec import DataSpec
 from zoo.data import StreamSource, load_images, open_source
+from zoo.evaluation.evaluate import held_out
 from zoo.training.feed import StreamFeed, open_feed
 from zoo.training.loop import fit
 
@@ -124,6 +126,10 @@ def test_a_streamed_build_resumed_mid_epoch_equals_uninterrupted(shards, tmp_pat
     assert data["data"] == {"source": shards["photos"], "kind": "stream", "images": 36,
                             "workers": 2, "skipped": 0, "skipped_keys": []}
     assert data["train"]["epochs"] == 3.0
+    # zoo eval's held-out images: the stream's, in stream order (= the indexed source's)
+    model = from_pretrained(straight)
+    want, _ = load_images(DataSpec(source=shards["photos"], image_size=16), "test")
+    assert torch.equal(held_out(model), want)
     out = tmp_path / "run"
 
     def stop_at_6(step: int) -> None:
@@ -135,6 +141,50 @@ def test_a_streamed_build_resumed_mid_epoch_equals_uninterrupted(shards, tmp_pat
     fit(family, spec, out, resume=True, progress=False)
     for name in ("model.safetensors", "training_state/state.safetensors"):
         assert_same_tensors(out / name, straight / name)
+
+
+def spoiled_copy(shards: dict[str, str], folder: Path) -> tuple[str, str]:
+    """The numbered shards, the first image of shard 0 replaced by junk; (pattern, its key)."""
+    import tarfile
+
+    from braceexpand import braceexpand
+
+    paths = [Path(p) for p in braceexpand(shards["numbered"].partition(":")[2])]
+    folder.mkdir()
+    for path in paths[1:]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    with tarfile.open(paths[0]) as src, tarfile.open(folder / paths[0].name, "w") as out:
+        bad = None
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if bad is None and member.name.endswith(".png"):
+                bad, data = member.name, b"\x89PNG junk"
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    return f"wds:{folder}/{{{','.join(p.name for p in paths)}}}", bad
+
+
+def test_a_bad_image_is_replaced_and_counted_and_strict_stops(shards, tmp_path):
+    source, bad = spoiled_copy(shards, tmp_path / "spoiled")
+    spec = numbered_spec(source, "train.max_steps=8")
+    feed = open_feed(spec, workers=2)
+    got = read(feed, 0, 8)
+    assert len(got) == 8 and len({i for batch in got for i in batch}) == 63  # one replaced
+    assert feed.summary()["skipped"] == 1 and feed.summary()["skipped_keys"] == [bad]
+    with pytest.raises(DataError, match=r"data\.strict = true") as info:
+        read(open_feed(numbered_spec(source, "train.max_steps=8", "data.strict=true"),
+                       workers=2), 0, 8)
+    assert "\n" not in str(info.value)
+
+
+def test_an_unreadable_shard_is_one_line(shards, tmp_path):
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    (folder / "s0.tar.gz").write_bytes(gzip.compress(b"not a tar file" * 100))
+    spec = numbered_spec(f"wds:{folder}/s0.tar.gz", "train.max_steps=2")
+    with pytest.raises(DataError, match="cannot read shard") as info:
+        read(open_feed(spec, workers=2), 0, 2)
+    assert "\n" not in str(info.value)
 
 
 def test_a_stream_of_unknown_size_needs_max_steps(shards):
