@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from zoo.core.errors import DataError
 from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord
@@ -100,18 +98,16 @@ def decode_stream(source: StreamSource, spec: DataSpec, split: str, limit: int |
 
     import torch
 
-    from zoo.data.rows import decode_good_rows
-    from zoo.data.stream import SampleRows, split_samples
+    from zoo.data.stream import decode_samples, split_samples
     from zoo.data.warn import warn_once
 
     samples = list(itertools.islice(split_samples(source, split, spec.held_out), limit))
     if not samples:
         raise DataError(f"{source.name}: no {'held-out' if split == 'test' else 'training'} "
                         f"images in the stream (data.held_out = {spec.held_out})")
-    rows = SampleRows(source.name, samples)
     mode = "L" if num_channels(spec) == 1 else "RGB"
-    images, labels = decode_good_rows(
-        rows, np.arange(len(rows)), mode, spec.image_size, strict=spec.strict,
+    images, labels = decode_samples(
+        source.name, samples, mode, spec.image_size, strict=spec.strict,
         on_bad=lambda _row, key, reason: warn_once(f"skipping {reason}",
                                                    key=(source.name, key)))
     return (torch.from_numpy(images),

@@ -16,7 +16,7 @@ import itertools
 import os
 import tarfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +218,17 @@ class HFStream(StreamSource):
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_h")}
 
 
+def decode_samples(name: str, samples: list[Sample], mode: str, size: int,
+                   on_bad: Callable[[int, str, str], None], strict: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``samples`` decoded (uint8 ``N×C×S×S``) with their labels, bad ones left out
+    (:func:`zoo.data.rows.decode_good_rows`; ``on_bad(index, key, reason)``)."""
+    from zoo.data.rows import decode_good_rows
+
+    rows = SampleRows(name, samples)
+    return decode_good_rows(rows, np.arange(len(rows)), mode, size, on_bad, strict=strict)
+
+
 def _examples(stream: Any) -> Iterator[dict]:
     """The rows of a ``datasets.IterableDataset``, read in batches of 64."""
     for batch in stream.iter(batch_size=64):
@@ -328,5 +339,5 @@ def read_all(source: StreamSource) -> Iterator[Sample]:
         yield from source.iter_shard(shard)
 
 
-__all__ = ["HFStream", "SampleRows", "ShardStream", "StreamSource", "epoch_stream",
-           "open_stream", "positions", "read_all", "shuffled", "split_samples"]
+__all__ = ["HFStream", "SampleRows", "ShardStream", "StreamSource", "decode_samples",
+           "epoch_stream", "open_stream", "positions", "read_all", "shuffled", "split_samples"]

@@ -268,10 +268,7 @@ class IndexedFeed(Feed):
                  rank: int = 0, world: int = 1, workers: int | None = None) -> None:
         from zoo.data import num_channels
 
-        if spec.data.binarize == "static":
-            raise SpecError(f"data.binarize = 'static' needs the whole training split at once; "
-                            f"{source.name} is read batch by batch: use 'dynamic' or "
-                            "'threshold'")
+        _batch_by_batch(spec, source.name)
         super().__init__(spec, len(rows), device, rank, world)
         self.source, self.rows = source, rows
         self.channels = num_channels(spec.data)
@@ -293,14 +290,11 @@ class IndexedFeed(Feed):
         import torch
         from torch.utils.data import DataLoader
 
-        from zoo.data.torch_io import ImageBatches, collate, worker_init
+        from zoo.data.torch_io import collate, worker_init
 
-        sampler = RankBatches(self.order, self.draws.rank, self.draws.world, start, total,
-                              self.rows)
         workers = self.workers
-        loader = DataLoader(ImageBatches(self.source, self.mode, self.spec.data.image_size),
-                            batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init if workers else None,
+        loader = DataLoader(**self._dataset(start, total), num_workers=workers,
+                            collate_fn=collate, worker_init_fn=worker_init if workers else None,
                             pin_memory=self.device.type == "cuda",
                             prefetch_factor=4 if workers else None,
                             # the workers' seeds from their own generator: starting a loader
@@ -316,6 +310,14 @@ class IndexedFeed(Feed):
             shutdown = getattr(it, "_shutdown_workers", None)
             if shutdown is not None:
                 shutdown()
+
+    def _dataset(self, start: int, total: int) -> dict[str, Any]:
+        """The DataLoader's dataset and batch sampler for global batches ``start..total-1``."""
+        from zoo.data.torch_io import ImageBatches
+
+        return {"dataset": ImageBatches(self.source, self.mode, self.spec.data.image_size),
+                "batch_sampler": RankBatches(self.order, self.draws.rank, self.draws.world,
+                                             start, total, self.rows)}
 
     def _ready(self, batch: Batch, rng: torch.Generator | None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -402,9 +404,7 @@ class StreamFeed(IndexedFeed):
         from zoo.training.streams import StreamPlan
 
         data = spec.data
-        if data.binarize == "static":
-            raise SpecError(f"data.binarize = 'static' needs the whole training split at once; "
-                            f"{source.name} is streamed: use 'dynamic' or 'threshold'")
+        _batch_by_batch(spec, source.name)
         Feed.__init__(self, spec, n, device, rank, world)
         self.source, self.channels = source, num_channels(data)
         self.mode = "L" if self.channels == 1 else "RGB"
@@ -416,30 +416,14 @@ class StreamFeed(IndexedFeed):
         self._fit: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._running: list[Iterator] = []
 
-    def _batches(self, start: int, total: int, rng: torch.Generator | None
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        import torch
-        from torch.utils.data import DataLoader
-
-        from zoo.data.torch_io import collate, worker_init
+    def _dataset(self, start: int, total: int) -> dict[str, Any]:
         from zoo.training.streams import StreamBatches
 
-        batches = StreamBatches(self.source, self.plan, self.mode, self.spec.data.image_size,
-                                self.draws.rank, self.draws.world, start, total)
-        workers = self.workers
-        loader = DataLoader(batches, batch_size=None, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init if workers else None,
-                            pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if workers else None,
-                            generator=torch.Generator().manual_seed(self.spec.train.seed))
-        it = iter(loader)
-        try:
-            for batch in it:
-                yield self._ready(batch, rng)
-        finally:
-            shutdown = getattr(it, "_shutdown_workers", None)
-            if shutdown is not None:
-                shutdown()
+        # an IterableDataset: its batches come ready, one per worker in turn
+        return {"dataset": StreamBatches(self.source, self.plan, self.mode,
+                                         self.spec.data.image_size, self.draws.rank,
+                                         self.draws.world, start, total),
+                "batch_size": None}
 
     def _warn(self, row: int, key: str, reason: str) -> None:
         from zoo.data.warn import warn_once
@@ -451,18 +435,15 @@ class StreamFeed(IndexedFeed):
         CPU); bad ones left out."""
         import itertools
 
-        import numpy as np
         import torch
 
-        from zoo.data.rows import decode_good_rows
-        from zoo.data.stream import SampleRows
+        from zoo.data.stream import decode_samples
 
         if self._fit is None:
             count = min(self.n or self.spec.data.fit_images, self.spec.data.fit_images)
-            rows = SampleRows(self.source.name,
-                              list(itertools.islice(self.plan.epoch(self.source, 0), count)))
-            images, labels = decode_good_rows(
-                rows, np.arange(len(rows)), self.mode, self.spec.data.image_size,
+            images, labels = decode_samples(
+                self.source.name, list(itertools.islice(self.plan.epoch(self.source, 0), count)),
+                self.mode, self.spec.data.image_size,
                 on_bad=lambda row, key, reason: self._note([(row, key, reason)]))
             self._fit = (torch.from_numpy(images),
                          None if labels is None else torch.from_numpy(labels))
@@ -524,6 +505,13 @@ def open_feed(spec: Spec, device: Any = "cpu", rank: int = 0, world: int = 1,
     x, labels = zoo.data.load_images(data_spec, "train", training=True, data=data)
     _enough(spec, len(x))
     return MemoryFeed(spec, x, labels, device, rank, world)
+
+
+def _batch_by_batch(spec: Spec, name: str) -> None:
+    """A one-line ``SpecError`` for static binarisation of a source read batch by batch."""
+    if spec.data.binarize == "static":
+        raise SpecError(f"data.binarize = 'static' needs the whole training split at once; "
+                        f"{name} is read batch by batch: use 'dynamic' or 'threshold'")
 
 
 def _enough(spec: Spec, n: int) -> None:
