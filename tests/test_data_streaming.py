@@ -196,10 +196,14 @@ def test_a_stream_of_unknown_size_needs_max_steps(shards):
 
 def test_pipe_shards_are_refused_not_run(tmp_path):
     marker = tmp_path / "ran"
-    spec = DataSpec(source=f"wds:pipe:touch {marker}", streaming=True)
-    with pytest.raises(DataError, match="shell command") as info:
-        open_source(spec, "train")
-    assert "download the shards" in str(info.value) and "\n" not in str(info.value)
+    # as webdataset.gopen reads a scheme: any case, leading blanks, with "://" further on
+    for shard in (f"pipe:touch {marker}", f"PIPE:touch {marker} ://x", f" Pipe:touch {marker}",
+                  f"{tmp_path}/a.tar,pipe:touch {marker}"):
+        spec = DataSpec(source=f"wds:{{{shard}}}" if "," in shard else f"wds:{shard}",
+                        streaming=True)
+        with pytest.raises(DataError, match="shell command") as info:
+            open_source(spec, "train")
+        assert "download the shards" in str(info.value) and "\n" not in str(info.value)
     assert not marker.exists()
 
 

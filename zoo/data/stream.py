@@ -59,7 +59,7 @@ class ShardStream(StreamSource):
 
     def __init__(self, name: str, urls: list[str], label_field: str | None = None) -> None:
         for url in urls:
-            if url.startswith("pipe:"):
+            if is_pipe(url):
                 raise DataError(f"data source {name!r}: shard {url!r} is a shell command, which "
                                 "genzoo does not run; download the shards or give their URLs")
         self.name, self.shards, self.label_field = name, urls, label_field
@@ -76,8 +76,16 @@ class ShardStream(StreamSource):
             raise DataError(f"cannot read shard {url}: {reason}") from None
 
 
+def is_pipe(url: str) -> bool:
+    """Whether ``webdataset.gopen`` would run ``url`` as a shell command: its scheme, as
+    ``urllib.parse`` reads it (case and leading blanks ignored), is ``pipe``."""
+    from urllib.parse import urlparse
+
+    return url.lstrip().lower().startswith("pipe:") or urlparse(url).scheme == "pipe"
+
+
 def _open_url(url: str) -> Any:
-    if url.startswith("pipe:"):  # ShardStream refuses these; never run one
+    if is_pipe(url):  # ShardStream refuses these; never run one
         raise DataError(f"shard {url!r} is a shell command, which genzoo does not run")
     if "://" not in url:
         return open(url, "rb")  # closed by the caller's with
@@ -128,7 +136,7 @@ def _recorded_counts(urls: list[str]) -> list[int] | None:
     counts = []
     for url in urls:
         path = Path(url)
-        if "://" in url or url.startswith("pipe:") or not path.is_file():
+        if "://" in url or is_pipe(url) or not path.is_file():
             return None
         try:
             doc = json.loads((path.parent / "index.json").read_text(encoding="utf-8"))
@@ -340,4 +348,5 @@ def read_all(source: StreamSource) -> Iterator[Sample]:
 
 
 __all__ = ["HFStream", "SampleRows", "ShardStream", "StreamSource", "decode_samples",
-           "epoch_stream", "open_stream", "positions", "read_all", "shuffled", "split_samples"]
+           "epoch_stream", "is_pipe", "open_stream", "positions", "read_all", "shuffled",
+           "split_samples"]

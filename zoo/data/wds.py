@@ -227,12 +227,14 @@ def shard_paths(pattern: str, source: str) -> list[Path]:
     need("braceexpand", source)
     from braceexpand import braceexpand
 
+    from zoo.data.stream import is_pipe  # a module that imports this one
+
     if not pattern:
         raise DataError(f"data source {source!r}: give the shards, e.g. "
                         "wds:/data/shards/shard-{000000..000009}.tar")
     names = list(braceexpand(pattern))
     for name in names:
-        if name.startswith("pipe:"):
+        if is_pipe(name):
             raise DataError(f"data source {source!r}: shard {name!r} is a shell command, which "
                             "genzoo does not run; download the shards or give their URLs")
         remote = "://" in name
