@@ -118,7 +118,7 @@ def pack_data(source: str | Path, out: str | Path, shard_size: int = 1000,
     return PackResult(written, result["count"], shards, result["skipped"], f"wds:{pattern}")
 
 
-def _parts(spec: DataSpec, split: str) -> list[tuple[Any, Any, int, str]]:
+def _parts(spec: DataSpec, split: str) -> list[tuple[Any, Any, int | None, str]]:
     """What to pack: ``(data, rows, count, key prefix)`` per split opened (one for an
     indexed source without its own splits; train and test for the others with ``all``). A
     streamed source gives its samples for ``rows`` and its count if known, else None."""

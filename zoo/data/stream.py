@@ -159,6 +159,8 @@ class HFStream(StreamSource):
     def __init__(self, spec: DataSpec, split: str | None) -> None:
         import datasets
 
+        from zoo.data.hf import PACKAGED
+
         self.name = spec.source
         self.column, self.key_column = spec.image_column, spec.key_column
         self.label_column = spec.label_column
@@ -168,8 +170,6 @@ class HFStream(StreamSource):
             kwargs["data_dir" if Path(spec.path).is_dir() else "data_files"] = spec.path
         self.kwargs, self.dataset_name, self.split = kwargs, name, split or "train"
         self.presplit = split is not None  # the data set's own split: no hash split
-        from zoo.data.hf import PACKAGED
-
         if name in PACKAGED and not spec.path:
             raise DataError(f"data source {spec.source!r} needs data.path (a folder, a file or "
                             "a glob of the data files)")
