@@ -14,7 +14,7 @@ from zoo.core.errors import DataError
 from zoo.core.spec import DataSpec
 from zoo.data import open_source
 from zoo.data.split import held_out_mask
-from zoo.data.stream import epoch_stream, open_stream, positions, read_all, shuffled
+from zoo.data.stream import epoch_stream, open_stream, read_all, shuffled
 
 pytest.importorskip("webdataset")
 
@@ -66,17 +66,6 @@ def test_shuffled_keeps_every_sample_once():
     assert list(shuffled(items, 7, 0)) == out
 
 
-@pytest.mark.parametrize(("world", "workers"), [(1, 1), (2, 1), (2, 2), (1, 3)])
-def test_every_position_is_decoded_once_for_any_ranks_and_workers(world, workers):
-    stream = [(f"{i:03d}", b"", None) for i in range(64)]
-    seen = sorted(p for rank in range(world) for worker in range(workers)
-                  for p, _ in positions(stream, 8, rank, world, worker, workers, start=16))
-    assert seen == list(range(16, 64))
-    # a rank's rows of a batch are its slice of the global batch, as for indexed sources
-    mine = [p for p, _ in positions(stream, 8, 1, 2, 0, 1)]
-    assert mine[:4] == [4, 5, 6, 7]
-
-
 def test_an_hf_data_set_streams(packed, tmp_path):
     pytest.importorskip("datasets")
     from datasets import load_from_disk
@@ -86,7 +75,7 @@ def test_an_hf_data_set_streams(packed, tmp_path):
     load_from_disk(str(saved)).to_parquet(str(tmp_path / "pq" / "d.parquet"))
     spec = DataSpec(source="hf:parquet", path=str(tmp_path / "pq" / "d.parquet"),
                     streaming=True, key_column="path", label_column="label")
-    stream = open_stream(spec, "train")
+    stream = open_source(spec, "train")
     folder = open_source(DataSpec(source="folder", path=str(photos)), "train")
     got = {k: (raw, label) for k, raw, label in read_all(stream)}
     assert sorted(got) == list(folder.keys)

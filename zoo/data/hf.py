@@ -20,11 +20,11 @@ import numpy as np
 from zoo.core.errors import DataError
 from zoo.data.extra import need
 from zoo.data.source import ImageSource, KeyTable
+from zoo.data.stream import Sample, StreamSource
 
 if TYPE_CHECKING:
     from zoo.core.spec import DataSpec
     from zoo.data.decode import Raw
-    from zoo.data.stream import HFStream
 
 #: ``datasets``' packaged builders that read local files: they need ``data.path``.
 PACKAGED = frozenset({"imagefolder", "parquet", "arrow", "csv", "json", "webdataset"})
@@ -49,7 +49,6 @@ def load_hf(spec: DataSpec, split: str) -> HFSource | HFStream:
         raise DataError(f"data source {spec.source!r}: data.splits names no {split!r} split "
                         f"(it has {', '.join(sorted(splits))})")
     if spec.streaming:
-        from zoo.data.stream import HFStream
 
         return HFStream(spec, splits.get(split))
     with _quiet():
@@ -222,3 +221,85 @@ def _labels(dataset: Any, column: str, name: str) -> tuple[np.ndarray, int]:
     if isinstance(feature, datasets.ClassLabel):
         return labels, int(feature.num_classes)
     return labels, int(labels.max()) + 1
+
+
+class HFStream(StreamSource):
+    """A Hugging Face data set read with ``load_dataset(..., streaming=True)`` (a
+    ``save_to_disk`` folder: ``load_from_disk(...).to_iterable_dataset``, its arrow files
+    memory-mapped, not copied), one of its shards (data files) at a time; images undecoded.
+    Keys: ``data.key_column`` or ``SHARD/ROW`` (zero-padded, stable for the same files)."""
+
+    def __init__(self, spec: DataSpec, split: str | None) -> None:
+        import datasets
+
+        self.name = spec.source
+        self.column, self.key_column = spec.image_column, spec.key_column
+        self.label_column = spec.label_column
+        name = spec.source.partition(":")[2]
+        kwargs: dict[str, Any] = {"name": spec.config, "revision": spec.revision}
+        if spec.path:
+            kwargs["data_dir" if Path(spec.path).is_dir() else "data_files"] = spec.path
+        self.kwargs, self.dataset_name, self.split = kwargs, name, split or "train"
+        self.presplit = split is not None  # the data set's own split: no hash split
+        if name in PACKAGED and not spec.path:
+            raise DataError(f"data source {spec.source!r} needs data.path (a folder, a file or "
+                            "a glob of the data files)")
+        stream, size = self._stream()
+        self.shards = [str(i) for i in range(stream.num_shards)]
+        info = stream.info.splits.get(self.split) if stream.info.splits else None
+        self.total = size or getattr(info, "num_examples", None) or None
+        feature = (stream.features or {}).get(self.label_column) if self.label_column else None
+        if isinstance(feature, datasets.ClassLabel):
+            self.classes = int(feature.num_classes)
+
+    def _stream(self) -> tuple[Any, int | None]:
+        """The ``IterableDataset`` and its size when a saved folder tells it."""
+        import datasets
+
+        saved, size = Path(self.dataset_name), None
+        try:
+            if saved.is_dir() and any((saved / f).is_file() for f in
+                                      ("state.json", "dataset_dict.json")):
+                data = datasets.load_from_disk(str(saved))
+                if isinstance(data, datasets.DatasetDict):
+                    data = data[self.split]
+                size = len(data)
+                stream = data.to_iterable_dataset(num_shards=max(1, len(data.cache_files)))
+            else:
+                stream = datasets.load_dataset(self.dataset_name, split=self.split,
+                                               streaming=True, **self.kwargs)
+        except Exception as exc:  # as hf.load_hf: every failure means "cannot load"
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataError(f"cannot load data source {self.name!r}: {reason}") from None
+        if stream.features is not None and self.column in stream.features:
+            stream = stream.cast_column(self.column, datasets.Image(decode=False))
+        return stream, size
+
+    def iter_shard(self, shard: int) -> Iterator[Sample]:
+        stream = getattr(self, "_h_stream", None)
+        if stream is None:
+            stream = self._h_stream = self._stream()[0]
+        part = stream.shard(num_shards=len(self.shards), index=shard)
+        # .iter, not iter(): in a DataLoader worker the latter reads only that worker's share
+        # of the shards, and every worker here reads the whole stream
+        for row, example in enumerate(_examples(part)):
+            cell = example.get(self.column)
+            if not isinstance(cell, dict):
+                raise DataError(f"data source {self.name!r} has no image column "
+                                f"{self.column!r} (data.image_column)")
+            raw = cell.get("bytes") or cell.get("path")
+            key = (str(example[self.key_column]) if self.key_column
+                   else f"{shard:05d}/{row:09d}")
+            label = int(example[self.label_column]) if self.label_column else None
+            yield unicodedata.normalize("NFC", key), raw, label
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_h")}
+
+
+def _examples(stream: Any) -> Iterator[dict]:
+    """The rows of a ``datasets.IterableDataset``, read in batches of 64."""
+    for batch in stream.iter(batch_size=64):
+        columns = list(batch)
+        for values in zip(*(batch[c] for c in columns), strict=True):
+            yield dict(zip(columns, values, strict=True))

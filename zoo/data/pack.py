@@ -23,6 +23,7 @@ import numpy as np
 from zoo.core.errors import DataError
 from zoo.data.decode import IMAGE_SUFFIXES, decode_raw, open_image
 from zoo.data.memory import ImageData
+from zoo.data.shard_keys import escape_key
 from zoo.data.source import ImageSource
 from zoo.data.stream import StreamSource
 from zoo.data.warn import warn_once
@@ -31,7 +32,6 @@ from zoo.data.wds import (
     INDEX_JSON,
     SHARDS_FORMAT,
     Entry,
-    escape_key,
     scan_shard,
     write_index,
 )

@@ -12,7 +12,6 @@ the training loop (``zoo.sampling.sample_seed``, a layer above this one).
 
 from __future__ import annotations
 
-import itertools
 import os
 import tarfile
 import unicodedata
@@ -23,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.core.errors import DataError
+from zoo.data.shard_keys import IMAGE_FIELDS, is_pipe, split_member, unescape_key
 from zoo.data.split import key_hash
-from zoo.data.wds import IMAGE_FIELDS, split_member, unescape_key
 
 if TYPE_CHECKING:
     from zoo.core.spec import DataSpec
@@ -74,14 +73,6 @@ class ShardStream(StreamSource):
         except (tarfile.TarError, OSError, EOFError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise DataError(f"cannot read shard {url}: {reason}") from None
-
-
-def is_pipe(url: str) -> bool:
-    """Whether ``webdataset.gopen`` would run ``url`` as a shell command: its scheme, as
-    ``urllib.parse`` reads it (case and leading blanks ignored), is ``pipe``."""
-    from urllib.parse import urlparse
-
-    return url.lstrip().lower().startswith("pipe:") or urlparse(url).scheme == "pipe"
 
 
 def _open_url(url: str) -> Any:
@@ -150,82 +141,6 @@ def _recorded_counts(urls: list[str]) -> list[int] | None:
     return counts
 
 
-class HFStream(StreamSource):
-    """A Hugging Face data set read with ``load_dataset(..., streaming=True)`` (a
-    ``save_to_disk`` folder: ``load_from_disk(...).to_iterable_dataset``, its arrow files
-    memory-mapped, not copied), one of its shards (data files) at a time; images undecoded.
-    Keys: ``data.key_column`` or ``SHARD/ROW`` (zero-padded, stable for the same files)."""
-
-    def __init__(self, spec: DataSpec, split: str | None) -> None:
-        import datasets
-
-        from zoo.data.hf import PACKAGED
-
-        self.name = spec.source
-        self.column, self.key_column = spec.image_column, spec.key_column
-        self.label_column = spec.label_column
-        name = spec.source.partition(":")[2]
-        kwargs: dict[str, Any] = {"name": spec.config, "revision": spec.revision}
-        if spec.path:
-            kwargs["data_dir" if Path(spec.path).is_dir() else "data_files"] = spec.path
-        self.kwargs, self.dataset_name, self.split = kwargs, name, split or "train"
-        self.presplit = split is not None  # the data set's own split: no hash split
-        if name in PACKAGED and not spec.path:
-            raise DataError(f"data source {spec.source!r} needs data.path (a folder, a file or "
-                            "a glob of the data files)")
-        stream, size = self._stream()
-        self.shards = [str(i) for i in range(stream.num_shards)]
-        info = stream.info.splits.get(self.split) if stream.info.splits else None
-        self.total = size or getattr(info, "num_examples", None) or None
-        feature = (stream.features or {}).get(self.label_column) if self.label_column else None
-        if isinstance(feature, datasets.ClassLabel):
-            self.classes = int(feature.num_classes)
-
-    def _stream(self) -> tuple[Any, int | None]:
-        """The ``IterableDataset`` and its size when a saved folder tells it."""
-        import datasets
-
-        saved, size = Path(self.dataset_name), None
-        try:
-            if saved.is_dir() and any((saved / f).is_file() for f in
-                                      ("state.json", "dataset_dict.json")):
-                data = datasets.load_from_disk(str(saved))
-                if isinstance(data, datasets.DatasetDict):
-                    data = data[self.split]
-                size = len(data)
-                stream = data.to_iterable_dataset(num_shards=max(1, len(data.cache_files)))
-            else:
-                stream = datasets.load_dataset(self.dataset_name, split=self.split,
-                                               streaming=True, **self.kwargs)
-        except Exception as exc:  # as hf.load_hf: every failure means "cannot load"
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise DataError(f"cannot load data source {self.name!r}: {reason}") from None
-        if stream.features is not None and self.column in stream.features:
-            stream = stream.cast_column(self.column, datasets.Image(decode=False))
-        return stream, size
-
-    def iter_shard(self, shard: int) -> Iterator[Sample]:
-        stream = getattr(self, "_h_stream", None)
-        if stream is None:
-            stream = self._h_stream = self._stream()[0]
-        part = stream.shard(num_shards=len(self.shards), index=shard)
-        # .iter, not iter(): in a DataLoader worker the latter reads only that worker's share
-        # of the shards, and every worker here reads the whole stream
-        for row, example in enumerate(_examples(part)):
-            cell = example.get(self.column)
-            if not isinstance(cell, dict):
-                raise DataError(f"data source {self.name!r} has no image column "
-                                f"{self.column!r} (data.image_column)")
-            raw = cell.get("bytes") or cell.get("path")
-            key = (str(example[self.key_column]) if self.key_column
-                   else f"{shard:05d}/{row:09d}")
-            label = int(example[self.label_column]) if self.label_column else None
-            yield unicodedata.normalize("NFC", key), raw, label
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_h")}
-
-
 def decode_samples(name: str, samples: list[Sample], mode: str, size: int,
                    on_bad: Callable[[int, str, str], None], strict: bool = False
                    ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -235,14 +150,6 @@ def decode_samples(name: str, samples: list[Sample], mode: str, size: int,
 
     rows = SampleRows(name, samples)
     return decode_good_rows(rows, np.arange(len(rows)), mode, size, on_bad, strict=strict)
-
-
-def _examples(stream: Any) -> Iterator[dict]:
-    """The rows of a ``datasets.IterableDataset``, read in batches of 64."""
-    for batch in stream.iter(batch_size=64):
-        columns = list(batch)
-        for values in zip(*(batch[c] for c in columns), strict=True):
-            yield dict(zip(columns, values, strict=True))
 
 
 def epoch_stream(source: StreamSource, split: str, held_out: float, shard_seed: int,
@@ -304,31 +211,11 @@ def shuffled(samples: Iterable[Sample], buffer: int, seed: int) -> Iterator[Samp
         yield held[int(j)]
 
 
-def positions(stream: Iterable[Sample], batch: int, rank: int, world: int, worker: int,
-              workers: int, start: int = 0) -> Iterator[tuple[int, Sample]]:
-    """The ``(position, sample)`` pairs of ``stream`` that one process and worker decode:
-    global batch ``g = p // batch`` (from position ``start`` on), this rank's slice of it
-    (``batch / world`` rows), and only every ``workers``-th of this rank's batches (as a
-    DataLoader deals them). The union over all (rank, worker) is every position once."""
-    if batch % world:
-        raise DataError(f"train.batch_size {batch} is not divisible by {world} processes")
-    local = batch // world
-    for p, sample in itertools.islice(enumerate(stream), start, None):
-        g, i = divmod(p, batch)
-        if i // local == rank and (g - start // batch) % max(workers, 1) == worker % max(
-                workers, 1):
-            yield p, sample
-
-
 def open_stream(spec: DataSpec, split: str) -> StreamSource:
     """The sequential source of an ``hf:`` or ``wds:`` spec with ``data.streaming = true``."""
     from zoo.data.extra import check_installed, need
 
     kind, _, rest = spec.source.partition(":")
-    if kind == "hf":
-        need("datasets", spec.source)
-        splits = {k: v for k in ("train", "test") if (v := getattr(spec.splits, k))}
-        return HFStream(spec, splits.get(split))
     if kind == "wds":
         check_installed("webdataset", spec.source)
         need("braceexpand", spec.source)
@@ -338,7 +225,7 @@ def open_stream(spec: DataSpec, split: str) -> StreamSource:
         if not urls:
             raise DataError(f"data source {spec.source!r} names no shards")
         return ShardStream(spec.source, urls, spec.label_column)
-    raise DataError(f"data source {spec.source!r} cannot be streamed (hf: and wds: can)")
+    raise DataError(f"data source {spec.source!r} is not WebDataset shards (wds:...)")
 
 
 def read_all(source: StreamSource) -> Iterator[Sample]:
@@ -347,6 +234,6 @@ def read_all(source: StreamSource) -> Iterator[Sample]:
         yield from source.iter_shard(shard)
 
 
-__all__ = ["HFStream", "SampleRows", "ShardStream", "StreamSource", "decode_samples",
-           "epoch_stream", "is_pipe", "open_stream", "positions", "read_all", "shuffled",
+__all__ = ["SampleRows", "ShardStream", "StreamSource", "decode_samples",
+           "epoch_stream", "open_stream", "read_all", "shuffled",
            "split_samples"]

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zoo.core.errors import DataError
-from zoo.data.decode import IMAGE_SUFFIXES
 from zoo.data.extra import check_installed, need
+from zoo.data.shard_keys import IMAGE_FIELDS, is_pipe, split_member, unescape_key
 from zoo.data.source import ImageSource, KeyTable
 
 if TYPE_CHECKING:
@@ -43,32 +43,6 @@ SHARDS_FORMAT = "genzoo-shards/1"
 COLUMNS = ("shard", "key", "member", "offset", "size", "label")
 #: Shard file handles a process keeps open at once.
 OPEN_SHARDS = 64
-IMAGE_FIELDS = frozenset(s[1:] for s in IMAGE_SUFFIXES)
-
-
-# --------------------------------------------------------------------------- keys
-
-
-def escape_key(stem: str) -> str:
-    """A relative path less its suffix as a WebDataset ``__key__``: ``%`` and ``.`` escaped
-    (``%25``, ``%2E``), since readers split a member name into key and field at the first
-    dot."""
-    return stem.replace("%", "%25").replace(".", "%2E")
-
-
-def unescape_key(key: str) -> str:
-    """:func:`escape_key` undone (only its two escapes; any other ``%`` stays)."""
-    return re.sub(r"%(25|2[Ee])", lambda m: "%" if m.group(1) == "25" else ".", key)
-
-
-def split_member(name: str) -> tuple[str, str] | None:
-    """A member name as (key, field), split at the first dot of its file name; None
-    without a dot."""
-    folder, _, base = name.rpartition("/")
-    stem, dot, field = base.partition(".")
-    if not dot or not stem:
-        return None
-    return (f"{folder}/{stem}" if folder else stem), field
 
 
 # --------------------------------------------------------------------------- the index
@@ -226,8 +200,6 @@ def shard_paths(pattern: str, source: str) -> list[Path]:
     """The local shard files of a brace pattern, or one line saying what is wrong."""
     need("braceexpand", source)
     from braceexpand import braceexpand
-
-    from zoo.data.stream import is_pipe  # a module that imports this one
 
     if not pattern:
         raise DataError(f"data source {source!r}: give the shards, e.g. "
