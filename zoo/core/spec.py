@@ -76,6 +76,15 @@ class ModelSpec(Section):
     """Architecture hyper-parameters; each family subclasses this."""
 
 
+class DataSplits(Section):
+    """hf: the data set's own splits that train and test read, e.g. test = "validation"."""
+
+    train: str | None = Field(None, min_length=1, max_length=256,
+                              description="The split training reads.")
+    test: str | None = Field(None, min_length=1, max_length=256,
+                             description="The split held out (zoo eval).")
+
+
 class DataSpec(Section):
     """Where training images come from and how they are shaped."""
 
@@ -153,10 +162,10 @@ class DataSpec(Section):
         None, min_length=1, max_length=256, description="hf: a branch, tag or commit of the "
         "data set's repository.",
     )
-    splits: dict[Literal["train", "test"], str] = Field(
-        default_factory=dict,
-        description="hf: the data set's own splits to use, e.g. {train = \"train\", test = "
-        "\"validation\"}; unset: its train split, split by data.split.",
+    splits: DataSplits = Field(
+        default_factory=lambda: DataSplits(),
+        description="hf: the data set's own splits to use (unset: its train split, split by "
+        "data.split).",
     )
     image_column: str = Field(
         "image", min_length=1, max_length=256, description="hf: the column holding the images."
@@ -176,7 +185,7 @@ class DataSpec(Section):
         """Refuse keys the source does not read, so a typo'd source is not silently ignored."""
         kind = self.source.partition(":")[0] if ":" in self.source else self.source
         hf_only = [key for key in ("config", "revision", "key_column") if getattr(self, key)]
-        hf_only += ["splits"] if self.splits else []
+        hf_only += ["splits"] if self.splits.train or self.splits.test else []
         if self.image_column != "image":
             hf_only.append("image_column")
         if kind != "hf" and hf_only:
@@ -720,9 +729,6 @@ def _toml_entry(name: str, value: Any, description: str | None) -> list[str]:
     lines = [f"# {description}"] if description else []
     if value is None:
         lines.append(f"# {name} = ...  (unset)")
-    elif isinstance(value, dict):  # an inline table, so the keys after it stay in the section
-        pairs = (tomli_w.dumps({k: v}).strip() for k, v in value.items())
-        lines.append(f"{name} = {{{', '.join(pairs)}}}" if value else f"{name} = {{}}")
     else:
         lines.append(tomli_w.dumps({name: value}).strip())
     return lines
