@@ -50,9 +50,10 @@ JSON records which one ran (``loader_impl``, ``pack_impl``).
 Usage::
 
     python bench/data.py                 # 10,000 / 100,000 images; rate + rss
-    python bench/data.py --quick         # 500 / 2,000 images, 20 steps: smoke test
+    python bench/data.py --quick         # 2,000 / 8,000 images, 20 steps: smoke test
     python bench/data.py --only rate     # one part
     python bench/data.py --only gpu --device cuda   # see bench/gpu_data.sh
+    python bench/data.py --table bench/results/data.json   # the docs table
 
 Results go to ``bench/results/data.json`` (``--quick``: ``data.quick.json``;
 ``gpu``: ``data.cuda.json``).
@@ -86,6 +87,7 @@ BATCH, SIZE, CLASSES = 64, 64, 10
 GEN_VERSION = 1  # bump when the generated images change
 WORKERS = (0, 1, 2)
 STEP_TARGET, TV_TARGET, RSS_TARGET, GPU_TARGET = 3.0, 1.0, 0.10, 0.10
+OURS_FP32_NAME = "ours fp32"  # bench/dcgan_train.py's OURS_FP32
 
 
 # --------------------------------------------------------------------------- images
@@ -365,7 +367,7 @@ def build_step(sets: list[str], overrides: list[str], batch01: Any) -> tuple[Cal
     sys.path.insert(0, str(HERE))
     from dcgan_train import build_ours, our_step
 
-    trainer, precision = build_ours([*sets, "run.device=" + str(batch01.device), *overrides])
+    trainer, precision = build_ours([*sets, "run.device=" + batch01.device.type, *overrides])
     return our_step(trainer, batch01), precision, trainer
 
 
@@ -432,9 +434,19 @@ def profile_decode(folder: Path, n: int = 300) -> dict[str, float]:
             im.draft("RGB", (SIZE, SIZE))
             return im.convert("RGB")
 
+    decoded = {f: pil_load(f) for f in files}
+
+    def resize(f: Path, method: Any) -> Any:
+        im = decoded[f]
+        scale = SIZE / min(im.size)
+        return im.resize((max(SIZE, round(im.width * scale)),
+                          max(SIZE, round(im.height * scale))), method)
+
     return {"read_bytes_us": per_image(lambda f: f.read_bytes()),
             "pil_open_decode_us": per_image(pil_load),
             "pil_open_draft_decode_us": per_image(pil_draft),
+            "resize_bicubic_us": per_image(lambda f: resize(f, Image.Resampling.BICUBIC)),
+            "resize_bilinear_us": per_image(lambda f: resize(f, Image.Resampling.BILINEAR)),
             "ours_decode_raw_us": per_image(lambda f: decode_raw(f, "RGB", SIZE, name=f.name)),
             "torchvision_transform_us": per_image(lambda f: tv(pil_load(f))),
             "images": len(files)}
@@ -496,16 +508,18 @@ def run_rate(args: argparse.Namespace, folder: Path, result: dict[str, Any]) -> 
     profile = profile_decode(folder)
     note = ""
     if losses:
-        note = (f"ours loses to torchvision at {', '.join(losses)}. Per image in one "
+        note = (f"ours loses to torchvision at {', '.join(losses)}. Per image, in one "
                 f"process: reading the file {profile['read_bytes_us']} us, PIL decode "
                 f"{profile['pil_open_decode_us']} us ({profile['pil_open_draft_decode_us']} us "
-                f"with JPEG draft), our decode_raw (draft + BICUBIC resize + crop) "
-                f"{profile['ours_decode_raw_us']} us, torchvision's Resize (bilinear) + "
-                f"CenterCrop + PILToTensor {profile['torchvision_transform_us']} us. "
-                "For images under 2x the target size draft does not reduce the decode, so "
-                "the resize filter decides; our loader also converts to float in [0, 1] "
-                "(torchvision's yields uint8), and on a 2-core machine shared with other "
-                "jobs W=1/2 workers compete with the main process.")
+                f"with JPEG draft: images under 2x the target size are not reduced), the "
+                f"short-side resize to {SIZE} px BICUBIC (ours, zoo.data.decode.resize_crop) "
+                f"{profile['resize_bicubic_us']} us vs BILINEAR (torchvision's Resize) "
+                f"{profile['resize_bilinear_us']} us; whole decode: our decode_raw "
+                f"{profile['ours_decode_raw_us']} us, torchvision's transform "
+                f"{profile['torchvision_transform_us']} us. Ours also converts each batch "
+                "to float in [0, 1] in the main process (torchvision's loader yields uint8). "
+                "On a machine whose cores other jobs share, W=1/2 figures vary by tens of "
+                "percent from round to round (images_per_s_per_round).")
     result["rate"] = {
         "folder": folder_info(folder), "shards": pattern, "pack_impl": pack_impl,
         "loader_impl": {n: loaders[n].impl for n in loaders},
@@ -531,25 +545,22 @@ def run_rate(args: argparse.Namespace, folder: Path, result: dict[str, Any]) -> 
 # --------------------------------------------------------------------------- memory
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = Path(entry.path, "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    return children
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (forked by any of its threads)."""
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                kids.extend(int(k) for k in Path(task.path, "children").read_text().split())
+    return kids
 
 
 def tree_memory(pid: int) -> tuple[int, int, int]:
     """RSS and PSS in bytes summed over ``pid`` and its descendants, and their count."""
-    children = _children_map()
     todo, rss, pss, count = [pid], 0, 0, 0
     while todo:
         p = todo.pop()
-        todo.extend(children.get(p, []))
+        todo.extend(_children(p))
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
@@ -713,6 +724,49 @@ def run_gpu(args: argparse.Namespace, folder: Path, result: dict[str, Any]) -> N
           + ("" if slower <= GPU_TARGET else "  MISSED"))
 
 
+# --------------------------------------------------------------------------- table
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The docs/benchmarks.md tables of a results file (the parts it holds)."""
+    out: list[str] = []
+    if "rate" in result:
+        r = result["rate"]
+        rates, ratios = r["images_per_s"], r["ratios"]
+        step = rates[r["step_compared"]]
+        out += [f"DCGAN 64×64 RGB train step, batch 64, {r['default_precision']} (what a "
+                f"default build runs): **{step:,.0f} images/s** (fp32: "
+                f"{rates['step ' + OURS_FP32_NAME]:,.0f}).", "",
+                f"| loader, W workers | ours, images/s | torchvision, images/s | ours / "
+                f"torchvision (≥ {TV_TARGET:g}×) | ours / step (≥ {STEP_TARGET:g}×) |",
+                "|---|---|---|---|---|"]
+        for kind, label in (("folder", "JPEG folder"), ("wds", "`wds:` shards")):
+            for w in WORKERS:
+                ours = rates[f"ours {kind} W={w}"]
+                out.append(f"| {label}, W={w} | {ours:,.0f} | {rates[f'torchvision W={w}']:,.0f} "
+                           f"| {ratios[f'ours {kind} W={w} / torchvision W={w}']:.2f}× | "
+                           f"{ratios[f'ours {kind} W={w} / step']:.1f}× |")
+        out.append("")
+    if "rss" in result:
+        m = result["rss"]
+        out += ["| build (peak over the process and its workers) | images | peak RSS, MB | "
+                "peak PSS, MB | wall, s |", "|---|---|---|---|---|"]
+        for name, run in m["runs"].items():
+            out.append(f"| {name.rsplit(' ', 1)[0]} | {run['images']:,} | "
+                       f"{run['peak_rss_mb']:,.0f} | {run['peak_pss_mb']:,.0f} | {run['wall_s']} |")
+        d = m["large_vs_small"]
+        out += ["", f"Large vs small folder: RSS {d['rss']:+.1%}, PSS {d['pss']:+.1%} "
+                f"(target ≤ {RSS_TARGET:.0%}).", ""]
+    if "gpu" in result:
+        g = result["gpu"]
+        ms = g["step_ms"]
+        out.append(f"GPU, batch {g['batch']}, W={g['workers']}: "
+                   f"{ms['fed from JPEG folder']:.2f} ms/step fed from the JPEG folder, "
+                   f"{ms['batches in GPU memory']:.2f} ms/step on batches in GPU memory "
+                   f"({g['fed_vs_resident']:+.1%}; target ≤ {GPU_TARGET:.0%}).")
+    return "\n".join(out).rstrip()
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -721,7 +775,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", choices=("rate", "rss", "gpu"), action="append",
                    help="run these parts (default: rate and rss)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: 500 / 2,000 images, 3 rounds, 20 build steps")
+                   help="smoke test: 2,000 / 8,000 images, 3 rounds, 20 build steps")
     p.add_argument("--sizes", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"),
                    help="images in the two folders (default 10,000 100,000)")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5)")
@@ -737,12 +791,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gpu-batch", type=int, default=256)
     p.add_argument("--gpu-workers", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--out", type=Path, default=None, help="JSON results path")
+    p.add_argument("--table", type=Path, default=None, metavar="JSON",
+                   help="print the docs/benchmarks.md table of a results file and exit")
     p.add_argument("--in-memory-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.only = args.only or (["gpu"] if args.device == "cuda" else ["rate", "rss"])
     if "gpu" in args.only and args.device != "cuda":
         p.error("--only gpu needs --device cuda")
-    args.sizes = args.sizes or ((500, 2000) if args.quick else (10_000, 100_000))
+    args.sizes = args.sizes or ((2000, 8000) if args.quick else (10_000, 100_000))
     args.rounds = args.rounds or (3 if args.quick else 5)
     args.steps_per_call = args.steps_per_call or (20 if "gpu" in args.only else
                                                   2 if args.quick else 5)
@@ -754,6 +810,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.table is not None:
+        print(markdown_table(json.loads(args.table.read_text())))
+        return
     if args.in_memory_child is not None:
         in_memory_child(args.in_memory_child, args.rss_steps)
         return
