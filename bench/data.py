@@ -87,6 +87,7 @@ BATCH, SIZE, CLASSES = 64, 64, 10
 GEN_VERSION = 1  # bump when the generated images change
 WORKERS = (0, 1, 2)
 STEP_TARGET, TV_TARGET, RSS_TARGET, GPU_TARGET = 3.0, 1.0, 0.10, 0.10
+PARTS = ("rate", "rss", "gpu")
 OURS_FP32_NAME = "ours fp32"  # bench/dcgan_train.py's OURS_FP32
 
 
@@ -645,23 +646,27 @@ def run_rss(args: argparse.Namespace, small: Path, large: Path,
             [sys.executable, __file__, "--in-memory-child", str(large), "--rss-steps",
              str(steps)]) | {"images": n}
     names = list(runs)
-    diff = {m: (runs[names[1]][f"peak_{m}_mb"] - runs[names[0]][f"peak_{m}_mb"])
-            / runs[names[0]][f"peak_{m}_mb"] for m in ("rss", "pss")}
+    if any(r["exit"] for r in runs.values()):  # a failed build's peak compares nothing
+        diff = {"rss": None, "pss": None}
+    else:
+        diff = {m: (runs[names[1]][f"peak_{m}_mb"] - runs[names[0]][f"peak_{m}_mb"])
+                / runs[names[0]][f"peak_{m}_mb"] for m in ("rss", "pss")}
     result["rss"] = {
         "spec": build_sets(Path("FOLDER"), steps), "sample_interval_s": 0.05,
         "what": "peak over the sampled process tree (the build and its DataLoader workers); "
                 "in-memory = load_images of the whole train split + the same steps "
                 "(bench/data.py --in-memory-child), no model folder written",
         "runs": runs,
-        "large_vs_small": {m: round(d, 4) for m, d in diff.items()},
+        "large_vs_small": {m: None if d is None else round(d, 4) for m, d in diff.items()},
         "target": RSS_TARGET}
     for name, r in runs.items():
         print(f"data rss {name}: peak RSS {r['peak_rss_mb']:.0f} MB, PSS "
               f"{r['peak_pss_mb']:.0f} MB ({r['max_processes']} processes, {r['wall_s']} s"
               + (f", EXIT {r['exit']}" if r["exit"] else "") + ")")
     for m, d in diff.items():
-        print(f"data rss {names[1]} vs {names[0]} {m.upper()}: {d:+.1%} "
-              f"(target <= {RSS_TARGET:.0%})" + ("" if abs(d) <= RSS_TARGET else "  MISSED"))
+        print(f"data rss {names[1]} vs {names[0]} {m.upper()}: " + (
+            "not compared (a build failed)" if d is None else f"{d:+.1%} (target <= "
+            f"{RSS_TARGET:.0%})" + ("" if abs(d) <= RSS_TARGET else "  MISSED")))
 
 
 # --------------------------------------------------------------------------- gpu
@@ -755,7 +760,8 @@ def markdown_table(result: dict[str, Any]) -> str:
             out.append(f"| {name.rsplit(' ', 1)[0]} | {run['images']:,} | "
                        f"{run['peak_rss_mb']:,.0f} | {run['peak_pss_mb']:,.0f} | {run['wall_s']} |")
         d = m["large_vs_small"]
-        out += ["", f"Large vs small folder: RSS {d['rss']:+.1%}, PSS {d['pss']:+.1%} "
+        shown = {k: "failed" if v is None else f"{v:+.1%}" for k, v in d.items()}
+        out += ["", f"Large vs small folder: RSS {shown['rss']}, PSS {shown['pss']} "
                 f"(target ≤ {RSS_TARGET:.0%}).", ""]
     if "gpu" in result:
         g = result["gpu"]
@@ -835,9 +841,26 @@ def main(argv: list[str] | None = None) -> None:
         run_rss(args, small, large, result)
     if "gpu" in args.only:
         run_gpu(args, large, result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_result(args.out, result)
+
+
+def write_result(out: Path, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``out``, keeping the parts of an earlier file this run did not
+    redo (``--only``); each part says when it was measured."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for part in PARTS:
+        if part in result:
+            result[part]["measured"] = now
+    with contextlib.suppress(OSError, ValueError):
+        earlier = json.loads(out.read_text())
+        for part in PARTS:
+            if part not in result and part in earlier:
+                result[part] = earlier[part] | {"settings_then": earlier.get("settings")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
