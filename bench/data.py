@@ -855,7 +855,7 @@ def write_result(out: Path, result: dict[str, Any]) -> None:
         earlier = json.loads(out.read_text())
         for part in PARTS:
             if part not in result and part in earlier:
-                result[part] = earlier[part] | {"settings_then": earlier.get("settings")}
+                result[part] = {"settings_then": earlier.get("settings")} | earlier[part]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
