@@ -451,8 +451,15 @@ def profile_decode(folder: Path, n: int = 300) -> dict[str, float]:
     for _ in range(20):
         _to_float(batch, "cpu")
     to_float_us = (time.perf_counter() - start) / 20 / BATCH * 1e6
+    idle = 0.0  # the same with the thread pool idle in between, as between decoded batches
+    for _ in range(10):
+        time.sleep(0.03)
+        start = time.perf_counter()
+        _to_float(batch, "cpu")
+        idle += time.perf_counter() - start
     return {"read_bytes_us": per_image(lambda f: f.read_bytes()),
             "to_float_us": round(to_float_us, 1),
+            "to_float_after_idle_us": round(idle / 10 / BATCH * 1e6, 1),
             "pil_open_decode_us": per_image(pil_load),
             "pil_open_draft_decode_us": per_image(pil_draft),
             "resize_bicubic_us": per_image(lambda f: resize(f, Image.Resampling.BICUBIC)),
@@ -527,9 +534,11 @@ def run_rate(args: argparse.Namespace, folder: Path, result: dict[str, Any]) -> 
                 f"{profile['resize_bilinear_us']} us; whole decode: our decode_raw "
                 f"{profile['ours_decode_raw_us']} us, torchvision's transform "
                 f"{profile['torchvision_transform_us']} us. Ours also converts each batch "
-                f"to float in [0, 1] in the main process, {profile['to_float_us']} us per "
-                f"image at {torch.get_num_threads()} torch threads (torchvision's loader "
-                "yields uint8). "
+                f"to float in [0, 1] in the main process: {profile['to_float_us']} us per "
+                f"image back to back at {torch.get_num_threads()} torch threads, but "
+                f"{profile['to_float_after_idle_us']} us when the thread pool has been idle "
+                "for 30 ms as between two decoded batches (waking its threads on busy cores); "
+                "torchvision's loader yields uint8 and needs no such step. "
                 "On a machine whose cores other jobs share, W=1/2 figures vary by tens of "
                 "percent from round to round (images_per_s_per_round).")
     result["rate"] = {
