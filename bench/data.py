@@ -845,14 +845,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.in_memory_child is not None:
         in_memory_child(args.in_memory_child, args.rss_steps)
         return
-    import torch  # noqa: F401  (machine_info reads its version)
-    import torchvision
+    from importlib.metadata import PackageNotFoundError, version
+
     from benchlib import machine_info
+
+    try:
+        torchvision_version = version("torchvision")
+    except PackageNotFoundError:  # only the rate part needs it
+        torchvision_version = "not installed"
 
     small, large = (jpeg_folder(n, args.processes) for n in args.sizes)
     result: dict[str, Any] = {
         "benchmark": "data loading at scale (issue 20): loader rate, peak memory, GPU feed",
-        "machine": machine_info() | {"torchvision": torchvision.__version__},
+        "machine": machine_info() | {"torchvision": torchvision_version},
         "settings": {"quick": args.quick, "sizes": args.sizes, "rounds": args.rounds,
                      "steps_per_call": args.steps_per_call, "rss_steps": args.rss_steps,
                      "batch": BATCH, "image_size": SIZE, "workers": WORKERS,
