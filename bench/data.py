@@ -182,19 +182,22 @@ def pack_shards(folder: Path, out: Path, shard_size: int = 1000) -> tuple[str, s
     Adapter: ``zoo.api.pack_data`` (``zoo data pack``) where it exists, else a stand-in
     with ``webdataset.ShardWriter`` (key = relative path less its suffix, dots escaped).
     """
+    try:
+        from zoo.api import pack_data
+    except ImportError:
+        pack_data = None
     impl = "zoo.api.pack_data"
-    if not (out / ".complete").exists():
+    done = out / ".complete"
+    # shards the stand-in made are made again once zoo.api.pack_data exists
+    if not done.exists() or (pack_data is not None and done.read_text().strip() != impl):
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            from zoo.api import pack_data
-        except ImportError:
-            pack_data = None
-        if pack_data is not None:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        if pack_data is not None:  # it makes OUT itself
             pack_data(str(folder), tmp, shard_size=shard_size)
         else:
             impl = "stand-in: webdataset.ShardWriter"
+            tmp.mkdir()
             _pack_standin(folder, tmp, shard_size)
         (tmp / ".complete").write_text(impl + "\n")
         shutil.rmtree(out, ignore_errors=True)
