@@ -50,7 +50,7 @@ JSON records which one ran (``loader_impl``, ``pack_impl``).
 Usage::
 
     python bench/data.py                 # 10,000 / 100,000 images; rate + rss
-    python bench/data.py --quick         # 2,000 / 8,000 images, 20 steps: smoke test
+    python bench/data.py --quick         # 5,000 / 20,000 images, 20 steps: smoke test
     python bench/data.py --only rate     # one part
     python bench/data.py --only gpu --device cuda   # see bench/gpu_data.sh
     python bench/data.py --table bench/results/data.json   # the docs table
@@ -808,7 +808,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", choices=("rate", "rss", "gpu"), action="append",
                    help="run these parts (default: rate and rss)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: 2,000 / 8,000 images, 3 rounds, 20 build steps")
+                   help="smoke test: 5,000 / 20,000 images, 3 rounds, 20 build steps (both "
+                        "train views above data.fit_images = 4,096, which a streamed build "
+                        "holds in memory)")
     p.add_argument("--sizes", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"),
                    help="images in the two folders (default 10,000 100,000)")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5)")
@@ -830,7 +832,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--in-memory-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.only = args.only or (["gpu"] if args.device == "cuda" else ["rate", "rss"])
-    args.sizes = args.sizes or ((2000, 8000) if args.quick else (10_000, 100_000))
+    args.sizes = args.sizes or ((5000, 20_000) if args.quick else (10_000, 100_000))
     args.rounds = args.rounds or (3 if args.quick else 5)
     args.steps_per_call = args.steps_per_call or (20 if "gpu" in args.only else
                                                   2 if args.quick else 5)
