@@ -395,6 +395,24 @@ def test_a_hub_models_data_path_is_never_followed(hub, model, images, cli, tmp_p
     assert_one_line_error(cli("eval", pulled, "-n", "10"), "never followed")
 
 
+@pytest.mark.parametrize("source", ["wds:{PRIVATE}/shard-{{000000..000001}}.tar",
+                                    "wds:https://example.org/s-{{0..3}}.tar", "hf:{PRIVATE}"])
+def test_a_hub_models_data_source_naming_files_is_never_followed(hub, model, images, cli,
+                                                                  tmp_path, source):
+    """A data source can name files too (shards, a saved data set): not followed either."""
+    from zoo.core.spec import document_hash
+
+    config = read_json(model / CONFIG)
+    config["spec"]["data"].update(source=source.format(PRIVATE=images), channels=1)
+    config["spec_hash"] = document_hash(config["spec"])
+    (model / CONFIG).write_text(json.dumps(config))
+    resave(model, lambda s: None, weights_metadata("dcgan", config["spec_hash"]))
+    record_checksums(model)
+    zoo.push(model, "me/sourcey")
+    pulled = zoo.hub.pull("me/sourcey", local_dir=tmp_path / "pulled").path
+    assert_one_line_error(cli("eval", pulled, "-n", "10"), "data.source", "never followed")
+
+
 def test_a_snapshot_in_another_hub_cache_is_a_hub_model(hub, model, images, cli, tmp_path):
     """Downloaded with ``cache_dir=`` (not the default cache), then loaded by its path."""
     with_data_path(model, images)

@@ -152,11 +152,26 @@ def check_data_path(spec: Spec, folder: Path, repo_id: str | None, give: str) ->
     never direct what is read here, so the user names the data (``give``).
     The ``data.path`` of a folder built here is followed as written.
     """
-    if spec.data.path is not None and downloaded(folder, repo_id):
+    named = (("data.path", spec.data.path) if spec.data.path is not None
+             else ("data.source", spec.data.source) if names_files(spec.data.source)
+             else None)
+    if named and downloaded(folder, repo_id):
         raise ArtifactError(
-            f"{repo_id or folder} came from the Hub and its spec sets data.path = "
-            f"{spec.data.path!r}; the data paths of a downloaded model are never followed: "
+            f"{repo_id or folder} came from the Hub and its spec sets {named[0]} = "
+            f"{named[1]!r}; the data paths of a downloaded model are never followed: "
             f"{give}")
+
+
+def names_files(source: str) -> bool:
+    """Whether a ``data.source`` itself names files or servers: ``wds:`` shards (paths or
+    URLs), an ``hf:`` data set given as a path (absolute, relative, ``~``, or one that
+    exists here). ``hf:user/name`` (a Hub data set) and the built-in names do not."""
+    kind, _, rest = source.partition(":")
+    if kind == "wds":
+        return True
+    if kind != "hf" or not rest:
+        return False
+    return rest.startswith(("/", ".", "~", "\\")) or Path(rest).expanduser().exists()
 
 
 def hub_timeout() -> float:
