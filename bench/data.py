@@ -347,8 +347,10 @@ def _wds_standin(pattern: str, workers: int, device: str) -> Loader:
                   "in a DataLoader (sequential shards, shuffle buffer 1000)")
 
 
-def torchvision_loader(folder: Path, workers: int) -> Loader:
-    """``ImageFolder`` + ``DataLoader(batch_size=64, shuffle=True, num_workers=W)``."""
+def torchvision_loader(folder: Path, workers: int, device: str = "cpu") -> Loader:
+    """``ImageFolder`` + ``DataLoader(batch_size=64, shuffle=True, num_workers=W)``, its
+    uint8 batches made float in [0, 1] on ``device`` as ours are (the same product: what
+    a train step takes)."""
     import torch
     from torchvision import datasets, transforms
 
@@ -357,8 +359,9 @@ def torchvision_loader(folder: Path, workers: int) -> Loader:
 
     def epoch(seed: int) -> Iterator[tuple[Any, Any]]:
         g = torch.Generator().manual_seed(seed)
-        yield from torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True,
-                                               num_workers=workers, generator=g)
+        for images, labels in torch.utils.data.DataLoader(
+                ds, batch_size=BATCH, shuffle=True, num_workers=workers, generator=g):
+            yield _to_float(images, device), labels
 
     return Loader(epoch, lambda: None, "torchvision.datasets.ImageFolder + DataLoader")
 
