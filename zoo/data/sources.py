@@ -29,10 +29,12 @@ def register_datasets(register) -> None:
                            "hash split",
                            "zoo.data:load_folder"))
     register(DatasetRecord("hf", "a Hugging Face data set: a Hub id, imagefolder/parquet/arrow "
-                           "(data.path) or a save_to_disk folder; indexed, hash split",
+                           "(data.path) or a save_to_disk folder; indexed (or streamed: "
+                           "data.streaming), hash split",
                            "zoo.data.hf:load_hf", prefix=True, extra="genzoo[data]"))
     register(DatasetRecord("wds", "WebDataset tar shards (a brace pattern), e.g. from zoo data "
-                           "pack; indexed, hash split", "zoo.data.wds:load_wds", prefix=True,
+                           "pack; indexed (remote or .tar.gz: data.streaming), hash split",
+                           "zoo.data.wds:load_wds", prefix=True,
                            extra="genzoo[data]"))
     register(DatasetRecord("torchvision", "torchvision.datasets.<Name> already on disk "
                            "(data.path)", "zoo.data:load_torchvision", prefix=True))
