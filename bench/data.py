@@ -5,7 +5,7 @@ Three parts, each run with ``--only``:
 * ``rate`` (acceptance 2): images/s of our loader alone (no model) from a JPEG
   folder and from WebDataset shards packed from it, at DataLoader workers 0, 1
   and 2, side by side with torchvision's ``ImageFolder(transform=Compose(
-  [Resize(64), CenterCrop(64), PILToTensor()]))`` + ``DataLoader(batch_size=64,
+  [Resize(64), CenterCrop(64), ToTensor()]))`` + ``DataLoader(batch_size=64,
   shuffle=True, num_workers=W)``; and the DCGAN 64x64 RGB batch-64 train step's
   images/s (the step of ``bench/dcgan_train.py``: fp32 with the peer's settings,
   and our defaults, bf16 + fused Adam + channels-last). One timed call of a
@@ -348,20 +348,20 @@ def _wds_standin(pattern: str, workers: int, device: str) -> Loader:
 
 
 def torchvision_loader(folder: Path, workers: int, device: str = "cpu") -> Loader:
-    """``ImageFolder`` + ``DataLoader(batch_size=64, shuffle=True, num_workers=W)``, its
-    uint8 batches made float in [0, 1] on ``device`` as ours are (the same product: what
-    a train step takes)."""
+    """``ImageFolder`` + ``DataLoader(batch_size=64, shuffle=True, num_workers=W)`` with the
+    usual transform ``Resize, CenterCrop, ToTensor`` (float in [0, 1], made in the
+    workers), moved to ``device``: the same product as ours, what a train step takes."""
     import torch
     from torchvision import datasets, transforms
 
     ds = datasets.ImageFolder(str(folder), transform=transforms.Compose(
-        [transforms.Resize(SIZE), transforms.CenterCrop(SIZE), transforms.PILToTensor()]))
+        [transforms.Resize(SIZE), transforms.CenterCrop(SIZE), transforms.ToTensor()]))
 
     def epoch(seed: int) -> Iterator[tuple[Any, Any]]:
         g = torch.Generator().manual_seed(seed)
         for images, labels in torch.utils.data.DataLoader(
                 ds, batch_size=BATCH, shuffle=True, num_workers=workers, generator=g):
-            yield _to_float(images, device), labels
+            yield images.to(device, non_blocking=True), labels
 
     return Loader(epoch, lambda: None, "torchvision.datasets.ImageFolder + DataLoader")
 
@@ -422,7 +422,7 @@ def profile_decode(folder: Path, n: int = 300) -> dict[str, float]:
 
     files = sorted(folder.rglob("*.jpg"))[:n]
     tv = transforms.Compose([transforms.Resize(SIZE), transforms.CenterCrop(SIZE),
-                             transforms.PILToTensor()])
+                             transforms.ToTensor()])
 
     def per_image(fn: Callable[[Path], Any]) -> float:
         best = float("inf")
@@ -452,16 +452,18 @@ def profile_decode(folder: Path, n: int = 300) -> dict[str, float]:
 
     import torch
 
+    from zoo.data import to_float
+
     batch = torch.randint(0, 256, (BATCH, 3, SIZE, SIZE), dtype=torch.uint8)
     start = time.perf_counter()
     for _ in range(20):
-        _to_float(batch, "cpu")
+        to_float(batch, 3, SIZE)
     to_float_us = (time.perf_counter() - start) / 20 / BATCH * 1e6
     idle = 0.0  # the same with the thread pool idle in between, as between decoded batches
     for _ in range(10):
         time.sleep(0.03)
         start = time.perf_counter()
-        _to_float(batch, "cpu")
+        to_float(batch, 3, SIZE)
         idle += time.perf_counter() - start
     return {"read_bytes_us": per_image(lambda f: f.read_bytes()),
             "to_float_us": round(to_float_us, 1),
@@ -539,12 +541,11 @@ def run_rate(args: argparse.Namespace, folder: Path, result: dict[str, Any]) -> 
                 f"{profile['resize_bicubic_us']} us vs BILINEAR (torchvision's Resize) "
                 f"{profile['resize_bilinear_us']} us; whole decode: our decode_raw "
                 f"{profile['ours_decode_raw_us']} us, torchvision's transform "
-                f"{profile['torchvision_transform_us']} us. Ours also converts each batch "
-                f"to float in [0, 1] in the main process: {profile['to_float_us']} us per "
-                f"image back to back at {torch.get_num_threads()} torch threads, but "
-                f"{profile['to_float_after_idle_us']} us when the thread pool has been idle "
-                "for 30 ms as between two decoded batches (waking its threads on busy cores); "
-                "torchvision's loader yields uint8 and needs no such step. "
+                f"{profile['torchvision_transform_us']} us (ToTensor's float conversion "
+                f"included, in the worker). Ours converts each batch to float in [0, 1] in "
+                f"the main process (zoo.data.to_float): {profile['to_float_us']} us per image "
+                f"back to back, {profile['to_float_after_idle_us']} us after 30 ms idle as "
+                "between two decoded batches. "
                 "On a machine whose cores other jobs share, W=1/2 figures vary by tens of "
                 "percent from round to round (images_per_s_per_round).")
     result["rate"] = {

@@ -118,7 +118,8 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
     ``mode``: "L" or "RGB" (None: "L" for a grey file, else "RGB"); wide grey is
     scaled (:func:`to_8bit`); an EXIF orientation is applied (:func:`upright`).
     ``size``: resized and center-cropped to ``size``×``size`` (:func:`resize_crop`);
-    ``draft`` lets a JPEG decode at a reduced scale first (never below ``size``).
+    ``draft`` lets a JPEG at least twice ``size`` decode at a reduced scale first (never
+    below ``size``).
     Every PIL mode converts: CMYK, palette (with transparency too), 16-bit grey and RGB,
     and alpha (dropped: the color channels are kept as stored, not composited).
     ``path`` may be an open binary file; ``name`` is what errors call it.
@@ -127,8 +128,8 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
     with open_image(path, name) as img:
         try:
             mode = mode or ("L" if img.mode in GREY_MODES else "RGB")
-            if draft and size:
-                img.draft(mode, (size, size))
+            if draft and size and img.format == "JPEG" and min(img.size) >= 2 * size:
+                img.draft(mode, (size, size))  # only where it can reduce: it costs otherwise
             img = upright(img)
             if img.mode in ("P", "PA") and "transparency" in img.info:
                 img = img.convert("RGBA")  # what PIL warns to do first; the alpha is then dropped
