@@ -98,8 +98,10 @@ CASES: dict[str, tuple[str, bytes, tuple[int, int, int] | None]] = {
     "corrupt": ("corrupt.png", b"\x89PNG\r\n\x1a\n" + bytes(100), None),
     "empty": ("empty.jpg", b"", None),
     "bomb": ("bomb.png", _bomb(), None),
+    # a PPM header PIL rejects with ValueError (not OSError), whatever the file is called
+    "bad_header": ("zz_bad.jpg", b"P6\n2\xfd 2\n255\n", None),
 }
-SKIPPED = {"truncated", "corrupt", "empty", "bomb"}
+SKIPPED = {"truncated", "corrupt", "empty", "bomb", "bad_header"}
 CONVERTED = sorted(set(CASES) - SKIPPED)
 
 
@@ -156,6 +158,32 @@ def test_a_bad_image_is_converted_or_skipped(case, tmp_path):
     assert grey.images.shape == (1, 1, 16, 16) and grey.skipped == []
 
 
+def test_a_source_whose_read_breaks_loses_that_row_only(tmp_path):
+    """A plugin source's read() that raises anything, or returns something that is no image,
+    makes a bad row (counted); under strict, one PluginError line."""
+    from zoo.core.errors import PluginError
+
+    source = _source(tmp_path)
+
+    class Lying(FolderSource):
+        def read(self, i):
+            if i == 0:
+                raise KeyError("no such row\nsecond line")
+            return 42 if i == 1 else super().read(i)
+
+    lying = Lying.__new__(Lying)
+    lying.__dict__.update(source.__dict__)
+    _good(tmp_path / "data", 4)
+    lying.__dict__.update(FolderSource(tmp_path / "data",
+                                       sorted((tmp_path / "data").iterdir())).__dict__)
+    decoded = decode_rows(lying, np.arange(4), "RGB", 16)
+    assert [key for key, _ in decoded.skipped] == [lying.keys[0], lying.keys[1]]
+    assert all("\n" not in reason for _, reason in decoded.skipped)
+    assert "KeyError" in decoded.skipped[0][1]
+    with pytest.raises(PluginError, match="KeyError"):
+        decode_rows(lying, np.arange(4), "RGB", 16, strict=True)
+
+
 def test_rgb_and_grey_pixels_are_unchanged(tmp_path):
     """The conversions leave ordinary 8-bit images exactly as before."""
     rng = np.random.default_rng(3)
@@ -173,7 +201,7 @@ def test_rgb_and_grey_pixels_are_unchanged(tmp_path):
 
 def test_a_batch_without_one_good_image_is_one_line(tmp_path):
     source = _source(tmp_path, *sorted(SKIPPED), good=0)
-    with pytest.raises(DataError, match="none of a batch's 4 images") as info:
+    with pytest.raises(DataError, match=f"none of a batch's {len(SKIPPED)} images") as info:
         decode_rows(source, np.arange(len(source)), "RGB", 16)
     assert "\n" not in str(info.value)
 

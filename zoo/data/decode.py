@@ -62,6 +62,16 @@ def open_image(path: str | Path | BinaryIO, name: str | None = None):
         if _empty(path):
             reason = "the file is empty"
         raise DataError(f"cannot read image {name or path}: {reason}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL's plugins raise more than OSError for a bad header
+        raise DataError(f"cannot read image {name or path}: {type(exc).__name__}: "
+                        f"{_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message, first line only."""
+    return (str(exc).splitlines() or [""])[0]
 
 
 def _empty(file: str | Path | BinaryIO) -> bool:
@@ -135,8 +145,10 @@ def decode_image(path: str | Path | BinaryIO, mode: str | None = None, size: int
                 img = img.convert("RGBA")  # what PIL warns to do first; the alpha is then dropped
             img = to_8bit(img, mode)
             return resize_crop(img, size) if size else np.array(img)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read image {name or path}: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # any failure of a decoder on these bytes: an unreadable image
+            raise DataError(f"cannot read image {name or path}: {_first_line(exc)}") from None
 
 
 #: What a streamed source hands the decoder for one image: its encoded bytes, or a file path.

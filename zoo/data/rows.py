@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.core.errors import DataError
+from zoo.core.errors import DataError, PluginError
 from zoo.data.decode import decode_raw
 from zoo.data.warn import warn_once
 
@@ -52,6 +52,15 @@ def decode_rows(source: ImageSource, rows: np.ndarray, mode: str, size: int,
                 raise
             decoded.append(None)
             skipped.append((source.keys[row], str(exc)))
+        except MemoryError:
+            raise
+        except Exception as exc:  # the source's read() broke: this row is bad, the epoch goes on
+            reason = (f"data source {source.name}: reading {source.keys[row]!r} raised "
+                      f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+            if strict:
+                raise PluginError(reason) from None
+            decoded.append(None)
+            skipped.append((source.keys[row], reason))
     good = [i for i, x in enumerate(decoded) if x is not None]
     if not good:
         raise DataError(f"{source.name}: none of a batch's {len(rows)} images could be read "
