@@ -65,3 +65,31 @@ def test_to_float_converts_channels_and_size():
     rgb[:, 1] = 255
     grey = to_float(rgb, 1, 4)
     assert grey.shape == (1, 1, 4, 4) and torch.allclose(grey, torch.full_like(grey, 0.587))
+
+
+@pytest.mark.parametrize("lie", ["keys_list", "labels_float", "labels_short", "empty"])
+def test_a_plugin_source_that_breaks_the_contract_is_one_line(lie, monkeypatch):
+    """An ImageSource whose keys are no KeyTable, or whose labels are not one integer a key,
+    is refused when opened (a PluginError line naming the source), not in a worker later."""
+    from zoo.core import registry
+    from zoo.core.errors import PluginError
+    from zoo.data import ImageSource, KeyTable, open_source
+
+    class Lying(ImageSource):
+        name = "lying"
+
+        def __init__(self) -> None:
+            self.keys, _ = KeyTable.sorted(["a.png", "b.png"])
+            if lie == "keys_list":
+                self.keys = ["a.png", "b.png"]
+            elif lie == "labels_float":
+                self.labels = np.array([0.5, 1.0])
+            elif lie == "labels_short":
+                self.labels = np.array([1])
+            elif lie == "empty":
+                self.keys, _ = KeyTable.sorted([])
+
+    monkeypatch.setattr(registry, "dataset_loader", lambda source: lambda spec, split: Lying())
+    with pytest.raises(PluginError, match="data source 'folder' returned an ImageSource") as info:
+        open_source(DataSpec(source="folder", path="."), "train")
+    assert "\n" not in str(info.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from zoo.core.errors import DataError
 from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord
@@ -48,10 +50,35 @@ def open_source(spec: DataSpec, split: str) -> ImageData | ImageSource | StreamS
     from zoo.core.registry import dataset_loader
 
     data = dataset_loader(spec.source)(spec, split)
-    if isinstance(data, ImageSource | StreamSource):
+    if isinstance(data, StreamSource):
         return data
+    if isinstance(data, ImageSource):
+        return check_image_source(data, spec.source)
     check_image_data(data, spec.source, split)
     return data
+
+
+def check_image_source(source: ImageSource, name: str) -> ImageSource:
+    """``source`` when it keeps the ``ImageSource`` contract (a ``KeyTable`` of keys; labels
+    none or one integer per key), else a one-line ``PluginError`` naming the data source."""
+    from zoo.core.errors import PluginError
+    from zoo.data.source import KeyTable
+
+    keys, labels = getattr(source, "keys", None), getattr(source, "labels", None)
+    problem = None
+    if not isinstance(keys, KeyTable):
+        problem = f"keys of type {type(keys).__name__}, not a zoo.data.KeyTable"
+    elif len(keys) == 0:
+        problem = "no images"
+    elif labels is not None and not (isinstance(labels, np.ndarray) and labels.ndim == 1
+                                     and len(labels) == len(keys)
+                                     and np.issubdtype(labels.dtype, np.integer)):
+        problem = (f"labels {getattr(labels, 'dtype', type(labels).__name__)} of shape "
+                   f"{getattr(labels, 'shape', '?')} for {len(keys)} keys")
+    if problem:
+        raise PluginError(f"data source {name!r} returned an ImageSource with {problem}; see "
+                          "zoo.data.ImageSource (keys: a KeyTable; labels: one integer a key)")
+    return source
 
 
 def split_size(spec: DataSpec, split: str) -> int:
@@ -74,15 +101,17 @@ def split_size(spec: DataSpec, split: str) -> int:
 
 def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The rows of ``split`` of an indexed source (the first ``limit`` of them), decoded
+    """The rows of ``split`` of an indexed source (``limit`` of them: those whose keys hash
+    lowest, in key order, a random sample that spans the data set), decoded
     into one uint8 tensor: for evaluation and tools on a split that fits in memory, never for
     training. Bad images are skipped with one warning each (an error under ``data.strict``)."""
     import torch
 
     from zoo.data.rows import decode_good_rows, warn_bad_row
-    from zoo.data.split import view
+    from zoo.data.split import hash_subset, view
 
-    rows = view(source, split, spec)[:limit]
+    rows = view(source, split, spec)
+    rows = rows if limit is None else hash_subset(source, rows, limit)
     mode = "L" if num_channels(spec) == 1 else "RGB"
     images, labels = decode_good_rows(
         source, rows, mode, spec.image_size, strict=spec.strict,

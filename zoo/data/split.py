@@ -47,6 +47,17 @@ def split_mode(spec: DataSpec) -> str:
     return "hash" if spec.split == "auto" else spec.split
 
 
+def hash_subset(source: ImageSource, rows: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` rows of ``rows`` whose keys hash lowest, in key order: a stable random
+    subset (a new key enters only by hashing lower), not the first keys (a folder's
+    ``class/...`` paths would give the first classes only)."""
+    if len(rows) <= count:
+        return rows
+    hashes = np.fromiter((key_hash(source.keys.raw(int(i))) for i in rows), dtype=np.uint64,
+                         count=len(rows))
+    return np.sort(rows[np.argsort(hashes, kind="stable")[:count]])
+
+
 def view(source: ImageSource, split: str, spec: DataSpec) -> np.ndarray:
     """The rows of ``source`` in ``split`` ("train" or "test"), in the order training indexes
     them (key order for the hash split).
@@ -69,9 +80,7 @@ def view(source: ImageSource, split: str, spec: DataSpec) -> np.ndarray:
         rows = np.flatnonzero(test if split == "test" else ~test)
     if spec.limit is not None and split == "train" and len(rows) > spec.limit:
         if source.presplit or split_mode(spec) == "hash":
-            hashes = np.fromiter((key_hash(source.keys.raw(int(i))) for i in rows),
-                                 dtype=np.uint64, count=len(rows))
-            rows = np.sort(rows[np.argsort(hashes, kind="stable")[: spec.limit]])
+            rows = hash_subset(source, rows, spec.limit)
         else:
             rows = rows[: spec.limit]
     if len(rows) == 0:
