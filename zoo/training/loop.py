@@ -120,7 +120,7 @@ def _train(
     if step >= total:
         raise SpecError(f"nothing to resume: already trained {step} of {total} steps; "
                         "raise train.max_steps or train.epochs")
-    if step == 0:
+    if step == 0 and _overrides(trainer, "start"):
         trainer.start(feed.fit_images())
     main = accelerator.is_main_process
     display = Progress(total, step, train.batch_size, enabled=progress and main)
@@ -157,7 +157,8 @@ def _train(
         # training noise stream exactly where the loop left it
         finish_rng = torch.Generator(device=accelerator.device).manual_seed(
             sample_seed(train.seed, step, 2))
-        trainer.finish(feed.fit_images(), feed.fit_labels(), finish_rng)
+        if _overrides(trainer, "finish"):
+            trainer.finish(feed.fit_images(), feed.fit_labels(), finish_rng)
         wall = time.perf_counter() - started
         metrics = {"train": {
             "steps": step, "epochs": feed.epochs(step),
@@ -191,6 +192,14 @@ def _train(
         # without an active exception") after the work is done
         accelerator.end_training()
     return out
+
+
+def _overrides(trainer: Trainer, hook: str) -> bool:
+    """Whether the family's trainer has its own ``start``/``finish``: the base ones do nothing,
+    so a streamed source's fit images are not decoded for them."""
+    from zoo.training.trainer import Trainer
+
+    return getattr(type(trainer), hook) is not getattr(Trainer, hook)
 
 
 def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec,

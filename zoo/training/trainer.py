@@ -201,7 +201,8 @@ class Trainer:
         ``images`` (float32 ``N×C×S×S`` in [0, 1] on the device, grey levels under dynamic
         binarisation; every process gets all of them): the whole training split of an
         in-memory source; for a streamed source (``folder``, ``hf:``, ``wds:``), the first
-        ``data.fit_images`` images of epoch 0's order.
+        ``data.fit_images`` images of epoch 0's order (decoded only for a trainer that
+        overrides this method or :meth:`finish`).
         """
 
     def step(
