@@ -122,8 +122,10 @@ def decode_view(source: ImageSource, spec: DataSpec, split: str, limit: int | No
 
 def decode_stream(source: StreamSource, spec: DataSpec, split: str, limit: int | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The first ``limit`` samples of ``split`` of a sequential source in stream order (its
-    shards in order, no shuffle), decoded into one uint8 tensor: for evaluation and tools.
+    """The first ``limit`` samples of ``split`` of a sequential source (its shards in order, no
+    shuffle), in key order as an indexed source gives them, decoded into one uint8 tensor:
+    for evaluation and tools. ``zoo data pack`` writes samples in key-hash order, so for its
+    shards these are the held-out keys that hash lowest, as :func:`decode_view` picks.
     Bad images are skipped with one warning each (an error under ``data.strict``)."""
     import itertools
 
@@ -132,7 +134,8 @@ def decode_stream(source: StreamSource, spec: DataSpec, split: str, limit: int |
     from zoo.data.stream import decode_samples, split_samples
     from zoo.data.warn import warn_once
 
-    samples = list(itertools.islice(split_samples(source, split, spec.held_out), limit))
+    samples = sorted(itertools.islice(split_samples(source, split, spec.held_out), limit),
+                     key=lambda sample: sample[0].encode("utf-8", "surrogateescape"))
     if not samples:
         raise DataError(f"{source.name}: no {'held-out' if split == 'test' else 'training'} "
                         f"images in the stream (data.held_out = {spec.held_out})")
