@@ -55,7 +55,7 @@ def test_a_saved_data_set_with_a_key_column_is_the_folder(photos, saved):
 
 def test_row_keys_are_zero_padded_in_row_order(saved):
     source = open_source(hf(f"hf:{saved}"), "train")
-    assert list(source.keys) == [f"{i:02d}" for i in range(24)]
+    assert list(source.keys) == [f"{i:012d}" for i in range(24)]
     assert source.labels is None and not source.presplit
 
 
@@ -244,3 +244,25 @@ def test_imagefolder_of_a_zip_of_pngs_decodes_indexed_and_streamed(photos, tmp_p
     images, _ = decode_samples(stream.name, list(read_all(stream)), "RGB", 16,
                                lambda *a: None, strict=True)
     assert len(images) == 7
+
+
+def test_a_growing_data_set_keeps_its_old_keys_and_split(tmp_path):
+    import io
+
+    from datasets import Dataset, Features
+    from datasets import Image as HFImage
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (4, 4)).save(png, format="PNG")
+    cells = [{"bytes": png.getvalue(), "path": None}] * 1001  # row 1000: a fourth digit
+    grown = Dataset.from_dict({"image": cells}, features=Features({"image": HFImage()}))
+    grown.save_to_disk(str(tmp_path / "1001"))
+    grown.select(range(999)).flatten_indices().save_to_disk(str(tmp_path / "999"))
+    spec = {n: hf(f"hf:{tmp_path / str(n)}", held_out=0.3) for n in (999, 1001)}
+    small, big = (open_source(spec[n], "train") for n in (999, 1001))
+    assert list(big.keys)[:999] == list(small.keys)
+    for split in ("train", "test"):
+        old = {small.keys[int(i)] for i in view(small, split, spec[999])}
+        new = {big.keys[int(i)] for i in view(big, split, spec[1001])}
+        assert old == new - {big.keys[999], big.keys[1000]} and len(old) > 100

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 #: ``datasets``' packaged builders that read local files: they need ``data.path``.
 PACKAGED = frozenset({"imagefolder", "parquet", "arrow", "csv", "json", "webdataset"})
 
+#: Row-index keys have this many digits whatever the size: a data set that grows keeps the
+#: keys, and so the hash split, of its old rows.
+KEY_DIGITS = 12
+
 #: The fsspec protocols a chained path may pass through before its final (outer) file: archive
 #: members and compressed files, as ``datasets`` writes them (``zip://a.png::/x.zip``).
 ARCHIVES = frozenset({"zip", "tar", "gzip", "bz2", "xz", "zstd", "lz4"})
@@ -232,7 +236,8 @@ def _open(spec: DataSpec, name: str, split: str | None) -> Any:
 class HFSource(ImageSource):
     """A Hugging Face data set's rows as an indexed source.
 
-    Keys: the row index, zero-padded so that key order is row order, or the values of
+    Keys: the row index, zero-padded to :data:`KEY_DIGITS` digits (key order is row order,
+    and a row keeps its key when rows are added), or the values of
     ``data.key_column`` (unique strings, NFC-normalised as a folder's paths are). Labels:
     ``data.label_column`` (a ``ClassLabel`` or non-negative integers). The Arrow files are
     opened again, memory-mapped, in each process that reads (DataLoader workers); nothing is
@@ -262,8 +267,7 @@ class HFSource(ImageSource):
         if n == 0:
             raise DataError(f"data source {self.name!r} has no rows")
         if spec.key_column is None:
-            width = len(str(n - 1))
-            self.keys = KeyTable.of_sorted(f"{i:0{width}d}".encode() for i in range(n))
+            self.keys = KeyTable.of_sorted(f"{i:0{KEY_DIGITS}d}".encode() for i in range(n))
             self.rows = np.arange(n, dtype=np.int64)
         else:
             values = dataset.data.column(spec.key_column).to_pylist()
