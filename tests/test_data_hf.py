@@ -266,3 +266,28 @@ def test_a_growing_data_set_keeps_its_old_keys_and_split(tmp_path):
         old = {small.keys[int(i)] for i in view(small, split, spec[999])}
         new = {big.keys[int(i)] for i in view(big, split, spec[1001])}
         assert old == new - {big.keys[999], big.keys[1000]} and len(old) > 100
+
+
+@pytest.mark.parametrize("path", [
+    "/etc/hostname",
+    "{tmp}/../elsewhere.png",
+    "zip://a.png::/elsewhere/x.zip",
+    "zip://a.png::file:///elsewhere/x.zip",
+    "file:///etc/hostname::{tmp}/x.zip",
+    "https://example.com/x.png",
+    "hf://datasets/someone/other/x.png",
+    "hf://datasets/me/set/../../someone/other/x.png",
+])
+def test_paths_outside_the_data_set_are_refused_unread(tmp_path, monkeypatch, path):
+    from zoo.data.hf import Cells
+
+    monkeypatch.chdir(tmp_path)  # a relative glob: its folder is the working one
+    (tmp_path / "a.png").write_bytes(b"x")
+    cells = Cells(hf("hf:parquet", path="*.parquet"))
+    assert cells.raw({"bytes": None, "path": str(tmp_path / "a.png")}, "row") == str(
+        tmp_path / "a.png")
+    with pytest.raises(DataError, match="outside the data set's files; not read"):
+        cells.raw({"bytes": None, "path": path.format(tmp=tmp_path)}, "row")
+    hub = Cells(hf("hf:me/set"))
+    with pytest.raises(DataError, match="outside the data set's files; not read"):
+        hub.raw({"bytes": None, "path": path.format(tmp=tmp_path)}, "row")

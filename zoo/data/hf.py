@@ -61,7 +61,7 @@ class Cells:
         if spec.path:
             path = spec.path
             while any(c in path for c in "*?[{"):
-                path = os.path.dirname(path)
+                path = os.path.dirname(path) or "."
             roots.append(path)
         if name and Path(name).is_dir():
             roots.append(name)
