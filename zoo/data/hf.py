@@ -66,7 +66,7 @@ class Cells:
         if name and Path(name).is_dir():
             roots.append(name)
         self.repo = None
-        if name.count("/") == 1 and name not in PACKAGED and not Path(name).exists():
+        if name and name not in PACKAGED and "://" not in name and not Path(name).exists():
             self.repo = name
             roots.append(os.path.join(constants.HF_HUB_CACHE,
                                       "datasets--" + name.replace("/", "--")))
