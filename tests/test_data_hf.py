@@ -55,7 +55,7 @@ def test_a_saved_data_set_with_a_key_column_is_the_folder(photos, saved):
 
 def test_row_keys_are_zero_padded_in_row_order(saved):
     source = open_source(hf(f"hf:{saved}"), "train")
-    assert list(source.keys) == [f"{i:02d}" for i in range(24)]
+    assert list(source.keys) == [f"{i:012d}" for i in range(24)]
     assert source.labels is None and not source.presplit
 
 
@@ -177,3 +177,117 @@ def test_key_column_values_are_nfc_like_a_folders_paths(photos, tmp_path):
     source = open_source(hf(f"hf:{tmp_path / 'nfd'}", key_column="path"), "train")
     folder = open_source(DataSpec(source="folder", path=str(photos)), "train")
     assert list(source.keys) == list(folder.keys)
+
+
+def _path_only_parquet(photos, out, outside):
+    """A parquet data set of path-only image cells: the photos under ``photos`` and, in rows
+    3 and 7, ``outside`` (a file that would decode fine)."""
+    from datasets import Dataset, Features, Value
+    from datasets import Image as HFImage
+
+    files = sorted(str(p) for p in photos.rglob("*.png"))[:10]
+    files[3] = files[7] = str(outside)
+    cells = [{"bytes": None, "path": f} for f in files]
+    Dataset.from_dict({"image": cells, "name": [f"k{i}" for i in range(10)]},
+                      features=Features({"image": HFImage(decode=False), "name": Value("string")})
+                      ).to_parquet(str(out / "part-0.parquet"))
+    return out
+
+
+def test_a_path_outside_the_data_set_is_never_read(photos, tmp_path):
+    from zoo.data.stream import decode_samples, read_all
+
+    outside = tmp_path / "secret" / "private.png"  # decodes fine: only the place is wrong
+    outside.parent.mkdir()
+    outside.write_bytes(sorted(photos.rglob("*.png"))[0].read_bytes())
+    # the images inside data.path: photos copied beside the parquet file
+    inside = tmp_path / "pq"
+    for f in photos.rglob("*.png"):
+        (inside / f.relative_to(photos)).parent.mkdir(parents=True, exist_ok=True)
+        (inside / f.relative_to(photos)).write_bytes(f.read_bytes())
+    _path_only_parquet(inside, inside, outside)
+    spec = hf("hf:parquet", path=str(inside / "*.parquet"), key_column="name")
+    source = open_source(spec, "train")
+    with pytest.raises(DataError, match=r"row 'k3'.*outside the data set's files; not read"):
+        source.read(3)
+    assert isinstance(source.read(2), bytes | str)
+    decoded = decode_rows(source, np.arange(10), "RGB", 16)
+    assert sorted(key for key, _ in decoded.skipped) == ["k3", "k7"]
+    with pytest.raises(DataError, match="outside the data set's files"):
+        decode_rows(source, np.arange(10), "RGB", 16, strict=True)
+    stream = open_source(hf("hf:parquet", path=str(inside / "*.parquet"), key_column="name",
+                            streaming=True), "train")
+    bad: list[str] = []
+    images, _ = decode_samples(stream.name, list(read_all(stream)), "RGB", 16,
+                               lambda i, key, reason: bad.append(key))
+    assert sorted(bad) == ["k3", "k7"] and len(images) == 8
+    with pytest.raises(DataError, match="outside the data set's files"):
+        decode_samples(stream.name, list(read_all(stream)), "RGB", 16,
+                       lambda *a: None, strict=True)
+
+
+def test_imagefolder_of_a_zip_of_pngs_decodes_indexed_and_streamed(photos, tmp_path):
+    import zipfile
+
+    from zoo.data.stream import decode_samples, read_all
+
+    files = sorted(photos.rglob("*.png"))[:7]
+    with zipfile.ZipFile(tmp_path / "imgs.zip", "w") as z:
+        for i, f in enumerate(files):
+            z.writestr(f"im{i}.png", f.read_bytes())
+    spec = hf("hf:imagefolder", path=str(tmp_path / "imgs.zip"))
+    source = open_source(spec, "train")
+    decoded = decode_rows(source, np.arange(len(source)), "RGB", 16, strict=True)
+    assert len(decoded.images) == 7 and not decoded.skipped
+    stream = open_source(hf("hf:imagefolder", path=str(tmp_path / "imgs.zip"), streaming=True),
+                         "train")
+    images, _ = decode_samples(stream.name, list(read_all(stream)), "RGB", 16,
+                               lambda *a: None, strict=True)
+    assert len(images) == 7
+
+
+def test_a_growing_data_set_keeps_its_old_keys_and_split(tmp_path):
+    import io
+
+    from datasets import Dataset, Features
+    from datasets import Image as HFImage
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (4, 4)).save(png, format="PNG")
+    cells = [{"bytes": png.getvalue(), "path": None}] * 1001  # row 1000: a fourth digit
+    grown = Dataset.from_dict({"image": cells}, features=Features({"image": HFImage()}))
+    grown.save_to_disk(str(tmp_path / "1001"))
+    grown.select(range(999)).flatten_indices().save_to_disk(str(tmp_path / "999"))
+    spec = {n: hf(f"hf:{tmp_path / str(n)}", held_out=0.3) for n in (999, 1001)}
+    small, big = (open_source(spec[n], "train") for n in (999, 1001))
+    assert list(big.keys)[:999] == list(small.keys)
+    for split in ("train", "test"):
+        old = {small.keys[int(i)] for i in view(small, split, spec[999])}
+        new = {big.keys[int(i)] for i in view(big, split, spec[1001])}
+        assert old == new - {big.keys[999], big.keys[1000]} and len(old) > 100
+
+
+@pytest.mark.parametrize("path", [
+    "/etc/hostname",
+    "{tmp}/../elsewhere.png",
+    "zip://a.png::/elsewhere/x.zip",
+    "zip://a.png::file:///elsewhere/x.zip",
+    "file:///etc/hostname::{tmp}/x.zip",
+    "https://example.com/x.png",
+    "hf://datasets/someone/other/x.png",
+    "hf://datasets/me/set/../../someone/other/x.png",
+])
+def test_paths_outside_the_data_set_are_refused_unread(tmp_path, monkeypatch, path):
+    from zoo.data.hf import Cells
+
+    monkeypatch.chdir(tmp_path)  # a relative glob: its folder is the working one
+    (tmp_path / "a.png").write_bytes(b"x")
+    cells = Cells(hf("hf:parquet", path="*.parquet"))
+    assert cells.raw({"bytes": None, "path": str(tmp_path / "a.png")}, "row") == str(
+        tmp_path / "a.png")
+    with pytest.raises(DataError, match="outside the data set's files; not read"):
+        cells.raw({"bytes": None, "path": path.format(tmp=tmp_path)}, "row")
+    hub = Cells(hf("hf:me/set"))
+    with pytest.raises(DataError, match="outside the data set's files; not read"):
+        hub.raw({"bytes": None, "path": path.format(tmp=tmp_path)}, "row")

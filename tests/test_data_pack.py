@@ -260,3 +260,30 @@ def test_hf_rows_without_an_extension_get_their_formats(photos, tmp_path):
     assert [k.partition(".")[0] for k in source.keys] == list(hf.keys)
     assert np.array_equal(source.labels, hf.labels)
     assert all(source.read(i) == hf.read(i) for i in range(len(hf)))
+
+
+def test_hf_to_pack_to_wds_keeps_the_keys_and_split_it_can(photos, tmp_path, capsys):
+    pytest.importorskip("datasets")
+    from streamed import saved_hf
+
+    from zoo.data.split import view
+
+    saved = saved_hf(photos, tmp_path / "hf")
+    # keys naming files (data.key_column): the same keys, so the same hash split
+    named = pack_data(f"hf:{saved}", tmp_path / "named", progress=False,
+                      overrides=["data.key_column=path"])
+    assert "warning" not in capsys.readouterr().err
+    hf_spec = DataSpec(source=f"hf:{saved}", key_column="path", held_out=0.3)
+    wds_spec = DataSpec(source=named.source, held_out=0.3)
+    hf, wds = open_source(hf_spec, "train"), open_source(wds_spec, "train")
+    assert list(wds.keys) == list(hf.keys)
+    for split in ("train", "test"):
+        assert ({hf.keys[int(i)] for i in view(hf, split, hf_spec)}
+                == {wds.keys[int(i)] for i in view(wds, split, wds_spec)})
+    # row-index keys cannot be kept: they get their format's extension, and a warning says so
+    rows = pack_data(f"hf:{saved}", tmp_path / "rows", progress=False)
+    err = capsys.readouterr().err
+    assert err.count("keys without an image extension") == 1
+    assert "'000000000000'" in err and "hash split" in err
+    source = open_source(DataSpec(source=rows.source), "train")
+    assert [k.rpartition(".")[0] for k in source.keys] == [f"{i:012d}" for i in range(24)]

@@ -5,11 +5,16 @@ builder such as ``imagefolder``, ``parquet`` or ``arrow`` with ``data.path``), o
 written by ``save_to_disk``. The rows stay in the data set's memory-mapped Arrow files; a
 row's image is read undecoded (its encoded bytes, else its file path) and decoded by the
 same decoder as every other source. ``datasets`` is imported only here, inside functions.
+
+A row that holds only a path (``imagefolder``'s files, a zip member ``zip://a.png::/x.zip``, a
+Hub file ``hf://datasets/...``) is read only when the path lies inside the data set's own
+files (:class:`Cells`): a data set from the Hub must never make genzoo read another local file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +33,113 @@ if TYPE_CHECKING:
 
 #: ``datasets``' packaged builders that read local files: they need ``data.path``.
 PACKAGED = frozenset({"imagefolder", "parquet", "arrow", "csv", "json", "webdataset"})
+
+#: Row-index keys have this many digits whatever the size: a data set that grows keeps the
+#: keys, and so the hash split, of its old rows.
+KEY_DIGITS = 12
+
+#: The fsspec protocols a chained path may pass through before its final (outer) file: archive
+#: members and compressed files, as ``datasets`` writes them (``zip://a.png::/x.zip``).
+ARCHIVES = frozenset({"zip", "tar", "gzip", "bz2", "xz", "zstd", "lz4"})
+
+
+class Cells:
+    """Where the path-only image cells of one data set may point, and how they are read.
+
+    Allowed: a local file under ``data.path`` (a glob: the folder above its first wildcard),
+    under a saved folder (``hf:/path``), or in the ``datasets``/Hub caches of the data set
+    (``HF_DATASETS_CACHE``, the Hub snapshot of the same repo); ``hf://datasets/<the same
+    repo>/...``; any of these as the final file of a chain through archives and compressed
+    files (``zip://a.png::/x.zip``). Anything else is a bad row (a ``DataError``)."""
+
+    def __init__(self, spec: DataSpec) -> None:
+        import datasets.config
+        from huggingface_hub import constants
+
+        name = spec.source.partition(":")[2]
+        roots = [datasets.config.HF_DATASETS_CACHE]
+        if spec.path:
+            path = spec.path
+            while any(c in path for c in "*?[{"):
+                path = os.path.dirname(path) or "."
+            roots.append(path)
+        if name and Path(name).is_dir():
+            roots.append(name)
+        self.repo = None
+        if name and name not in PACKAGED and "://" not in name and not Path(name).exists():
+            self.repo = name
+            roots.append(os.path.join(constants.HF_HUB_CACHE,
+                                      "datasets--" + name.replace("/", "--")))
+        self.roots = sorted({r for root in roots if root
+                             for r in (os.path.abspath(root), os.path.realpath(root))})
+
+    def _inside(self, path: str) -> bool:
+        full = os.path.abspath(path)
+        return any(full == r or full.startswith(r.rstrip(os.sep) + os.sep) for r in self.roots)
+
+    def _hub(self, url: str) -> bool:
+        if self.repo is None or ".." in url.split("/"):
+            return False
+        return any(url.startswith(f"{p}{self.repo}{end}") for end in ("/", "@")
+                   for p in ("hf://datasets/", "https://huggingface.co/datasets/"))
+
+    def local(self, path: str, what: str) -> str | None:
+        """``path`` when it is a plain local file the data set may read; None when it is
+        a URL (read it with :meth:`read`). Raises a ``DataError`` when it may not be read."""
+        if "://" in path:
+            return None
+        if not self._inside(path):
+            raise DataError(f"{what}: its image path {path!r} is outside the data set's files; "
+                            "not read")
+        if not os.path.isfile(path):
+            raise DataError(f"{what}: its image path {path!r} is not a file")
+        return path
+
+    def read(self, path: str, what: str) -> bytes:
+        """The bytes of a chained or remote path (``zip://a.png::/x.zip``) that lies inside
+        the data set's files, read through ``datasets``' own opener."""
+        from datasets.utils.file_utils import xopen
+
+        *inner, outer = path.split("::")
+        ok = all(part.partition("://")[0] in ARCHIVES and "://" in part for part in inner)
+        if ok and "://" not in outer:
+            ok = self.local(outer, what) is not None
+        elif ok:
+            ok = outer.startswith("file://") and self.local(outer[7:], what) is not None
+            ok = ok or self._hub(outer)
+        if not ok:
+            raise DataError(f"{what}: its image path {path!r} is outside the data set's files; "
+                            "not read")
+        try:
+            with xopen(path, "rb") as file:
+                return file.read()
+        except Exception as exc:  # fsspec raises many kinds: all mean "cannot read"
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataError(f"{what}: cannot read its image {path!r}: {reason}") from None
+
+    def raw(self, cell: Any, what: str) -> Raw:
+        """A cell's image: its bytes, its local path, or a URL's bytes (see the class)."""
+        if not isinstance(cell, dict):
+            raise DataError(f"{what} has no image")
+        if cell.get("bytes") is not None:
+            return cell["bytes"]
+        path = cell.get("path")
+        if not path or not isinstance(path, str):
+            raise DataError(f"{what} has neither image bytes nor a path")
+        local = self.local(path, what)
+        return local if local is not None else self.read(path, what)
+
+
+class Refused(os.PathLike):
+    """A streamed row's image that may not be read: a path-like whose ``__fspath__`` raises
+    its ``DataError``, so that decoding the row counts it as bad (an error under
+    ``data.strict``) as every other unreadable image."""
+
+    def __init__(self, error: DataError) -> None:
+        self.error = error
+
+    def __fspath__(self) -> str:
+        raise self.error
 
 
 def load_hf(spec: DataSpec, split: str) -> HFSource | HFStream:
@@ -124,7 +236,8 @@ def _open(spec: DataSpec, name: str, split: str | None) -> Any:
 class HFSource(ImageSource):
     """A Hugging Face data set's rows as an indexed source.
 
-    Keys: the row index, zero-padded so that key order is row order, or the values of
+    Keys: the row index, zero-padded to :data:`KEY_DIGITS` digits (key order is row order,
+    and a row keeps its key when rows are added), or the values of
     ``data.key_column`` (unique strings, NFC-normalised as a folder's paths are). Labels:
     ``data.label_column`` (a ``ClassLabel`` or non-negative integers). The Arrow files are
     opened again, memory-mapped, in each process that reads (DataLoader workers); nothing is
@@ -154,8 +267,7 @@ class HFSource(ImageSource):
         if n == 0:
             raise DataError(f"data source {self.name!r} has no rows")
         if spec.key_column is None:
-            width = len(str(n - 1))
-            self.keys = KeyTable.of_sorted(f"{i:0{width}d}".encode() for i in range(n))
+            self.keys = KeyTable.of_sorted(f"{i:0{KEY_DIGITS}d}".encode() for i in range(n))
             self.rows = np.arange(n, dtype=np.int64)
         else:
             values = dataset.data.column(spec.key_column).to_pylist()
@@ -172,20 +284,17 @@ class HFSource(ImageSource):
         self.files = files or None
         self.dataset = None if files else dataset  # in memory only: pickled with the data
         self._h_rows = _readable(dataset, self.column)
+        self.cells = Cells(spec)
 
     def read(self, i: int) -> Raw:
-        """Row ``i``'s image: its encoded bytes, or the path of its file."""
+        """Row ``i``'s image: its encoded bytes, the path of its local file, or the bytes of
+        an archive member (see :class:`Cells`: a path outside the data set's own files is a
+        ``DataError``, never read)."""
         table = getattr(self, "_h_rows", None)
         if table is None:
             table = self._h_rows = self._reopen()
         cell = table[int(self.rows[i])][self.column]
-        if cell is None:
-            raise DataError(f"{self.name}: row {self.keys[i]!r} has no image")
-        if cell.get("bytes") is not None:
-            return cell["bytes"]
-        if cell.get("path"):
-            return cell["path"]
-        raise DataError(f"{self.name}: row {self.keys[i]!r} has neither image bytes nor a path")
+        return self.cells.raw(cell, f"{self.name}: row {self.keys[i]!r}")
 
     def _reopen(self) -> Any:
         """The image column, memory-mapped from the data set's Arrow files (in a worker)."""
@@ -251,6 +360,7 @@ class HFStream(StreamSource):
         feature = (stream.features or {}).get(self.label_column) if self.label_column else None
         if isinstance(feature, datasets.ClassLabel):
             self.classes = int(feature.num_classes)
+        self.cells = Cells(spec)
 
     def _stream(self) -> tuple[Any, int | None]:
         """The ``IterableDataset`` and its size when a saved folder tells it."""
@@ -287,11 +397,14 @@ class HFStream(StreamSource):
             if not isinstance(cell, dict):
                 raise DataError(f"data source {self.name!r} has no image column "
                                 f"{self.column!r} (data.image_column)")
-            raw = cell.get("bytes") or cell.get("path")
-            key = (str(example[self.key_column]) if self.key_column
-                   else f"{shard:05d}/{row:09d}")
+            key = unicodedata.normalize("NFC", str(example[self.key_column]) if self.key_column
+                                        else f"{shard:05d}/{row:09d}")
+            try:  # a URL's bytes are read here, in every worker: datasets' own streams do so
+                raw: Raw = self.cells.raw(cell, f"{self.name}: row {key!r}")
+            except DataError as exc:  # a bad row: counted (or refused) when it is decoded
+                raw = Refused(exc)
             label = int(example[self.label_column]) if self.label_column else None
-            yield unicodedata.normalize("NFC", key), raw, label
+            yield key, raw, label
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_h")}

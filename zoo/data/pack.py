@@ -3,7 +3,13 @@
 Samples keep the original encoded bytes and extension (no re-encoding) unless a size is
 given; in-memory sources are written as PNG. ``__key__`` is the image's key less its
 extension, escaped (:func:`zoo.data.wds.escape_key`), so the ``wds:`` source reads back the
-same keys, split and order. Shards are byte-reproducible (``mtime=0``); beside them
+same keys, and so the same hash split, for every key that ends in an image extension (a
+folder's paths, an hf ``data.key_column`` of file names). A key without one (an hf row
+index ``000000000007``, streamed ``00000/000000007``) cannot be kept: a WebDataset member
+needs a field, and the ``wds:`` source's key is ``KEY.FIELD``; such a key gets its format's
+extension (``000000000007.png``), the same images are packed under those keys, and their hash
+split is not the source's (the same fraction is held out, not the same images): a warning
+says so. Shards are byte-reproducible (``mtime=0``); beside them
 ``index.tsv.gz`` (what the ``wds:`` source reads instead of scanning) and ``index.json``.
 """
 
@@ -97,6 +103,16 @@ def _encoded(key: str, raw: bytes | str | Path, mode: str, size: int | None
     return f"{key}.{extension}", data
 
 
+def _no_extension(name: str, key: str) -> None:
+    """Warn (once per source) that keys without an image extension get one, so the packed
+    shards' hash split is not ``name``'s."""
+    if not _image_suffix(key):
+        warn_once(f"{name}: keys without an image extension (e.g. {key!r}) are packed with "
+                  "their format's one, so the wds: shards hold out other images than the "
+                  "source's hash split (data.key_column naming files keeps the keys)",
+                  key=("pack-extension", name))
+
+
 def _read(path: str | Path, key: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -112,6 +128,7 @@ def source_samples(data: ImageData | ImageSource | StreamSource, rows: Any, mode
     streamed source ``rows`` are its ``(key, raw, label)`` samples, read as they come."""
     if isinstance(data, StreamSource):
         for key, raw, label in rows:
+            _no_extension(data.name, key)
             try:
                 key, encoded = _encoded(key, raw, mode, size)
             except DataError as exc:
@@ -124,6 +141,7 @@ def source_samples(data: ImageData | ImageSource | StreamSource, rows: Any, mode
             row = int(row)
             key = data.keys[row]
             label = None if data.labels is None else int(data.labels[row])
+            _no_extension(data.name, key)
             try:
                 key, encoded = _encoded(key, data.read(row), mode, size)
             except DataError as exc:
