@@ -76,8 +76,11 @@ def collate(batch: Batch) -> Batch:
 
 
 def worker_init(worker_id: int) -> None:
-    """The DataLoader's ``worker_init_fn``: a worker ignores SIGINT and SIGTERM, so Ctrl-C (sent
-    to the whole process group) or a ``kill`` reaches only the training process, which
-    checkpoints and stops the workers itself; a worker never prints a traceback for it."""
+    """The DataLoader's ``worker_init_fn``: a worker ignores SIGINT, so Ctrl-C (sent to the
+    whole process group) reaches only the training process, which checkpoints and stops the
+    workers itself; a worker never prints a traceback for it. SIGTERM keeps its default
+    action: the DataLoader and multiprocessing stop a worker that does not finish with
+    ``terminate()`` (SIGTERM) and then wait for it, so a stuck worker must die of it or the
+    process could never exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
