@@ -81,3 +81,47 @@ def test_an_hf_data_set_streams(packed, tmp_path):
     assert sorted(got) == list(folder.keys)
     assert all(got[folder.keys[i]][0] == folder.read(i).read_bytes() for i in range(len(folder)))
     assert stream.classes == 3
+
+
+@pytest.fixture
+def silent_server():
+    """An http://127.0.0.1:PORT/ that accepts connections and never answers."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_stalled_server_is_one_line_after_zoo_data_timeout(silent_server, monkeypatch):
+    import time
+
+    monkeypatch.setenv("ZOO_DATA_TIMEOUT", "0.5")
+    url = f"{silent_server}/shard-{{0..1}}.tar"
+    stream = open_stream(DataSpec(source=f"wds:{url}", streaming=True), "train")
+    began = time.monotonic()
+    with pytest.raises(DataError) as info:
+        list(read_all(stream))
+    assert time.monotonic() - began < 10
+    assert str(info.value) == (f"cannot read shard {silent_server}/shard-0.tar: no data within "
+                               "0.5 s (set ZOO_DATA_TIMEOUT to wait longer)")
+    monkeypatch.setenv("ZOO_DATA_TIMEOUT", "soon")
+    with pytest.raises(DataError, match=r"^ZOO_DATA_TIMEOUT='soon': expected a positive"):
+        list(read_all(stream))

@@ -53,7 +53,8 @@ class StreamSource:
 
 class ShardStream(StreamSource):
     """WebDataset shards read as tar streams: local (``.tar``, ``.tar.gz``), ``http(s)://``
-    and other URLs ``webdataset.gopen`` opens. ``pipe:COMMAND`` shards are refused: a spec
+    (each connect and read waits at most :func:`data_timeout`) and other URLs
+    ``webdataset.gopen`` opens. ``pipe:COMMAND`` shards are refused: a spec
     (a model's config.json from the Hub, say) must never run a shell command."""
 
     def __init__(self, name: str, urls: list[str], label_field: str | None = None) -> None:
@@ -71,8 +72,45 @@ class ShardStream(StreamSource):
             with _open_url(url) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
                 yield from _samples(tar, self.label_field, url)
         except (tarfile.TarError, OSError, EOFError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise DataError(f"cannot read shard {url}: {reason}") from None
+            raise DataError(f"cannot read shard {url}: {_reason(exc)}") from None
+
+
+#: Seconds a read of a remote shard may wait (to connect, for each chunk) unless
+#: ZOO_DATA_TIMEOUT; also how long the training loop waits for a batch from its workers.
+DEFAULT_TIMEOUT = 60.0
+#: The longest ZOO_DATA_TIMEOUT accepted (one day; far longer overflows the socket timeout).
+MAX_TIMEOUT = 86400.0
+
+
+def data_timeout() -> float:
+    """Seconds to wait for data: ``$ZOO_DATA_TIMEOUT`` (read now, at most a day), else 60;
+    a bad value is a one-line ``DataError``."""
+    raw = os.environ.get("ZOO_DATA_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise DataError(f"ZOO_DATA_TIMEOUT={raw!r}: expected a positive number of seconds, "
+                        f"at most {MAX_TIMEOUT:g}")
+    return seconds
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a shard could not be read, in words (a timeout says how to wait longer)."""
+    import socket
+    import urllib.error
+
+    cause = exc.reason if isinstance(exc, urllib.error.URLError) and not isinstance(
+        exc, urllib.error.HTTPError) else exc
+    if isinstance(cause, (TimeoutError, socket.timeout)):
+        return (f"no data within {data_timeout():g} s (set ZOO_DATA_TIMEOUT to wait "
+                "longer)")
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    return str(getattr(cause, "strerror", None) or cause)
 
 
 def _open_url(url: str) -> Any:
@@ -80,6 +118,12 @@ def _open_url(url: str) -> Any:
         raise DataError(f"shard {url!r} is a shell command, which genzoo does not run")
     if "://" not in url:
         return open(url, "rb")  # closed by the caller's with
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        # read here, not by webdataset's curl (which waits for ever on a stalled server):
+        # every connect and read waits at most ZOO_DATA_TIMEOUT seconds
+        import urllib.request
+
+        return urllib.request.urlopen(url, timeout=data_timeout())
     import webdataset
 
     return webdataset.gopen(url)
@@ -234,6 +278,6 @@ def read_all(source: StreamSource) -> Iterator[Sample]:
         yield from source.iter_shard(shard)
 
 
-__all__ = ["SampleRows", "ShardStream", "StreamSource", "decode_samples",
+__all__ = ["SampleRows", "ShardStream", "StreamSource", "data_timeout", "decode_samples",
            "epoch_stream", "open_stream", "read_all", "shuffled",
            "split_samples"]
