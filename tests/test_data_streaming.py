@@ -79,12 +79,16 @@ def test_streaming_loaders_answer_a_stream_source(shards):
     assert isinstance(data, StreamSource) and data.total == 40
 
 
-@pytest.mark.parametrize("kind", ["numbered", "numbered_gz"])
-def test_the_sequence_is_the_same_for_any_worker_count_and_resumes(shards, kind):
-    """Plain shards (n known: 8 steps an epoch) and gzip shards (n unknown: max_steps):
-    W=0 and W=2 give the same batches; each epoch holds every image once; a feed started at
-    step 5 continues the sequence."""
-    spec = numbered_spec(shards[kind], "train.max_steps=20")
+@pytest.mark.parametrize(("kind", "steps"), [("numbered", "train.epochs=3"),
+                                             ("numbered", "train.max_steps=20"),
+                                             ("numbered_gz", "train.max_steps=20")])
+def test_the_sequence_is_the_same_for_any_worker_count_and_resumes(shards, kind, steps):
+    """Plain shards with train.epochs (n known and counted: 8 steps an epoch) and with
+    max_steps (n not counted), gzip shards (n unknown: max_steps): W=0 and W=2 give the same
+    batches; each epoch holds every image once; a feed started at step 5 continues the
+    sequence."""
+    spec = numbered_spec(shards[kind], steps)
+    assert open_feed(spec, workers=0).n == (64 if "epochs" in steps else None)
     one = read(open_feed(spec, workers=0), 0, 20)
     assert read(open_feed(spec, workers=2), 0, 20) == one
     for epoch in range(2):
@@ -116,11 +120,11 @@ def test_fit_images_are_the_start_of_epoch_0(shards):
 
 def test_a_streamed_build_resumed_mid_epoch_equals_uninterrupted(shards, tmp_path):
     """Two workers read the shards (36 training images after the hash split, counted: 4
-    steps an epoch); Ctrl-C at step 6 of 12, --resume: weights and state equal the straight
-    build's."""
+    steps an epoch, 3 epochs); Ctrl-C at step 6 of 12, --resume: weights and state equal the
+    straight build's."""
     family, spec = resolve_spec("dcgan", None, [
         *STREAM_MICRO, f"data.source={shards['photos']}", "data.streaming=true",
-        "train.max_steps=12"])
+        "train.epochs=3"])
     straight = fit(family, spec, tmp_path / "straight", progress=False)
     data = json.loads((straight / "metrics.json").read_text())
     assert data["data"] == {"source": shards["photos"], "kind": "stream", "images": 36,
@@ -185,6 +189,20 @@ def test_an_unreadable_shard_is_one_line(shards, tmp_path):
     with pytest.raises(DataError, match="cannot read shard") as info:
         read(open_feed(spec, workers=2), 0, 2)
     assert "\n" not in str(info.value)
+
+
+def test_max_steps_does_not_count_the_stream(shards, monkeypatch):
+    """With train.max_steps the training images are not counted: opening the feed reads no
+    shard (a count read the whole stream at every start and resume)."""
+    from zoo.data.stream import ShardStream
+
+    opened = []
+    real = ShardStream.iter_shard
+    monkeypatch.setattr(ShardStream, "iter_shard",
+                        lambda self, shard: (opened.append(shard), real(self, shard))[1])
+    feed = open_feed(numbered_spec(shards["numbered"], "train.max_steps=4"), workers=0)
+    assert feed.n is None and feed.epochs(4) is None and opened == []
+    assert len(read(feed, 0, 4)) == 4
 
 
 def test_a_stream_of_unknown_size_needs_max_steps(shards):

@@ -478,19 +478,21 @@ def stream_size(spec: Spec, source: StreamSource) -> int | None:
     """How many training images a streamed source holds: its size for an hf data set's own
     split, else counted by reading the stream once for the hash split of its keys (no image
     is decoded, but every byte is read: one epoch's reading, at each start and resume).
-    None when the size is not known (``train.max_steps`` set); without either, a one-line
-    ``DataError``."""
+    None, without reading anything, when ``train.max_steps`` is set and the size is not
+    declared (``presplit``): the steps are counted without it, a resume reads the stream from
+    the start (no more than the steps trained) and ``metrics.json`` says null epochs. Without
+    ``train.max_steps`` a stream of unknown size is a one-line ``DataError``."""
     from zoo.data.stream import split_samples
 
     data = spec.data
+    if source.presplit and source.total is not None:
+        return source.total
+    if spec.train.max_steps:
+        return None
     if source.total is None:
-        if spec.train.max_steps:
-            return None
         raise DataError(f"{source.name}: the stream's size is not known (no index.json beside "
                         "the shards, no declared split size), so train.epochs cannot be "
                         "counted: set train.max_steps")
-    if source.presplit:
-        return source.total
     return sum(1 for _ in split_samples(source, "train", data.held_out))
 
 
