@@ -222,6 +222,7 @@ def test_a_shard_cut_short_is_a_bad_image_not_a_crash(packed, tmp_path):
 def test_a_lying_index_is_one_line(packed, tmp_path):
     lying = tmp_path / "lying"
     shutil.copytree(packed.out, lying)
+    index_bytes = (lying / "index.tsv.gz").read_bytes()
     lines = gzip.decompress((lying / "index.tsv.gz").read_bytes()).decode().splitlines()
     fields = lines[1].split("\t")
     fields[4] = str(10**12)  # a size far past the shard's end
@@ -230,6 +231,18 @@ def test_a_lying_index_is_one_line(packed, tmp_path):
     with pytest.raises(DataError, match=r"outside shard .* re-index the shards") as info:
         open_source(DataSpec(source=f"wds:{lying}/shard-{{000000..000002}}.tar"), "train")
     assert "\n" not in str(info.value)
+    # numbers no shard holds (an int64 overflow), or not plain digits: a damaged index
+    for column, value in ((3, "9" * 270), (4, str(2**63)), (5, "9" * 30), (5, "²"),
+                          (3, "-1")):
+        fields = gzip.decompress(index_bytes).decode().splitlines()
+        row = fields[1].split("\t")
+        row[column] = value
+        fields[1] = "\t".join(row)
+        (lying / "index.tsv.gz").write_bytes(gzip.compress(("\n".join(fields) + "\n").encode()))
+        with pytest.raises(DataError, match=r"^damaged shard index .*is not a number") as info:
+            open_source(DataSpec(source=f"wds:{lying}/shard-{{000000..000002}}.tar",
+                                 label_column="cls"), "train")
+        assert "\n" not in str(info.value) and len(str(info.value)) < 300
 
 
 def test_a_pack_killed_before_is_tidied_up(cli, photos, tmp_path):
