@@ -125,3 +125,28 @@ def test_a_stalled_server_is_one_line_after_zoo_data_timeout(silent_server, monk
     monkeypatch.setenv("ZOO_DATA_TIMEOUT", "soon")
     with pytest.raises(DataError, match=r"^ZOO_DATA_TIMEOUT='soon': expected a positive"):
         list(read_all(stream))
+
+
+@pytest.mark.parametrize("label", ["²", "١", "9" * 40, "-1", "1_0"])
+def test_a_label_that_is_not_a_class_number_is_one_line(tmp_path, label):
+    """Streamed or indexed, a label member must be ASCII digits below 2**31 (``"²"`` passes
+    str.isdigit but not int())."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (4, 4)).save(png, format="PNG")
+    shard = tmp_path / "s.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name, data in (("a.png", png.getvalue()), ("a.cls", label.encode())):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    for streaming in (True, False):
+        with pytest.raises(DataError, match=r"label 'a\.cls' is .*not a class number") as info:
+            spec = DataSpec(source=f"wds:{shard}", streaming=streaming, label_column="cls")
+            list(read_all(open_stream(spec, "train"))) if streaming else open_source(spec,
+                                                                                      "train")
+        assert "\n" not in str(info.value)

@@ -156,7 +156,7 @@ def _samples(tar: tarfile.TarFile, label_field: str | None, url: str) -> Iterato
         elif field == label_field:
             handle = tar.extractfile(member)
             text = handle.read(64).decode("utf-8", "replace").strip() if handle else ""
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) >= 2**31:
                 raise DataError(f"shard {url}: label {member.name!r} is {text!r}, not a class "
                                 "number (0 or more)")
             label = int(text)

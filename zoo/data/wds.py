@@ -77,9 +77,7 @@ def scan_shard(path: Path, label_field: str | None = "cls") -> list[Entry]:
                     handle = tar.extractfile(member)
                     text = handle.read(64).decode("utf-8", "replace").strip() if handle else ""
                     try:
-                        labels[key] = int(text)
-                        if not 0 <= labels[key] < 2**31:
-                            raise ValueError(text)
+                        labels[key] = _bounded(text, "label", 2**31)
                     except ValueError:
                         raise DataError(f"shard {path}: label {member.name!r} is {text!r}, "
                                         "not a class number (0 or more)") from None
