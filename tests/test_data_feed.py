@@ -3,6 +3,7 @@ count, mid-epoch resume, dynamic binarisation, and builds over a folder decoded 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -275,3 +276,35 @@ def test_a_stalled_worker_is_one_line_after_twice_zoo_data_timeout(images, monke
     assert time.monotonic() - began < 15
     assert str(info.value) == (f"folder {images}: no batch from the data loader workers within "
                                "1 s (a stalled read?); set ZOO_DATA_TIMEOUT to wait longer")
+
+
+def test_sigterm_to_the_whole_process_group_checkpoints(images, tmp_path):
+    """SIGTERM sent to every process (``kill -TERM -PGID``, systemd, a scheduler) reaches
+    the DataLoader workers too: they end quietly and the build still stops at the step
+    boundary with its checkpoint (no traceback for a worker killed by a signal)."""
+    import subprocess
+    import sys
+
+    from test_build_safety import SLOW_BUILD
+
+    args = [a for s in [*FOLDER_MICRO, f"data.path={images}", "train.max_steps=30"]
+            for a in ("--set", s)]
+    child = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, "build", "dcgan", *args,
+                              "--out", str(tmp_path / "run"), "--quiet"],
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        lines = []
+        for line in child.stderr:
+            lines.append(line)
+            if line.startswith("at step 3"):
+                os.killpg(child.pid, signal.SIGTERM)
+                break
+        err = "".join(lines) + child.stderr.read()
+        code = child.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert code == 143, err
+    assert "Traceback" not in err and "error: terminated (SIGTERM) at step 3 of 30" in err, err
+    assert (tmp_path / "run.ckpt" / "state.json").is_file()

@@ -322,6 +322,10 @@ class IndexedFeed(Feed):
             shutdown = getattr(it, "_shutdown_workers", None)
             if shutdown is not None:
                 shutdown()
+            for worker in getattr(it, "_workers", ()):  # one its SIGTERM did not stop
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join(5)
 
     def _wait(self, start: int) -> float:
         """Seconds the loop waits for a batch from its workers before a ``DataError``: twice
