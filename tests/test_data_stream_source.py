@@ -150,3 +150,61 @@ def test_a_label_that_is_not_a_class_number_is_one_line(tmp_path, label):
             list(read_all(open_stream(spec, "train"))) if streaming else open_source(spec,
                                                                                       "train")
         assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def http_shards(packed):
+    """``(base URL, {path: Authorization header seen})``: the packed shards served over
+    http://127.0.0.1 (``/cut/NAME`` sends half of a shard and closes)."""
+    import http.server
+    import threading
+
+    _, out = packed
+    seen: dict[str, str | None] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen[self.path] = self.headers.get("Authorization")
+            cut = self.path.startswith("/cut/")
+            path = out.out / self.path.rpartition("/")[2]
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2] if cut else data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_http_shards_stream_and_a_cut_or_missing_one_is_one_line(packed, http_shards):
+    _, out = packed
+    base, seen = http_shards
+    local = open_stream(DataSpec(source=out.source, streaming=True), "train")
+    names = ",".join(out.shards)
+    remote = open_stream(DataSpec(source=f"wds:{base}/{{{names}}}", streaming=True), "train")
+    assert list(read_all(remote)) == list(read_all(local))
+    # user:password@ is sent as basic authentication and never shown
+    host = base.partition("://")[2]
+    secret = open_stream(DataSpec(source=f"wds:http://me:s%40cret@{host}/{out.shards[0]}",
+                                  streaming=True), "train")
+    assert len(list(read_all(secret))) == 8
+    assert seen[f"/{out.shards[0]}"] == "Basic bWU6c0BjcmV0"  # me:s@cret
+    for path, why in ((f"cut/{out.shards[0]}", "cannot read shard"),
+                      ("nothing.tar", "HTTP 404")):
+        stream = open_stream(DataSpec(source=f"wds:http://me:pw@{host}/{path}",
+                                      streaming=True), "train")
+        with pytest.raises(DataError, match=why) as info:
+            list(read_all(stream))
+        assert "\n" not in str(info.value) and "pw" not in str(info.value)

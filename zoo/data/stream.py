@@ -13,9 +13,11 @@ the training loop (``zoo.sampling.sample_seed``, a layer above this one).
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,8 +73,8 @@ class ShardStream(StreamSource):
         try:
             with _open_url(url) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
                 yield from _samples(tar, self.label_field, url)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(f"cannot read shard {url}: {_reason(exc)}") from None
+        except (tarfile.TarError, OSError, EOFError, HTTPException) as exc:
+            raise DataError(f"cannot read shard {_shown(url)}: {_reason(exc)}") from None
 
 
 #: Seconds a read of a remote shard may wait (to connect, for each chunk) unless
@@ -121,12 +123,64 @@ def _open_url(url: str) -> Any:
     if url.split("://", 1)[0].lower() in ("http", "https"):
         # read here, not by webdataset's curl (which waits for ever on a stalled server):
         # every connect and read waits at most ZOO_DATA_TIMEOUT seconds
-        import urllib.request
-
-        return urllib.request.urlopen(url, timeout=data_timeout())
+        return _http_open(url)
     import webdataset
 
     return webdataset.gopen(url)
+
+
+def _http_open(url: str) -> Any:
+    """An ``http(s)://`` URL opened for reading with :func:`data_timeout`; ``user:password@``
+    in it is sent as basic authentication (as curl does), never to a host it redirects to."""
+    import base64
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise DataError(f"cannot read shard {_shown(url)}: {exc}") from None
+    request = urllib.request.Request(url)
+    if parts.username is not None:
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = host if port is None else f"{host}:{port}"
+        request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.add_unredirected_header("Authorization", f"Basic {token}")
+    return _Body(urllib.request.urlopen(request, timeout=data_timeout()))
+
+
+class _Body:
+    """An HTTP response read to its end: a body shorter than its ``Content-Length`` (the
+    server closed the connection early) is an ``OSError``, not a quietly shorter shard."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.response.read() if size is None or size < 0 else self.response.read(size)
+        left = self.response.length
+        if not data and size != 0 and left:
+            raise OSError(f"the connection closed {left:,} bytes before the end")
+        return data
+
+    def close(self) -> None:
+        self.response.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shown(url: str) -> str:
+    """``url`` without a password written into it."""
+    return re.sub(r"(?i)^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url)
 
 
 def _samples(tar: tarfile.TarFile, label_field: str | None, url: str) -> Iterator[Sample]:
