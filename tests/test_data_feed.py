@@ -3,6 +3,7 @@ count, mid-epoch resume, dynamic binarisation, and builds over a folder decoded 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -213,3 +214,97 @@ def test_too_few_images_for_a_batch_is_one_line(tmp_path):
     with pytest.raises(DataError, match=r"^folder gives \d training images, fewer than "
                        "train.batch_size = 8$"):
         open_feed(spec)
+
+
+STALLED_WORKER = """
+import os, time
+from torch.utils.data import DataLoader, Dataset
+from zoo.data.torch_io import worker_init
+
+class Stalls(Dataset):
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        if i:
+            time.sleep(3600)  # a worker stuck reading (a dead server, a hung disk)
+        return os.getpid()
+
+it = iter(DataLoader(Stalls(), batch_size=None, num_workers=1, worker_init_fn=worker_init))
+print(int(next(it)), flush=True)
+"""
+
+
+def test_a_stuck_worker_does_not_keep_the_process_from_exiting():
+    """The DataLoader stops a worker that does not finish with SIGTERM; a worker that ignored
+    it kept the process waiting for ever at exit (and survived it)."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-c", STALLED_WORKER], capture_output=True,
+                              text=True, timeout=20)
+        pid = int(done.stdout.split()[0])
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        if out.split():
+            os.kill(int(out.split()[0]), signal.SIGKILL)  # the orphaned worker
+        pytest.fail("the process hung at exit waiting for its stuck DataLoader worker")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_stalled_worker_is_one_line_after_twice_zoo_data_timeout(images, monkeypatch):
+    """A worker that never delivers its batch: the loop waits 2 × ZOO_DATA_TIMEOUT, then one
+    line (and the stuck worker is stopped)."""
+    import time
+
+    from zoo.data.torch_io import ImageBatches
+
+    def stalls(self, rows):
+        time.sleep(3600)
+
+    monkeypatch.setattr(ImageBatches, "__getitems__", stalls)  # the forked worker has it too
+    monkeypatch.setenv("ZOO_DATA_TIMEOUT", "0.5")
+    _, spec = folder_spec(images)
+    feed = open_feed(spec, workers=1)
+    began = time.monotonic()
+    with pytest.raises(DataError) as info:
+        next(iter(feed.batches(0, 4)))
+    feed.close()
+    assert time.monotonic() - began < 15
+    assert str(info.value) == (f"folder {images}: no batch from the data loader workers within "
+                               "1 s (a stalled read?); set ZOO_DATA_TIMEOUT to wait longer")
+
+
+def test_sigterm_to_the_whole_process_group_checkpoints(images, tmp_path):
+    """SIGTERM sent to every process (``kill -TERM -PGID``, systemd, a scheduler) reaches
+    the DataLoader workers too: they end quietly and the build still stops at the step
+    boundary with its checkpoint (no traceback for a worker killed by a signal)."""
+    import subprocess
+    import sys
+
+    from test_build_safety import SLOW_BUILD
+
+    args = [a for s in [*FOLDER_MICRO, f"data.path={images}", "train.max_steps=30"]
+            for a in ("--set", s)]
+    child = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, "build", "dcgan", *args,
+                              "--out", str(tmp_path / "run"), "--quiet"],
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        lines = []
+        for line in child.stderr:
+            lines.append(line)
+            if line.startswith("at step 3"):
+                os.killpg(child.pid, signal.SIGTERM)
+                break
+        err = "".join(lines) + child.stderr.read()
+        code = child.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert code == 143, err
+    assert "Traceback" not in err and "error: terminated (SIGTERM) at step 3 of 30" in err, err
+    assert (tmp_path / "run.ckpt" / "state.json").is_file()

@@ -68,6 +68,27 @@ def test_pack_is_reproducible_indexed_and_keeps_dotted_keys(photos, packed, tmp_
     assert keys == sorted(files.keys)
 
 
+def test_pack_spreads_classes_over_the_shards(packed):
+    """Samples are written in the order of a hash of their keys, not by key: every shard of a
+    class-structured folder holds several classes (so a streamed epoch's batches are not
+    class-correlated), and the order is the same on every run (the shards compare equal
+    above); the indexed source's keys stay sorted."""
+    from zoo.data.pack import packing_order
+
+    members = []
+    for shard in packed.shards:
+        with tarfile.open(packed.out / shard) as tar:
+            members.append(tar.getnames())
+    keys = [name.replace("%2E", ".").replace("%25", "%") for names in members for name in names]
+    ordered = sorted(keys)
+    assert keys == [ordered[i] for i in packing_order(ordered)] and keys != ordered
+    for shard, names in zip(packed.shards, members, strict=True):
+        tops = {name.split("/")[0] if "/" in name else "" for name in names}
+        assert len(tops) >= 2, (shard, tops)
+    source = open_source(DataSpec(source=packed.source), "train")
+    assert list(source.keys) == sorted(source.keys)
+
+
 def test_the_shard_header_scan_equals_the_index(packed, tmp_path, zoo_home):
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -222,6 +243,7 @@ def test_a_shard_cut_short_is_a_bad_image_not_a_crash(packed, tmp_path):
 def test_a_lying_index_is_one_line(packed, tmp_path):
     lying = tmp_path / "lying"
     shutil.copytree(packed.out, lying)
+    index_bytes = (lying / "index.tsv.gz").read_bytes()
     lines = gzip.decompress((lying / "index.tsv.gz").read_bytes()).decode().splitlines()
     fields = lines[1].split("\t")
     fields[4] = str(10**12)  # a size far past the shard's end
@@ -230,6 +252,18 @@ def test_a_lying_index_is_one_line(packed, tmp_path):
     with pytest.raises(DataError, match=r"outside shard .* re-index the shards") as info:
         open_source(DataSpec(source=f"wds:{lying}/shard-{{000000..000002}}.tar"), "train")
     assert "\n" not in str(info.value)
+    # numbers no shard holds (an int64 overflow), or not plain digits: a damaged index
+    for column, value in ((3, "9" * 270), (4, str(2**63)), (5, "9" * 30), (5, "²"),
+                          (3, "-1")):
+        fields = gzip.decompress(index_bytes).decode().splitlines()
+        row = fields[1].split("\t")
+        row[column] = value
+        fields[1] = "\t".join(row)
+        (lying / "index.tsv.gz").write_bytes(gzip.compress(("\n".join(fields) + "\n").encode()))
+        with pytest.raises(DataError, match=r"^damaged shard index .*is not a number") as info:
+            open_source(DataSpec(source=f"wds:{lying}/shard-{{000000..000002}}.tar",
+                                 label_column="cls"), "train")
+        assert "\n" not in str(info.value) and len(str(info.value)) < 300
 
 
 def test_a_pack_killed_before_is_tidied_up(cli, photos, tmp_path):

@@ -81,3 +81,130 @@ def test_an_hf_data_set_streams(packed, tmp_path):
     assert sorted(got) == list(folder.keys)
     assert all(got[folder.keys[i]][0] == folder.read(i).read_bytes() for i in range(len(folder)))
     assert stream.classes == 3
+
+
+@pytest.fixture
+def silent_server():
+    """An http://127.0.0.1:PORT/ that accepts connections and never answers."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_stalled_server_is_one_line_after_zoo_data_timeout(silent_server, monkeypatch):
+    import time
+
+    monkeypatch.setenv("ZOO_DATA_TIMEOUT", "0.5")
+    url = f"{silent_server}/shard-{{0..1}}.tar"
+    stream = open_stream(DataSpec(source=f"wds:{url}", streaming=True), "train")
+    began = time.monotonic()
+    with pytest.raises(DataError) as info:
+        list(read_all(stream))
+    assert time.monotonic() - began < 10
+    assert str(info.value) == (f"cannot read shard {silent_server}/shard-0.tar: no data within "
+                               "0.5 s (set ZOO_DATA_TIMEOUT to wait longer)")
+    monkeypatch.setenv("ZOO_DATA_TIMEOUT", "soon")
+    with pytest.raises(DataError, match=r"^ZOO_DATA_TIMEOUT='soon': expected a positive"):
+        list(read_all(stream))
+
+
+@pytest.mark.parametrize("label", ["²", "١", "9" * 40, "-1", "1_0"])
+def test_a_label_that_is_not_a_class_number_is_one_line(tmp_path, label):
+    """Streamed or indexed, a label member must be ASCII digits below 2**31 (``"²"`` passes
+    str.isdigit but not int())."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (4, 4)).save(png, format="PNG")
+    shard = tmp_path / "s.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name, data in (("a.png", png.getvalue()), ("a.cls", label.encode())):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    for streaming in (True, False):
+        with pytest.raises(DataError, match=r"label 'a\.cls' is .*not a class number") as info:
+            spec = DataSpec(source=f"wds:{shard}", streaming=streaming, label_column="cls")
+            list(read_all(open_stream(spec, "train"))) if streaming else open_source(spec,
+                                                                                      "train")
+        assert "\n" not in str(info.value)
+
+
+@pytest.fixture
+def http_shards(packed):
+    """``(base URL, {path: Authorization header seen})``: the packed shards served over
+    http://127.0.0.1 (``/cut/NAME`` sends half of a shard and closes)."""
+    import http.server
+    import threading
+
+    _, out = packed
+    seen: dict[str, str | None] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen[self.path] = self.headers.get("Authorization")
+            cut = self.path.startswith("/cut/")
+            path = out.out / self.path.rpartition("/")[2]
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2] if cut else data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_http_shards_stream_and_a_cut_or_missing_one_is_one_line(packed, http_shards):
+    _, out = packed
+    base, seen = http_shards
+    local = open_stream(DataSpec(source=out.source, streaming=True), "train")
+    names = ",".join(out.shards)
+    remote = open_stream(DataSpec(source=f"wds:{base}/{{{names}}}", streaming=True), "train")
+    assert list(read_all(remote)) == list(read_all(local))
+    # user:password@ is sent as basic authentication and never shown
+    host = base.partition("://")[2]
+    secret = open_stream(DataSpec(source=f"wds:http://me:s%40cret@{host}/{out.shards[0]}",
+                                  streaming=True), "train")
+    assert len(list(read_all(secret))) == 8
+    assert seen[f"/{out.shards[0]}"] == "Basic bWU6c0BjcmV0"  # me:s@cret
+    for path, why in ((f"cut/{out.shards[0]}", "cannot read shard"),
+                      ("nothing.tar", "HTTP 404")):
+        stream = open_stream(DataSpec(source=f"wds:http://me:pw@{host}/{path}",
+                                      streaming=True), "train")
+        with pytest.raises(DataError, match=why) as info:
+            list(read_all(stream))
+        assert "\n" not in str(info.value) and "pw" not in str(info.value)

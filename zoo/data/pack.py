@@ -9,7 +9,9 @@ index ``000000000007``, streamed ``00000/000000007``) cannot be kept: a WebDatas
 needs a field, and the ``wds:`` source's key is ``KEY.FIELD``; such a key gets its format's
 extension (``000000000007.png``), the same images are packed under those keys, and their hash
 split is not the source's (the same fraction is held out, not the same images): a warning
-says so. Shards are byte-reproducible (``mtime=0``); beside them
+says so. Samples are written in the order of a hash of their keys (:func:`packing_order`),
+not by key, so streaming the shards does not give class-correlated batches. Shards are
+byte-reproducible (``mtime=0``); beside them
 ``index.tsv.gz`` (what the ``wds:`` source reads instead of scanning) and ``index.json``.
 """
 
@@ -120,12 +122,29 @@ def _read(path: str | Path, key: str) -> bytes:
         raise DataError(f"cannot read image {key}: {exc.strerror or exc}") from None
 
 
+#: The hash that orders packed samples: not the split's (``zoo.data.split``), so every
+#: shard holds its share of held-out images.
+ORDER_PERSON = b"genzoo-pack"
+
+
+def packing_order(keys: list[str] | list[bytes]) -> np.ndarray:
+    """The order samples are packed in: by a 64-bit hash of their keys (blake2b), so a
+    class-structured folder's classes are spread over every shard (a stream's shuffle
+    buffer then mixes classes), the same on every run."""
+    raw = [k.encode("utf-8", "surrogateescape") if isinstance(k, str) else k for k in keys]
+    hashes = np.fromiter((int.from_bytes(hashlib.blake2b(k, digest_size=8,
+                                                         person=ORDER_PERSON).digest(), "big")
+                          for k in raw), dtype=np.uint64, count=len(raw))
+    return np.argsort(hashes, kind="stable")
+
+
 def source_samples(data: ImageData | ImageSource | StreamSource, rows: Any, mode: str,
                    size: int | None, prefix: str = ""
                    ) -> Iterator[Sample | tuple[str, str]]:
     """The samples of ``rows`` (None: all) of an indexed source or an in-memory split (keyed
-    ``PREFIX00012.png``), or ``(key, reason)`` for each that cannot be packed. For a
-    streamed source ``rows`` are its ``(key, raw, label)`` samples, read as they come."""
+    ``PREFIX00012.png``) in :func:`packing_order`, or ``(key, reason)`` for each that cannot
+    be packed. For a streamed source ``rows`` are its ``(key, raw, label)`` samples, read
+    (and packed) as they come."""
     if isinstance(data, StreamSource):
         for key, raw, label in rows:
             _no_extension(data.name, key)
@@ -137,7 +156,9 @@ def source_samples(data: ImageData | ImageSource | StreamSource, rows: Any, mode
             yield Sample(key, encoded, label)
         return
     if isinstance(data, ImageSource):
-        for row in rows if rows is not None else range(len(data)):
+        rows = np.arange(len(data)) if rows is None else np.asarray(rows)
+        rows = rows[packing_order([data.keys.raw(int(row)) for row in rows])]
+        for row in rows:
             row = int(row)
             key = data.keys[row]
             label = None if data.labels is None else int(data.labels[row])
@@ -151,11 +172,13 @@ def source_samples(data: ImageData | ImageSource | StreamSource, rows: Any, mode
         return
     images = data.images.numpy()
     width = len(str(len(images) - 1))
-    for i in rows if rows is not None else range(len(images)):
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    keys = {int(i): f"{prefix}{int(i):0{width}d}.png" for i in rows}
+    for i in rows[packing_order(list(keys.values()))]:
         i = int(i)
         image = images[i]
         pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        key = f"{prefix}{i:0{width}d}.png"
+        key = keys[i]
         label = None if data.labels is None else int(data.labels[i])
         encoded = _png(np.ascontiguousarray(pixels))
         if size is not None:

@@ -13,9 +13,11 @@ the training loop (``zoo.sampling.sample_seed``, a layer above this one).
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,8 @@ class StreamSource:
 
 class ShardStream(StreamSource):
     """WebDataset shards read as tar streams: local (``.tar``, ``.tar.gz``), ``http(s)://``
-    and other URLs ``webdataset.gopen`` opens. ``pipe:COMMAND`` shards are refused: a spec
+    (each connect and read waits at most :func:`data_timeout`) and other URLs
+    ``webdataset.gopen`` opens. ``pipe:COMMAND`` shards are refused: a spec
     (a model's config.json from the Hub, say) must never run a shell command."""
 
     def __init__(self, name: str, urls: list[str], label_field: str | None = None) -> None:
@@ -70,9 +73,46 @@ class ShardStream(StreamSource):
         try:
             with _open_url(url) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
                 yield from _samples(tar, self.label_field, url)
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise DataError(f"cannot read shard {url}: {reason}") from None
+        except (tarfile.TarError, OSError, EOFError, HTTPException) as exc:
+            raise DataError(f"cannot read shard {_shown(url)}: {_reason(exc)}") from None
+
+
+#: Seconds a read of a remote shard may wait (to connect, for each chunk) unless
+#: ZOO_DATA_TIMEOUT; also how long the training loop waits for a batch from its workers.
+DEFAULT_TIMEOUT = 60.0
+#: The longest ZOO_DATA_TIMEOUT accepted (one day; far longer overflows the socket timeout).
+MAX_TIMEOUT = 86400.0
+
+
+def data_timeout() -> float:
+    """Seconds to wait for data: ``$ZOO_DATA_TIMEOUT`` (read now, at most a day), else 60;
+    a bad value is a one-line ``DataError``."""
+    raw = os.environ.get("ZOO_DATA_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise DataError(f"ZOO_DATA_TIMEOUT={raw!r}: expected a positive number of seconds, "
+                        f"at most {MAX_TIMEOUT:g}")
+    return seconds
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a shard could not be read, in words (a timeout says how to wait longer)."""
+    import socket
+    import urllib.error
+
+    cause = exc.reason if isinstance(exc, urllib.error.URLError) and not isinstance(
+        exc, urllib.error.HTTPError) else exc
+    if isinstance(cause, (TimeoutError, socket.timeout)):
+        return (f"no data within {data_timeout():g} s (set ZOO_DATA_TIMEOUT to wait "
+                "longer)")
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    return str(getattr(cause, "strerror", None) or cause)
 
 
 def _open_url(url: str) -> Any:
@@ -80,9 +120,67 @@ def _open_url(url: str) -> Any:
         raise DataError(f"shard {url!r} is a shell command, which genzoo does not run")
     if "://" not in url:
         return open(url, "rb")  # closed by the caller's with
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        # read here, not by webdataset's curl (which waits for ever on a stalled server):
+        # every connect and read waits at most ZOO_DATA_TIMEOUT seconds
+        return _http_open(url)
     import webdataset
 
     return webdataset.gopen(url)
+
+
+def _http_open(url: str) -> Any:
+    """An ``http(s)://`` URL opened for reading with :func:`data_timeout`; ``user:password@``
+    in it is sent as basic authentication (as curl does), never to a host it redirects to."""
+    import base64
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise DataError(f"cannot read shard {_shown(url)}: {exc}") from None
+    request = urllib.request.Request(url)
+    if parts.username is not None:
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = host if port is None else f"{host}:{port}"
+        request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.add_unredirected_header("Authorization", f"Basic {token}")
+    return _Body(urllib.request.urlopen(request, timeout=data_timeout()))
+
+
+class _Body:
+    """An HTTP response read to its end: a body shorter than its ``Content-Length`` (the
+    server closed the connection early) is an ``OSError``, not a quietly shorter shard."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.response.read() if size is None or size < 0 else self.response.read(size)
+        left = self.response.length
+        if not data and size != 0 and left:
+            raise OSError(f"the connection closed {left:,} bytes before the end")
+        return data
+
+    def close(self) -> None:
+        self.response.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shown(url: str) -> str:
+    """``url`` without a password written into it."""
+    return re.sub(r"(?i)^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url)
 
 
 def _samples(tar: tarfile.TarFile, label_field: str | None, url: str) -> Iterator[Sample]:
@@ -112,7 +210,7 @@ def _samples(tar: tarfile.TarFile, label_field: str | None, url: str) -> Iterato
         elif field == label_field:
             handle = tar.extractfile(member)
             text = handle.read(64).decode("utf-8", "replace").strip() if handle else ""
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) >= 2**31:
                 raise DataError(f"shard {url}: label {member.name!r} is {text!r}, not a class "
                                 "number (0 or more)")
             label = int(text)
@@ -234,6 +332,6 @@ def read_all(source: StreamSource) -> Iterator[Sample]:
         yield from source.iter_shard(shard)
 
 
-__all__ = ["SampleRows", "ShardStream", "StreamSource", "decode_samples",
+__all__ = ["SampleRows", "ShardStream", "StreamSource", "data_timeout", "decode_samples",
            "epoch_stream", "open_stream", "read_all", "shuffled",
            "split_samples"]

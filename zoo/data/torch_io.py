@@ -9,6 +9,7 @@ error message, so the main process says it in one line.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -76,8 +77,17 @@ def collate(batch: Batch) -> Batch:
 
 
 def worker_init(worker_id: int) -> None:
-    """The DataLoader's ``worker_init_fn``: a worker ignores SIGINT and SIGTERM, so Ctrl-C (sent
-    to the whole process group) or a ``kill`` reaches only the training process, which
-    checkpoints and stops the workers itself; a worker never prints a traceback for it."""
+    """The DataLoader's ``worker_init_fn``: a worker ignores SIGINT, so Ctrl-C (sent to the
+    whole process group) reaches only the training process, which checkpoints and stops the
+    workers itself; a worker never prints a traceback for it. SIGTERM ends a worker at once
+    and quietly (exit status 0): the DataLoader and multiprocessing stop a worker that does
+    not finish with ``terminate()`` (SIGTERM) and then wait for it, so a stuck worker must
+    die of it or the process could never exit; and a SIGTERM sent to every process (a
+    process group, systemd, a scheduler) must not make the training process raise for a
+    worker killed by a signal before it has checkpointed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_now)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    os._exit(0)

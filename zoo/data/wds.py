@@ -77,9 +77,7 @@ def scan_shard(path: Path, label_field: str | None = "cls") -> list[Entry]:
                     handle = tar.extractfile(member)
                     text = handle.read(64).decode("utf-8", "replace").strip() if handle else ""
                     try:
-                        labels[key] = int(text)
-                        if not 0 <= labels[key] < 2**31:
-                            raise ValueError(text)
+                        labels[key] = _bounded(text, "label", 2**31)
                     except ValueError:
                         raise DataError(f"shard {path}: label {member.name!r} is {text!r}, "
                                         "not a class number (0 or more)") from None
@@ -128,11 +126,20 @@ def read_index(path: Path) -> dict[str, list[Entry]]:
             for line in lines:
                 shard, key, member, offset, size, label = line.rstrip("\n").split("\t")
                 shards.setdefault(_untsv(shard), []).append(Entry(
-                    _untsv(key), _untsv(member), int(offset), int(size),
-                    int(label) if label else None))
+                    _untsv(key), _untsv(member), _bounded(offset, "offset", 2**63),
+                    _bounded(size, "size", 2**63),
+                    _bounded(label, "label", 2**31) if label else None))
     except (OSError, EOFError, ValueError) as exc:
         raise DataError(f"damaged shard index {path}: {exc}") from None
     return shards
+
+
+def _bounded(text: str, what: str, limit: int) -> int:
+    """``text`` as a whole number ``0 <= n < limit`` (ASCII digits), else ``ValueError``."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) >= limit:
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise ValueError(f"{what} {shown!r} is not a number from 0 to {limit - 1}")
+    return int(text)
 
 
 def _recorded_sizes(folder: Path) -> dict[str, int]:

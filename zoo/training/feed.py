@@ -293,16 +293,28 @@ class IndexedFeed(Feed):
         from zoo.data.torch_io import collate, worker_init
 
         workers = self.workers
+        wait = self._wait(start) if workers else 0
         loader = DataLoader(**self._dataset(start, total), num_workers=workers,
                             collate_fn=collate, worker_init_fn=worker_init if workers else None,
                             pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if workers else None,
+                            prefetch_factor=4 if workers else None, timeout=wait,
                             # the workers' seeds from their own generator: starting a loader
                             # (again on resume) leaves the global torch RNG as it was
                             generator=torch.Generator().manual_seed(self.spec.train.seed))
         it = iter(loader)
         try:
-            for batch in it:
+            while True:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    return
+                except RuntimeError as exc:
+                    if wait and str(exc).startswith("DataLoader timed out"):
+                        raise DataError(
+                            f"{self.source.name}: no batch from the data loader workers "
+                            f"within {wait:g} s (a stalled read?); set ZOO_DATA_TIMEOUT to "
+                            "wait longer") from None
+                    raise
                 yield self._ready(batch, rng)
         finally:
             # stop the workers now, not when the iterator is collected (an exception's
@@ -310,6 +322,17 @@ class IndexedFeed(Feed):
             shutdown = getattr(it, "_shutdown_workers", None)
             if shutdown is not None:
                 shutdown()
+            for worker in getattr(it, "_workers", ()):  # one its SIGTERM did not stop
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join(5)
+
+    def _wait(self, start: int) -> float:
+        """Seconds the loop waits for a batch from its workers before a ``DataError``: twice
+        ``ZOO_DATA_TIMEOUT`` (a worker's own reads time out first and say why)."""
+        from zoo.data.stream import data_timeout
+
+        return 2 * data_timeout()
 
     def _dataset(self, start: int, total: int) -> dict[str, Any]:
         """The DataLoader's dataset and batch sampler for global batches ``start..total-1``."""
@@ -416,6 +439,11 @@ class StreamFeed(IndexedFeed):
         self._fit: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._running: list[Iterator] = []
 
+    def _wait(self, start: int) -> float:
+        """As :meth:`IndexedFeed._wait`, but none on a resume: a worker's first batch may
+        come after reading much of an epoch (its reads of remote shards still time out)."""
+        return 0 if start else super()._wait(start)
+
     def _dataset(self, start: int, total: int) -> dict[str, Any]:
         from zoo.training.streams import StreamBatches
 
@@ -454,19 +482,21 @@ def stream_size(spec: Spec, source: StreamSource) -> int | None:
     """How many training images a streamed source holds: its size for an hf data set's own
     split, else counted by reading the stream once for the hash split of its keys (no image
     is decoded, but every byte is read: one epoch's reading, at each start and resume).
-    None when the size is not known (``train.max_steps`` set); without either, a one-line
-    ``DataError``."""
+    None, without reading anything, when ``train.max_steps`` is set and the size is not
+    declared (``presplit``): the steps are counted without it, a resume reads the stream from
+    the start (no more than the steps trained) and ``metrics.json`` says null epochs. Without
+    ``train.max_steps`` a stream of unknown size is a one-line ``DataError``."""
     from zoo.data.stream import split_samples
 
     data = spec.data
+    if source.presplit and source.total is not None:
+        return source.total
+    if spec.train.max_steps:
+        return None
     if source.total is None:
-        if spec.train.max_steps:
-            return None
         raise DataError(f"{source.name}: the stream's size is not known (no index.json beside "
                         "the shards, no declared split size), so train.epochs cannot be "
                         "counted: set train.max_steps")
-    if source.presplit:
-        return source.total
     return sum(1 for _ in split_samples(source, "train", data.held_out))
 
 
