@@ -124,8 +124,8 @@ def decode_stream(source: StreamSource, spec: DataSpec, split: str, limit: int |
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The first ``limit`` samples of ``split`` of a sequential source (its shards in order, no
     shuffle), in key order as an indexed source gives them, decoded into one uint8 tensor:
-    for evaluation and tools. ``zoo data pack`` writes samples in key-hash order, so for its
-    shards these are the held-out keys that hash lowest, as :func:`decode_view` picks.
+    for evaluation and tools. ``zoo data pack`` writes samples in the order of a hash of their
+    keys, so for its shards these are a random sample of the split, not its first classes.
     Bad images are skipped with one warning each (an error under ``data.strict``)."""
     import itertools
 
