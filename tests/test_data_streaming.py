@@ -314,3 +314,22 @@ def test_two_processes_two_workers_see_the_one_process_sequence(shards):
     assert global_batches(two, "batches") == one
     assert sorted(i for batch in one[:8] for i in batch) == list(range(64))  # epoch 0, once
     assert global_batches(two, "resumed") == one[5:]
+
+
+def test_a_stream_resume_may_switch_between_max_steps_and_epochs(tmp_path):
+    """A stream's checkpoint names its shards; its image count is unknown under
+    train.max_steps and counted under train.epochs, so switching between them resumes,
+    while other shards or another count are refused in one line."""
+    from zoo.core.errors import ArtifactError
+    from zoo.training.checkpoint import _same_images
+
+    spec = DataSpec(source="wds:/s/{0..1}.tar", streaming=True)
+    full = type("S", (), {"data": spec})()
+    counted = {"kind": "stream", "images": 36, "keys": "shards-a"}
+    unknown = {"kind": "stream", "images": None, "keys": "shards-a"}
+    _same_images(tmp_path, counted, unknown, full)
+    _same_images(tmp_path, unknown, counted, full)
+    for changed in ({**counted, "keys": "shards-b"}, {**counted, "images": 40}):
+        with pytest.raises(ArtifactError, match="training images changed") as info:
+            _same_images(tmp_path, counted, changed, full)
+        assert "\n" not in str(info.value)

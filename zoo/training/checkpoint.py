@@ -142,11 +142,14 @@ def load_training_state(folder: Path, trainer: Trainer, rng: torch.Generator, sp
 def _same_images(folder: Path, saved: Any, now: dict[str, Any] | None, spec: Spec) -> None:
     """A one-line ``ArtifactError`` when the checkpoint's training images are not ``now``'s
     (a checkpoint without a record, written before there was one, is not checked)."""
-    if now is None or not isinstance(saved, dict) or saved.get("keys") == now.get("keys"):
+    if now is None or not isinstance(saved, dict):
         return
+    before, after = saved.get("images"), now["images"]
+    if saved.get("keys") == now.get("keys") and (
+            not isinstance(before, int) or not isinstance(after, int) or before == after):
+        return  # a stream's count is unknown under train.max_steps: its shards decide
     where = (f"data.path {spec.data.path}" if spec.data.path
              else f"data.source {spec.data.source}")
-    before, after = saved.get("images"), now["images"]
     if not isinstance(after, int):  # a stream of unknown size
         change = "other shards"
     else:

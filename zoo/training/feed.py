@@ -435,7 +435,9 @@ class StreamFeed(IndexedFeed):
         self.plan = StreamPlan(n, spec.train.batch_size, spec.train.seed, data.last_batch,
                                data.held_out, data.shuffle_buffer)
         # the shards, and how many training images they hold: a resume over others is refused
-        self.digest = hashlib.sha256("\n".join([*source.shards, str(n)]).encode()).hexdigest()
+        # the shards only: n is None under train.max_steps and counted under train.epochs,
+        # and a resume may switch between the two (the checkpoint compares n when both know it)
+        self.digest = hashlib.sha256("\n".join(source.shards).encode()).hexdigest()
         self._fit: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._running: list[Iterator] = []
 
