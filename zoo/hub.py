@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.core.errors import ArtifactError, HubError, UnknownNameError
+from zoo.core.settings import seconds_from_env
 from zoo.core.spec import is_repo_id
 
 if TYPE_CHECKING:
@@ -176,17 +177,7 @@ def names_files(source: str) -> bool:
 
 def hub_timeout() -> float:
     """Seconds to wait for the Hub: ``$ZOO_HUB_TIMEOUT`` (read now, at most a day), else 10."""
-    raw = os.environ.get("ZOO_HUB_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds <= MAX_TIMEOUT:
-        raise HubError(f"ZOO_HUB_TIMEOUT={raw!r}: expected a positive number of seconds, at "
-                       f"most {MAX_TIMEOUT:g}")
-    return seconds
+    return seconds_from_env("ZOO_HUB_TIMEOUT", DEFAULT_TIMEOUT, MAX_TIMEOUT, HubError)
 
 
 def redact(text: str) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.core.errors import DataError
+from zoo.core.settings import seconds_from_env
 from zoo.data.shard_keys import IMAGE_FIELDS, is_pipe, split_member, unescape_key
 from zoo.data.split import key_hash
 
@@ -87,17 +88,7 @@ MAX_TIMEOUT = 86400.0
 def data_timeout() -> float:
     """Seconds to wait for data: ``$ZOO_DATA_TIMEOUT`` (read now, at most a day), else 60;
     a bad value is a one-line ``DataError``."""
-    raw = os.environ.get("ZOO_DATA_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds <= MAX_TIMEOUT:
-        raise DataError(f"ZOO_DATA_TIMEOUT={raw!r}: expected a positive number of seconds, "
-                        f"at most {MAX_TIMEOUT:g}")
-    return seconds
+    return seconds_from_env("ZOO_DATA_TIMEOUT", DEFAULT_TIMEOUT, MAX_TIMEOUT, DataError)
 
 
 def _reason(exc: BaseException) -> str:
