@@ -147,15 +147,9 @@ def test_static_binarisation_of_a_streamed_source_is_one_line(images):
 # --------------------------------------------------------------------------- builds
 
 
-def test_interrupt_then_resume_a_folder_build_equals_uninterrupted(images, tmp_path):
-    """Two workers decode the folder; Ctrl-C at step 6 of 12 (mid-epoch: 4 steps an
-    epoch), --resume, and the weights and training state equal the straight build's."""
-    family, spec = folder_spec(images)
-    straight = fit(family, spec, tmp_path / "straight", progress=False)
-    data = json.loads((straight / "metrics.json").read_text())["data"]
-    assert data == {"source": "folder", "kind": "indexed", "images": 36, "workers": 2,
-                    "skipped": 0, "skipped_keys": []}
-    out = tmp_path / "run"
+def assert_resume_at_6_of_12_matches(family, spec, out: Path, straight: Path) -> None:
+    """A build of ``spec`` (12 steps) stopped by Ctrl-C at step 6 and resumed into ``out``
+    has the weights and training state of the uninterrupted build ``straight``."""
 
     def stop_at_6(step: int) -> None:
         if step == 6:
@@ -166,6 +160,17 @@ def test_interrupt_then_resume_a_folder_build_equals_uninterrupted(images, tmp_p
     fit(family, spec, out, resume=True, progress=False)
     for name in ("model.safetensors", "training_state/state.safetensors"):
         assert_same_tensors(out / name, straight / name)
+
+
+def test_interrupt_then_resume_a_folder_build_equals_uninterrupted(images, tmp_path):
+    """Two workers decode the folder; Ctrl-C at step 6 of 12 (mid-epoch: 4 steps an
+    epoch), --resume, and the weights and training state equal the straight build's."""
+    family, spec = folder_spec(images)
+    straight = fit(family, spec, tmp_path / "straight", progress=False)
+    data = json.loads((straight / "metrics.json").read_text())["data"]
+    assert data == {"source": "folder", "kind": "indexed", "images": 36, "workers": 2,
+                    "skipped": 0, "skipped_keys": []}
+    assert_resume_at_6_of_12_matches(family, spec, tmp_path / "run", straight)
 
 
 def test_resume_refuses_changed_images(tmp_path):

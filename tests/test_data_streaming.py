@@ -7,25 +7,22 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_build import assert_same_tensors
-from test_data_distributed import free_port, global_batches
+from test_data_distributed import free_port, global_batches, read
 from test_data_distributed import make_folder as numbered_folder
-from test_data_feed import FOLDER_MICRO, make_folder
+from test_data_feed import FOLDER_MICRO, assert_resume_at_6_of_12_matches, make_folder
 
 from zoo.api import from_pretrained, pack_data, resolve_spec
-from zoo.core.errors import DataError, Interrupted
+from zoo.core.errors import DataError
 from zoo.core.spec import DataSpec
 from zoo.data import StreamSource, load_images, open_source
 from zoo.evaluation.evaluate import held_out
-from zoo.training.feed import StreamFeed, open_feed
+from zoo.training.feed import open_feed
 from zoo.training.loop import fit
 
 pytest.importorskip("webdataset")
@@ -64,15 +61,6 @@ def numbered_spec(source: str, *more: str):
         f"data.source={source}", "data.streaming=true", "data.held_out=1e-9",
         "data.image_size=8", "data.channels=1", f"train.batch_size={B}",
         "data.shuffle_buffer=16", *more])[1]
-
-
-def read(feed: StreamFeed, start: int, total: int) -> list[list[int]]:
-    """The image numbers of each batch the feed gives from ``start`` to ``total``."""
-    try:
-        return [(x[:, 0, 0, 0] * 255).round().long().tolist()
-                for x, _ in feed.batches(start, total)]
-    finally:
-        feed.close()
 
 
 def test_streaming_loaders_answer_a_stream_source(shards):
@@ -138,17 +126,7 @@ def test_a_streamed_build_resumed_mid_epoch_equals_uninterrupted(shards, tmp_pat
     got = held_out(model)
     assert len(got) == len(want) > 0
     assert sorted(got.flatten(1).tolist()) == sorted(want.flatten(1).tolist())
-    out = tmp_path / "run"
-
-    def stop_at_6(step: int) -> None:
-        if step == 6:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    with pytest.raises(Interrupted, match="interrupted at step 6 of 12"):
-        fit(family, spec, out, progress=False, on_step=stop_at_6)
-    fit(family, spec, out, resume=True, progress=False)
-    for name in ("model.safetensors", "training_state/state.safetensors"):
-        assert_same_tensors(out / name, straight / name)
+    assert_resume_at_6_of_12_matches(family, spec, tmp_path / "run", straight)
 
 
 def spoiled_copy(shards: dict[str, str], folder: Path) -> tuple[str, str]:
