@@ -12,12 +12,15 @@ from zoo.api import ZooModel, build, from_pretrained, list_models, push, resolve
 from zoo.core.errors import ZooError
 from zoo.core.family import Family, SamplingOptions
 from zoo.core.hookspecs import hookimpl
-from zoo.core.records import DatasetRecord, FamilyRecord, MetricRecord
+from zoo.core.features import FeatureExtractor
+from zoo.core.records import DatasetRecord, FamilyRecord, FeatureRecord, MetricRecord
 
 __all__ = [
     "DatasetRecord",
     "Family",
     "FamilyRecord",
+    "FeatureExtractor",
+    "FeatureRecord",
     "MetricRecord",
     "SamplingOptions",
     "ZooError",

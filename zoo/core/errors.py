@@ -23,6 +23,10 @@ class DataError(ZooError):
     """A data source cannot be read."""
 
 
+class WeightsError(ZooError):
+    """A network's pretrained weights (e.g. Inception's for FID) are missing or unreadable."""
+
+
 class PluginError(ZooError):
     """A plugin failed to load or registered something inconsistent."""
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from zoo.core.records import DatasetRecord, FamilyRecord, MetricRecord
+    from zoo.core.records import DatasetRecord, FamilyRecord, FeatureRecord, MetricRecord
 
 hookspec = pluggy.HookspecMarker("zoo")
 hookimpl = pluggy.HookimplMarker("zoo")
@@ -95,6 +95,31 @@ def register_metrics(register: Callable[[MetricRecord], None]) -> None:
     number goes to ``metrics.json["eval"]["NAME"]``, a dict to
     ``["eval"]["NAME.KEY"]``; both reach the model card. A metric that raises
     is one warning line; the other metrics still run.
+    """
+
+
+@hookspec
+def register_features(register: Callable[[FeatureRecord], None]) -> None:
+    """Register feature networks for ``zoo eval --features NAME``: call
+    ``register(FeatureRecord(...))`` for each.
+
+    A ``zoo.FeatureRecord`` names the network, a summary, and ``load``, a
+    ``"module:function"`` imported only when the features are used. Called with no
+    arguments, it returns a ``zoo.FeatureExtractor``: ``dims`` (features per image),
+    ``identity`` (a string that changes whenever the features would: the weights'
+    digest; it keys the cached reference statistics), ``convention`` (one line naming
+    the network, its weights and how it resizes and scales its input; recorded in
+    ``metrics.json``), ``batch_size`` and::
+
+        def __call__(self, images: Tensor) -> Tensor   # uint8 N×3×H×W -> float32 N×dims
+
+    genzoo quantises every image to uint8 (``round(255 x)``) and repeats a grey channel
+    three times before calling it, so samples and real images reach it alike; the
+    extractor resizes, normalises and moves them to its device itself, and returns
+    features on the CPU. ``sources`` makes it the default for models trained on those
+    data sources (the built-in ``digits`` classifier for the digit sets; ``inception``
+    otherwise). Missing weights: raise ``zoo.core.errors.WeightsError`` with one line
+    naming the file and where to put it.
     """
 
 

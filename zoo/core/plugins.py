@@ -38,8 +38,9 @@ from zoo.core.errors import PluginError
 
 GROUP = "zoo"
 HOST_DISTRIBUTION = "genzoo"
-#: Core modules that implement hooks themselves (the built-in data sources).
-CORE_PLUGINS = ("zoo.data",)
+#: Core modules that implement hooks themselves (the built-in data sources and feature
+#: networks).
+CORE_PLUGINS = ("zoo.data", "zoo.evaluation.builtin")
 #: What ``PluginInfo.status`` can be.
 LOADED, BROKEN, DISABLED, NOT_ALLOWED = "loaded", "broken", "disabled", "not allowed"
 

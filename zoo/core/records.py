@@ -197,3 +197,30 @@ class MetricRecord:
     def applies_to(self, family: FamilyRecord, source: str) -> bool:
         """Whether ``zoo eval`` runs this metric on a model of ``family`` trained on ``source``."""
         return self.needs <= family.capabilities and (not self.sources or source in self.sources)
+
+
+@dataclass(frozen=True)
+class FeatureRecord:
+    """A feature network for ``zoo eval --features NAME`` (FID, KID, precision/recall and
+    the memorisation check are computed on its features).
+
+    ``load`` is ``"pkg.mod:function"``, imported only when the features are used; called
+    with no arguments it returns a :class:`zoo.FeatureExtractor` (raise
+    ``zoo.core.errors.WeightsError`` with one line when its weights are missing).
+    ``sources``: the data sources these features are the default for (the digit
+    classifier's: the digit sets); ``extra``: the pip extra its code needs, named when
+    it is missing.
+    """
+
+    name: str
+    summary: str
+    load: str
+    sources: tuple[str, ...] = ()
+    extra: str | None = None
+    plugin: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(self.sources))
+        if ":" not in self.load:
+            raise ValueError(f"feature network {self.name!r}: load {self.load!r} must name a "
+                             "function as 'package.module:function'")

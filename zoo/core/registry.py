@@ -28,7 +28,7 @@ from zoo.core.plugins import (
     plugin_info,
     torch_watch,
 )
-from zoo.core.records import DatasetRecord, FamilyRecord, MetricRecord
+from zoo.core.records import DatasetRecord, FamilyRecord, FeatureRecord, MetricRecord
 from zoo.core.spec import show
 
 
@@ -51,6 +51,7 @@ class Registry:
     families: dict[str, FamilyRecord]
     datasets: dict[str, DatasetRecord]
     metrics: dict[str, MetricRecord]
+    features: dict[str, FeatureRecord]
     models: dict[str, NamedModel]
     external: dict[str, str]  # family name -> distribution that provides it
     provided: dict[str, dict[str, list[str]]]  # plugin name -> kind -> names it registered
@@ -78,8 +79,8 @@ def get_registry() -> Registry:
              for call in _calls(getattr(pm.hook, hook_name), kind, broken)]
     records, provided = _resolve(calls, broken)
     models, external = _read_registry_file(registry_path())
-    return Registry(records["family"], records["data set"], records["metric"], models,
-                    external, provided)
+    return Registry(records["family"], records["data set"], records["metric"],
+                    records["feature network"], models, external, provided)
 
 
 on_reset(get_registry.cache_clear)
@@ -87,9 +88,9 @@ on_reset(get_registry.cache_clear)
 
 #: Registration hook -> what it registers (in messages); RECORDS: the record type of each.
 HOOKS = {"register_families": "family", "register_datasets": "data set",
-         "register_metrics": "metric"}
+         "register_metrics": "metric", "register_features": "feature network"}
 RECORDS: dict[str, type] = {"family": FamilyRecord, "data set": DatasetRecord,
-                            "metric": MetricRecord}
+                            "metric": MetricRecord, "feature network": FeatureRecord}
 Call = tuple[str, str, Any]  # (plugin name, kind, record)
 #: What a family, data source or metric may be called: it becomes a command-line word,
 #: a spec's ``family``, a folder name under ``runs/`` and a key in metrics.json.
@@ -306,6 +307,23 @@ def get_dataset(source: str) -> DatasetRecord:
         return reg.datasets[prefix]
     names = [f"{n}:<name>" if r.prefix else n for n, r in reg.datasets.items()]
     raise _unknown("data source", source, names)
+
+
+def get_features(name: str) -> FeatureRecord:
+    """The feature-network record called ``name`` (``zoo eval --features NAME``)."""
+    reg = get_registry()
+    if name in reg.features:
+        return reg.features[name]
+    raise _unknown("feature network", name, reg.features,
+                   f" (installed: {', '.join(sorted(reg.features)) or 'none'})")
+
+
+def default_features(source: str) -> str:
+    """The feature network ``zoo eval`` uses for a model trained on ``source``: the first
+    one (by name) that names the source among its ``sources``, else ``inception``."""
+    reg = get_registry()
+    return next((name for name in sorted(reg.features) if source in reg.features[name].sources),
+                "inception")
 
 
 def dataset_loader(source: str) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.features import FeatureExtractor
 from zoo.core.home import zoo_home
 
 VERSION = 1
@@ -157,3 +158,32 @@ def embed(net: DigitClassifier, images: torch.Tensor, batch: int = 500
         feats.append(f.double())
         probs.append(logits.softmax(1))
     return torch.cat(feats), torch.cat(probs)
+
+
+class DigitFeatures(FeatureExtractor):
+    """The classifier's 128-d pooled features as a feature network (``--features digits``)."""
+
+    dims = 128
+    batch_size = 500
+    convention = ("genzoo digit classifier v1 (trained on mnist5k's training split), 128-d "
+                  "pooled features; uint8 input to luma grey, antialiased bilinear resize to "
+                  "28x28, MNIST mean/std")
+
+    def __init__(self, net: DigitClassifier, identity: str) -> None:
+        self.net, self.identity = net.eval(), identity
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N×3×H×W -> float32 N×128."""
+        features, _ = self.net(to_classifier_input(images.float().div_(255)))
+        return features.float()
+
+
+def load_digit_features() -> DigitFeatures:
+    """The digit classifier (trained and cached on first use) as a ``zoo.FeatureExtractor``;
+    its identity is the digest of its cached weights."""
+    import hashlib
+
+    net, _ = load_classifier()
+    digest = hashlib.sha256(cache_path().read_bytes()).hexdigest()[:16]
+    return DigitFeatures(net, f"digit-classifier-v{VERSION}-{digest}")

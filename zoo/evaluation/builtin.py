@@ -1,0 +1,21 @@
+"""The built-in feature networks (a core plugin): the digit classifier and Inception-v3."""
+
+from __future__ import annotations
+
+from zoo.core.hookspecs import hookimpl
+from zoo.core.records import FeatureRecord
+
+#: The data sets the digit classifier is the default feature network for.
+DIGIT_SOURCES = ("mnist5k", "torchvision:MNIST")
+
+
+@hookimpl
+def register_features(register) -> None:
+    """Register ``digits`` (the project's own classifier, for digit data) and ``inception``
+    (the standard FID network, torch-fidelity's port of TF-Inception 2015-12-05)."""
+    register(FeatureRecord("digits", "128-d features of genzoo's digit classifier (trained "
+                           "once on mnist5k, cached): FID on digits without downloads",
+                           "zoo.evaluation.features:load_digit_features", sources=DIGIT_SOURCES))
+    register(FeatureRecord("inception", "2048-d pool3 features of Inception-v3 (TF 2015-12-05 "
+                           "weights, torch-fidelity's port): the standard FID/KID features",
+                           "zoo.evaluation.inception:load_inception"))
