@@ -297,7 +297,7 @@ def test_vae_eval_reports_iwae_nll(tmp_path, cli):
     result = zoo.from_pretrained(out).metrics["eval"]
     assert 50 < result["iwae_nll"] < 600 and result["iwae_k"] == 20
     assert "statically binarised" in result["iwae_data"]
-    assert {"recon_mse", "mean_image_mse", "frechet_distance"} <= set(result)
+    assert {"recon_mse", "mean_image_mse", "fid@digits"} <= set(result)
 
 
 def test_capability_errors_are_one_line(micro_dcgan, cli):

@@ -150,7 +150,7 @@ def test_eval_needs_a_digit_model(cli, tmp_path):
                                     "model.disc_channels=4", "sample.n=4", "train.bn_batches=1"],
                     tmp_path / "rgb")
     assert zoo.from_pretrained(out).sample(2).shape == (2, 3, 8, 8)
-    assert_one_line_error(cli("eval", out), "digit classifier", "'folder'")
+    assert_one_line_error(cli("eval", out), "inception")
 
 
 def test_force_never_replaces_a_folder_that_is_not_a_model(cli, tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from scipy import linalg
 
-from zoo.evaluation.evaluate import class_stats, frechet_distance
+from zoo.evaluation.distances import fid
+from zoo.evaluation.evaluate import class_stats
 
 
 def reference_fd(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,14 +24,14 @@ def test_frechet_distance_matches_scipy_sqrtm():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(400, 12))
     b = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12)) * 0.5 + 1.0
-    ours = frechet_distance(torch.from_numpy(a), torch.from_numpy(b))
-    assert ours == pytest.approx(reference_fd(a, b), rel=1e-6)
-    assert frechet_distance(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(0, abs=1e-6)
+    ours = fid(torch.from_numpy(a), torch.from_numpy(b))
+    assert ours == pytest.approx(reference_fd(a, b), rel=1e-5)
+    assert fid(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(0, abs=1e-4)
 
 
 def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
     x = torch.randn(2000, 4, dtype=torch.float64)
-    assert frechet_distance(x, x + 3.0) == pytest.approx(4 * 9.0, rel=1e-6)
+    assert fid(x, x + 3.0) == pytest.approx(4 * 9.0, rel=1e-5)
 
 
 def test_class_stats_by_hand():
@@ -59,9 +60,12 @@ def test_eval_scores_and_records(tiny_dcgan, cli):
     metrics = json.loads((tiny_dcgan / "metrics.json").read_text())
     result = metrics["eval"]
     assert result["samples"] == 200 and "train" in metrics
-    for key in ("frechet_distance", "reference_fd", "class_coverage", "mean_confidence",
-                "untrained_frechet_distance", "classifier_accuracy"):
+    for key in ("fid@digits", "reference_fid@digits", "kid@digits", "precision@digits",
+                "recall@digits", "memorised@digits", "class_coverage", "mean_confidence",
+                "untrained_fid@digits", "classifier_accuracy"):
         assert key in result
-    assert result["reference_fd"] < result["frechet_distance"]
+    assert result["reference_fid@digits"] < result["fid@digits"]
+    assert result["convention@digits"].startswith("genzoo digit classifier")
     card = (tiny_dcgan / "README.md").read_text()
-    assert "eval.frechet_distance" in card and "model-index:" in card
+    assert "eval.fid@digits" in card and "model-index:" in card
+    assert "![memorisation](memorisation.png)" in card

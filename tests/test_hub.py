@@ -279,9 +279,14 @@ def test_info_and_sample_take_hub_ids(hub, cli, v1, tmp_path):
 def test_eval_of_a_hub_model_leaves_the_cache_as_downloaded(hub, cli, v1, tmp_path,
                                                            monkeypatch):
     import zoo.evaluation.evaluate
+    import zoo.evaluation.extractor
+    import zoo.evaluation.quality
 
     # The digit classifier is tested elsewhere; training it here would cost minutes.
-    monkeypatch.setattr(zoo.evaluation.evaluate, "score_images", lambda images, data: {"fd": 1.0})
+    monkeypatch.setattr(zoo.evaluation.extractor, "load_extractor", lambda name: None)
+    monkeypatch.setattr(zoo.evaluation.quality, "quality_metrics",
+                        lambda *args, **kwargs: zoo.evaluation.quality.Quality({"fd": 1.0}, None))
+    monkeypatch.setattr(zoo.evaluation.evaluate, "digit_class_metrics", lambda images: {})
     zoo.push(v1, "me/x")
     r = cli("eval", "me/x", "-n", "10", "--iwae-k", "2")
     assert r.code == 0, r.err

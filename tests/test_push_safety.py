@@ -231,12 +231,15 @@ def test_model_index_holds_only_the_models_own_scores(folder):
     from zoo.folder.write import card_text
 
     metrics = json.loads((folder / "metrics.json").read_text())
-    metrics["eval"] = {"frechet_distance": 4.6, "class_coverage": 10, "mean_confidence": 0.75,
-                       "reference_fd": 0.19, "classifier_accuracy": 0.986, "samples": 1000,
-                       "seed": 0, "untrained_frechet_distance": 329.1,
+    metrics["eval"] = {"fid@digits": 4.6, "class_coverage": 10, "mean_confidence": 0.75,
+                       "reference_fid@digits": 0.19, "classifier_accuracy": 0.986,
+                       "samples": 1000, "seed": 0, "untrained_fid@digits": 329.1,
+                       "kid_subset_size@digits": 1000, "train_images@digits": 4500,
+                       "memorisation_threshold@digits": 0.25, "reference_images@digits": 500,
+                       "convention@digits": "genzoo digit classifier",
                        "baseline_frechet_distance": 300.0, "class_counts": [1, 2]}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     card = ModelCard(card_text(folder, repo_id="me/x"))
     scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
-    assert scores == {"frechet_distance": 4.6, "class_coverage": 10, "mean_confidence": 0.75}
-    assert "| eval.reference_fd | 0.19 |" in card.text  # still shown, as a reference
+    assert scores == {"fid@digits": 4.6, "class_coverage": 10, "mean_confidence": 0.75}
+    assert "| eval.reference_fid@digits | 0.19 |" in card.text  # still shown, as a reference

@@ -11,8 +11,8 @@ Importing ``zoo`` does not import torch.
 from zoo.api import ZooModel, build, from_pretrained, list_models, push, resolve_spec
 from zoo.core.errors import ZooError
 from zoo.core.family import Family, SamplingOptions
-from zoo.core.hookspecs import hookimpl
 from zoo.core.features import FeatureExtractor
+from zoo.core.hookspecs import hookimpl
 from zoo.core.records import DatasetRecord, FamilyRecord, FeatureRecord, MetricRecord
 
 __all__ = [

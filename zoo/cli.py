@@ -235,17 +235,47 @@ def eval_cmd(
     path: Model,
     n: Annotated[int, typer.Option("-n", min=10, help="Number of samples.")] = 1000,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Sampling seed.")] = 0,
+    features: Annotated[str | None, typer.Option(
+        help="Feature network for FID, KID, precision/recall and memorisation: digits, "
+        "inception or one a plugin registers (default: digits for the digit sets, else "
+        "inception).")] = None,
+    against: Annotated[str, typer.Option(
+        help="Reference images: test (the held-out split) or train.")] = "test",
+    memorisation: Annotated[bool, typer.Option(
+        help="Find each sample's nearest training image (memorised@FEATURES and "
+        "memorisation.png).")] = True,
     baseline: Annotated[bool, typer.Option(help="Also score an untrained model.")] = False,
     iwae_k: Annotated[int, typer.Option(min=1, help="Importance samples for the NLL.")] = 1000,
+    reference_only: Annotated[bool, typer.Option(
+        "--reference-only", help="PATH is a data source (a folder, mnist5k, hf:..., "
+        "wds:...; data.KEY=VALUE with --set) or a model: compute and cache its real "
+        "images' features only, so later evaluations skip them.")] = False,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="With --reference-only: a data key of the source, data.KEY=VALUE.")
+                    ] = None,
 ) -> None:
-    """Score a model: reconstruction error, IWAE NLL, digit-classifier sample metrics,
-    and the metrics plugins register.
+    """Score a model: FID, KID, precision/recall and memorisation on a feature network,
+    reconstruction error, IWAE NLL, digit-classifier class coverage, and the metrics
+    plugins register.
 
     Results are merged into metrics.json and the model card of a local folder.
     """
+    if reference_only:
+        from zoo.api import precompute_reference
+
+        done = precompute_reference(path, features, sets or [])
+        for split, what in (("held-out", done["test"]), ("training", done["train"])):
+            how = "already cached" if what["cached"] else "computed and cached"
+            print(f"{done['features']} features of {what['images']:,} {split} images: "
+                  f"{how} ({what['seconds']} s)")
+        return
+    if sets:
+        raise ZooError("--set applies only with --reference-only (a model's spec names "
+                       "its data)")
     from zoo.api import evaluate
 
-    result = evaluate(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k)
+    result = evaluate(path, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k,
+                      features=features, against=against, memorise=memorisation)
     if not Path(path).exists():
         print(f"note: {path} is a Hub model, its cached files stay as downloaded; to keep the "
               f"scores: zoo pull {path} --local-dir DIR, then zoo eval DIR", file=sys.stderr)

@@ -18,7 +18,7 @@ from zoo.api.catalog import list_entries, load_registry, parse_options, plugins,
 from zoo.api.data import PackResult, index_data, pack_data
 from zoo.api.folders import BuildPlan, info, launch_build, plan_build
 from zoo.api.remote import list_remote, pull, set_hub_options
-from zoo.api.tools import check_families, evaluate, visualize
+from zoo.api.tools import check_families, evaluate, precompute_reference, visualize
 from zoo.model import (
     ZooModel,
     build,
@@ -51,6 +51,7 @@ __all__ = [
     "parse_options",
     "plan_build",
     "plugins",
+    "precompute_reference",
     "pull",
     "push",
     "resolve_spec",

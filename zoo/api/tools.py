@@ -10,18 +10,62 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
     from zoo.testing.conformance import Check
 
-__all__ = ["check_families", "evaluate", "visualize"]
+__all__ = ["check_families", "evaluate", "precompute_reference", "visualize"]
 
 
 def evaluate(model: str | Path, n: int = 1000, seed: int = 0, baseline: bool = False,
-             iwae_k: int = 1000, iwae_limit: int | None = None) -> dict[str, Any]:
+             iwae_k: int = 1000, iwae_limit: int | None = None, features: str | None = None,
+             against: str = "test", memorise: bool = True) -> dict[str, Any]:
     """Score a model (folder, Hub id or named model) and return the metrics; a local
     folder's ``metrics.json`` and card take them too (a Hub snapshot stays as downloaded).
-    See :func:`zoo.evaluation.evaluate.evaluate_folder`."""
+    ``features``: the feature network for FID/KID/precision/recall (default: ``digits``
+    for the digit sets, else ``inception``); ``against``: ``"test"`` (the held-out split)
+    or ``"train"``. See :func:`zoo.evaluation.evaluate.evaluate_folder`."""
+    from zoo.core.errors import SpecError
     from zoo.evaluation.evaluate import evaluate_folder
 
+    if against not in ("test", "train"):
+        raise SpecError(f"against {against!r}: expected test (the held-out split) or train")
     return evaluate_folder(model, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k,
-                           iwae_limit=iwae_limit)
+                           iwae_limit=iwae_limit, features=features, against=against,
+                           memorise=memorise)
+
+
+def precompute_reference(source: str | Path, features: str | None = None,
+                         overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Compute and cache the real-image features ``zoo eval`` needs for models trained on
+    ``source`` (a model folder or named model: its data spec; else a folder or data source
+    with ``data.KEY=VALUE`` ``overrides``, as ``zoo data pack`` reads it), so a later
+    evaluation skips them. See :func:`zoo.evaluation.quality.precompute_reference`."""
+    from zoo.api.data import data_spec
+    from zoo.core.registry import default_features
+    from zoo.evaluation.quality import precompute_reference as precompute
+
+    spec_data = model_data_spec(source, list(overrides)) or data_spec(source, overrides)
+    return precompute(spec_data, features or default_features(spec_data.source))
+
+
+def model_data_spec(source: str | Path, overrides: list[str]) -> Any:
+    """The data spec of a model folder (with ``config.json``) or named model, or None."""
+    from zoo.core.errors import SpecError
+
+    path = Path(source)
+    if (path / "config.json").is_file():
+        from zoo.artifact import load_spec
+
+        spec = load_spec(path)[1]
+    else:
+        from zoo.core.registry import get_registry
+
+        if str(source) not in get_registry().models:
+            return None
+        from zoo.model import resolve_spec
+
+        spec = resolve_spec(str(source))[1]
+    if overrides:
+        raise SpecError("--set applies to a data source, not to a model (its spec names "
+                        "the data)")
+    return spec.data
 
 
 def visualize(model: ZooModel | str | Path, what: str, out: str | Path | None = None,

@@ -1,13 +1,13 @@
-"""``zoo eval``: sample quality measured with the project's own digit classifier.
+"""``zoo eval``: scores a model on what its family can do.
 
-* ``frechet_distance``: Fréchet distance between Gaussians fitted to the
-  classifier's 128-d features of N samples and of the held-out real digits
-  (the test split, passed through the model's own data transform).
-* ``class_coverage``: how many of the 10 digits are the confident (p ≥ 0.5)
-  prediction for at least 0.5% of the samples.
-* ``mean_confidence``: mean top-class probability of the samples.
-* ``reference_fd``: the same distance between real training and held-out
-  digits, the floor a perfect generator would reach at this sample size.
+* Every family that samples: FID, KID, precision/recall and the memorisation check on a
+  feature network (``--features``: ``digits``, the project's own classifier, for the
+  digit sets; ``inception``, the standard FID network, otherwise; or one a plugin
+  registers), against the held-out split (:mod:`zoo.evaluation.quality`).
+* Samplers trained on digits, also with the digit classifier's softmax:
+  ``class_coverage`` (how many of the 10 digits are the confident (p ≥ 0.5) prediction
+  for at least 0.5% of the samples) and ``mean_confidence``; conditional ones the
+  ``label_accuracy``.
 
 Families that reconstruct get the held-out reconstruction error; families
 that declare ``log_likelihood`` the held-out negative log-likelihood; and
@@ -17,7 +17,6 @@ applies to (see :class:`zoo.MetricRecord`).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +24,14 @@ import numpy as np
 import torch
 
 from zoo.core.errors import CapabilityError
+from zoo.evaluation.real import held_out, train_sample
 
-DIGIT_SOURCES = ("mnist5k", "torchvision:MNIST")
 COVERAGE_CONFIDENCE = 0.5
 COVERAGE_FRACTION = 0.005
+#: The memorisation strip a sampler's evaluation writes into the model folder.
+MEMORISATION = "memorisation.png"
 #: The most values one registered metric may return (metrics.json and the card hold them all).
 MAX_METRIC_VALUES = 64
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to feature sets ``a`` and ``b`` (N×D).
-
-    ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})``; the trace of the
-    matrix square root is the sum of square roots of the eigenvalues of
-    ``S_a S_b`` (real and non-negative for PSD covariances).
-    """
-    a64, b64 = a.double().cpu().numpy(), b.double().cpu().numpy()
-    mu_a, mu_b = a64.mean(0), b64.mean(0)
-    cov_a, cov_b = np.cov(a64, rowvar=False), np.cov(b64, rowvar=False)
-    eig = np.linalg.eigvals(cov_a @ cov_b)
-    tr_sqrt = np.sqrt(np.clip(eig.real, 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt)
 
 
 def class_stats(probs: torch.Tensor) -> dict[str, Any]:
@@ -59,29 +45,13 @@ def class_stats(probs: torch.Tensor) -> dict[str, Any]:
             "class_counts": counts.tolist()}
 
 
-@functools.cache
-def _real_features(spec_data, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classifier features of held-out and (the first ``n_train``) training digits."""
-    from zoo.data import load_images
-    from zoo.evaluation.features import embed, load_classifier
-
-    net, _ = load_classifier()
-    full = spec_data.model_copy(update={"limit": None})
-    f_test, _ = embed(net, load_images(full, "test")[0])
-    f_train, _ = embed(net, load_images(full, "train")[0][:n_train])
-    return f_test, f_train
-
-
-def score_images(images: torch.Tensor, spec_data) -> dict[str, Any]:
-    """All digit metrics for images in [0, 1] from a model trained on ``spec_data``."""
+def digit_class_metrics(images: torch.Tensor) -> dict[str, Any]:
+    """Class coverage and confidence of images in [0, 1] by the digit classifier."""
     from zoo.evaluation.features import embed, load_classifier
 
     net, accuracy = load_classifier()
-    f_test, f_train = _real_features(spec_data, max(len(images), 500))
-    f_gen, probs = embed(net, images)
-    return {"frechet_distance": round(frechet_distance(f_gen, f_test), 3),
-            "reference_fd": round(frechet_distance(f_train, f_test), 3),
-            **class_stats(probs), "classifier_accuracy": round(accuracy, 4)}
+    _, probs = embed(net, images)
+    return {**class_stats(probs), "classifier_accuracy": round(accuracy, 4)}
 
 
 def reconstruction_metrics(model) -> dict[str, Any]:
@@ -93,34 +63,6 @@ def reconstruction_metrics(model) -> dict[str, Any]:
     baseline = float(((mean_image - test) ** 2).mean())
     return {"recon_mse": round(ours, 6), "mean_image_mse": round(baseline, 6),
             "recon_vs_mean_image": round(baseline / max(ours, 1e-12), 2)}
-
-
-def train_sample(spec_data) -> torch.Tensor:
-    """The training images a baseline is fitted to: an in-memory split whole (less
-    ``data.limit``), an indexed source's at most ``data.fit_images`` of them (the stable
-    random subset ``data.limit`` would pick), so a large folder is never decoded whole."""
-    from zoo.data import ImageSource, StreamSource, load_images, open_source
-
-    data = open_source(spec_data, "train")
-    if isinstance(data, ImageSource | StreamSource):
-        fit = spec_data.fit_images
-        spec_data = spec_data.model_copy(update={"limit": min(spec_data.limit or fit, fit)})
-    return load_images(spec_data, "train", data=data)[0]
-
-
-def held_out(model) -> torch.Tensor:
-    """The test split of the model's data source, as the model was trained on it.
-
-    Float32 ``N×C×S×S`` in [0, 1] at ``data.image_size`` with the model's
-    channels, binarised as ``data.binarize`` says (the fixed static sample for
-    ``static`` and ``dynamic``); ``data.limit`` does not apply to it. Of an indexed
-    source (a folder), the first ``data.eval_images`` held-out images in key order; of a
-    streamed one (``data.streaming``), the first ``data.eval_images`` in stream order.
-    """
-    from zoo.data import load_images
-
-    spec = model.spec.data.model_copy(update={"limit": None})
-    return load_images(spec, "test", at_most=spec.eval_images)[0]
 
 
 #: How the held-out images that ``log_likelihood`` receives were binarised.
@@ -232,26 +174,28 @@ def label_accuracy(model, per_class: int = 100, seed: int = 0) -> dict[str, Any]
     return {"label_accuracy": round(sum(per_digit) / 10, 4), "label_accuracy_per_digit": per_digit}
 
 
-def check_digits(spec) -> None:
-    """Raise a one-line error unless the model was trained on a digits data set."""
-    if spec.data.source not in DIGIT_SOURCES:
-        raise CapabilityError(
-            f"zoo eval scores samples with a digit classifier; this model was trained on "
-            f"{spec.data.source!r}, not one of {', '.join(DIGIT_SOURCES)}")
-
-
 def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bool = False,
-                    iwae_k: int = 1000, iwae_limit: int | None = None) -> dict[str, Any]:
+                    iwae_k: int = 1000, iwae_limit: int | None = None,
+                    features: str | None = None, against: str = "test",
+                    memorise: bool = True) -> dict[str, Any]:
     """Score a model, merge the result into its folder's ``metrics.json`` and card.
 
     ``path`` may also be a Hub id or named model; its cached snapshot is not
     modified (pull it with ``--local-dir`` to keep results).
 
     Reconstruction error for families that reconstruct, IWAE NLL for families
-    with likelihoods, digit-classifier sample metrics for samplers trained on
-    digits, and every registered metric that applies (:func:`run_metrics`).
+    with likelihoods, FID/KID/precision/recall/memorisation on ``features`` (default: the
+    data's, :func:`zoo.core.registry.default_features`) against ``against`` (``"test"``:
+    the held-out split, or ``"train"``) for samplers, digit-classifier class metrics for
+    samplers trained on digits, and every registered metric that applies
+    (:func:`run_metrics`). ``memorise``: run the memorisation check and write its strip
+    (``memorisation.png``).
     """
     from zoo.artifact import METRICS, WEIGHTS, check_finite, read_metrics, verify_folder, write_json
+    from zoo.core.registry import default_features
+    from zoo.evaluation.builtin import DIGIT_SOURCES
+    from zoo.evaluation.extractor import load_extractor
+    from zoo.evaluation.quality import quality_metrics
     from zoo.folder.write import update_card
     from zoo.hub import check_data_path
     from zoo.model import from_pretrained
@@ -264,35 +208,59 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     caps = model.family.capabilities
     digits = model.spec.data.source in DIGIT_SOURCES
     registered = applicable_metrics(model)
-    if not ({"reconstruct", "log_likelihood"} & caps or registered):
-        check_digits(model.spec)
+    sampler = "sample" in caps
+    if features is not None and not sampler:
+        raise CapabilityError(f"family {model.family.name!r} does not sample, so --features "
+                              "has nothing to score")
+    if sampler:  # before any work: unknown features or missing weights stop here
+        name = features or default_features(model.spec.data.source)
+        extractor = load_extractor(name)
     result: dict[str, Any] = {}
     if "reconstruct" in caps:
         result.update(reconstruction_metrics(model))
     if "log_likelihood" in caps:
         result.update(likelihood_metrics(model, iwae_k, iwae_limit))
-    samples = None
-    if "sample" in caps and (digits or any("sample" in m.needs for m in registered)):
+    samples, quality = None, None
+    if sampler:
         samples = model.sample(n, seed=seed)
         result.update({"samples": n, "seed": seed})
-    if samples is not None and digits:
-        result.update(score_images(samples, model.spec.data))
-        if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
-            result.update(label_accuracy(model, max(10, n // 10), seed))
+        quality = quality_metrics(model, samples, name, extractor, against, memorise)
+        result.update(quality.scores)
         if baseline:
+            from zoo.evaluation.distances import fid
+            from zoo.evaluation.extractor import embed
             from zoo.sampling.sample import sample_images
             from zoo.training.runtime import seed_everything
 
             seed_everything(model.spec.train.seed)
             untrained = model.family.load().build(model.spec).eval()
             images = sample_images(model.family, untrained, model.spec, n, seed)
-            result["untrained_frechet_distance"] = score_images(
-                images, model.spec.data)["frechet_distance"]
+            result[f"untrained_fid@{name}"] = round(
+                fid(embed(extractor, images, name), quality.reference), 4)
+    if samples is not None and digits:
+        result.update(digit_class_metrics(samples))
+        if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
+            result.update(label_accuracy(model, max(10, n // 10), seed))
     if registered:
         result.update(run_metrics(registered, model, samples, held_out(model)))
     if model.repo_id is None:  # a Hub snapshot in the cache stays as downloaded
         metrics = read_metrics(model.path)
-        metrics["eval"] = result
+        metrics["eval"] = {**kept_blocks(metrics.get("eval"), name if sampler else None),
+                           **result}
+        if quality is not None and quality.closest is not None:
+            from zoo.evaluation.quality import strip
+            from zoo.sampling.sample import save_png
+
+            save_png(strip(quality.closest), model.path / MEMORISATION)
         write_json(model.path / METRICS, metrics)
         update_card(model.path)
     return result
+
+
+def kept_blocks(previous: Any, name: str | None) -> dict[str, Any]:
+    """The earlier evaluation's scores on other feature networks (``KEY@OTHER``), kept so
+    ``zoo eval --features digits`` and ``--features inception`` both stay recorded."""
+    if not isinstance(previous, dict):
+        return {}
+    return {key: value for key, value in previous.items()
+            if isinstance(key, str) and "@" in key and key.rpartition("@")[2] != name}

@@ -11,12 +11,13 @@ if TYPE_CHECKING:
 
 DATASET_IDS = {"mnist5k": "mnist", "digits": "sklearn-digits", "torchvision:MNIST": "mnist",
                "torchvision:CIFAR10": "cifar10"}
-#: Numbers in ``metrics.json["eval"]`` that are settings of the evaluation, not scores.
-SETTINGS = {"samples", "seed", "iwae_k"}
+#: Numbers in ``metrics.json["eval"]`` that are settings of the evaluation, not scores
+#: (a feature network's own are ``NAME@FEATURES``: the part before ``@`` is matched).
+SETTINGS = {"samples", "seed", "iwae_k", "kid_subset_size", "reference_images",
+            "train_images", "memorisation_threshold"}
 #: Numbers in ``metrics.json["eval"]`` that describe references, not the model: the real
 #: data's own distance, the judging classifier, the mean-image and untrained baselines.
-REFERENCES = {"reference_fd", "classifier_accuracy", "mean_image_mse",
-              "untrained_frechet_distance"}
+REFERENCES = {"classifier_accuracy", "mean_image_mse"}
 TASK = "unconditional-image-generation"
 
 
@@ -25,8 +26,9 @@ def model_scores(metrics: dict[str, Any]) -> dict[str, int | float]:
     numbers that are neither evaluation settings nor reference or baseline figures."""
     scores = metrics.get("eval", {})
     return {k: v for k, v in sorted(scores.items() if isinstance(scores, dict) else [])
-            if isinstance(v, int | float) and not isinstance(v, bool) and k not in SETTINGS
-            and k not in REFERENCES and not k.startswith(("baseline_", "reference_"))}
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            and k.partition("@")[0] not in SETTINGS | REFERENCES
+            and not k.startswith(("baseline_", "reference_", "untrained_"))}
 
 
 def paper_link(paper: str) -> str:
