@@ -78,7 +78,7 @@ def test_fid_and_kid_equal_torch_fidelitys_on_the_same_images_and_weights(
     from zoo.data import load_images
     from zoo.evaluation.distances import fid, kid
 
-    n = 48
+    n = 32
     spec = DataSpec(source="mnist5k", image_size=28, channels=1)
     train, _ = load_images(spec, "train")
     test, _ = load_images(spec, "test")
@@ -140,7 +140,7 @@ def test_offline_without_weights_is_one_line_naming_the_file_and_writes_nothing(
 def test_a_missing_explicit_weights_file_is_named(isolated: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZOO_INCEPTION_WEIGHTS", str(isolated / "nope.pth"))
-    with pytest.raises(WeightsError, match="ZOO_INCEPTION_WEIGHTS=.*nope.pth: no such file"):
+    with pytest.raises(WeightsError, match=r"ZOO_INCEPTION_WEIGHTS=.*nope\.pth: no such file"):
         inception.load_inception()
     nothing_written(isolated)
 
