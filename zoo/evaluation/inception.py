@@ -252,8 +252,9 @@ def _fetch(url: str, path: Path, seconds: float) -> str:
     return digest.hexdigest()
 
 
-def _remedy(name: str, url: str) -> str:
-    return (f"download {url} and put it in {features_dir()} as {name} (or set "
+def _remedy(url: str) -> str:
+    """What the user can do instead: fetch the file by hand and put it where it is found."""
+    return (f"download {url} and put it in {features_dir()} as {WEIGHTS_NAME} (or set "
             f"ZOO_INCEPTION_WEIGHTS to its path)")
 
 
@@ -264,7 +265,7 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
     name = Path(urllib.parse.urlparse(url).path).name or WEIGHTS_NAME
     if offline():
         raise WeightsError(f"Inception weights not found and offline mode is on "
-                           f"(HF_HUB_OFFLINE or ZOO_OFFLINE): {_remedy(name, url)}")
+                           f"(HF_HUB_OFFLINE or ZOO_OFFLINE): {_remedy(url)}")
     seconds = download_timeout()
     folder = cache.parent
     made: list[Path] = []
@@ -286,7 +287,7 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
         if not cache.exists():
             _remove_dirs(made)
         raise WeightsError(f"cannot use the Inception weights {name} downloaded from {url} "
-                           f"({exc}); {_remedy(name, url)}") from None
+                           f"({exc}); {_remedy(url)}") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts: OSError
         if not cache.exists():
             _remove_dirs(made)
@@ -296,7 +297,7 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
         else:
             why = _line(reason if isinstance(reason, BaseException) else exc)
         raise WeightsError(f"cannot download the Inception weights {name} from {url}: {why}; "
-                           f"{_remedy(name, url)}") from None
+                           f"{_remedy(url)}") from None
     return state, source_sha
 
 
