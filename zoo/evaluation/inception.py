@@ -284,13 +284,9 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
         finally:
             tmp.unlink(missing_ok=True)
     except WeightsError as exc:
-        if not cache.exists():
-            _remove_dirs(made)
         raise WeightsError(f"cannot use the Inception weights {name} downloaded from {url} "
                            f"({exc}); {_remedy(url)}") from None
     except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts: OSError
-        if not cache.exists():
-            _remove_dirs(made)
         reason = getattr(exc, "reason", None)
         if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
             why = f"no answer within {seconds:g} s (set ZOO_DOWNLOAD_TIMEOUT to wait longer)"
@@ -298,6 +294,9 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
             why = _line(reason if isinstance(reason, BaseException) else exc)
         raise WeightsError(f"cannot download the Inception weights {name} from {url}: {why}; "
                            f"{_remedy(url)}") from None
+    finally:  # whatever stopped it (an error, Ctrl-C): no folder made for nothing
+        if not cache.exists():
+            _remove_dirs(made)
     return state, source_sha
 
 
