@@ -1,11 +1,12 @@
 """Inception-v3 pool3 features (``--features inception``): torch-fidelity's port of the
 TF Inception 2015-12-05 graph that published FIDs use, fed weights genzoo read safely.
 
-torch-fidelity unpickles its weights file (``torch.load(weights_only=False)``); genzoo
-never lets it. The weights are read here, a ``.pth`` only with
-``torch.load(weights_only=True)``, converted once into a safetensors cache, checked
-(exactly the network's tensors, shapes, float32), and handed to torch-fidelity's
-constructor through its ``load_state_dict_from_url``, patched for the construction.
+torch-fidelity unpickles its weights file (it loads with ``weights_only`` off); genzoo
+never lets it. The weights are read here, a ``.pth`` only with torch's weights-only
+loader (``torch.load(..., weights_only=True)``: tensors, no code), converted once into
+a safetensors cache, checked (exactly the network's tensors, shapes, float32), and
+handed to torch-fidelity's constructor through its ``load_state_dict_from_url``,
+patched for the construction.
 
 Where the weights come from, first found wins:
 
@@ -169,13 +170,13 @@ def check_state(state: object, where: str) -> dict[str, torch.Tensor]:
 
 
 def read_pth(path: Path) -> dict[str, torch.Tensor]:
-    """A ``.pth`` state dict read with ``torch.load(weights_only=True)`` (no code runs);
+    """A ``.pth`` state dict read with ``torch.load(..., weights_only=True)`` (no code runs);
     one-line ``WeightsError`` for anything else."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # an unpickler refusal (code in the pickle), a corrupt file
-        raise WeightsError(f"cannot read {path} as plain tensors (torch.load with "
-                           f"weights_only=True refused it): {_line(exc)}") from None
+    except Exception as exc:  # a refusal (code in the file), a corrupt file
+        raise WeightsError(f"cannot read {path} as plain tensors (torch's weights-only "
+                           f"loader refused it): {_line(exc)}") from None
     return check_state(state, str(path))
 
 
