@@ -243,6 +243,10 @@ def _fetch(url: str, path: Path, seconds: float) -> str:
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=seconds) as answer, open(path, "wb") as out:
         length = answer.headers.get("Content-Length")
+        size = f" ({int(length) / 1e6:.1f} MB)" if length and length.strip().isdigit() else ""
+        # said once the server answers: an unreachable one leaves just the error line
+        print(f"downloading the Inception weights{size} from {url} into {path.parent}",
+              file=sys.stderr, flush=True)
         got = 0
         for block in iter(lambda: answer.read(CHUNK), b""):
             out.write(block)
@@ -274,8 +278,6 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
     try:
         made = _make_dirs(folder)
         try:
-            print(f"downloading the Inception weights {name} from {url} into {folder}",
-                  file=sys.stderr, flush=True)
             sha = _fetch(url, tmp, seconds)
             expected = HASH_IN_NAME.search(name)
             if expected and not sha.startswith(expected.group(1)):
