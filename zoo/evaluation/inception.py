@@ -78,8 +78,9 @@ def download_url() -> str:
 def offline() -> bool:
     """Whether downloads are off: ``HF_HUB_OFFLINE`` or ``ZOO_OFFLINE`` (read now) or
     ``zoo --offline``."""
-    hub = sys.modules.get("zoo.hub")
-    if hub is not None and getattr(hub, "CLI_OPTIONS", {}).get("offline"):
+    from zoo.hub import CLI_OPTIONS
+
+    if CLI_OPTIONS.get("offline"):
         return True
     return any((os.environ.get(name) or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
                for name in ("HF_HUB_OFFLINE", "ZOO_OFFLINE"))
@@ -270,7 +271,7 @@ def download(url: str, cache: Path) -> tuple[dict[str, torch.Tensor], str]:
     name = Path(urllib.parse.urlparse(url).path).name or WEIGHTS_NAME
     if offline():
         raise WeightsError(f"Inception weights not found and offline mode is on "
-                           f"(HF_HUB_OFFLINE or ZOO_OFFLINE): {_remedy(url)}")
+                           f"(zoo --offline, HF_HUB_OFFLINE or ZOO_OFFLINE): {_remedy(url)}")
     seconds = download_timeout()
     folder = cache.parent
     made: list[Path] = []
