@@ -25,11 +25,10 @@ import torch
 
 from zoo.core.errors import CapabilityError
 from zoo.evaluation.real import held_out, train_sample
+from zoo.folder.card import MEMORISATION, STRIP_FEATURES
 
 COVERAGE_CONFIDENCE = 0.5
 COVERAGE_FRACTION = 0.005
-#: The memorisation strip a sampler's evaluation writes into the model folder.
-MEMORISATION = "memorisation.png"
 #: The most values one registered metric may return (metrics.json and the card hold them all).
 MAX_METRIC_VALUES = 64
 
@@ -189,7 +188,7 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     the held-out split, or ``"train"``) for samplers, digit-classifier class metrics for
     samplers trained on digits, and every registered metric that applies
     (:func:`run_metrics`). ``memorise``: run the memorisation check and write its strip
-    (``memorisation.png``).
+    (``memorisation.png``; :func:`keep_strip` says when an earlier one stays).
     """
     from zoo.artifact import METRICS, WEIGHTS, check_finite, read_metrics, verify_folder, write_json
     from zoo.core.registry import default_features
@@ -245,13 +244,18 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         result.update(run_metrics(registered, model, samples, held_out(model)))
     if model.repo_id is None:  # a Hub snapshot in the cache stays as downloaded
         metrics = read_metrics(model.path)
-        metrics["eval"] = {**kept_blocks(metrics.get("eval"), name if sampler else None),
-                           **result}
+        previous = metrics.get("eval")
+        metrics["eval"] = {**kept_blocks(previous, name if sampler else None), **result}
         if quality is not None and quality.closest is not None:
             from zoo.evaluation.quality import strip
             from zoo.sampling.sample import save_png
 
             save_png(strip(quality.closest), model.path / MEMORISATION)
+            metrics["eval"][STRIP_FEATURES] = name
+        elif shown := keep_strip(previous, metrics["eval"]):
+            metrics["eval"][STRIP_FEATURES] = shown
+        else:  # its numbers are gone: the strip goes too
+            (model.path / MEMORISATION).unlink(missing_ok=True)
         write_json(model.path / METRICS, metrics)
         update_card(model.path)
     return result
@@ -264,3 +268,11 @@ def kept_blocks(previous: Any, name: str | None) -> dict[str, Any]:
         return {}
     return {key: value for key, value in previous.items()
             if isinstance(key, str) and "@" in key and key.rpartition("@")[2] != name}
+
+
+def keep_strip(previous: Any, kept: dict[str, Any]) -> str | None:
+    """The feature network of an earlier ``memorisation.png`` that stays (its
+    ``memorised@NAME`` is still recorded: this evaluation used other features), or None:
+    an evaluation without the check on the strip's own features removes it."""
+    shown = previous.get(STRIP_FEATURES) if isinstance(previous, dict) else None
+    return shown if isinstance(shown, str) and f"memorised@{shown}" in kept else None
