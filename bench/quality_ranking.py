@@ -79,12 +79,16 @@ def main() -> int:
     p.add_argument("-n", type=int, default=1000, help="samples per generator (default 1000)")
     p.add_argument("--set", dest="sets", action="append", default=[],
                    help="a spec override for the build, e.g. train.max_steps=200")
+    p.add_argument("--note", default=None, help="a remark recorded in the JSON (how the "
+                   "reused model was built, say)")
     p.add_argument("--out", type=Path, default=RESULTS / "quality_ranking.json")
     args = p.parse_args()
 
     import zoo.api
 
     result: dict[str, Any] = {"model": NAME, "n": args.n, "machine": machine_info()}
+    if args.note:
+        result["note"] = args.note
     with tempfile.TemporaryDirectory(prefix="quality-ranking-") as tmp:
         folder = args.model
         if folder is None:
