@@ -226,7 +226,7 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         quality = quality_metrics(model, samples, name, extractor, against, memorise)
         result.update(quality.scores)
         if baseline:
-            from zoo.evaluation.distances import fid
+            from zoo.evaluation.distances import fid, precision_recall
             from zoo.evaluation.extractor import embed
             from zoo.sampling.sample import sample_images
             from zoo.training.runtime import seed_everything
@@ -234,8 +234,11 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
             seed_everything(model.spec.train.seed)
             untrained = model.family.load().build(model.spec).eval()
             images = sample_images(model.family, untrained, model.spec, n, seed)
-            result[f"untrained_fid@{name}"] = round(
-                fid(embed(extractor, images, name), quality.reference), 4)
+            f_untrained = embed(extractor, images, name)
+            precision, recall = precision_recall(f_untrained, quality.reference)
+            result.update({f"untrained_fid@{name}": round(fid(f_untrained, quality.reference), 4),
+                           f"untrained_precision@{name}": round(precision, 4),
+                           f"untrained_recall@{name}": round(recall, 4)})
     if samples is not None and digits:
         result.update(digit_class_metrics(samples))
         if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
