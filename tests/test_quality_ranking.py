@@ -10,7 +10,6 @@ land between the floor and the untrained network on every figure.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -55,16 +54,6 @@ def assert_ranked(scores: dict, features: str) -> None:
     assert scores[f"reference_kid@{features}"] < scores[f"kid@{features}"]
 
 
-def test_digit_features_rank_real_over_trained_over_untrained(tmp_path):
-    from zoo.api import evaluate
-
-    folder = short_dcgan(tmp_path / "dcgan")
-    scores = evaluate(folder, n=DIGIT_SAMPLES, baseline=True, features="digits",
-                      memorise=False)
-    assert scores["reference_images@digits"] == 500  # mnist5k's whole held-out split
-    assert_ranked(scores, "digits")
-
-
 @pytest.fixture
 def random_inception(tmp_path, monkeypatch):
     """Randomly initialised Inception-v3 weights in torch-fidelity's format, used through
@@ -93,24 +82,36 @@ def digit_folder(path: Path, count: int) -> Path:
     return path
 
 
-# TODO(lead): remove this skipif once zoo.testing.inception is merged.
-@pytest.mark.skipif(importlib.util.find_spec("zoo.testing.inception") is None,
-                    reason="zoo.testing.inception is not merged yet")
-def test_random_inception_features_rank_real_over_trained_over_untrained(tmp_path,
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """The short DCGAN, trained once for both tests on a folder of 1,500 mnist5k digits
+    (an indexed source, so ``data.eval_images`` and ``data.fit_images`` cap the held-out
+    and training images that go through Inception at 100 each)."""
+    root = tmp_path_factory.mktemp("ranking")
+    folder = digit_folder(root / "digits", 1500)  # about 150 of them held out
+    return short_dcgan(root / "dcgan", "data.source=folder", f"data.path={folder}",
+                       "data.channels=1", "run.data_workers=0",
+                       f"data.eval_images={INCEPTION_IMAGES}",
+                       f"data.fit_images={INCEPTION_IMAGES}")
+
+
+def test_digit_features_rank_real_over_trained_over_untrained(trained):
+    from zoo.api import evaluate
+
+    scores = evaluate(trained, n=DIGIT_SAMPLES, baseline=True, features="digits",
+                      memorise=False)
+    assert scores["reference_images@digits"] == INCEPTION_IMAGES
+    assert_ranked(scores, "digits")
+
+
+def test_random_inception_features_rank_real_over_trained_over_untrained(trained,
                                                                          random_inception):
     """The same ranking through the whole Inception pipeline (uint8, 299 px resize, pool3),
     on random weights: a random convolutional network's features still tell digits from
-    noise. The digits are a folder (an indexed source), so ``data.eval_images`` and
-    ``data.fit_images`` cap the held-out and training images that go through Inception at
-    100 each: 400 Inception passes with the samples of both generators."""
+    noise. 400 Inception passes with the samples of both generators."""
     from zoo.api import evaluate
 
-    folder = digit_folder(tmp_path / "digits", 1500)  # about 150 of them held out
-    model = short_dcgan(tmp_path / "dcgan", "data.source=folder", f"data.path={folder}",
-                        "data.channels=1", "run.data_workers=0",
-                        f"data.eval_images={INCEPTION_IMAGES}",
-                        f"data.fit_images={INCEPTION_IMAGES}")
-    scores = evaluate(model, n=INCEPTION_IMAGES, baseline=True, features="inception",
+    scores = evaluate(trained, n=INCEPTION_IMAGES, baseline=True, features="inception",
                       memorise=False)
     assert scores["reference_images@inception"] == INCEPTION_IMAGES
     assert "unofficial weights" in scores["convention@inception"]
