@@ -155,7 +155,7 @@ def test_reference_only_on_a_data_source_then_a_model_eval_uses_the_cache(micro_
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("mnist6k", "--features", "pixels"), "mnist6k"),
+    (("mnist6k",), "unknown data source 'mnist6k'; did you mean 'mnist5k'"),
     (("mnist5k", "--set", "data.imag_size=16"), "imag_size"),
     (("mnist5k", "--set", "train.max_steps=3"), "data"),
     (("MODEL", "--set", "data.image_size=16"), "--set applies to a data source"),
