@@ -135,7 +135,8 @@ def test_tampered_config(cli, broken):
     assert_one_line_error(cli("sample", broken), "spec_hash does not match")
 
 
-def test_eval_needs_a_digit_model(cli, tmp_path):
+def test_eval_of_a_photo_model_without_inception_weights_is_one_line(cli, tmp_path,
+                                                                     monkeypatch):
     import zoo
 
     images = tmp_path / "imgs"
@@ -150,7 +151,11 @@ def test_eval_needs_a_digit_model(cli, tmp_path):
                                     "model.disc_channels=4", "sample.n=4", "train.bn_batches=1"],
                     tmp_path / "rgb")
     assert zoo.from_pretrained(out).sample(2).shape == (2, 3, 8, 8)
-    assert_one_line_error(cli("eval", out), "inception")
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert_one_line_error(cli("eval", out), "weights-inception-2015-12-05-6726825d.pth",
+                          "cache/features")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 def test_force_never_replaces_a_folder_that_is_not_a_model(cli, tmp_path):

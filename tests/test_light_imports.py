@@ -49,6 +49,9 @@ def test_listing_with_the_example_plugin_does_not_import_torch(nonparametric):
 
 
 FORBIDDEN = re.compile(r"torch\.load\b|\bpickle\b|weights_only\s*=\s*False|\bcloudpickle\b")
+#: The one exception: torch's weights-only loader (tensors, no code), for .pth files genzoo
+#: converts to safetensors (zoo.evaluation.inception).
+ALLOWED = re.compile(r"torch\.load\(.*weights_only=True\)")
 
 
 def test_no_unpickling_anywhere_in_the_package():
@@ -56,7 +59,7 @@ def test_no_unpickling_anywhere_in_the_package():
     for folder in ("zoo", "plugins", "examples"):
         for path in (REPO / folder).rglob("*.py"):
             for number, line in enumerate(path.read_text().splitlines(), 1):
-                if FORBIDDEN.search(line):
+                if FORBIDDEN.search(line) and not ALLOWED.search(line):
                     offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, offenders
 

@@ -109,6 +109,7 @@ def test_push_uploads_only_the_model_folders_files(hub, cli, folder):
     (folder / "visualize" / "filters.png").write_bytes((folder / "samples.png").read_bytes())
     (folder / "visualize" / "index.json").write_text('{"filters.png": {"caption": "filters"}}')
     (folder / "pyramid.png").write_bytes((folder / "samples.png").read_bytes())
+    (folder / "memorisation.png").write_bytes((folder / "samples.png").read_bytes())
     (folder / ".cache").mkdir()
     (folder / ".cache" / "x").write_text("hidden")
     r = cli("push", folder, "me/x")
@@ -118,8 +119,8 @@ def test_push_uploads_only_the_model_folders_files(hub, cli, folder):
         assert name in r.err
     assert remote_files(hub, "me/x") == {
         ".gitattributes", "README.md", "config.json", "model.safetensors", "metrics.json",
-        "samples.png", "pyramid.png", "visualize/filters.png", "visualize/index.json",
-        "training_state/state.json", "training_state/state.safetensors"}
+        "samples.png", "pyramid.png", "memorisation.png", "visualize/filters.png",
+        "visualize/index.json", "training_state/state.json", "training_state/state.safetensors"}
     assert zoo.push(folder, "me/x").skipped == ["extra/grid.png", "notes.txt",
                                                 "pytorch_model.bin",
                                                 "training_state/optimizer.pt"]

@@ -25,11 +25,10 @@ import torch
 
 from zoo.core.errors import CapabilityError
 from zoo.evaluation.real import held_out, train_sample
+from zoo.folder.card import MEMORISATION, STRIP_FEATURES
 
 COVERAGE_CONFIDENCE = 0.5
 COVERAGE_FRACTION = 0.005
-#: The memorisation strip a sampler's evaluation writes into the model folder.
-MEMORISATION = "memorisation.png"
 #: The most values one registered metric may return (metrics.json and the card hold them all).
 MAX_METRIC_VALUES = 64
 
@@ -189,7 +188,7 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
     the held-out split, or ``"train"``) for samplers, digit-classifier class metrics for
     samplers trained on digits, and every registered metric that applies
     (:func:`run_metrics`). ``memorise``: run the memorisation check and write its strip
-    (``memorisation.png``).
+    (``memorisation.png``; :func:`keep_strip` says when an earlier one stays).
     """
     from zoo.artifact import METRICS, WEIGHTS, check_finite, read_metrics, verify_folder, write_json
     from zoo.core.registry import default_features
@@ -227,7 +226,7 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         quality = quality_metrics(model, samples, name, extractor, against, memorise)
         result.update(quality.scores)
         if baseline:
-            from zoo.evaluation.distances import fid
+            from zoo.evaluation.distances import fid, precision_recall
             from zoo.evaluation.extractor import embed
             from zoo.sampling.sample import sample_images
             from zoo.training.runtime import seed_everything
@@ -235,8 +234,11 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
             seed_everything(model.spec.train.seed)
             untrained = model.family.load().build(model.spec).eval()
             images = sample_images(model.family, untrained, model.spec, n, seed)
-            result[f"untrained_fid@{name}"] = round(
-                fid(embed(extractor, images, name), quality.reference), 4)
+            f_untrained = embed(extractor, images, name)
+            precision, recall = precision_recall(f_untrained, quality.reference)
+            result.update({f"untrained_fid@{name}": round(fid(f_untrained, quality.reference), 4),
+                           f"untrained_precision@{name}": round(precision, 4),
+                           f"untrained_recall@{name}": round(recall, 4)})
     if samples is not None and digits:
         result.update(digit_class_metrics(samples))
         if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
@@ -245,13 +247,18 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         result.update(run_metrics(registered, model, samples, held_out(model)))
     if model.repo_id is None:  # a Hub snapshot in the cache stays as downloaded
         metrics = read_metrics(model.path)
-        metrics["eval"] = {**kept_blocks(metrics.get("eval"), name if sampler else None),
-                           **result}
+        previous = metrics.get("eval")
+        metrics["eval"] = {**kept_blocks(previous, name if sampler else None), **result}
         if quality is not None and quality.closest is not None:
             from zoo.evaluation.quality import strip
             from zoo.sampling.sample import save_png
 
             save_png(strip(quality.closest), model.path / MEMORISATION)
+            metrics["eval"][STRIP_FEATURES] = name
+        elif shown := keep_strip(previous, metrics["eval"]):
+            metrics["eval"][STRIP_FEATURES] = shown
+        else:  # its numbers are gone: the strip goes too
+            (model.path / MEMORISATION).unlink(missing_ok=True)
         write_json(model.path / METRICS, metrics)
         update_card(model.path)
     return result
@@ -264,3 +271,11 @@ def kept_blocks(previous: Any, name: str | None) -> dict[str, Any]:
         return {}
     return {key: value for key, value in previous.items()
             if isinstance(key, str) and "@" in key and key.rpartition("@")[2] != name}
+
+
+def keep_strip(previous: Any, kept: dict[str, Any]) -> str | None:
+    """The feature network of an earlier ``memorisation.png`` that stays (its
+    ``memorised@NAME`` is still recorded: this evaluation used other features), or None:
+    an evaluation without the check on the strip's own features removes it."""
+    shown = previous.get(STRIP_FEATURES) if isinstance(previous, dict) else None
+    return shown if isinstance(shown, str) and f"memorised@{shown}" in kept else None

@@ -64,16 +64,86 @@ def load_extractor(name: str) -> FeatureExtractor:
 on_reset(load_extractor.cache_clear)
 
 
+#: Extractions of at least this many images show progress (a bar on a terminal, else lines).
+PROGRESS_FROM = 1000
+
+
+class Shown:
+    """Progress of one extraction on stderr: a rich bar on a terminal, else a plain line
+    per tenth; silent below :data:`PROGRESS_FROM` images or when the total is unknown."""
+
+    def __init__(self, name: str, total: int | None) -> None:
+        import time
+
+        self.name, self.total, self.done, self.started = name, total, 0, time.perf_counter()
+        self.bar, self.next_line = None, 0
+        if total is None or total < PROGRESS_FROM:
+            self.total = None
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn(f"{name} features"), BarColumn(),
+                                MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                                transient=True)
+            self.task = self.bar.add_task(name, total=total)
+            self.bar.start()
+        self.step = max(1, total // 10)
+
+    def advance(self, count: int) -> None:
+        """``count`` more images done."""
+        import sys
+        import time
+
+        if self.total is None:
+            return
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+        elif self.done >= self.next_line or self.done == self.total:
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            print(f"{self.name} features: {self.done:,}/{self.total:,} images, "
+                  f"{rate:.1f} img/s", file=sys.stderr, flush=True)
+            self.next_line = self.done + self.step
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self.bar is not None:
+            self.bar.stop()
+
+
 @torch.inference_mode()
 def embed(extractor: FeatureExtractor, images: torch.Tensor | Iterable[torch.Tensor],
-          name: str = "features") -> torch.Tensor:
+          name: str = "features", total: int | None = None) -> torch.Tensor:
     """Features (float32 N×dims, CPU) of float images in [0, 1]: one tensor, or batches of
-    them (a generator keeps only one batch of images in memory at a time).
+    them (a generator keeps only one batch of images in memory at a time; ``total``: how
+    many it yields, for the progress display).
 
     A network that returns the wrong shape, dtype or non-finite values is a one-line
     ``PluginError`` naming it (``name``).
     """
-    batches = [images] if isinstance(images, torch.Tensor) else images
+    if isinstance(images, torch.Tensor):
+        batches, total = [images], len(images)
+    else:
+        batches = images
+    shown = Shown(name, total)
+    try:
+        return _embed(extractor, batches, name, shown)
+    finally:
+        shown.close()
+
+
+def _embed(extractor: FeatureExtractor, batches: Iterable[torch.Tensor], name: str,
+           shown: Shown) -> torch.Tensor:
     size = max(1, int(extractor.batch_size))
     out = []
     for chunk in batches:
@@ -90,6 +160,7 @@ def embed(extractor: FeatureExtractor, images: torch.Tensor | Iterable[torch.Ten
             if not torch.isfinite(features).all():
                 raise PluginError(f"feature network {name!r} returned non-finite features")
             out.append(features)
+            shown.advance(len(part))
     if not out:
         return torch.empty(0, extractor.dims)
     return torch.cat(out)

@@ -19,6 +19,9 @@ SETTINGS = {"samples", "seed", "iwae_k", "kid_subset_size", "reference_images",
 #: data's own distance, the judging classifier, the mean-image and untrained baselines.
 REFERENCES = {"classifier_accuracy", "mean_image_mse"}
 TASK = "unconditional-image-generation"
+#: The memorisation strip ``zoo eval`` writes into a model folder, and the
+#: ``metrics.json["eval"]`` key naming the feature network it was found with.
+MEMORISATION, STRIP_FEATURES = "memorisation.png", "memorisation_strip"
 
 
 def model_scores(metrics: dict[str, Any]) -> dict[str, int | float]:
@@ -29,6 +32,31 @@ def model_scores(metrics: dict[str, Any]) -> dict[str, int | float]:
             if isinstance(v, int | float) and not isinstance(v, bool)
             and k.partition("@")[0] not in SETTINGS | REFERENCES
             and not k.startswith(("baseline_", "reference_", "untrained_"))}
+
+
+def memorisation_caption(scores: dict[str, Any]) -> str:
+    """What the memorisation strip shows, with the fraction of memorised samples and the
+    feature network when ``metrics.json["eval"]`` records them."""
+    text = ("Memorisation check (`zoo eval`): top row, the samples closest to a training "
+            "image; bottom row, their nearest training images.")
+    features = scores.get(STRIP_FEATURES)
+    fraction = scores.get(f"memorised@{features}") if isinstance(features, str) else None
+    if isinstance(fraction, int | float) and not isinstance(fraction, bool):
+        text += (f" {100 * fraction:.1f} % of the samples are closer to a training image "
+                 f"than 99 % of held-out images come (features `{features}`).")
+    return text
+
+
+#: Sentences shown above a model folder's top-level images, by file name: a function of
+#: ``metrics.json["eval"]``.
+CAPTIONS = {MEMORISATION: memorisation_caption}
+
+
+def image_caption(path: str, metrics: dict[str, Any]) -> str:
+    """The sentence for a card image (:data:`CAPTIONS`), or "" when it has none."""
+    caption = CAPTIONS.get(path)
+    scores = metrics.get("eval")
+    return caption(scores if isinstance(scores, dict) else {}) if caption else ""
 
 
 def paper_link(paper: str) -> str:
@@ -75,7 +103,10 @@ def render_card(
         for key, value in values.items() if isinstance(values, dict) else []:
             if isinstance(value, int | float | str):
                 rows.append(f"| {section}.{key} | {value} |")
-    images = "".join(f"\n![{alt}]({path})\n" for alt, path in (extra_images or {}).items())
+    images = ""
+    for alt, path in (extra_images or {}).items():
+        caption = image_caption(path, metrics)
+        images += (f"\n{caption}\n" if caption else "") + f"\n![{alt}]({path})\n"
     return f"""{front_matter(family, spec, metrics, repo_id)}
 
 # {name}
