@@ -437,12 +437,12 @@ def plugins_cmd(
     from rich.table import Table
 
     table = Table("plugin", "distribution", "version", "status", "families", "datasets",
-                  "metrics", box=None)
+                  "metrics", "features", box=None)
     for r in rows:
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
         table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["distribution"],
                       r["version"], status, ", ".join(r["families"]), ", ".join(r["datasets"]),
-                      ", ".join(r["metrics"]))
+                      ", ".join(r["metrics"]), ", ".join(r["features"]))
     _console().print(table)
 
 

@@ -69,8 +69,9 @@ def spec_text(name: str, overrides: Iterable[str] = (), schema: bool = False) ->
 
 def plugins() -> list[dict[str, Any]]:
     """Installed plugins: ``name``, ``distribution``, ``version``, ``builtin``, ``status``,
-    ``reason`` (why a broken one was skipped) and the ``families``, ``datasets`` and
-    ``metrics`` each registers."""
+    ``reason`` (why a broken one was skipped) and the ``families``, ``datasets``,
+    ``metrics`` and ``features`` (feature networks for ``zoo eval --features``) each
+    registers."""
     from zoo.core.plugins import plugin_infos
     from zoo.core.registry import get_registry
 
@@ -84,5 +85,6 @@ def plugins() -> list[dict[str, Any]]:
             "families": sorted(provided.get("family", [])),
             "datasets": sorted(provided.get("data set", [])),
             "metrics": sorted(provided.get("metric", [])),
+            "features": sorted(provided.get("feature network", [])),
         })
     return rows

@@ -38,10 +38,11 @@ def precompute_reference(source: str | Path, features: str | None = None,
     with ``data.KEY=VALUE`` ``overrides``, as ``zoo data pack`` reads it), so a later
     evaluation skips them. See :func:`zoo.evaluation.quality.precompute_reference`."""
     from zoo.api.data import data_spec
-    from zoo.core.registry import default_features
+    from zoo.core.registry import default_features, get_dataset
     from zoo.evaluation.quality import precompute_reference as precompute
 
     spec_data = model_data_spec(source, list(overrides)) or data_spec(source, overrides)
+    get_dataset(spec_data.source)  # an unknown source fails before any network loads
     return precompute(spec_data, features or default_features(spec_data.source))
 
 

@@ -14,6 +14,7 @@ import torch
 
 from zoo.core.errors import PluginError, ZooError
 from zoo.core.features import FeatureExtractor
+from zoo.core.plugins import on_reset
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -57,6 +58,10 @@ def load_extractor(name: str) -> FeatureExtractor:
             raise PluginError(f"feature network {name!r} ({record.plugin}): its "
                               f"{attribute} must be a {kind.__name__}")
     return extractor
+
+
+# a plugin installed or removed in-process (reset_plugins) is seen by the next load
+on_reset(load_extractor.cache_clear)
 
 
 #: Extractions of at least this many images show progress (a bar on a terminal, else lines).

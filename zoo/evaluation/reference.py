@@ -55,14 +55,29 @@ def reference_features(images: torch.Tensor, extractor: FeatureExtractor, name: 
         try:
             features = load_file(str(path))["features"]
             if tuple(features.shape) == (len(images), extractor.dims) and \
-                    torch.isfinite(features).all():
+                    features.dtype == torch.float32 and torch.isfinite(features).all():
                 return features, True
-        except (SafetensorError, KeyError, OSError, ValueError):
+        except (SafetensorError, KeyError, OSError, ValueError, RuntimeError):
             pass
-        path.unlink(missing_ok=True)
     features = embed(extractor, images, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, save({"features": features.contiguous()},
-                            metadata={"features": name, "identity": extractor.identity,
-                                      "images": what, "count": str(len(images))}))
+    try:  # replaces a corrupt entry; another writer's entry for this key holds the same
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, save({"features": features.contiguous()},
+                                metadata={"features": name, "identity": extractor.identity,
+                                          "images": what, "count": str(len(images))}))
+    except OSError as exc:  # a read-only or full $ZOO_HOME: the scores do not need the cache
+        warn_once(f"cannot cache reference features in {cache_dir()} "
+                  f"({exc.strerror or type(exc).__name__}); they are recomputed next time")
     return features, False
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """One ``warning:`` line on stderr, once per process."""
+    import sys
+
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr)
