@@ -436,13 +436,15 @@ def plugins_cmd(
         return
     from rich.table import Table
 
-    table = Table("plugin", "distribution", "version", "status", "families", "datasets",
-                  "metrics", "features", box=None)
+    table = Table("plugin", "distribution", "version", "status", "registers", box=None)
+    kinds = {"families": "families", "datasets": "data sets", "metrics": "metrics",
+             "features": "feature networks"}
     for r in rows:
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
+        registers = "; ".join(f"{label}: {', '.join(r[key])}" for key, label in kinds.items()
+                              if r[key])
         table.add_row(r["name"] + (" (built-in)" if r["builtin"] else ""), r["distribution"],
-                      r["version"], status, ", ".join(r["families"]), ", ".join(r["datasets"]),
-                      ", ".join(r["metrics"]), ", ".join(r["features"]))
+                      r["version"], status, registers)
     _console().print(table)
 
 

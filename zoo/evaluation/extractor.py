@@ -68,9 +68,14 @@ on_reset(load_extractor.cache_clear)
 PROGRESS_FROM = 1000
 
 
+#: Plain progress lines start once an extraction has run this long (seconds).
+QUIET_SECONDS = 5.0
+
+
 class Shown:
     """Progress of one extraction on stderr: a rich bar on a terminal, else a plain line
-    per tenth; silent below :data:`PROGRESS_FROM` images or when the total is unknown."""
+    per tenth once it has run :data:`QUIET_SECONDS`; silent below :data:`PROGRESS_FROM`
+    images or when the total is unknown."""
 
     def __init__(self, name: str, total: int | None) -> None:
         import time
@@ -109,7 +114,8 @@ class Shown:
         self.done += count
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done)
-        elif self.done >= self.next_line or self.done == self.total:
+        elif (self.done >= self.next_line or self.done == self.total) and \
+                time.perf_counter() - self.started >= QUIET_SECONDS:
             rate = self.done / max(time.perf_counter() - self.started, 1e-9)
             print(f"{self.name} features: {self.done:,}/{self.total:,} images, "
                   f"{rate:.1f} img/s", file=sys.stderr, flush=True)
