@@ -49,6 +49,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "load": [[]],
     "dedup": [[]],
     "cold_start": [[]],
+    "features": [[]],
 }
 
 
@@ -161,6 +162,14 @@ def _cold(d: dict[str, Any]) -> list[Row]:
              "≤ 0.3×" if name == "zoo list" else "–") for name in ("zoo --help", "zoo list")]
 
 
+def _features(d: dict[str, Any]) -> list[Row]:
+    ips = d["images_per_s"]
+    ours, peer = ips["inception (ours)"], ips["inception (torch-fidelity)"]
+    return [("Inception features (zoo eval), batch 50", f"{ours:.1f} img/s",
+             f"{peer:.1f} img/s", f"{ours / peer:.2f}×", "≥ 1×"),
+            ("digit-classifier features", f"{ips['digits']:.0f} img/s", "–", "–", "–")]
+
+
 EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "dcgan_train": ("PyTorch examples DCGAN", _dcgan),
     "ddpm_vs_diffusers": ("diffusers", _ddpm),
@@ -168,6 +177,7 @@ EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "load": ("diffusers", _load),
     "dedup": ("imagededup", _dedup),
     "cold_start": ("python", _cold),
+    "features": ("torch-fidelity", _features),
 }
 
 
