@@ -97,6 +97,14 @@ def _line(exc: BaseException) -> str:
     return text[:300]
 
 
+def refusal(exc: BaseException) -> str:
+    """Why torch's weights-only loader refused a file, without torch's advice to load it
+    with ``weights_only=False`` (which would run any code the file holds)."""
+    text = str(exc)
+    reason = text.partition("WeightsUnpickler error:")[2].split("Check the documentation")[0]
+    return _line(RuntimeError(reason)) if reason.strip() else _line(exc).split(". ")[0]
+
+
 def sha256_file(path: Path) -> str:
     """The hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -173,11 +181,16 @@ def check_state(state: object, where: str) -> dict[str, torch.Tensor]:
 def read_pth(path: Path) -> dict[str, torch.Tensor]:
     """A ``.pth`` state dict read with ``torch.load(..., weights_only=True)`` (no code runs);
     one-line ``WeightsError`` for anything else."""
+    import warnings
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: not the user's
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a refusal (code in the file), a corrupt file
         raise WeightsError(f"cannot read {path} as plain tensors (torch's weights-only "
-                           f"loader refused it): {_line(exc)}") from None
+                           f"loader refused it: {refusal(exc)}); it is not a weights file "
+                           "genzoo can read safely") from None
     return check_state(state, str(path))
 
 
