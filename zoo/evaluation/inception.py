@@ -98,8 +98,8 @@ def _line(exc: BaseException) -> str:
 
 
 def refusal(exc: BaseException) -> str:
-    """Why torch's weights-only loader refused a file, without torch's advice to load it
-    with ``weights_only=False`` (which would run any code the file holds)."""
+    """Why torch's weights-only loader refused a file, without torch's advice to turn that
+    mode off (which would run any code the file holds)."""
     text = str(exc)
     reason = text.partition("WeightsUnpickler error:")[2].split("Check the documentation")[0]
     return _line(RuntimeError(reason)) if reason.strip() else _line(exc).split(". ")[0]
@@ -184,7 +184,7 @@ def read_pth(path: Path) -> dict[str, torch.Tensor]:
     import warnings
 
     try:
-        with warnings.catch_warnings():  # torch's notes on pickle protocols: not the user's
+        with warnings.catch_warnings():  # torch's notes on the file's protocol version
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a refusal (code in the file), a corrupt file
