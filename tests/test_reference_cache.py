@@ -196,12 +196,13 @@ def test_against_train_scores_against_the_training_images(pixels, cache, run, cl
 
 def test_an_unwritable_cache_still_evaluates_with_one_warning(pixels, run, tmp_path, cli,
                                                               monkeypatch):
+    import zoo.data.warn
     from zoo.evaluation import reference
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
     monkeypatch.setattr(reference, "cache_dir", lambda: blocker / "reference")
-    monkeypatch.setattr(reference, "_warned", set())
+    monkeypatch.setattr(zoo.data.warn, "_warned", set())
     r = cli("eval", run, "-n", "40", "--features", "pixels")
     assert r.code == 0, r.err
     warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]

@@ -23,8 +23,9 @@ def evaluate(model: str | Path, n: int = 1000, seed: int = 0, baseline: bool = F
     or ``"train"``. See :func:`zoo.evaluation.evaluate.evaluate_folder`."""
     from zoo.core.errors import SpecError
     from zoo.evaluation.evaluate import evaluate_folder
+    from zoo.evaluation.quality import AGAINST
 
-    if against not in ("test", "train"):
+    if against not in AGAINST:
         raise SpecError(f"against {against!r}: expected test (the held-out split) or train")
     return evaluate_folder(model, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k,
                            iwae_limit=iwae_limit, features=features, against=against,

@@ -8,7 +8,6 @@ three times, in batches of the network's ``batch_size``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 
 import torch
 
@@ -75,15 +74,15 @@ QUIET_SECONDS = 5.0
 class Shown:
     """Progress of one extraction on stderr: a rich bar on a terminal, else a plain line
     per tenth once it has run :data:`QUIET_SECONDS`; silent below :data:`PROGRESS_FROM`
-    images or when the total is unknown."""
+    images."""
 
-    def __init__(self, name: str, total: int | None) -> None:
+    def __init__(self, name: str, total: int) -> None:
         import time
 
         self.name, self.total, self.done, self.started = name, total, 0, time.perf_counter()
         self.bar, self.next_line = None, 0
-        if total is None or total < PROGRESS_FROM:
-            self.total = None
+        self.enabled = total >= PROGRESS_FROM
+        if not self.enabled:
             return
         from rich.console import Console
 
@@ -109,7 +108,7 @@ class Shown:
         import sys
         import time
 
-        if self.total is None:
+        if not self.enabled:
             return
         self.done += count
         if self.bar is not None:
@@ -128,33 +127,20 @@ class Shown:
 
 
 @torch.inference_mode()
-def embed(extractor: FeatureExtractor, images: torch.Tensor | Iterable[torch.Tensor],
-          name: str = "features", total: int | None = None) -> torch.Tensor:
-    """Features (float32 N×dims, CPU) of float images in [0, 1]: one tensor, or batches of
-    them (a generator keeps only one batch of images in memory at a time; ``total``: how
-    many it yields, for the progress display).
+def embed(extractor: FeatureExtractor, images: torch.Tensor, name: str = "features"
+          ) -> torch.Tensor:
+    """Features (float32 N×dims, CPU) of float images in [0, 1], in batches of the
+    network's ``batch_size`` (progress shown for long extractions: :class:`Shown`).
 
     A network that returns the wrong shape, dtype or non-finite values is a one-line
     ``PluginError`` naming it (``name``).
     """
-    if isinstance(images, torch.Tensor):
-        batches, total = [images], len(images)
-    else:
-        batches = images
-    shown = Shown(name, total)
-    try:
-        return _embed(extractor, batches, name, shown)
-    finally:
-        shown.close()
-
-
-def _embed(extractor: FeatureExtractor, batches: Iterable[torch.Tensor], name: str,
-           shown: Shown) -> torch.Tensor:
     size = max(1, int(extractor.batch_size))
+    shown = Shown(name, len(images))
     out = []
-    for chunk in batches:
-        for start in range(0, len(chunk), size):
-            part = to_uint8(chunk[start : start + size])
+    try:
+        for start in range(0, len(images), size):
+            part = to_uint8(images[start : start + size])
             features = extractor(part)
             if not (isinstance(features, torch.Tensor)
                     and tuple(features.shape) == (len(part), extractor.dims)):
@@ -167,6 +153,8 @@ def _embed(extractor: FeatureExtractor, batches: Iterable[torch.Tensor], name: s
                 raise PluginError(f"feature network {name!r} returned non-finite features")
             out.append(features)
             shown.advance(len(part))
+    finally:
+        shown.close()
     if not out:
         return torch.empty(0, extractor.dims)
     return torch.cat(out)

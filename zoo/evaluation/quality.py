@@ -19,7 +19,7 @@ For features ``X`` (``zoo eval --features X``), ``metrics.json["eval"]`` gets:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,7 +41,6 @@ class Quality:
     scores: dict[str, Any]
     reference: torch.Tensor
     closest: tuple[torch.Tensor, torch.Tensor] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def describe(spec_data, split: str) -> str:
@@ -78,18 +77,14 @@ def quality_metrics(model, samples: torch.Tensor, name: str, extractor: FeatureE
 
     if against not in AGAINST:
         raise ValueError(f"against must be one of {AGAINST}, not {against!r}")
-    timings: dict[str, float] = {}
     started = time.perf_counter()
     _, f_test, cached_test = real_features(model.spec.data, "test", extractor, name)
     train_images, f_train, cached_train = real_features(model.spec.data, "train", extractor,
                                                         name)
-    timings["reference_s"] = round(time.perf_counter() - started, 2)
     say(f"{name} features of the real images: {len(f_test):,} held-out, {len(f_train):,} "
         f"training ({'cached' if cached_test and cached_train else 'computed'}, "
-        f"{timings['reference_s']} s)")
-    started = time.perf_counter()
+        f"{round(time.perf_counter() - started, 2)} s)")
     f_gen = embed(extractor, samples, name)
-    timings["samples_s"] = round(time.perf_counter() - started, 2)
     reference = f_test if against == "test" else f_train
     real = f_train[: len(f_gen)] if against == "test" else f_test
     scores: dict[str, Any] = {}
@@ -117,7 +112,7 @@ def quality_metrics(model, samples: torch.Tensor, name: str, extractor: FeatureE
         closest = (samples[order], train_images[found.index[order]])
     scores.update({f"against@{name}": against, f"reference_images@{name}": len(reference),
                    f"convention@{name}": extractor.convention})
-    return Quality(scores, reference, closest, timings)
+    return Quality(scores, reference, closest)
 
 
 def precompute_reference(spec_data, name: str) -> dict[str, Any]:

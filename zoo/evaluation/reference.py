@@ -17,6 +17,7 @@ import torch
 
 from zoo.core.features import FeatureExtractor
 from zoo.core.home import zoo_home
+from zoo.data.warn import warn_once
 from zoo.evaluation.extractor import embed, to_uint8
 
 #: Bump when the entry's layout changes.
@@ -69,15 +70,3 @@ def reference_features(images: torch.Tensor, extractor: FeatureExtractor, name: 
         warn_once(f"cannot cache reference features in {cache_dir()} "
                   f"({exc.strerror or type(exc).__name__}); they are recomputed next time")
     return features, False
-
-
-_warned: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """One ``warning:`` line on stderr, once per process."""
-    import sys
-
-    if message not in _warned:
-        _warned.add(message)
-        print(f"warning: {message}", file=sys.stderr)
