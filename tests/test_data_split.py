@@ -25,7 +25,8 @@ from zoo.data import KeyTable, load_folder, split_indices
 from zoo.data.files import FolderSource
 from zoo.data.source import ImageSource
 from zoo.data.split import key_hash, view
-from zoo.evaluation.evaluate import held_out, reconstruction_metrics
+from zoo.evaluation.evaluate import reconstruction_metrics
+from zoo.evaluation.real import held_out
 
 
 class Keys(ImageSource):

@@ -21,7 +21,7 @@ from zoo.api import from_pretrained, pack_data, resolve_spec
 from zoo.core.errors import DataError
 from zoo.core.spec import DataSpec
 from zoo.data import StreamSource, load_images, open_source
-from zoo.evaluation.evaluate import held_out
+from zoo.evaluation.real import held_out
 from zoo.training.feed import open_feed
 from zoo.training.loop import fit
 

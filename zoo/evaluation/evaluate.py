@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from zoo.core.errors import CapabilityError
-from zoo.evaluation.real import held_out, train_sample
+from zoo.evaluation.real import RealImages
 from zoo.folder.card import MEMORISATION, STRIP_FEATURES
 
 COVERAGE_CONFIDENCE = 0.5
@@ -53,10 +53,12 @@ def digit_class_metrics(images: torch.Tensor) -> dict[str, Any]:
     return {**class_stats(probs), "classifier_accuracy": round(accuracy, 4)}
 
 
-def reconstruction_metrics(model) -> dict[str, Any]:
-    """Held-out per-pixel MSE of reconstructions next to predicting the mean training image."""
-    test = held_out(model)
-    mean_image = train_sample(model.spec.data).mean(0, keepdim=True)
+def reconstruction_metrics(model, real: RealImages | None = None) -> dict[str, Any]:
+    """Held-out per-pixel MSE of reconstructions next to predicting the mean training image
+    (``real``: the images, when the caller has them decoded already)."""
+    real = real or RealImages(model.spec.data)
+    test = real.test
+    mean_image = real.train.mean(0, keepdim=True)
     recon = torch.cat([model.reconstruct(test[i : i + 500]) for i in range(0, len(test), 500)])
     ours = float(((recon - test) ** 2).mean())
     baseline = float(((mean_image - test) ** 2).mean())
@@ -69,18 +71,19 @@ BINARISED = {"none": "grey levels in [0, 1]", "threshold": "thresholded",
              "static": "statically binarised", "dynamic": "statically binarised"}
 
 
-def likelihood_metrics(model, k: int, limit: int | None = None) -> dict[str, Any]:
+def likelihood_metrics(model, k: int, limit: int | None = None,
+                       real: RealImages | None = None) -> dict[str, Any]:
     """Importance-weighted negative log-likelihood (nats per image) of the held-out split.
 
     Any family that declares ``log_likelihood`` is called with :func:`held_out`
     images (the first ``limit``), ``k`` importance samples and a seeded
     generator. A family whose likelihood is not defined for those images (a
     Bernoulli decoder and grey levels, say) raises ``CapabilityError``, which
-    becomes the ``iwae_note``.
+    becomes the ``iwae_note``. ``real``: the images, when the caller has them decoded.
     """
     import math
 
-    test = held_out(model)
+    test = (real or RealImages(model.spec.data)).test
     test = test[:limit] if limit else test
     try:
         nll = float(-model.log_likelihood(test, k=k).mean())
@@ -215,15 +218,16 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         name = features or default_features(model.spec.data.source)
         extractor = load_extractor(name)
     result: dict[str, Any] = {}
+    real = RealImages(model.spec.data)  # decoded once, for every score below
     if "reconstruct" in caps:
-        result.update(reconstruction_metrics(model))
+        result.update(reconstruction_metrics(model, real))
     if "log_likelihood" in caps:
-        result.update(likelihood_metrics(model, iwae_k, iwae_limit))
+        result.update(likelihood_metrics(model, iwae_k, iwae_limit, real))
     samples, quality = None, None
     if sampler:
         samples = model.sample(n, seed=seed)
         result.update({"samples": n, "seed": seed})
-        quality = quality_metrics(model, samples, name, extractor, against, memorise)
+        quality = quality_metrics(model, samples, name, extractor, against, memorise, real)
         result.update(quality.scores)
         if baseline:
             from zoo.evaluation.distances import fid, precision_recall
@@ -244,7 +248,7 @@ def evaluate_folder(path: str | Path, n: int = 1000, seed: int = 0, baseline: bo
         if "conditional" in caps and getattr(model.spec.model, "num_classes", 0) == 10:
             result.update(label_accuracy(model, max(10, n // 10), seed))
     if registered:
-        result.update(run_metrics(registered, model, samples, held_out(model)))
+        result.update(run_metrics(registered, model, samples, real.test))
     if model.repo_id is None:  # a Hub snapshot in the cache stays as downloaded
         metrics = read_metrics(model.path)
         previous = metrics.get("eval")

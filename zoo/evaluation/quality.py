@@ -26,6 +26,7 @@ import torch
 
 from zoo.core.features import FeatureExtractor
 from zoo.evaluation.distances import fid, kid, memorisation, precision_recall
+from zoo.evaluation.real import RealImages
 from zoo.evaluation.reference import reference_features
 
 #: Pairs shown in the model card's memorisation strip.
@@ -50,16 +51,13 @@ def describe(spec_data, split: str) -> str:
             f"{spec_data.channels or 'default'} channels, binarize={spec_data.binarize}")
 
 
-def real_features(spec_data, split: str, extractor: FeatureExtractor, name: str
-                  ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Features of a data spec's held-out split (``"test"``, at most ``data.eval_images``) or
-    of its training images (``"train"``, the fit sample: at most ``data.fit_images`` of an
-    indexed source): the images, their features (cached by content) and whether the
-    features came from the cache."""
-    from zoo.evaluation.real import held_out_images, train_sample
-
-    images = held_out_images(spec_data) if split == "test" else train_sample(spec_data)
-    return images, *reference_features(images, extractor, name, describe(spec_data, split))
+def real_features(real: RealImages, split: str, extractor: FeatureExtractor, name: str
+                  ) -> tuple[torch.Tensor, bool]:
+    """Features of the held-out split (``"test"``, at most ``data.eval_images``) or of the
+    training images (``"train"``, the fit sample: at most ``data.fit_images`` of an
+    indexed source), cached by content, and whether they came from the cache."""
+    images = real.test if split == "test" else real.train
+    return reference_features(images, extractor, name, describe(real.spec_data, split))
 
 
 def say(message: str) -> None:
@@ -68,25 +66,27 @@ def say(message: str) -> None:
 
 
 def quality_metrics(model, samples: torch.Tensor, name: str, extractor: FeatureExtractor,
-                    against: str = "test", memorise: bool = True) -> Quality:
+                    against: str = "test", memorise: bool = True,
+                    real: RealImages | None = None) -> Quality:
     """All the feature-space scores of ``samples`` (float32 N×C×H×W in [0, 1]) drawn from
-    ``model``, with feature network ``name`` (see the module docstring for the keys)."""
+    ``model``, with feature network ``name`` (see the module docstring for the keys);
+    ``real``: the real images, when the caller has them decoded already."""
     import time
 
     from zoo.evaluation.extractor import embed
 
     if against not in AGAINST:
         raise ValueError(f"against must be one of {AGAINST}, not {against!r}")
+    real = real or RealImages(model.spec.data)
     started = time.perf_counter()
-    _, f_test, cached_test = real_features(model.spec.data, "test", extractor, name)
-    train_images, f_train, cached_train = real_features(model.spec.data, "train", extractor,
-                                                        name)
+    f_test, cached_test = real_features(real, "test", extractor, name)
+    f_train, cached_train = real_features(real, "train", extractor, name)
     say(f"{name} features of the real images: {len(f_test):,} held-out, {len(f_train):,} "
         f"training ({'cached' if cached_test and cached_train else 'computed'}, "
         f"{round(time.perf_counter() - started, 2)} s)")
     f_gen = embed(extractor, samples, name)
     reference = f_test if against == "test" else f_train
-    real = f_train[: len(f_gen)] if against == "test" else f_test
+    floor = f_train[: len(f_gen)] if against == "test" else f_test
     scores: dict[str, Any] = {}
 
     def score(prefix: str, ours: torch.Tensor, theirs: torch.Tensor) -> None:
@@ -101,7 +101,7 @@ def quality_metrics(model, samples: torch.Tensor, name: str, extractor: FeatureE
             scores[f"kid_subset_size@{name}"] = subset
 
     score("", f_gen, reference)
-    score("reference_", real, reference)
+    score("reference_", floor, reference)
     closest = None
     if memorise:
         found = memorisation(f_gen, f_train, f_test)
@@ -109,7 +109,7 @@ def quality_metrics(model, samples: torch.Tensor, name: str, extractor: FeatureE
                        f"memorisation_threshold@{name}": round(found.threshold, 4),
                        f"train_images@{name}": len(f_train)})
         order = torch.argsort(found.distance)[:STRIP_PAIRS]
-        closest = (samples[order], train_images[found.index[order]])
+        closest = (samples[order], real.train[found.index[order]])
     scores.update({f"against@{name}": against, f"reference_images@{name}": len(reference),
                    f"convention@{name}": extractor.convention})
     return Quality(scores, reference, closest)
@@ -124,10 +124,11 @@ def precompute_reference(spec_data, name: str) -> dict[str, Any]:
     from zoo.evaluation.extractor import load_extractor
 
     extractor = load_extractor(name)
+    real = RealImages(spec_data)
     done: dict[str, Any] = {"features": name, "convention": extractor.convention}
     for split in ("test", "train"):
         started = time.perf_counter()
-        _, features, cached = real_features(spec_data, split, extractor, name)
+        features, cached = real_features(real, split, extractor, name)
         done[split] = {"images": len(features), "cached": cached,
                        "seconds": round(time.perf_counter() - started, 2)}
     return done

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
+
+
+class RealImages:
+    """A data spec's held-out split (:func:`held_out_images`) and training sample
+    (:func:`train_sample`), each decoded once, on first use, for every score of one
+    evaluation (reconstruction, likelihood, FID and memorisation, plugins' metrics)."""
+
+    def __init__(self, spec_data) -> None:
+        self.spec_data = spec_data
+
+    @functools.cached_property
+    def test(self) -> torch.Tensor:
+        """The held-out images."""
+        return held_out_images(self.spec_data)
+
+    @functools.cached_property
+    def train(self) -> torch.Tensor:
+        """The training sample."""
+        return train_sample(self.spec_data)
 
 
 def train_sample(spec_data) -> torch.Tensor:
