@@ -351,8 +351,8 @@ class Lie(SamplingOptions):
 
 
 @pytest.mark.parametrize(("lie", "says"), [
-    ("shape", "sample() gave shape (4, 7) for 4 samples, expected 4xCxHxW"),
-    ("rows", "sample() gave shape (5, 1, 4, 4) for 4 samples, expected 4xCxHxW"),
+    ("shape", "sample() gave shape (3, 7) for 3 samples, expected 3xCxHxW"),
+    ("rows", "sample() gave shape (4, 1, 4, 4) for 3 samples, expected 3xCxHxW"),
     ("dtype", "sample() gave dtype torch.uint8, expected float images in [0, 1]"),
     ("list", "sample() gave a list, not a tensor of images (or a pair of images and a list "
              "of tensors)"),

@@ -146,7 +146,7 @@ from zoo_dcgan.model import DCGAN
 
 
 class Liar(DCGAN):
-    independent_samples = "no"  # truthy: every chunk would go unpadded
+    independent_samples = "no"  # truthy: the kit would demand bitwise equality across batches
 '''
 
 TORCH_AFTER = ("import sys, runpy; sys.argv = ['zoo', *sys.argv[1:]]\n"

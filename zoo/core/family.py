@@ -97,8 +97,10 @@ class Family:
       (its ``start``/``finish`` see the whole training split of an in-memory source, and for
       a streamed source the first ``data.fit_images`` images of epoch 0);
     - ``sampling_note``: one sentence for the model card on how samples are made;
-    - ``independent_samples``: ``True`` when each image is computed on its own
-      (so the last sampling batch need not be padded to a full chunk);
+    - ``independent_samples``: ``True`` when each image is computed on its own, so
+      image *i* is bitwise the same for any number of images and batch size (the
+      conformance kit holds the family to it; a batched network agrees only to float
+      rounding across batch sizes);
     - ``input_ranges``: ``{module name: (low, high)}`` of inputs that are not
       images in [0, 1] (``zoo visualize`` optimises inputs in that range);
     - ``tiny``: spec overrides (``{"model.timesteps": 10}``) that make a build

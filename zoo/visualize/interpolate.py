@@ -78,11 +78,11 @@ def decode(model: ZooModel, codes: torch.Tensor, batch_size: int = 64,
            **options: Any) -> torch.Tensor:
     """Images in [0, 1] (float32, CPU) from codes, with the family's ``generate``.
 
-    Like :func:`zoo.sampling.sample.sample_images`, the model always runs on whole
-    chunks of ``batch_size`` codes (the last one padded with copies of its last
-    code), so an image depends only on its own code, bitwise: a strip's ends
-    are exactly the images of its end codes decoded on their own, and exactly
-    the samples they came from.
+    The model always runs on whole chunks of ``batch_size`` codes (the last one
+    padded with copies of its last code), so an image depends only on its own
+    code, bitwise: a strip's ends are exactly the images of its end codes decoded
+    on their own, and the samples they came from to float rounding (sampling runs
+    unpadded chunks).
     """
     impl = model.family.load()
     validated = model.family.sampling_options(options)
