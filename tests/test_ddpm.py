@@ -441,3 +441,27 @@ def test_a_short_linear_schedule_stays_a_valid_diffusion():
     diffusion = Diffusion(betas_for("linear", 10))
     assert torch.all(diffusion.betas < 1) and torch.all(torch.isfinite(diffusion.abar))
     assert torch.all(diffusion.posterior_var >= 0)
+
+
+@pytest.mark.parametrize("tokens", [49, 300])  # the explicit product, then torch's fused kernel
+def test_attention_is_softmax_of_scaled_scores_times_values(tokens):
+    from zoo_ddpm.unet import EXPLICIT_ATTENTION_TOKENS, attention
+
+    assert (tokens > EXPLICIT_ATTENTION_TOKENS) == (tokens == 300)
+    q, k, v = torch.randn(3, 2, tokens, 16, dtype=torch.float64).unbind(0)
+    weights = torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1)  # sqrt(16) = 4
+    torch.testing.assert_close(attention(q, k, v), weights @ v)
+
+
+def test_norm_silu_is_silu_of_group_norm_and_stays_bf16_under_autocast():
+    from zoo_ddpm.unet import norm_silu
+
+    norm = torch.nn.GroupNorm(4, 16)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(2, 16, 5, 5)
+    assert torch.equal(norm_silu(norm, x), torch.nn.functional.silu(norm(x)))
+    with torch.autocast("cpu", torch.bfloat16):
+        half = norm_silu(norm, x.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), torch.nn.functional.silu(norm(x)), atol=0.05,
+                               rtol=0.02)
