@@ -465,3 +465,24 @@ def test_norm_silu_is_silu_of_group_norm_and_stays_bf16_under_autocast():
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), torch.nn.functional.silu(norm(x)), atol=0.05,
                                rtol=0.02)
+
+
+def test_bf16_sampling_runs_under_autocast_and_stays_close_to_fp32(tiny_build, tmp_path):
+    import zoo
+
+    model = zoo.from_pretrained(tiny_build[0])
+    exact = model.sample(4, seed=3, steps=3)
+    half = model.sample(4, seed=3, steps=3, precision="bf16")
+    assert half.dtype == torch.float32 and half.shape == exact.shape
+    assert not torch.equal(half, exact)  # the UNet really ran in bf16
+    torch.testing.assert_close(half, exact, atol=0.05, rtol=0)
+    out = tmp_path / "half.npz"
+    proc = subprocess.run(["zoo", "sample", str(tiny_build[0]), "-n", "4", "--opt", "steps=3",
+                           "--precision", "bf16", "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    bad = subprocess.run(["zoo", "sample", str(tiny_build[0]), "-n", "4", "--precision", "fp8",
+                          "-o", str(tmp_path / "bad.npz")], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: sampling: precision = 'fp8' must be one of fp32, bf16"]
+    assert not (tmp_path / "bad.npz").exists()

@@ -184,6 +184,9 @@ def sample_cmd(
                                             help="Images per forward pass.")] = 64,
     label: Annotated[int | None, typer.Option(min=0, help="Class to sample (conditional "
                                               "families; the same as --opt label=N).")] = None,
+    precision: Annotated[str, typer.Option(
+        help="fp32, or bf16: the sampler under bf16 autocast (faster where the CPU or GPU "
+        "has bf16 units; images move by bf16 rounding).")] = "fp32",
     opts: SamplingOpts = None,
 ) -> None:
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
@@ -191,7 +194,7 @@ def sample_cmd(
     from zoo.api import parse_options, write_samples
 
     kind = write_samples(path, output, n, seed, batch_size, nrow, label=label,
-                         options=parse_options(opts or []))
+                         options=parse_options(opts or []), precision=precision)
     shown = f"{output}{os.sep}" if kind == "folder" else str(output)
     print(f"wrote {shown} ({n} images, seed {seed})")
 

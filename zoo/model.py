@@ -104,17 +104,22 @@ class ZooModel:
 
         return read_metrics(self.path)
 
-    def sample(self, n: int, seed: int = 0, batch_size: int = 64, **options: Any) -> torch.Tensor:
-        """``n`` images as float32 ``N×C×H×W`` in [0, 1]; image i depends only on (seed, i)."""
+    def sample(self, n: int, seed: int = 0, batch_size: int = 64, *, precision: str = "fp32",
+               **options: Any) -> torch.Tensor:
+        """``n`` images as float32 ``N×C×H×W`` in [0, 1]; image i depends only on (seed, i).
+        ``precision="bf16"`` samples under bf16 autocast."""
         from zoo.sampling.sample import sample_images
 
-        return sample_images(self.family, self.module, self.spec, n, seed, batch_size, **options)
+        return sample_images(self.family, self.module, self.spec, n, seed, batch_size,
+                             precision=precision, **options)
 
     def write_samples(self, output: str | Path, n: int = 64, seed: int = 0,
-                      batch_size: int = 64, nrow: int | None = None, **options: Any) -> str:
+                      batch_size: int = 64, nrow: int | None = None, *,
+                      precision: str = "fp32", **options: Any) -> str:
         """Sample ``n`` images into ``output`` with the family's sampling ``options`` (as
         :meth:`sample` takes them); return its kind. See :func:`write_samples`."""
-        return write_samples(self, output, n, seed, batch_size, nrow, options=options)
+        return write_samples(self, output, n, seed, batch_size, nrow, options=options,
+                             precision=precision)
 
     def _call(self, capability: str, batch: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         """The family's ``capability`` on ``batch``: a one-line ``PluginError`` unless it
@@ -207,6 +212,7 @@ def write_samples(
     *,
     label: int | None = None,
     options: Mapping[str, Any] | None = None,
+    precision: str = "fp32",
 ) -> str:
     """Sample ``n`` images of ``model`` (loaded, or loaded here by :func:`from_pretrained`)
     into ``output`` and return its kind: ``"grid"`` (``FILE.png``, one grid of ``nrow``
@@ -216,15 +222,17 @@ def write_samples(
     ``output`` is checked before the model is loaded; folders and tensor files are
     written as the images are made. ``options``: the family's sampling options (``zoo
     spec FAMILY`` lists them); ``label``: the class of every image, the ``label`` option
-    of a conditional family, checked to be one first (``zoo sample --label``). Image i
-    depends only on (seed, i), as in :meth:`ZooModel.sample`.
+    of a conditional family, checked to be one first (``zoo sample --label``);
+    ``precision``: ``"fp32"`` or ``"bf16"`` (autocast). Image i depends only on (seed, i),
+    as in :meth:`ZooModel.sample`.
     """
-    from zoo.sampling.sample import iter_samples
+    from zoo.sampling.sample import iter_samples, precision_context
     from zoo.sampling.sinks import check_output
     from zoo.sampling.sinks import write_samples as write_chunks
 
     output = Path(output)
     check_output(output, n)
+    precision_context(precision)  # checked before the model is loaded
     options = with_label(options, label)
     source = str(model.repo_id or model.path) if isinstance(model, ZooModel) else str(model)
     if not isinstance(model, ZooModel):
@@ -232,10 +240,11 @@ def write_samples(
     if label is not None:
         model.family.require("conditional")
     chunks = iter_samples(model.family, model.module, model.spec, n, seed, batch_size,
-                          **options)
+                          precision=precision, **options)
     return write_chunks(chunks, output, n, nrow=nrow,
                         metadata={"format": "genzoo-samples", "model": source,
-                                  "seed": str(seed), "family": model.family.name})
+                                  "seed": str(seed), "family": model.family.name,
+                                  "precision": precision})
 
 
 def with_label(options: Mapping[str, Any] | None, label: int | None) -> dict[str, Any]:

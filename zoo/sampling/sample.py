@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,11 +77,15 @@ def sample_images(
     /,
     seed: int = 0,
     batch_size: int = 64,
+    *,
+    precision: str = "fp32",
     **options: Any,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """``n`` images as float32 ``N×C×H×W`` in [0, 1] on the CPU, seeded per sample.
 
-    ``options`` are the family's sampling options (e.g. ``label=3``, ``steps=20``:
+    ``precision``: ``"fp32"``, or ``"bf16"`` to run the sampler under bf16 autocast
+    (about 1.5-2x faster on a CPU with bf16 instructions and on GPUs; images move by
+    bf16 rounding). ``options`` are the family's sampling options (e.g. ``label=3``, ``steps=20``:
     its record's ``options`` model, validated; an unknown one is a one-line
     ``CapabilityError`` listing them). A sampler that returns ``(images, [extra
     tensors])`` (e.g. ``return_pyramid=True``) gets the extras back too.
@@ -101,7 +105,8 @@ def sample_images(
     chunks: list[torch.Tensor] = []
     extras: list[list[torch.Tensor]] = []  # e.g. LAPGAN's pyramid levels
     with torch.inference_mode():
-        for images, more in _chunks(family, module, spec, n, seed, batch_size, options):
+        for images, more in _chunks(family, module, spec, n, seed, batch_size, options,
+                                    precision):
             chunks.append(images)
             if more is not None:
                 extras.append(more)
@@ -119,19 +124,23 @@ def iter_samples(
     /,
     seed: int = 0,
     batch_size: int = 64,
+    *,
+    precision: str = "fp32",
     **options: Any,
 ) -> Iterator[torch.Tensor]:
     """The images of :func:`sample_images` (extras dropped), one float32 ``b×C×H×W`` chunk of
     at most ``batch_size`` at a time, each made only when asked for: memory stays at one
     batch whatever ``n`` is (``zoo sample -o DIR/`` or ``-o FILE.npy``)."""
-    return (images for images, _ in _chunks(family, module, spec, n, seed, batch_size, options))
+    return (images for images, _ in _chunks(family, module, spec, n, seed, batch_size, options,
+                                            precision))
 
 
 def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: int,
-            batch_size: int, options: dict[str, Any]
+            batch_size: int, options: dict[str, Any], precision: str = "fp32"
             ) -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
     """Validate, then lazily yield (images, extras or None) per chunk of sample indices."""
     family.require("sample")
+    autocast = precision_context(precision)
     impl = family.load()
     validated = family.sampling_options(options)
     n, seed, batch_size = (_count(value, name, low) for value, name, low in
@@ -146,13 +155,36 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
             stop = min(start + batch_size, n)
             with torch.inference_mode():  # not held across the yield: the caller's code
                 noise = PerSampleNoise(seed, range(start, stop), device)
-                out = impl.sample(module, noise, spec, validated)
+                with autocast(device):
+                    out = impl.sample(module, noise, spec, validated)
                 images, more = checked_output(family, out, len(noise))
                 images = images.float().clamp_(0.0, 1.0).cpu()
                 more = None if more is None else [t.float().cpu() for t in more]
             yield images, more
 
     return generate()
+
+
+#: Sampling precisions: the autocast dtype each runs the sampler under (None: none).
+PRECISIONS = {"fp32": None, "bf16": "bfloat16"}
+
+
+def precision_context(precision: str) -> Callable[[torch.device], Any]:
+    """A context factory for sampling at ``precision`` on a device: bf16 autocast, or
+    nothing for fp32; another value is a one-line ``ZooError``."""
+    import contextlib
+
+    import torch
+
+    from zoo.core.errors import ZooError
+
+    if precision not in PRECISIONS:
+        raise ZooError(f"sampling: precision = {precision!r} must be one of "
+                       f"{', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return lambda device: contextlib.nullcontext()
+    return lambda device: torch.autocast(device.type, getattr(torch, dtype))
 
 
 def _count(value: Any, name: str, low: int) -> int:
