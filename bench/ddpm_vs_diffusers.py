@@ -24,10 +24,13 @@ Training step (one batch of 64 real digits, data loading not timed):
 Both precisions: fp32, and bf16 autocast (accelerate's ``mixed_precision="bf16"``
 for ours, ``torch.autocast("cpu", bfloat16)`` around the peer's forward).
 
-Sampling: 64 images, DDIM with 50 steps and eta = 0, fp32: ours through
-``zoo.sampling.sample.sample_images`` (per-sample noise, chunks of 64), the peer through
-``DDIMPipeline(unet, DDIMScheduler(...))(batch_size=64, num_inference_steps=50,
-output_type="np")`` with its progress bar off. Each side uses its own random
+Sampling: 64 images, DDIM with 50 steps and eta = 0, in fp32 and bf16: ours through
+``zoo.sampling.sample.sample_images`` (per-sample noise, one chunk of 64;
+``precision="bf16"``: bf16 autocast), the peer through ``DDIMPipeline(unet,
+DDIMScheduler(...))(batch_size=64, num_inference_steps=50, output_type="np")`` with
+its progress bar off; in bf16 under bf16 autocast. (diffusers' other bf16 route, a
+UNet cast to bf16, fails in ``DDIMPipeline`` on the CPU: its output goes through
+``.numpy()``, which has no bf16, with diffusers 0.42.1.) Each side uses its own random
 initialisation (run time does not depend on the weight values).
 
 ``--device cuda`` runs both sides on the GPU (``torch.autocast("cuda", bfloat16)``
@@ -52,6 +55,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import statistics
 import sys
 from typing import Any
 
@@ -112,14 +116,16 @@ def our_train_step(trainer: Any, images01: torch.Tensor) -> Any:
     return step
 
 
-def our_sampler(device: str = "cpu") -> tuple[Any, int]:
-    """DDIM-50 sampling of 64 images through the zoo's sampling path; and the param count."""
+def our_sampler(device: str = "cpu", precision: str = "fp32") -> tuple[Any, int]:
+    """DDIM-50 sampling of 64 images through the zoo's sampling path (``zoo sample
+    --precision``); and the param count."""
     from zoo.sampling.sample import sample_images
 
     family, spec = our_spec("fp32", device)
     model = family.load().build(spec).eval().to(device)
     return (lambda: sample_images(family, model, spec, BATCH, seed=0, batch_size=BATCH,
-                                  sampler="ddim", steps=SAMPLE_STEPS, eta=0.0),
+                                  precision=precision, sampler="ddim", steps=SAMPLE_STEPS,
+                                  eta=0.0),
             sum(p.numel() for p in model.parameters()))
 
 
@@ -176,19 +182,23 @@ def peer_train_step(unet: Any, images01: torch.Tensor, bf16: bool, tuned: bool) 
     return step
 
 
-def peer_sampler(spec: Any, device: str = "cpu") -> tuple[Any, int]:
-    """DDIM-50 sampling of 64 images through ``DDIMPipeline``; and the param count."""
+def peer_sampler(spec: Any, device: str = "cpu", bf16: bool = False) -> tuple[Any, int]:
+    """DDIM-50 sampling of 64 images through ``DDIMPipeline`` (``bf16``: under bf16
+    autocast, as ours runs); and the param count."""
     from diffusers import DDIMPipeline, DDIMScheduler
 
     unet = peer_unet(spec).eval()
     pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler(num_train_timesteps=1000,
                                                            beta_schedule="linear")).to(device)
     pipe.set_progress_bar_config(disable=True)
+    autocast = ((lambda: torch.autocast(torch.device(device).type, torch.bfloat16))
+                if bf16 else contextlib.nullcontext)
 
     def sample() -> Any:
         gen = torch.Generator(device=device).manual_seed(0)
-        return pipe(batch_size=BATCH, generator=gen, eta=0.0,
-                    num_inference_steps=SAMPLE_STEPS, output_type="np").images
+        with autocast():
+            return pipe(batch_size=BATCH, generator=gen, eta=0.0,
+                        num_inference_steps=SAMPLE_STEPS, output_type="np").images
 
     return sample, sum(p.numel() for p in unet.parameters())
 
@@ -226,11 +236,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def figures(timings: Timings, images: int, pairs: dict[str, tuple[str, str]]
-            ) -> dict[str, dict[str, float]]:
-    """images/s per configuration, and ours/peer for each named pair."""
+            ) -> dict[str, dict[str, Any]]:
+    """images/s per configuration; ours/peer for each named pair (ratio of the medians over
+    all calls), and its spread: the lowest and highest ratio of one round's medians."""
     rates = {name: images_per_s(t, images) for name, t in timings.items()}
+
+    def per_round(a: str, b: str) -> list[float]:
+        return [statistics.median(tb) / statistics.median(ta)
+                for ta, tb in zip(timings[a], timings[b], strict=True)]
+
     return {"images_per_s": {k: round(v, 2) for k, v in rates.items()},
-            "ratio": {label: round(rates[a] / rates[b], 3) for label, (a, b) in pairs.items()}}
+            "ratio": {label: round(rates[a] / rates[b], 3) for label, (a, b) in pairs.items()},
+            "ratio_round_range": {label: [round(min(r), 3), round(max(r), 3)]
+                                  for label, (a, b) in pairs.items()
+                                  for r in [per_round(a, b)]}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,20 +298,28 @@ def main(argv: list[str] | None = None) -> None:
 
     ours_sample, n_ours = our_sampler(device)
     peer_sample, n_peer = peer_sampler(spec, device)
-    sample_calls = {"ours ddim50 fp32": ours_sample, "peer ddim50 fp32": peer_sample}
+    sample_calls = {"ours ddim50 fp32": ours_sample, "peer ddim50 fp32": peer_sample,
+                    "ours ddim50 bf16": our_sampler(device, "bf16")[0],
+                    "peer ddim50 bf16": peer_sampler(spec, device, bf16=True)[0]}
     peak_mib |= warm_up(sample_calls, 1, sync)
     sample_t = run_rounds(sample_calls, args.rounds, 1, BATCH, "sample ", sync)
-    sample = figures(sample_t, BATCH, {"ddim50 fp32": ("ours ddim50 fp32",
-                                                       "peer ddim50 fp32")})
+    sample = figures(sample_t, BATCH, {
+        "ddim50 fp32": ("ours ddim50 fp32", "peer ddim50 fp32"),
+        "ddim50 bf16": ("ours ddim50 bf16", "peer ddim50 bf16")})
 
     for name, rate in train["images_per_s"].items():
         mem = f", peak {peak_mib[name]:.0f} MiB" if name in peak_mib else ""
         print(f"ddpm {device} train step {name}: {rate:.1f} img/s{mem}")
     for label, ratio in train["ratio"].items():
-        print(f"ddpm {device} train step {label}: ours/peer {ratio:.2f}x")
+        low, high = train["ratio_round_range"][label]
+        print(f"ddpm {device} train step {label}: ours/peer {ratio:.2f}x "
+              f"(rounds {low:.2f}-{high:.2f})")
     for name, rate in sample["images_per_s"].items():
         print(f"ddpm {device} sampling {name}: {rate:.1f} img/s")
-    print(f"ddpm {device} sampling ddim50 fp32: ours/peer {sample['ratio']['ddim50 fp32']:.2f}x")
+    for label, ratio in sample["ratio"].items():
+        low, high = sample["ratio_round_range"][label]
+        print(f"ddpm {device} sampling {label}: ours/peer {ratio:.2f}x "
+              f"(rounds {low:.2f}-{high:.2f})")
 
     result = {
         "benchmark": f"{MODEL} UNet: training step (batch {BATCH}) and DDIM-{SAMPLE_STEPS} "
