@@ -164,7 +164,7 @@ def family_latency(args: argparse.Namespace) -> dict[str, Any]:
         rows[name] = {
             "family": family.name, "floor_is": what + (f" x {steps} steps (DDIM)" if ddpm else ""),
             "steps": steps, "median_ms": {c: round(v, 4) for c, v in ms.items()},
-            "floor_ms": round(floor, 4),
+            "floor_ms": round(floor, 4), "overhead_n1_ms": round(ms["n=1"] - floor, 4),
             "ratio_n1_over_floor": round(ms["n=1"] / floor, 3),
             "ratio_n1_scan_per_call_over_floor": round(ms["n=1 scan per call"] / floor, 3),
             "timings_s": timings,
