@@ -50,6 +50,7 @@ SCRIPTS: dict[str, list[list[str]]] = {
     "dedup": [[]],
     "cold_start": [[]],
     "features": [[]],
+    "sample_latency": [[]],
 }
 
 
@@ -170,6 +171,31 @@ def _features(d: dict[str, Any]) -> list[Row]:
             ("digit-classifier features", f"{ips['digits']:.0f} img/s", "–", "–", "–")]
 
 
+def _sampling(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    fams = d.get("families")
+    if fams:
+        name, worst = max(fams.items(), key=lambda kv: kv[1]["ratio_n1_over_floor"])
+        rows.append((f"sample(1), worst family ({name}), against its network's batch-1 "
+                     "forward (x steps)", f"{worst['median_ms']['n=1']:.3g} ms",
+                     f"{worst['floor_ms']:.3g} ms (bare network)",
+                     f"{worst['ratio_n1_over_floor']:.2f}×", "≤ 1.5×"))
+    versus = d.get("diffusers")
+    if versus:
+        for n, fig in versus["n"].items():
+            ms = fig["per_step_ms"]
+            rows.append((f"DDIM step fp32, n = {n}", f"{ms['ours ddim']:.1f} ms",
+                         f"{ms['peer ddim']:.1f} ms", f"{ms['ours ddim'] / ms['peer ddim']:.2f}×",
+                         "≤ 0.83× (1.2× faster)"))
+    e2e = d.get("e2e")
+    if e2e:
+        rows.append(("zoo sample -n 2 --opt sampler=ddpm (32×32, T = 1000), end to end",
+                     f"{e2e['end_to_end_ms'] / 1000:.1f} s",
+                     f"{e2e['floor_ms'] / 1000:.1f} s (1000 batch-2 forwards)",
+                     f"{e2e['ratio_end_to_end_over_floor']:.2f}×", "≤ 1.5×"))
+    return rows
+
+
 EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "dcgan_train": ("PyTorch examples DCGAN", _dcgan),
     "ddpm_vs_diffusers": ("diffusers", _ddpm),
@@ -178,6 +204,7 @@ EXTRACTORS: dict[str, tuple[str, Extractor]] = {
     "dedup": ("imagededup", _dedup),
     "cold_start": ("python", _cold),
     "features": ("torch-fidelity", _features),
+    "sample_latency": ("diffusers; the bare network", _sampling),
 }
 
 

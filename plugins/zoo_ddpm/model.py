@@ -29,6 +29,19 @@ if TYPE_CHECKING:
     from zoo_ddpm import DDPMOptions, DDPMSpec
 
 
+def schedule_on(spec_model: Any, device: torch.device) -> Diffusion:
+    """The schedule a DDPM model spec describes, on ``device``, made once per (model spec,
+    device) and kept: every sampling call needs it, and its float64 tables cost about a
+    sampling step to build on two busy CPU cores (50 ms)."""
+    key = (spec_model.model_dump_json(), str(device))
+    if key not in _SCHEDULES:
+        _SCHEDULES[key] = schedule_of(spec_model).to(device)
+    return _SCHEDULES[key]
+
+
+_SCHEDULES: dict[tuple[str, str], Diffusion] = {}
+
+
 class DDPMTrainer(Trainer):
     """One Adam step on the simple diffusion loss per batch."""
 
@@ -69,20 +82,20 @@ class DDPM(Family):
         ``eta`` do not apply); ``"ddim"`` uses ``steps`` evenly spaced timesteps
         and noise ``eta`` (0: deterministic given x_T).
         """
-        diffusion: Diffusion = schedule_of(spec.model)
+        x = self.latent(model, noise, spec)
+        diffusion = schedule_on(spec.model, x.device)
         if (options.sampler or spec.sample.sampler) == "ddpm":
             steps, eta = diffusion.steps, 1.0
         else:
             steps = options.steps or spec.sample.steps
             eta = spec.sample.eta if options.eta is None else options.eta
         size, channels = spec.data.image_size, num_channels(spec.data)
-        x = self.latent(model, noise, spec)
         fresh = None
         if eta > 0:
             generators = noise.generators(stream=1)
             def fresh() -> torch.Tensor:
                 return noise.draw(generators, channels, size, size)
-        x0 = diffusion.to(x.device).sample(model, x, steps, eta, fresh)
+        x0 = diffusion.sample(model, x, steps, eta, fresh)
         return (x0 + 1) / 2
 
     def latent(self, model: UNet, noise: PerSampleNoise, spec: DDPMSpec) -> torch.Tensor:
@@ -95,7 +108,6 @@ class DDPM(Family):
         """Images in [0, 1] from x_T by deterministic DDIM, whatever ``sampler`` and ``eta``
         say (``options.steps``, default ``spec.sample.steps``): x_T acts as a latent code
         (Song et al., 2021, section 5.3)."""
-        diffusion: Diffusion = schedule_of(spec.model)
         steps = options.steps or spec.sample.steps
-        x0 = diffusion.to(codes.device).sample(model, codes, steps, 0.0, None)
+        x0 = schedule_on(spec.model, codes.device).sample(model, codes, steps, 0.0, None)
         return (x0 + 1) / 2

@@ -8,8 +8,10 @@ of batched kernels (bitwise for the same number of images and batch size).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from zoo.core.spec import Spec
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function; SeedSequence costs tens of µs a call
 def sample_seed(seed: int, index: int, stream: int = 0) -> int:
     """A 63-bit seed derived from (seed, sample index, stream) with NumPy's SeedSequence."""
     state = np.random.SeedSequence([seed, index, stream]).generate_state(1, dtype=np.uint64)
@@ -110,7 +113,8 @@ def sample_images(
             chunks.append(images)
             if more is not None:
                 extras.append(more)
-        images = torch.cat(chunks) if chunks else torch.empty(0)
+        images = (chunks[0] if len(chunks) == 1 else torch.cat(chunks) if chunks
+                  else torch.empty(0))
         if extras:
             return images, [torch.cat(level) for level in zip(*extras, strict=True)]
     return images
@@ -146,11 +150,12 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
     n, seed, batch_size = (_count(value, name, low) for value, name, low in
                            ((n, "n", 0), (seed, "seed", 0), (batch_size, "batch_size", 1)))
     device = module_device(module)
-    warn_nonfinite(family, module)
+    warned = warn_nonfinite(family, module)
 
     def generate() -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
         import torch
 
+        nonlocal warned
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             with torch.inference_mode():  # not held across the yield: the caller's code
@@ -158,6 +163,9 @@ def _chunks(family: FamilyRecord, module: nn.Module, spec: Spec, n: int, seed: i
                 with autocast(device):
                     out = impl.sample(module, noise, spec, validated)
                 images, more = checked_output(family, out, len(noise))
+                if not warned and not bool(torch.isfinite(images).all()):
+                    # a weight written where no version counter sees it (``p.data``)
+                    warned = warn_nonfinite(family, module, rescan=True)
                 images = images.float().clamp_(0.0, 1.0).cpu()
                 more = None if more is None else [t.float().cpu() for t in more]
             yield images, more
@@ -227,15 +235,46 @@ def checked_output(family: FamilyRecord, out: Any, rows: int
     return images, None if more is None else list(more)
 
 
-def warn_nonfinite(family: FamilyRecord, module: nn.Module) -> None:
-    """Print a one-line warning on stderr if the module has NaN or infinite weights."""
+def warn_nonfinite(family: FamilyRecord, module: nn.Module, rescan: bool = False) -> bool:
+    """Print a one-line warning on stderr if the module has NaN or infinite weights;
+    return whether it did.
+
+    The scan reads every weight, as much work as a batch-1 forward pass, so its answer
+    is kept per module and redone only when a weight changed (a tensor's version counter
+    moves with every in-place write, ``load_state_dict`` and optimiser steps included;
+    writes through ``p.data`` are not counted, hence ``rescan``: sampling rescans when
+    an image comes out non-finite)."""
     from zoo.artifact import nonfinite_tensors
 
-    bad = nonfinite_tensors(module)
+    key = _weights_version(module)
+    cached = _FINITE_SCANS.get(module)
+    if not rescan and key is not None and cached is not None and cached[0] == key:
+        bad = cached[1]
+    else:
+        bad = nonfinite_tensors(module)
+        if key is not None:
+            _FINITE_SCANS[module] = (key, bad)
     if bad:
         print(f"warning: the {family.name} model has non-finite weights (NaN or inf) in "
               f"{', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}; its samples are not "
               "meaningful", file=sys.stderr)
+    return bool(bad)
+
+
+#: module -> (its weights' versions when scanned, the names of non-finite ones)
+_FINITE_SCANS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list[str]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _weights_version(module: nn.Module) -> tuple | None:
+    """Each parameter's and buffer's (identity, storage, version counter), which any change
+    of a weight moves; None where a tensor keeps no counter (made under inference mode)."""
+    try:  # one walk over the submodules (parameters() and buffers() would make two)
+        return tuple((id(t), t.data_ptr(), t._version) for m in module.modules()
+                     for table in (m._parameters, m._buffers) for t in table.values()
+                     if t is not None)
+    except RuntimeError:  # an inference tensor has no version counter
+        return None
 
 
 def module_device(module: nn.Module) -> torch.device:
