@@ -22,6 +22,8 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+PEAK_MATMUL_N = 3072  # square matmul side for peak_flops (2048 and 4096 measured no higher)
+
 Call = Callable[[], Any]
 Sync = Callable[[], None] | None  # waits for queued device work (CUDA); None on the CPU
 Timings = dict[str, list[list[float]]]  # configuration -> rounds -> per-call seconds
@@ -143,3 +145,77 @@ def machine_info() -> dict[str, Any]:
                  "tf32_conv": torch.backends.cudnn.allow_tf32,
                  "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
     return info
+
+
+# --------------------------------------------------------------------------- fraction of peak
+
+_PEAKS: dict[tuple[str, str, int], list[float]] = {}  # (dtype, device, n) -> FLOP/s per run
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}  # spec precision -> torch dtype name
+
+
+def step_flops(call: Call) -> int:
+    """FLOPs of one ``call()`` (e.g. a training step: forward, backward and optimiser).
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode``: matmuls, convolutions
+    (and their transposes) and scaled-dot-product attention, forward and backward,
+    at 2 FLOPs per multiply-add, whatever the dtype. Everything else counts as zero:
+    batch/group normalisation, activations, elementwise arithmetic, losses, the
+    optimiser's update, copies and layout conversions. The call really runs (it
+    advances a trainer by one step); do not time it.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        call()
+    return int(counter.get_total_flops())
+
+
+def peak_flops(dtype: Any, device: str = "cpu", n: int = PEAK_MATMUL_N,
+               warmup: int = 2, runs: int = 7) -> float:
+    """This machine's measured peak in FLOP/s for ``dtype``: an ``n`` x ``n`` matmul.
+
+    ``dtype`` is a torch dtype or a spec precision (``"fp32"``, ``"bf16"``). Two
+    warm-up products, then the median of ``runs`` timed ones (2 n^3 FLOPs each), at
+    torch's current thread count; cached per (dtype, device, n) in the process, the
+    per-run figures in :func:`peak_runs`. On a shared machine the figure moves with
+    the other jobs, like the timings do.
+    """
+    import torch
+
+    if isinstance(dtype, str):
+        dtype = getattr(torch, PRECISIONS.get(dtype, dtype))
+    key = (str(dtype), device, n)
+    if key not in _PEAKS:
+        sync = synchronizer(device)
+        gen = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(n, n, generator=gen, device=device).to(dtype)
+        b = torch.randn(n, n, generator=gen, device=device).to(dtype)
+        for _ in range(warmup):
+            torch.mm(a, b)
+        if sync is not None:
+            sync()
+        _PEAKS[key] = [2 * n**3 / t for t in time_calls(lambda: torch.mm(a, b), runs, sync)]
+    return statistics.median(_PEAKS[key])
+
+
+def peak_runs() -> dict[str, list[float]]:
+    """GFLOP/s of every timed peak matmul so far, per ``"dtype device n"`` (for the JSON)."""
+    return {" ".join(map(str, k)): [round(f / 1e9, 1) for f in v] for k, v in _PEAKS.items()}
+
+
+def vs_peak(flops: int, seconds: float, peak: float) -> dict[str, float]:
+    """``gflop_per_step``, ``achieved_gflops``, ``peak_gflops`` and ``fraction_of_peak``.
+
+    ``flops`` per step (:func:`step_flops`), ``seconds`` per step (a median), ``peak``
+    in FLOP/s (:func:`peak_flops` of the step's precision).
+    """
+    achieved = flops / seconds
+    return {"gflop_per_step": round(flops / 1e9, 4), "achieved_gflops": round(achieved / 1e9, 2),
+            "peak_gflops": round(peak / 1e9, 2), "fraction_of_peak": round(achieved / peak, 4)}
+
+
+def peak_line(label: str, row: dict[str, float], precision: str) -> str:
+    """One summary line for a :func:`vs_peak` row."""
+    return (f"{label}: {row['fraction_of_peak']:.0%} of the {precision} matmul peak "
+            f"({row['achieved_gflops']:.0f} of {row['peak_gflops']:.0f} GFLOP/s, "
+            f"{row['gflop_per_step']:.1f} GFLOP/step)")

@@ -48,6 +48,11 @@ give). Data loading is not timed on either side.
 Method: ``benchlib`` (each side warmed up, then interleaved rounds of K steps
 per configuration, order reversed every other round); reported figures are the
 medians of the per-step times over all rounds, as images/s, and ours/peer ratios.
+Fraction of peak: after the rounds, one more untimed step of each configuration
+is run under ``FlopCounterMode`` (``benchlib.step_flops``; a compiled
+configuration counts as its eager one), and its FLOP/s at the median step time
+is divided by the matmul peak of its precision (``benchlib.peak_flops``: fp32
+for the peer and our fp32 trainer, bf16 for the defaults).
 
 Both of our trainers live in one process although ``make_accelerator`` resets
 accelerate's global state: a prepared module keeps the autocast wrapper it was
@@ -90,8 +95,13 @@ from benchlib import (
     add_round_options,
     images_per_s,
     machine_info,
+    peak_flops,
+    peak_line,
+    peak_runs,
     run_rounds,
     settle_round_options,
+    step_flops,
+    vs_peak,
     warm_up,
 )
 from torch import nn
@@ -116,6 +126,8 @@ OUR_CONFIGS = {
 }
 COMPILED_CONFIG = {OURS_COMPILED: [*OUR_CONFIGS[OURS_DEFAULT], "run.compile=true"]}
 EXPECTED_CONV_DTYPE = {OURS_FP32: "torch.float32", OURS_DEFAULT: "torch.bfloat16"}
+# a compiled step does the arithmetic of its eager configuration: its FLOPs are counted there
+FLOPS_OF = {OURS_COMPILED: OURS_DEFAULT, PEER_COMPILED: PEER}
 
 
 def our_base(batch: int, device: str) -> list[str]:
@@ -437,10 +449,12 @@ def main(argv: list[str] | None = None) -> None:
 
     phases: list[Timings] = []
     peak_mib: dict[str, float] = {}
+    flops: dict[str, int] = {}  # one more, untimed step of each eager configuration
     if mode == "interleaved":
         calls = {**peers, **steps}
         peak_mib = warm_up(calls, args.warmup, sync)
         phases.append(run_rounds(calls, args.rounds, args.k, batch, sync=sync))
+        flops = {name: step_flops(call) for name, call in calls.items() if name not in FLOPS_OF}
     else:
         print(f"note: fp32 trainer ran {probe[OURS_FP32]} after the bf16 one was built; "
               "timing one configuration per phase", file=sys.stderr)
@@ -453,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
             calls = {**peers, name: step}
             peak_mib |= warm_up(calls, args.warmup, sync)
             phases.append(run_rounds(calls, args.rounds, args.k, batch, sync=sync))
+            flops |= {n: step_flops(c) for n, c in calls.items() if n not in FLOPS_OF | flops}
     outf.cleanup()
 
     rates, ratios = summarise(phases, batch)
@@ -464,6 +479,12 @@ def main(argv: list[str] | None = None) -> None:
     for name, ratio in ratios.items():
         if " / " in name:
             print(f"{where} {name}: {ratio:.2f}x")
+    precision = {name: precisions.get(name, "fp32") for name in rates}  # the peer runs fp32
+    peaks = {p: peak_flops(p, args.device) for p in sorted(set(precision.values()))}
+    of_peak = {name: vs_peak(flops[FLOPS_OF.get(name, name)], batch / rate,
+                             peaks[precision[name]]) for name, rate in rates.items()}
+    for name, row in of_peak.items():
+        print(peak_line(f"{where} {name}", row, precision[name]))
 
     result = {
         "benchmark": f"dcgan64 training step, batch {batch}, 64x64x1 MNIST (mnist5k), "
@@ -484,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
         "images_per_s": {n: round(r, 2) for n, r in rates.items()},
         "ratio_vs_peer": {n: round(r, 3) for n, r in ratios.items()},
         "peak_gpu_mib": peak_mib,
+        "vs_peak": {n: row | {"precision": precision[n]} for n, row in of_peak.items()},
+        "peak_matmul_gflops_runs": peak_runs(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

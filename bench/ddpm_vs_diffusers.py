@@ -40,7 +40,10 @@ configuration is recorded). ``--compile`` adds bf16 training with
 with ``unet.compile()``.
 
 Method: ``benchlib`` (warm-up, interleaved rounds, order reversed every other
-round, medians). Usage::
+round, medians). Fraction of peak: after the training rounds, one more untimed
+step of each configuration runs under ``FlopCounterMode`` (``benchlib.step_flops``),
+and its FLOP/s at the median step time is divided by the matmul peak of its
+precision (``benchlib.peak_flops``). Usage::
 
     python bench/ddpm_vs_diffusers.py            # rounds 7, K 5 (sampling: K 1)
     python bench/ddpm_vs_diffusers.py --quick    # rounds 3, K 2 (smoke test)
@@ -66,8 +69,13 @@ from benchlib import (
     add_round_options,
     images_per_s,
     machine_info,
+    peak_flops,
+    peak_line,
+    peak_runs,
     run_rounds,
     settle_round_options,
+    step_flops,
+    vs_peak,
     warm_up,
 )
 
@@ -252,6 +260,22 @@ def figures(timings: Timings, images: int, pairs: dict[str, tuple[str, str]]
                                   for r in [per_round(a, b)]}}
 
 
+def training_vs_peak(calls: dict[str, Any], rates: dict[str, float], device: str
+                     ) -> dict[str, dict[str, Any]]:
+    """FLOPs of one more, untimed step of each configuration against its precision's peak.
+
+    A compiled configuration counts the FLOPs of the eager one of the same side.
+    """
+    flops = {name: step_flops(call) for name, call in calls.items() if "compiled" not in name}
+    rows = {}
+    for name, rate in rates.items():
+        precision = "bf16" if "bf16" in name else "fp32"
+        eager = name.replace(" compiled", "")
+        rows[name] = vs_peak(flops[eager], BATCH / rate, peak_flops(precision, device)) | {
+            "precision": precision}
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -295,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     peak_mib = warm_up(train_calls, args.warmup, sync)
     train_t = run_rounds(train_calls, args.rounds, args.k, BATCH, "train ", sync)
     train = figures(train_t, BATCH, pairs)
+    train["vs_peak"] = training_vs_peak(train_calls, train["images_per_s"], device)
 
     ours_sample, n_ours = our_sampler(device)
     peer_sample, n_peer = peer_sampler(spec, device)
@@ -314,6 +339,8 @@ def main(argv: list[str] | None = None) -> None:
         low, high = train["ratio_round_range"][label]
         print(f"ddpm {device} train step {label}: ours/peer {ratio:.2f}x "
               f"(rounds {low:.2f}-{high:.2f})")
+    for name, row in train["vs_peak"].items():
+        print(peak_line(f"ddpm {device} train step {name}", row, row["precision"]))
     for name, rate in sample["images_per_s"].items():
         print(f"ddpm {device} sampling {name}: {rate:.1f} img/s")
     for label, ratio in sample["ratio"].items():
@@ -332,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         "parameters": counts | {"ours_sampling": n_ours, "peer_sampling": n_peer},
         "train": train, "sample": sample, "peak_gpu_mib": peak_mib,
         "timings_s": {"train": train_t, "sample": sample_t},
+        "peak_matmul_gflops_runs": peak_runs(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -68,6 +68,13 @@ Known differences between the two sides, left as each library does it:
   the model whenever the epoch's training loss improves and updates tqdm bars;
   none of this can be turned off through its config.
 
+Fraction of peak: after each run, one more untimed step on a batch of 64 is
+counted with ``FlopCounterMode`` (``benchlib.step_flops``; ours: a trainer
+built as the loop builds it; pythae: its ``train_step`` body on the trainer it
+just used); seconds per step are the loop time over the steps (median over
+seeds), and the achieved FLOP/s is divided by the fp32 matmul peak
+(``benchlib.peak_flops``).
+
 Method: for each seed both sides train once, ours first for even seed indices
 and pythae first for odd ones, so slow drifts of the machine hit both alike.
 Reported figures are medians over seeds; the difference is median(ours) -
@@ -102,7 +109,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from benchlib import machine_info
+from benchlib import machine_info, peak_flops, peak_line, peak_runs, step_flops, vs_peak
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -167,6 +174,7 @@ class Run:
     last_train_loss: float | None
     parameters: int
     note: str = ""
+    flops_per_step: int = 0  # FlopCounterMode, one more (untimed) step of a batch of 64
 
 
 # --------------------------------------------------------------------------- our side
@@ -192,7 +200,21 @@ def run_ours(seed: int, epochs: int, k: int, test: torch.Tensor, workdir: Path) 
     loss = train.get("losses", {}).get("loss")
     return Run("ours", seed, nll, call_s, float(train["wall_time_s"]), nll_s,
                int(train["steps"]), None if loss is None else float(loss),
-               model.num_parameters, f"precision {train['precision']}")
+               model.num_parameters, f"precision {train['precision']}",
+               our_step_flops(seed, epochs, test[:BATCH]))
+
+
+def our_step_flops(seed: int, epochs: int, batch: torch.Tensor) -> int:
+    """FLOPs of one step of our trainer, built as the loop builds it, on ``batch``."""
+    from zoo.api import resolve_spec
+    from zoo.training.runtime import make_accelerator
+
+    family, spec = resolve_spec(MODEL, None, our_overrides(seed, epochs))
+    accelerator, _ = make_accelerator(spec)
+    impl = family.load()
+    trainer = impl.trainer(spec, impl.build(spec), accelerator)
+    images, rng = trainer.in_layout(batch), torch.Generator().manual_seed(seed)
+    return step_flops(lambda: (trainer.begin_step(), trainer.step(images, None, rng)))
 
 
 # --------------------------------------------------------------------------- pythae side
@@ -315,7 +337,22 @@ def run_pythae(seed: int, epochs: int, k: int, data: Data, workdir: Path) -> Run
     note = ("evaluated model = last epoch" if same_weights(best, trainer.model)
             else "evaluated model = best training-loss epoch, not the last")
     return Run("pythae", seed, -float(log_p), call_s, timer.end - timer.begin, nll_s, steps,
-               timer.last_loss, sum(p.numel() for p in best.parameters()), note)
+               timer.last_loss, sum(p.numel() for p in best.parameters()), note,
+               pythae_step_flops(trainer))
+
+
+def pythae_step_flops(trainer: Any) -> int:
+    """FLOPs of one more step of pythae's own ``train_step`` body on a full batch."""
+    inputs = trainer._set_inputs_to_device(next(iter(trainer.train_loader)))
+    trainer.model.train()
+
+    def step() -> None:
+        out = trainer.model(inputs, epoch=0, dataset_size=len(trainer.train_loader.dataset),
+                            uses_ddp=False)
+        trainer._optimizers_step(out)
+
+    with quiet():
+        return step_flops(step)
 
 
 # --------------------------------------------------------------------------- report
@@ -331,6 +368,17 @@ def medians(runs: list[Run], side: str) -> dict[str, float]:
     mine = [r for r in runs if r.side == side]
     return {f: statistics.median(getattr(r, f) for r in mine)
             for f in ("nll_nats", "call_s", "loop_s", "nll_s")}
+
+
+def loop_vs_peak(runs: list[Run], side: str) -> dict[str, Any]:
+    """FLOPs of a step at the median seconds per step of the training loop, vs the fp32 peak.
+
+    Seconds per step are loop time / steps, so they include what each loop does
+    between steps (data loading, logging; pythae's per-epoch model copies).
+    """
+    mine = [r for r in runs if r.side == side]
+    seconds = statistics.median(r.loop_s / r.train_steps for r in mine)
+    return vs_peak(mine[0].flops_per_step, seconds, peak_flops("fp32")) | {"precision": "fp32"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -386,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"vae train loop time ours: {ours['loop_s']:.1f} s")
     print(f"vae train loop time pythae: {peer['loop_s']:.1f} s")
     print(f"vae loop time ratio ours/pythae: {loop_ratio:.2f}")
+    of_peak = {side: loop_vs_peak(runs, side) for side in ("ours", "pythae")}
+    for side, row in of_peak.items():
+        print(peak_line(f"vae train step {side}", row, "fp32"))
 
     per_seed_diff = [a.nll_nats - b.nll_nats for a in runs if a.side == "ours"
                      for b in runs if b.side == "pythae" and b.seed == a.seed]
@@ -410,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
         "nll_difference_per_seed_nats": [round(d, 3) for d in per_seed_diff],
         "time_ratio_ours_over_pythae": {"call": round(call_ratio, 3),
                                         "loop": round(loop_ratio, 3)},
+        "vs_peak": of_peak, "peak_matmul_gflops_runs": peak_runs(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
