@@ -262,7 +262,8 @@ def figures(timings: Timings, images: int, pairs: dict[str, tuple[str, str]]
 
 def training_vs_peak(calls: dict[str, Any], rates: dict[str, float], device: str
                      ) -> dict[str, dict[str, Any]]:
-    """FLOPs of one more, untimed step of each configuration against its precision's peak.
+    """FLOPs of one more, untimed call of each configuration (a training step, or a
+    DDIM-50 sampling of the batch) against its precision's peak.
 
     A compiled configuration counts the FLOPs of the eager one of the same side.
     """
@@ -331,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     sample = figures(sample_t, BATCH, {
         "ddim50 fp32": ("ours ddim50 fp32", "peer ddim50 fp32"),
         "ddim50 bf16": ("ours ddim50 bf16", "peer ddim50 bf16")})
+    sample["vs_peak"] = training_vs_peak(sample_calls, sample["images_per_s"], device)
 
     for name, rate in train["images_per_s"].items():
         mem = f", peak {peak_mib[name]:.0f} MiB" if name in peak_mib else ""
@@ -347,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
         low, high = sample["ratio_round_range"][label]
         print(f"ddpm {device} sampling {label}: ours/peer {ratio:.2f}x "
               f"(rounds {low:.2f}-{high:.2f})")
+    for name, row in sample["vs_peak"].items():
+        print(peak_line(f"ddpm {device} sampling {name}", row, row["precision"]))
 
     result = {
         "benchmark": f"{MODEL} UNet: training step (batch {BATCH}) and DDIM-{SAMPLE_STEPS} "
