@@ -98,9 +98,10 @@ def sample_images(
     the images asked for, so ``n`` images cost ``n`` images' compute (one image
     costs a batch-1 pass, not a padded batch). Image *i*'s noise depends only on
     (seed, *i*), so image *i* is the same for any ``n`` and ``batch_size`` up to
-    the float rounding of batched kernels (measured at most 2.4e-7 on [0, 1]
-    images, see docs/benchmarks.md), and bitwise the same for the same ``n``
-    and ``batch_size`` on the same machine. :func:`iter_samples` gives the same
+    the float rounding of batched kernels (measured at most 7.2e-7 on [0, 1]
+    images over the built-in families, DDPM's the largest; docs/benchmarks.md,
+    "Sampling latency"), and bitwise the same for the same ``n`` and
+    ``batch_size`` on the same machine. :func:`iter_samples` gives the same
     images one chunk at a time.
     """
     import torch
