@@ -277,6 +277,18 @@ def training_vs_peak(calls: dict[str, Any], rates: dict[str, float], device: str
     return rows
 
 
+def print_figures(what: str, figs: dict[str, Any], peak_mib: dict[str, float]) -> None:
+    """One line per rate, per ratio (with its spread over rounds) and per fraction of peak."""
+    for name, rate in figs["images_per_s"].items():
+        mem = f", peak {peak_mib[name]:.0f} MiB" if name in peak_mib else ""
+        print(f"{what} {name}: {rate:.1f} img/s{mem}")
+    for label, ratio in figs["ratio"].items():
+        low, high = figs["ratio_round_range"][label]
+        print(f"{what} {label}: ours/peer {ratio:.2f}x (rounds {low:.2f}-{high:.2f})")
+    for name, row in figs["vs_peak"].items():
+        print(peak_line(f"{what} {name}", row, row["precision"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -334,23 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         "ddim50 bf16": ("ours ddim50 bf16", "peer ddim50 bf16")})
     sample["vs_peak"] = training_vs_peak(sample_calls, sample["images_per_s"], device)
 
-    for name, rate in train["images_per_s"].items():
-        mem = f", peak {peak_mib[name]:.0f} MiB" if name in peak_mib else ""
-        print(f"ddpm {device} train step {name}: {rate:.1f} img/s{mem}")
-    for label, ratio in train["ratio"].items():
-        low, high = train["ratio_round_range"][label]
-        print(f"ddpm {device} train step {label}: ours/peer {ratio:.2f}x "
-              f"(rounds {low:.2f}-{high:.2f})")
-    for name, row in train["vs_peak"].items():
-        print(peak_line(f"ddpm {device} train step {name}", row, row["precision"]))
-    for name, rate in sample["images_per_s"].items():
-        print(f"ddpm {device} sampling {name}: {rate:.1f} img/s")
-    for label, ratio in sample["ratio"].items():
-        low, high = sample["ratio_round_range"][label]
-        print(f"ddpm {device} sampling {label}: ours/peer {ratio:.2f}x "
-              f"(rounds {low:.2f}-{high:.2f})")
-    for name, row in sample["vs_peak"].items():
-        print(peak_line(f"ddpm {device} sampling {name}", row, row["precision"]))
+    print_figures(f"ddpm {device} train step", train, peak_mib)
+    print_figures(f"ddpm {device} sampling", sample, peak_mib)
 
     result = {
         "benchmark": f"{MODEL} UNet: training step (batch {BATCH}) and DDIM-{SAMPLE_STEPS} "
