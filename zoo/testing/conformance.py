@@ -201,14 +201,14 @@ def _determinism(family: FamilyRecord, state: dict[str, Any]) -> str:
     # chunks are not padded: n = 3 runs one chunk of 3, n = 5 chunks of 4 and 1; a sampler
     # seeded per chunk passes the checks above (every chunk starts where it did)
     exact = family.load().independent_samples
+    allowed = 0.0 if exact else BATCH_TOLERANCE
+    kind = "bitwise (independent_samples = True)" if exact else f"to {allowed:g}"
     for what, theirs, mine in (("number of images asked for", five[:3],
                                 model.sample(3, seed=3, batch_size=4)),
                                ("batch size", five, model.sample(5, seed=3, batch_size=2))):
         worst = (theirs - mine).abs().flatten(1).amax(1)
-        allowed = 0.0 if exact else BATCH_TOLERANCE
         moved = [i for i, d in enumerate(worst.tolist()) if d > allowed]
         if moved:
-            kind = "bitwise (independent_samples = True)" if exact else f"to {allowed:g}"
             raise AssertionError(f"image i changed with the {what}: images {moved} differ "
                                  f"by up to {float(worst.max()):.3g}, expected the same {kind}")
     if torch.equal(five, model.sample(5, seed=4, batch_size=4)):
