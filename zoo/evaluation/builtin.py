@@ -1,9 +1,10 @@
-"""The built-in feature networks (a core plugin): the digit classifier and Inception-v3."""
+"""The built-in evaluation plugin (a core plugin): the feature networks (the digit classifier
+and Inception-v3) and the Parzen-window metric."""
 
 from __future__ import annotations
 
 from zoo.core.hookspecs import hookimpl
-from zoo.core.records import FeatureRecord
+from zoo.core.records import FeatureRecord, MetricRecord
 
 #: The MNIST data sets: the digit classifier's class metrics apply to models trained on them.
 DIGIT_SOURCES = ("mnist5k", "torchvision:MNIST")
@@ -23,3 +24,13 @@ def register_features(register) -> None:
     register(FeatureRecord("inception", "2048-d pool3 features of Inception-v3 (TF 2015-12-05 "
                            "weights, torch-fidelity's port): the standard FID/KID features",
                            "zoo.evaluation.inception:load_inception"))
+
+
+@hookimpl
+def register_metrics(register) -> None:
+    """Register ``parzen``: the Parzen-window log-likelihood of every sampling family's
+    samples (the GAN paper's yardstick, :mod:`zoo.evaluation.parzen`)."""
+    register(MetricRecord("parzen", "Parzen-window log-likelihood of held-out images under a "
+                          "Gaussian kernel on the samples, sigma chosen on a validation half "
+                          "(Goodfellow et al. 2014; nats, ll +- se)",
+                          "zoo.evaluation.parzen:parzen_metric"))
