@@ -366,3 +366,32 @@ def test_deconv_on_the_classifier_ranks_real_inputs(dcgan):
 def test_a_hub_model_needs_an_output_folder(cli):
     r = cli("visualize", "filters", "me/not-here")
     assert r.code == 2 and "no such model folder; for a Hub model give -o DIR" in r.err
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def test_steps_of_a_lapgan_are_its_pyramid_scaled_to_the_final_size(tmp_path):
+    """Each row of steps.png is one sample's pyramid, coarse to fine, each level scaled
+    (nearest) to the final size; the last column is the sample itself."""
+    from zoo.visualize.steps import render, stages
+
+    model = untrained("lapgan", tmp_path)
+    images, levels = stages(model, 3, seed=5, label=2)
+    assert [tuple(level.shape) for level in levels] == [(3, 1, 8, 8), (3, 1, 16, 16)]
+    assert torch.equal(levels[-1], images)
+    assert torch.equal(images, sample_images(model.family, model.module, model.spec, 3, 5,
+                                             label=2))
+    [picture] = render(model, count=3, seed=5, sampling={"label": 2})
+    assert picture.name == "steps.png" and picture.options["stages"] == 2
+    assert "pyramid level" in picture.caption and "label 2" in picture.caption
+    written = visualize(model, "steps", tmp_path / "out", count=3, seed=5)
+    assert Image.open(written[0]).size[0] > 2 * 16
+
+
+def test_steps_of_a_family_without_stages_is_one_line(dcgan, cli):
+    r = cli("visualize", "steps", dcgan)
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "does not build its samples in stages" in r.err
+    r = cli("visualize", "steps", dcgan, "--count", "0")
+    assert r.code == 2 and r.err.count("\n") == 1, r.err

@@ -336,6 +336,25 @@ def visualize_interpolate(
                seed=seed, sampling=sampling or None)
 
 
+@visualize_app.command("steps")
+def visualize_steps(
+    path: Model,
+    count: Annotated[int | None, typer.Option(min=1, max=64, help="Samples, one row each "
+                                              "(default 8).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED, help="Rows are samples "
+                                             "0 .. count-1 of this seed.")] = None,
+    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model "
+                                              "(the same as --opt label=N).")] = None,
+    opts: SamplingOpts = None,
+    output: Output = None,
+) -> None:
+    """The stages a sampler builds its images in (DRAW's canvas per step, LAPGAN's pyramid)."""
+    from zoo.api import parse_options, with_label
+
+    sampling = with_label(parse_options(opts or []), label)
+    _visualize(path, "steps", output, count=count, seed=seed, sampling=sampling or None)
+
+
 @visualize_app.command("filters")
 def visualize_filters(
     path: Model,

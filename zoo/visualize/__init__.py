@@ -7,7 +7,9 @@
 * ``activation-max`` (:mod:`zoo.visualize.actmax`): images that maximise a unit
   of a layer, by regularised gradient ascent on the input;
 * ``deconv`` (:mod:`zoo.visualize.deconv`): the inputs that activate a unit most,
-  with their receptive fields and Zeiler–Fergus projections.
+  with their receptive fields and Zeiler–Fergus projections;
+* ``steps`` (:mod:`zoo.visualize.steps`): the stages of a sampler that builds its image
+  in steps (DRAW's canvas after each step, LAPGAN's pyramid levels).
 
 By default the PNGs go to ``visualize/`` in the model folder, where
 ``visualize/index.json`` records what made each one; ``zoo info`` lists them
@@ -36,6 +38,7 @@ RENDERERS = {
     "filters": "zoo.visualize.filters:render",
     "activation-max": "zoo.visualize.actmax:render",
     "deconv": "zoo.visualize.deconv:render",
+    "steps": "zoo.visualize.steps:render",
 }
 WHATS = tuple(RENDERERS)
 
