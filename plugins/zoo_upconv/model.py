@@ -202,9 +202,7 @@ def replace(codes: torch.Tensor, model: UpconvGenerator, spec, options: UpconvOp
         if not low - 1e-6 <= value <= high + 1e-6:
             raise CapabilityError(f"{name} {value:g} is outside this model's training range "
                                   f"[{low:g}, {high:g}]")
-        given = bounds[:, :1].T.clone()  # any row; only column j is read back
-        given[0, j] = value
-        codes[:, C + K + j] = normalise(given, bounds)[0, j]
+        codes[:, C + K + j] = (2 * value - low - high) / (high - low) if high > low else 0.0
     return codes
 
 
