@@ -112,20 +112,6 @@ def upconv_loss(logits: torch.Tensor, target: torch.Tensor, mask_weight: float
     return {"loss": mse + mask_weight * mask, "mse": mse, "mask": mask}
 
 
-def training_labels(spec, n: int) -> torch.Tensor:
-    """The labels of the training split :meth:`Trainer.start` sees (``n`` images)."""
-    from zoo.data import load_images
-
-    _, labels = load_images(spec.data, "train", training=True)
-    if labels is None:
-        raise DataError(f"family upconv describes images by class, but data.source "
-                        f"'{spec.data.source}' has no labels")
-    if len(labels) != n:
-        raise DataError(f"family upconv needs the labels of the whole training split, but "
-                        f"data.source '{spec.data.source}' gave {len(labels)} for {n} images")
-    return labels
-
-
 def pick_identities(labels: torch.Tensor, classes: int, per_class: int, source: str
                     ) -> torch.Tensor:
     """(classes, per_class) training-split rows: the first ``per_class`` images of each class."""
@@ -152,10 +138,12 @@ class UpconvTrainer(Trainer):
         self.opt = self.adam("model", model.parameters(), t.lr, (t.beta1, t.beta2))
         self.trained = grid_values(ranges(spec.model), spec.model.grid)[0].to(self.device)
 
-    def start(self, images: torch.Tensor) -> None:
+    def start(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
         """Store the identities' training images in the model (the first of each class)."""
         m = self.spec.model
-        labels = training_labels(self.spec, len(images)).to(images.device)
+        if labels is None:
+            raise DataError(f"family upconv describes images by class, but data.source "
+                            f"'{self.spec.data.source}' has no labels")
         rows = pick_identities(labels, m.num_classes, m.identities_per_class,
                                self.spec.data.source)
         self.raw_modules()["model"].identity_images.copy_(images[rows])

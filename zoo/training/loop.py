@@ -121,7 +121,7 @@ def _train(
         raise SpecError(f"nothing to resume: already trained {step} of {total} steps; "
                         "raise train.max_steps or train.epochs")
     if step == 0 and _overrides(trainer, "start"):
-        trainer.start(feed.fit_images())
+        start_trainer(trainer, feed)
     main = accelerator.is_main_process
     display = Progress(total, step, train.batch_size, enabled=progress and main)
     started = time.perf_counter()
@@ -200,6 +200,17 @@ def _overrides(trainer: Trainer, hook: str) -> bool:
     from zoo.training.trainer import Trainer
 
     return getattr(type(trainer), hook) is not getattr(Trainer, hook)
+
+
+def start_trainer(trainer: Trainer, feed: Any) -> None:
+    """Call ``trainer.start`` with the images it fits to, and with their labels (or None)
+    when its signature has a ``labels`` parameter (0.2's ``start(images)`` keeps working)."""
+    import inspect
+
+    if "labels" in inspect.signature(trainer.start).parameters:
+        trainer.start(feed.fit_images(), labels=feed.fit_labels())
+    else:
+        trainer.start(feed.fit_images())
 
 
 def _write_checkpoint(ckpt: Path, trainer: Trainer, step: int, rng, spec: Spec,

@@ -198,6 +198,10 @@ class Trainer:
     def start(self, images: torch.Tensor) -> None:
         """Called once before the first step of a fresh build (data-dependent initialisation).
 
+        A trainer that needs the labels too defines ``start(self, images, labels)``: the loop
+        passes ``labels=`` (the labels of ``images``, or None for an unlabelled source) when
+        the signature has that parameter.
+
         ``images`` (float32 ``N×C×S×S`` in [0, 1] on the device, grey levels under dynamic
         binarisation; every process gets all of them): the whole training split of an
         in-memory source; for a streamed source (``folder``, ``hf:``, ``wds:``), the first
