@@ -160,9 +160,10 @@ class GANTrainer(Trainer):
         z = self.draws.randn(len(images), self.latent_dim, generator=rng, device=images.device)
         fake = self.model(z)
 
-        # (1) discriminator, on separate real and fake batches, dropout on
-        logit_real = self.disc(images)
-        logit_fake = self.disc(fake.detach())
+        # (1) discriminator, dropout on; real and fake in one forward (no batch norm in D,
+        # so each image's logit is its own)
+        logit_real, logit_fake = self.disc(torch.cat([images, fake.detach()])).split(
+            [len(images), len(fake)])
         loss_d = discriminator_loss(logit_real, logit_fake)
         self.update(self.opt_d, loss_d)
 
