@@ -218,7 +218,7 @@ class DRAW(Family):
 
     @torch.no_grad()
     def log_likelihood(self, model: DRAWNet, images: torch.Tensor, k: int = 1000, spec=None,
-                       generator: torch.Generator | None = None, chunk: int = 500
+                       generator: torch.Generator | None = None, chunk: int = 1000
                        ) -> torch.Tensor:
         """IWAE estimate of log p(x) in nats per image (N,), with k latent sequences z ~ q.
 
