@@ -30,6 +30,11 @@ LATENT_FAMILIES = {
                "model.num_classes=10"],
     "ddpm": ["data.image_size=8", "model.channels=8", "model.channel_mult=[1,2]",
              "model.attention_levels=[]", "model.timesteps=10", "sample.steps=3"],
+    "gan": ["data.image_size=8", "model.latent_dim=4", "model.g_hidden=[16,16]"],
+    "draw": ["data.image_size=12", "model.steps=3", "model.enc_hidden=8", "model.dec_hidden=8",
+             "model.z_size=4"],
+    "upconv": ["data.image_size=8", "model.identities_per_class=2", "model.stream_width=8",
+               "model.joint_width=16", "model.channels=8"],
 }
 
 
@@ -91,7 +96,7 @@ def test_slerp_and_lerp_by_hand():
     assert walk.shape == (6, 5, 1, 1)
 
 
-@pytest.mark.parametrize("family", ["aae", "lapgan", "ddpm"])
+@pytest.mark.parametrize("family", ["aae", "lapgan", "ddpm", "gan", "draw", "upconv"])
 def test_strips_of_other_families_start_and_end_at_their_samples(family):
     model = untrained(family)
     images, _ = strips(model, pairs=2, frames=4)
@@ -395,3 +400,17 @@ def test_steps_of_a_family_without_stages_is_one_line(dcgan, cli):
     assert "does not build its samples in stages" in r.err
     r = cli("visualize", "steps", dcgan, "--count", "0")
     assert r.code == 2 and r.err.count("\n") == 1, r.err
+
+
+def test_steps_of_draw_are_its_canvases_ending_at_the_sample(tmp_path):
+    """DRAW's stages: sigmoid of the canvas after each of the T steps; the last is the
+    sample, and the rows are samples 0 .. n-1 of the seed."""
+    from zoo.visualize.steps import render, stages
+
+    model = untrained("draw", tmp_path)
+    images, canvases = stages(model, 4, seed=3)
+    assert len(canvases) == 3 and all(c.shape == images.shape for c in canvases)
+    assert torch.equal(canvases[-1], images)
+    assert torch.equal(images, sample_images(model.family, model.module, model.spec, 4, 3))
+    [picture] = render(model, count=4, seed=3)
+    assert "canvas after each step" in picture.caption and picture.options["stages"] == 3
