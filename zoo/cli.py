@@ -305,6 +305,8 @@ Module = Annotated[str | None, typer.Option(
     "takes the model's images).")]
 Layer = Annotated[str | None, typer.Option(help="Dotted layer name, e.g. net.2 or head.1.")]
 Units = Annotated[list[int] | None, typer.Option(min=0, help="Unit or channel (repeatable).")]
+Label = Annotated[int | None, typer.Option(min=0, help="Class of a conditional model (the same "
+                                          "as --opt label=N).")]
 
 
 def _visualize(path: str, what: str, output: Path | None, **options: Any) -> None:
@@ -323,8 +325,7 @@ def visualize_interpolate(
     method: Annotated[str | None, typer.Option(help="slerp (default) or lerp.")] = None,
     seed: Annotated[int | None, typer.Option(
         min=0, max=MAX_SEED, help="Strip j walks from sample 2j to 2j+1 of this seed.")] = None,
-    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model "
-                                              "(the same as --opt label=N).")] = None,
+    label: Label = None,
     opts: SamplingOpts = None,
     output: Output = None,
 ) -> None:
@@ -343,8 +344,7 @@ def visualize_steps(
                                               "(default 8).")] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED, help="Rows are samples "
                                              "0 .. count-1 of this seed.")] = None,
-    label: Annotated[int | None, typer.Option(min=0, help="Class of a conditional model "
-                                              "(the same as --opt label=N).")] = None,
+    label: Label = None,
     opts: SamplingOpts = None,
     output: Output = None,
 ) -> None:
