@@ -146,10 +146,8 @@ class GANTrainer(Trainer):
         train = self.spec.train
         if train.optimizer == "adam":
             return self.adam(name, params, train.lr, (train.beta1, train.beta2))
-        sgd = torch.optim.SGD(list(params), lr=train.lr, momentum=train.momentum)
-        prepared = self.accelerator.prepare(sgd)
-        self.optimizers[name], self.base_lrs[name] = prepared, train.lr  # checkpointed
-        return prepared
+        return self.add_optimizer(name, torch.optim.SGD(list(params), lr=train.lr,
+                                                        momentum=train.momentum))
 
     def start(self, images: torch.Tensor) -> None:
         """G's output bias := logit of the mean training image, so G starts at the average

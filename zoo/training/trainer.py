@@ -98,9 +98,15 @@ class Trainer:
         fused = self.spec.run.fused_optimizer and self.device.type in ("cpu", "cuda")
         optimizer = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
                                      fused=fused or None)
+        return self.add_optimizer(name, optimizer)
+
+    def add_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Prepare any optimiser for the accelerator and register it under ``name``: it is
+        checkpointed with the run and scheduled by :meth:`cosine_lr` from its learning rate now
+        (what :meth:`adam` does for Adam; use this for another kind)."""
         prepared = self.accelerator.prepare(optimizer)
         self.optimizers[name] = prepared
-        self.base_lrs[name] = lr
+        self.base_lrs[name] = optimizer.param_groups[0]["lr"]
         return prepared
 
     def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
