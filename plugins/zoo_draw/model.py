@@ -245,11 +245,10 @@ class DRAW(Family):
 
     def card_images(self, model: DRAWNet, spec, folder: Path) -> dict[str, str]:
         """A canvas strip for the model card: rows are samples, columns steps 1 .. T."""
-        from zoo.sampling.sample import PerSampleNoise, grid, save_png
+        from zoo.sampling.sample import PerSampleNoise, grid, save_png, stage_tiles
 
         with torch.inference_mode():
             noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)
             _, steps = self.sample(model, noise, spec, DRAWOptions(return_steps=True))
-        tiles = torch.stack([c.cpu() for c in steps], 1)  # (8, T, C, A, A)
-        save_png(grid(tiles.flatten(0, 1), nrow=len(steps)), folder / "steps.png")
+        save_png(grid(stage_tiles(steps), nrow=len(steps)), folder / "steps.png")
         return {"canvas strip, steps 1 to T": "steps.png"}

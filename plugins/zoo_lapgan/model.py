@@ -343,13 +343,10 @@ class LAPGAN(Family):
 
     def card_images(self, model: LAPGANGenerators, spec, folder: Path) -> dict[str, str]:
         """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""
-        from zoo.sampling.sample import PerSampleNoise, grid, save_png
+        from zoo.sampling.sample import PerSampleNoise, grid, save_png, stage_tiles
 
         with torch.inference_mode():
             noise = PerSampleNoise(spec.sample.seed, range(8), next(model.parameters()).device)
             _, levels = self.sample(model, noise, spec, LAPGANOptions(return_pyramid=True))
-        levels = [g.cpu() for g in levels]
-        size = levels[-1].shape[-1]
-        tiles = torch.stack([F.interpolate(g, size=size, mode="nearest") for g in levels], 1)
-        save_png(grid(tiles.flatten(0, 1), nrow=len(levels)), folder / "pyramid.png")
+        save_png(grid(stage_tiles(levels), nrow=len(levels)), folder / "pyramid.png")
         return {"pyramid strip, coarse to fine": "pyramid.png"}

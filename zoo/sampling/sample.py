@@ -316,6 +316,19 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> tor
     return make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
 
 
+def stage_tiles(stages: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A sampler's stages (each ``N×C×h×w``: LAPGAN's levels, DRAW's canvases) as tiles for
+    :func:`grid` with ``nrow = len(stages)``: a row per sample, a column per stage, each
+    stage scaled (nearest neighbour) to the last one's size; float32 on the CPU."""
+    import torch
+    import torch.nn.functional as F
+
+    size = stages[-1].shape[-2:]
+    tiles = torch.stack([F.interpolate(s.float().cpu(), size=size, mode="nearest")
+                         for s in stages], 1)  # N × stages × C × H × W
+    return tiles.flatten(0, 1)
+
+
 def save_png(image: torch.Tensor, path: str | Path) -> Path:
     """Write a ``C×H×W`` float image in [0, 1] as PNG, atomically."""
     import io

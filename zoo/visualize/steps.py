@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-
 from zoo.core.errors import CapabilityError, ZooError
 
 if TYPE_CHECKING:
+    import torch
+
     from zoo.model import ZooModel
     from zoo.visualize import Picture
 
@@ -58,16 +57,13 @@ def stages(model: ZooModel, n: int = 8, seed: int = 0, **options: Any
 def render(model: ZooModel, count: int = 8, seed: int = 0,
            sampling: dict[str, Any] | None = None) -> list[Picture]:
     """One PNG: a row per sample (``count`` of ``seed``), a column per stage."""
-    from zoo.sampling.sample import grid
+    from zoo.sampling.sample import grid, stage_tiles
     from zoo.visualize import Picture
     from zoo.visualize.images import upscale
 
     given = dict(sampling or {})
-    images, steps = stages(model, count, seed, **given)
-    size = images.shape[-2:]
-    tiles = torch.stack([F.interpolate(s.float().cpu(), size=size, mode="nearest")
-                         for s in steps], 1)  # N × stages × C × H × W
-    image = grid(upscale(tiles.flatten(0, 1).clamp(0, 1)), nrow=len(steps))
+    _, steps = stages(model, count, seed, **given)
+    image = grid(upscale(stage_tiles(steps).clamp(0, 1)), nrow=len(steps))
     what = STAGE_OPTIONS[stage_option(model)]
     extra = "".join(f", {k} {v}" for k, v in given.items())
     caption = (f"{len(steps)} stages ({what}) of samples 0 .. {count - 1} of seed {seed}"
