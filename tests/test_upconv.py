@@ -186,7 +186,13 @@ def test_heldout_metric_against_a_baseline_by_hand(built):
     assert scores["baseline"] == pytest.approx(total / 5, abs=1e-5)
     assert scores["ratio"] == pytest.approx(scores["generator"] / scores["baseline"], rel=1e-2)
 
-    class Other:  # another family's model: the metric has nothing to say
-        family = type("F", (), {"name": "lapgan"})()
+    assert heldout_mse(model, None, torch.zeros(1)) == heldout_scores(model.module, model.spec)
+    # registered for upconv alone: another conditional family with latent codes (a
+    # class-conditional LAPGAN) never runs it
+    from zoo.core.registry import get_family, get_registry
 
-    assert heldout_mse(Other(), None, torch.zeros(1)) == {}
+    metric = get_registry().metrics["heldout_mse"]
+    lapgan = get_family("lapgan")
+    assert {"latent", "conditional"} <= lapgan.capabilities
+    assert not metric.applies_to(lapgan, "mnist5k")
+    assert metric.applies_to(get_family("upconv"), "mnist5k")

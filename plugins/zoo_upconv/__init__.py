@@ -124,4 +124,5 @@ def register_metrics(register: Callable[[MetricRecord], None]) -> None:
         summary="upconv: MSE at held-out transformations against the nearest trained one",
         compute="zoo_upconv.metrics:heldout_mse",
         needs=frozenset({"latent", "conditional"}),
+        families=("upconv",),
     ))

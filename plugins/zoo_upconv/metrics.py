@@ -27,9 +27,7 @@ N, SEED = 1000, 0
 
 def heldout_mse(model: Any, samples: torch.Tensor | None, reference: torch.Tensor
                 ) -> dict[str, float]:
-    """The ``heldout_mse`` metric of ``zoo eval`` (an empty result for other families)."""
-    if model.family.name != "upconv":
-        return {}
+    """The ``heldout_mse`` metric of ``zoo eval`` (registered for the ``upconv`` family)."""
     return heldout_scores(model.module, model.spec)
 
 
@@ -37,7 +35,7 @@ def heldout_scores(module: Any, spec: Any, n: int = N, seed: int = SEED) -> dict
     """Generator and nearest-trained-theta baseline MSEs at held-out transformations."""
     from zoo_upconv import UpconvOptions
     from zoo_upconv.model import Upconv, describe, held_out_theta
-    from zoo_upconv.transforms import PARAMETERS, grid_values, normalise, ranges, render
+    from zoo_upconv.transforms import PARAMETERS, grid_values, normalise, pick, ranges, render
 
     m, family = spec.model, Upconv()
     bounds = ranges(m)
@@ -47,8 +45,7 @@ def heldout_scores(module: Any, spec: Any, n: int = N, seed: int = SEED) -> dict
     labels = torch.randint(m.num_classes, (n,), generator=generator)
     identities = torch.randint(m.identities_per_class, (n,), generator=generator)
     theta, lower = held_out_theta(spec, n, generator)
-    on_grid = trained.gather(1, torch.randint(m.grid, (n, len(PARAMETERS)),
-                                              generator=generator).T).T
+    on_grid = pick(trained, torch.randint(m.grid, (n, len(PARAMETERS)), generator=generator))
     sources = module.identity_images[labels, identities].cpu()
 
     def made(parameters: torch.Tensor) -> torch.Tensor:
@@ -61,7 +58,7 @@ def heldout_scores(module: Any, spec: Any, n: int = N, seed: int = SEED) -> dict
 
     target = render(sources, theta)
     nearest = torch.stack([
-        mse(render(sources, trained.gather(1, (lower + torch.tensor(corner)).T).T), target)
+        mse(render(sources, pick(trained, lower + torch.tensor(corner))), target)
         for corner in itertools.product((0, 1), repeat=len(PARAMETERS))]).amin(0)
     ours, baseline = float(mse(made(theta), target).mean()), float(nearest.mean())
     return {"generator": round(ours, 5), "baseline": round(baseline, 5),

@@ -40,7 +40,7 @@ from zoo.core.errors import CapabilityError, DataError
 from zoo.data import num_channels
 from zoo.training.trainer import Trainer
 from zoo_upconv import UpconvOptions
-from zoo_upconv.transforms import PARAMETERS, grid_values, normalise, ranges, render
+from zoo_upconv.transforms import PARAMETERS, grid_values, normalise, pick, ranges, render
 
 
 def stream(inputs: int, width: int) -> nn.Sequential:
@@ -157,7 +157,7 @@ class UpconvTrainer(Trainer):
         k = self.draws.randint(m.identities_per_class, (n,), generator=rng, device=self.device)
         which = self.draws.randint(m.grid, (n, len(PARAMETERS)), generator=rng,
                                    device=self.device)
-        theta = self.trained.gather(1, which.T).T  # (n, 4) grid values
+        theta = pick(self.trained, which)  # (n, 4) grid values
         with torch.no_grad():
             target = render(model.identity_images[c, k], theta)
         codes = describe(model, c, k, normalise(theta, ranges(m).to(self.device)))
@@ -260,5 +260,5 @@ def held_out_theta(spec, n: int, generator: torch.Generator) -> tuple[torch.Tens
     m = spec.model
     _, midpoints = grid_values(ranges(m), m.grid)
     which = torch.randint(m.grid - 1, (n, len(PARAMETERS)), generator=generator)
-    return midpoints.gather(1, which.T).T, which
+    return pick(midpoints, which), which
 

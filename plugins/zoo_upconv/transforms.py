@@ -53,6 +53,12 @@ def grid_values(bounds: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Te
     return trained.float(), ((trained[:, 1:] + trained[:, :-1]) / 2).float()
 
 
+def pick(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Parameters (N, 4) from per-parameter value rows (4, G) of :func:`grid_values`: row n
+    takes ``values[j, index[n, j]]`` for each parameter j."""
+    return values.gather(1, index.T).T
+
+
 def affine(theta: torch.Tensor) -> torch.Tensor:
     """(N, 2, 3) ``affine_grid`` matrices [A^-1 | -A^-1 t] of parameters (N, 4)."""
     angle = theta[:, 0] * (math.pi / 180)

@@ -176,8 +176,9 @@ class MetricRecord:
 
     ``needs``: the capabilities the family must have (default
     ``{"sample"}``); ``sources``: the data sources the metric applies to
-    (empty: any). A metric that raises is reported as one warning line and
-    the other metrics still run.
+    (empty: any); ``families``: the families it applies to (empty: any, e.g. a
+    metric that only one family's models can answer). A metric that raises is
+    reported as one warning line and the other metrics still run.
     """
 
     name: str
@@ -185,18 +186,22 @@ class MetricRecord:
     compute: str
     needs: frozenset[str] = frozenset({"sample"})
     sources: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))
         object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "families", tuple(self.families))
         unknown = set(self.needs) - KNOWN_CAPABILITIES
         if unknown:
             raise ValueError(f"metric {self.name!r}: unknown capabilities {sorted(unknown)}")
 
     def applies_to(self, family: FamilyRecord, source: str) -> bool:
         """Whether ``zoo eval`` runs this metric on a model of ``family`` trained on ``source``."""
-        return self.needs <= family.capabilities and (not self.sources or source in self.sources)
+        return (self.needs <= family.capabilities
+                and (not self.sources or source in self.sources)
+                and (not self.families or family.name in self.families))
 
 
 @dataclass(frozen=True)
