@@ -1,11 +1,12 @@
-"""zoo-nonparametric: a genzoo plugin package with three non-parametric families.
+"""zoo-nonparametric: a genzoo plugin package with four non-parametric families.
 
 ``texture`` (Efros–Leung texture synthesis), ``inpaint`` (hole filling with
-the same machinery) and ``superres`` (Freeman et al.'s example-based
-super-resolution), plus the ``skimage:NAME[/K]`` data source. This module is
+the same machinery), ``superres`` (Freeman et al.'s example-based
+super-resolution) and ``scene`` (Hays & Efros scene completion from a photo
+database), plus the ``skimage:NAME[/K]`` data source. This module is
 what the ``zoo`` entry point names: it registers records only and imports no
 torch; each family's torch code is imported when a model is built, loaded or
-sampled (``Texture``, ``Inpaint``, ``Superres``: ``zoo.Family`` subclasses).
+sampled (``Texture``, ``Inpaint``, ``Superres``, ``Scene``: ``zoo.Family`` subclasses).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from zoo import DatasetRecord, FamilyRecord, hookimpl
 from zoo_nonparametric.specs import (
     InpaintOptions,
     InpaintSpec,
+    SceneOptions,
+    SceneSpec,
     SuperresOptions,
     SuperresSpec,
     TextureOptions,
@@ -27,7 +30,7 @@ EFROS_LEUNG = ("Efros & Leung, Texture Synthesis by Non-parametric Sampling, ICC
 
 @hookimpl
 def register_families(register: Callable[[FamilyRecord], None]) -> None:
-    """Register ``texture``, ``inpaint`` and ``superres``."""
+    """Register ``texture``, ``inpaint``, ``superres`` and ``scene``."""
     register(FamilyRecord(
         name="texture",
         summary="non-parametric texture synthesis: grow pixels from exemplar neighbourhoods",
@@ -45,6 +48,11 @@ def register_families(register: Callable[[FamilyRecord], None]) -> None:
         "Graphics and Applications 22(2), 2002",
         spec=SuperresSpec, impl="zoo_nonparametric.superres:Superres",
         options=SuperresOptions))
+    register(FamilyRecord(
+        name="scene",
+        summary="scene completion: fill a hole from the best-matching photos of a database",
+        paper="Hays & Efros, Scene Completion Using Millions of Photographs, SIGGRAPH 2007",
+        spec=SceneSpec, impl="zoo_nonparametric.scene:Scene", options=SceneOptions))
 
 
 @hookimpl

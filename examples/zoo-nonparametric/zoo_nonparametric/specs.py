@@ -259,3 +259,100 @@ class SuperresOptions(SamplingOptions):
         "[0, 1]; unset: the stored held-out examples.")
 
     _image = field_validator("input", mode="before")(image_option)
+
+
+# --------------------------------------------------------------------------- scene completion
+
+
+class SceneModel(ModelSpec):
+    """Hays & Efros scene completion: the database, its descriptor, the search and the cut."""
+
+    database: int = Field(
+        32, ge=2, le=1_000_000,
+        description="Training images kept as the scene database (the first ones); a build "
+        "with fewer is a one-line error. A streamed source (folder, hf:, wds:) gives its "
+        "first data.fit_images images, so raise that for a larger database.")
+    grid: int = Field(
+        4, ge=1, le=16,
+        description="The descriptor pools filter energies and colour on a grid x grid of "
+        "cells; each cell of a query is weighted by its known (unmasked) fraction.")
+    scales: tuple[float, ...] = Field(
+        (1.0, 2.0, 4.0),
+        description="Gaussian-derivative scales (sigma in pixels at 64x64, scaled with "
+        "data.image_size) of the oriented filter energies.")
+    orientations: int = Field(4, ge=1, le=16, description="Filter orientations per scale.")
+    colour_weight: float = Field(
+        1.0, ge=0, le=100,
+        description="Weight of the cell's mean colour against its filter energies.")
+    candidates: int = Field(
+        20, ge=1, le=10_000,
+        description="Nearest scenes (by descriptor) that are aligned, cut and blended; "
+        "completions are ranked by their alignment error in the band around the hole.")
+    band: float = Field(
+        0.08, gt=0, le=0.5,
+        description="Width of the band of known context around the hole used to align and "
+        "to cut, as a fraction of the image side (the paper's 80 px of ~1000).")
+    shift: float = Field(
+        0.125, ge=0, le=0.5,
+        description="Largest translation tried when aligning a scene, as a fraction of the "
+        "image side.")
+    zooms: tuple[float, ...] = Field(
+        (0.9, 1.0, 1.1), description="Scales tried when aligning a scene.")
+    seam_bias: float = Field(
+        0.0, ge=0, le=100,
+        description="Cost per pixel taken from a scene, growing with (distance to the hole "
+        "/ band)^3 as in the paper: keeps the seam near the hole.")
+
+    @field_validator("scales", "zooms")
+    @classmethod
+    def _positive(cls, values: tuple[float, ...]) -> tuple[float, ...]:
+        if not values or any(not 0 < v <= 64 for v in values):
+            raise ValueError("expected one or more numbers in (0, 64]")
+        return tuple(values)
+
+
+def _scene_data() -> DataSpec:
+    return DataSpec(source="skimage:coffee/2", image_size=32, channels=3)
+
+
+class SceneSample(StoreSample):
+    """Without an input image, sampling completes a hole cut into a stored scene."""
+
+    n: int = Field(8, ge=1, le=100_000, description="Number of images in the sample grid.")
+    hole: float = Field(
+        0.4, gt=0, lt=1,
+        description="Side of the square hole (fraction of data.image_size) cut at a random "
+        "place into a random database image when sampling without an input image.")
+
+
+class SceneSpec(Spec):
+    """Scene completion spec."""
+
+    family: Literal["scene"] = "scene"
+    model: SceneModel = Field(default_factory=SceneModel)
+    data: DataSpec = Field(default_factory=_scene_data)
+    train: StoreTrain = Field(default_factory=StoreTrain)
+    sample: SceneSample = Field(default_factory=SceneSample)
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> SceneSpec:
+        if self.model.grid > self.data.image_size:
+            raise ValueError(f"model.grid = {self.model.grid} is larger than "
+                             f"data.image_size = {self.data.image_size}")
+        return self
+
+
+class SceneOptions(InpaintOptions):
+    """The photo to complete and its hole (both, or neither: then demo holes)."""
+
+    input: Any = Field(
+        None, description="Photo to complete: a file path, or a C x H x W tensor in [0, 1]; "
+        "sample i is the completion from the i-th best scene. Unset: each sample cuts a "
+        "hole into a random database image and fills it from the other images.")
+    mask: Any = Field(
+        None, validate_default=True,
+        description="Mask of the same size as input (path or tensor): pixels above half "
+        "grey are the hole; pixels outside the cut region are kept bit for bit.")
+    blend: bool = Field(
+        True, description="Poisson-blend the scene into the photo (off: paste it along "
+        "the graph cut).")
