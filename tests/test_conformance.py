@@ -21,7 +21,7 @@ def test_builtin_family_conforms(family):
     assert_conforms(family)
 
 
-@pytest.mark.parametrize("family", ["texture", "inpaint", "superres"])
+@pytest.mark.parametrize("family", ["texture", "inpaint", "superres", "scene"])
 def test_example_plugin_family_conforms(family, nonparametric):
     """The families of examples/zoo-nonparametric, a separately installed distribution."""
     assert_conforms(family)

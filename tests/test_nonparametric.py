@@ -322,4 +322,4 @@ def test_install_hints_name_this_distribution():
     reg = get_registry()
     hinted = {name for name, dist in reg.external.items() if dist == "zoo-nonparametric"}
     provided = {name for name, rec in reg.families.items() if rec.plugin == "zoo-nonparametric"}
-    assert hinted == provided == {"texture", "inpaint", "superres"}
+    assert hinted == provided == {"texture", "inpaint", "superres", "scene"}

@@ -187,16 +187,37 @@ def sample_cmd(
     precision: Annotated[str, typer.Option(
         help="fp32, or bf16: the sampler under bf16 autocast (faster where the CPU or GPU "
         "has bf16 units; images move by bf16 rounding).")] = "fp32",
+    input_image: Annotated[Path | None, typer.Option(
+        "--input", help="Image to work on (families with an input option: inpaint, scene, "
+        "superres; the same as --opt input=FILE).")] = None,
+    mask: Annotated[Path | None, typer.Option(
+        "--mask", help="Mask of the --input image, white where to fill (inpaint, scene; the "
+        "same as --opt mask=FILE).")] = None,
     opts: SamplingOpts = None,
 ) -> None:
     """Sample images from a model folder or a Hub model: a grid, a folder of PNGs or a tensor
     file."""
     from zoo.api import parse_options, write_samples
 
+    options = with_files(parse_options(opts or []), input=input_image, mask=mask)
     kind = write_samples(path, output, n, seed, batch_size, nrow, label=label,
-                         options=parse_options(opts or []), precision=precision)
+                         options=options, precision=precision)
     shown = f"{output}{os.sep}" if kind == "folder" else str(output)
     print(f"wrote {shown} ({n} images, seed {seed})")
+
+
+def with_files(options: dict[str, Any], **files: Path | None) -> dict[str, Any]:
+    """``options`` with the file options given as flags (``--input F`` is ``--opt input=F``);
+    the same option given both ways with different values is a one-line ``SpecError``."""
+    from zoo.core.errors import SpecError
+
+    for key, value in files.items():
+        if value is None:
+            continue
+        if key in options and str(options[key]) != str(value):
+            raise SpecError(f"--{key} {value} and --opt {key}={options[key]} disagree; give one")
+        options[key] = str(value)
+    return options
 
 
 @app.command("info")
