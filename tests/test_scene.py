@@ -216,6 +216,7 @@ def test_descriptor_cells_in_the_hole_have_no_influence():
     loops = [sum(w[0, c] * ((query[0, c] - database[j, c].astype(np.float64)) ** 2).sum()
                  for c in range(16)) / w[0].sum() for j in range(5)]
     assert np.allclose(d, loops, rtol=1e-6)
+    assert np.allclose(distances(query[0], w[0], database, rows=2), d, rtol=1e-12)
     changed = database.copy()
     changed[:, 0] = rng.random(changed[:, 0].shape)  # a fully hidden cell: no influence
     assert np.allclose(distances(query[0], w[0], changed), d, rtol=1e-6)

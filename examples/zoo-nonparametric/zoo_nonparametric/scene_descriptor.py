@@ -25,6 +25,8 @@ from scipy import ndimage
 
 #: Luma weights (ITU-R 601) for colour images.
 LUMA = np.array([0.299, 0.587, 0.114])
+#: Database scenes compared at a time (their float64 copy stays in cache).
+CHUNK = 1024
 
 
 def cell_edges(size: int, grid: int) -> np.ndarray:
@@ -84,15 +86,20 @@ def describe(images: np.ndarray, known: np.ndarray | None, grid: int,
     return means.astype(np.float32), (mass / area).astype(np.float32)
 
 
-def distances(query: np.ndarray, weights: np.ndarray, database: np.ndarray) -> np.ndarray:
+def distances(query: np.ndarray, weights: np.ndarray, database: np.ndarray,
+              rows: int = CHUNK) -> np.ndarray:
     """Mask-weighted squared distances (N) from one query descriptor (G²×D, cell weights
-    G²) to every database descriptor (N×G²×D), in one pass over the database."""
+    G²) to every database descriptor (N×G²×D): one pass over the database, ``rows`` scenes
+    at a time (in float64, a chunk small enough to stay in cache)."""
     w = weights.astype(np.float64)
     total = w.sum()
     if total <= 0:
         raise ValueError("no cell of the query is known")
-    db = database.reshape(len(database), -1).astype(np.float64)
     q = query.astype(np.float64)
-    cross = db @ (w[:, None] * q).ravel()
-    norms = (database.astype(np.float64) ** 2).sum(2) @ w
-    return np.maximum(norms - 2 * cross + (w * (q**2).sum(1)).sum(), 0) / total
+    weighted, constant = (w[:, None] * q).ravel(), (w * (q**2).sum(1)).sum()
+    out = np.empty(len(database))
+    for lo in range(0, len(database), rows):
+        part = database[lo : lo + rows].astype(np.float64)
+        norms = np.einsum("ncd,ncd->nc", part, part) @ w
+        out[lo : lo + rows] = norms - 2 * part.reshape(len(part), -1) @ weighted + constant
+    return np.maximum(out, 0) / total
