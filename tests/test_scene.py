@@ -105,6 +105,11 @@ def test_completions_are_ranked_and_independent_of_n(scene_model):
     five = model.sample(5, input=photo, mask=hole, seed=0)
     assert torch.equal(five[:3], model.sample(3, input=photo, mask=hole, seed=7))
     assert torch.equal(five[2:4], model.sample(4, input=photo, mask=hole)[2:4])
+    almost = torch.ones(32, 32)
+    almost[0] = 0  # the band reaches every known pixel: the farthest keep the photo
+    for blend in (True, False):
+        out = model.sample(1, input=photo, mask=almost, blend=blend)[0]
+        assert torch.equal(out[:, 0], photo[:, 0])
     demo = model.sample(4, seed=1)  # no input: holes cut into database photos
     assert demo.shape == (4, 3, 32, 32) and not torch.equal(demo, model.sample(4, seed=2))
 

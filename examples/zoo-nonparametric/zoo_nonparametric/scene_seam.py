@@ -8,7 +8,8 @@ minimises
       + Σ_{p~q, 4-neighbours} (e_p + e_q)·[label_p ≠ label_q],   e_p = ‖photo_p − scene_p‖,
 
 the seam cost of Kwatra et al. (2003) that Hays & Efros use, plus their
-term that keeps the seam near the hole (``seam_bias``, 0: none). The photo's
+term that keeps the seam near the hole (``seam_bias``, 0: none); where the band
+reaches every known pixel, the farthest of them keep the photo. The photo's
 hole is unknown, so e = 0 there. The minimum is exact: a min-cut/max-flow
 (PyMaxflow's Boykov–Kolmogorov solver) with the photo as source, the scene
 as sink.
@@ -28,6 +29,16 @@ def band_around(hole: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]
     """(the known pixels within ``width`` pixels of the hole, their distance to it)."""
     distance = ndimage.distance_transform_edt(~hole)
     return (~hole) & (distance <= width), distance
+
+
+def forced_photo(hole: np.ndarray, band: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """The pixels that must keep the photo: those beyond the band, or, where the band
+    reaches every known pixel, the known pixels farthest from the hole (so the blend
+    always has a border to meet)."""
+    outer = ~hole & ~band
+    if outer.any() or hole.all():
+        return outer
+    return ~hole & (distance == distance[~hole].max())
 
 
 def seam_costs(photo: np.ndarray, scene: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -55,7 +66,7 @@ def cut(photo: np.ndarray, scene: np.ndarray, hole: np.ndarray, width: float,
     graph.add_grid_edges(nodes, weights=pair_right, structure=right, symmetric=True)
     graph.add_grid_edges(nodes, weights=pair_down, structure=down, symmetric=True)
     scene_cost = np.where(band, bias * (distance / max(width, 1e-9)) ** 3, 0.0)
-    scene_cost = np.where(~hole & ~band, FORCED, scene_cost)
+    scene_cost = np.where(forced_photo(hole, band, distance), FORCED, scene_cost)
     photo_cost = np.where(hole, FORCED, 0.0)
     graph.add_grid_tedges(nodes, scene_cost, photo_cost)  # source cap: paid to take the scene
     graph.maxflow()
@@ -67,7 +78,7 @@ def energy(labels: np.ndarray, photo: np.ndarray, scene: np.ndarray, hole: np.nd
     """E of a labelling (H×W bool, True: scene) as in the module docstring; inf when it
     breaks a forced label."""
     band, distance = band_around(hole, width)
-    if not labels[hole].all() or labels[~hole & ~band].any():
+    if not labels[hole].all() or labels[forced_photo(hole, band, distance)].any():
         return float("inf")
     e = seam_costs(photo, scene, hole)
     pairs = (((e[:, :-1] + e[:, 1:]) * (labels[:, :-1] != labels[:, 1:])).sum()
