@@ -268,7 +268,7 @@ def test_bad_inputs_are_one_line_errors(cli, scene_model, tmp_path):
     assert_one_line(cli("sample", scene_model, "--input", photo, "-o", out),
                     "needs both an image and a mask")
     assert_one_line(cli("sample", scene_model, "--input", photo, "--mask", hole, "-n", "17",
-                        "-o", out), "database holds 16 scenes")
+                        "-o", out), "database holds 16 scenes, so -n can be at most 16")
     assert_one_line(cli("sample", scene_model, "--input", photo, "--opt", "input=other.png",
                         "--mask", hole, "-o", out), "--input", "disagree")
     assert not out.exists()

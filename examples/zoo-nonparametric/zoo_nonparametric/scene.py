@@ -182,8 +182,8 @@ class Scene(Family):
         hole_t = read_mask(options.mask, tuple(image.shape[1:]))
         last = max(noise.indices) + 1 if len(noise) else 0
         if last > m.database:
-            raise ZooError(f"asked for completion {last} but the database holds "
-                           f"{m.database} scenes: ask for at most {m.database} (-n)")
+            raise ZooError(f"the database holds {m.database} scenes, so -n can be at most "
+                           f"{m.database} (asked for completion {last})")
         hole = hole_t.numpy()
         photo = np.where(hole, 0.0, image.double().numpy())  # the hidden pixels are never read
         ranked = rank_scenes(photo, hole, model, m, last)
