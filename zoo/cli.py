@@ -420,9 +420,9 @@ def demo_cmd(
                     ] = None,
     host: Annotated[str, typer.Option(help="Address to serve on (0.0.0.0: every interface)."
                                       )] = "127.0.0.1",
-    share: Annotated[bool, typer.Option(
-        "--share", is_flag=False, metavar="true|false",
-        help="Also open a public Gradio share link (needs the internet).")] = False,
+    share: Annotated[str, typer.Option(
+        "--share", metavar="true|false",
+        help="true: also open a public Gradio share link (needs the internet).")] = "false",
     export: Annotated[Path | None, typer.Option(
         "--export", metavar="DIR", help="Write a Hugging Face Space (app.py, requirements.txt, "
         "README.md) that serves the demo of the Hub model SOURCE, instead of serving.")
@@ -446,9 +446,11 @@ def demo_cmd(
     if requirement_genzoo is not None or requirement or force:
         raise ZooError("--requirement-genzoo, --requirement and --force apply only with "
                        "--export DIR")
+    if share.lower() not in ("true", "false"):
+        raise ZooError(f"--share {share!r}: expected true or false")
     from zoo.api import demo
 
-    demo(source, port=port, host=host, share=share)
+    demo(source, port=port, host=host, share=share.lower() == "true")
 
 
 @app.command("push")

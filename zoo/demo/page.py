@@ -31,7 +31,8 @@ DEFAULT_SEED, DEFAULT_COUNT, DEFAULT_FRAMES = 0, 16, 8
 #: System fonts only: the page loads nothing from outside the server.
 FONTS = ("system-ui", "sans-serif")
 #: Small samples are enlarged by the browser: keep their pixels sharp.
-CSS = ".zoo-pixels img { image-rendering: pixelated; }"
+CSS = (".zoo-pixels img { image-rendering: pixelated; }\n"
+       ".zoo-fill img { width: 100%; height: 100%; object-fit: contain; }")
 #: Height in pixels of the sample and figure images on the page.
 HEIGHT = 420
 
@@ -103,7 +104,8 @@ def widget(ctl: Control) -> gr.components.Component:
     if ctl.kind == "image":
         return upload(ctl.label)
     if ctl.kind == "stages":
-        return gr.Checkbox(False, label="show stages", info=info)
+        return gr.Checkbox(False, label="show stages", info="The stages the sampler builds "
+                           "its images in: a row per sample (zoo visualize steps).")
     if ctl.kind == "bool":
         return gr.Checkbox(bool(ctl.default), label=ctl.label, info=info)
     if ctl.kind == "choice":
@@ -113,8 +115,13 @@ def widget(ctl: Control) -> gr.components.Component:
             choices, default = [UNSET, *choices], UNSET if ctl.default is None else default
         return gr.Dropdown(choices, value=default, label=ctl.label, info=info)
     if ctl.kind in ("int", "float"):
-        return gr.Number(ctl.default, label=ctl.label, info=info, minimum=ctl.minimum,
-                         maximum=ctl.maximum, precision=0 if ctl.kind == "int" else None,
+        # the range is said, not set: the sampler's own check answers in one line, where
+        # Gradio's would log a traceback for each out-of-range request
+        low = "" if ctl.minimum is None else f"from {ctl.minimum} "
+        high = "" if ctl.maximum is None else f"to {ctl.maximum}"
+        bounds = f" ({low}{high}".rstrip() + ")" if low or high else ""
+        return gr.Number(ctl.default, label=ctl.label + bounds, info=info,
+                         precision=0 if ctl.kind == "int" else None,
                          placeholder="unset" if ctl.default is None else None)
     return gr.Textbox(ctl.default or "", label=ctl.label, info=info, placeholder="unset")
 
@@ -156,7 +163,7 @@ class ModelPage:
 
         with gr.Row():
             with gr.Column(scale=1):
-                seed = gr.Number(DEFAULT_SEED, label="seed", precision=0, minimum=0,
+                seed = gr.Number(DEFAULT_SEED, label="seed", precision=0,
                                  info="Image i depends only on (seed, i), as in zoo sample.")
                 count = count_slider(minimum=1, maximum=actions.MAX_COUNT,
                                      value=4 if actions.takes_inputs(self.model)
@@ -166,11 +173,12 @@ class ModelPage:
                 button = gr.Button("Sample", variant="primary")
             with gr.Column(scale=2):
                 grid = gr.Image(label="samples", type="filepath", format="png",
-                                interactive=False, height=HEIGHT, elem_classes="zoo-pixels",
+                                interactive=False, height=HEIGHT,
+                                elem_classes=["zoo-pixels", "zoo-fill"],
                                 elem_id=f"zoo-grid{'-' + self.suffix if self.suffix else ''}")
                 stages = gr.Image(label="stages (a row per sample)", type="filepath",
                                   format="png", interactive=False, height=HEIGHT,
-                                  elem_classes="zoo-pixels",
+                                  elem_classes=["zoo-pixels", "zoo-fill"],
                                   visible=any(c.kind == "stages" for c in self.controls))
         names = ["seed", "count", *(c.name for c in self.controls)]
         run = shown(self.sample, names)
@@ -193,8 +201,8 @@ class ModelPage:
 
         with gr.Row():
             with gr.Column(scale=1):
-                seed_a = gr.Number(0, label="seed A", precision=0, minimum=0)
-                seed_b = gr.Number(1, label="seed B", precision=0, minimum=0)
+                seed_a = gr.Number(0, label="seed A", precision=0)
+                seed_b = gr.Number(1, label="seed B", precision=0)
                 frames = gr.Slider(2, actions.MAX_FRAMES, DEFAULT_FRAMES, step=1,
                                    label="frames")
                 method = gr.Radio(["slerp", "lerp"], value="slerp", label="method")
@@ -204,7 +212,7 @@ class ModelPage:
             with gr.Column(scale=2):
                 strip = gr.Image(label="from sample 0 of seed A to sample 0 of seed B",
                                  type="filepath", format="png", interactive=False,
-                                 elem_classes="zoo-pixels")
+                                 elem_classes=["zoo-pixels", "zoo-fill"])
 
         def interpolate(a: Any, b: Any, n: Any, how: str, *values: Any) -> str:
             options = options_from(plain, list(values))

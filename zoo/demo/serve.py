@@ -27,10 +27,10 @@ QUEUE_SIZE = 16
 
 def require_gradio() -> None:
     """A one-line ``ZooError`` naming the extra to install when Gradio is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec("gradio") is None:
-        raise ZooError(INSTALL)
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ZooError(INSTALL) from None
 
 
 def load_models(source: str | Path) -> dict[str, ZooModel]:

@@ -8,6 +8,7 @@ plugin packages the model's family needs) and ``README.md`` (the Space's front m
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +23,7 @@ APP = '''"""A genzoo demo of {model} (written by zoo demo --export)."""
 
 from zoo.demo import serve
 
-serve({model!r})
+serve({model})
 '''
 
 README = """---
@@ -94,7 +95,7 @@ def export_space(out: str | Path, model: str, genzoo: str | None = None,
     except PackageNotFoundError:
         gradio = "6.0.0"
     repo = model.partition("@")[0]
-    texts = {"app.py": APP.format(model=model),
+    texts = {"app.py": APP.format(model=json.dumps(model)),
              "requirements.txt": "\n".join(lines) + "\n",
              "README.md": README.format(title=repo.split("/")[1][:30], gradio=gradio,
                                         repo=repo, model=model)}
