@@ -66,9 +66,10 @@ class Control:
         if self.kind == "int" and isinstance(raw, float) and raw.is_integer():
             return int(raw)
         if self.kind == "choice":
-            for choice in self.choices:  # the page shows choices as text
-                if str(choice) == str(raw):
-                    return choice.value if isinstance(choice, enum.Enum) else choice
+            for choice in self.choices:  # the page shows choices (an enum's values) as text
+                value = choice.value if isinstance(choice, enum.Enum) else choice
+                if str(value) == str(raw):
+                    return value
         if self.kind == "text" and isinstance(raw, str):  # read as --opt KEY=VALUE reads it
             from zoo.core.spec import parse_options
 

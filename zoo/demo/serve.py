@@ -51,6 +51,8 @@ def load_models(source: str | Path) -> dict[str, ZooModel]:
 def check_port(host: str, port: int) -> None:
     """A one-line ``ZooError`` when ``port`` on ``host`` cannot be served."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # as the server binds: a port left in TIME_WAIT by a closed server is free to serve
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
