@@ -337,3 +337,15 @@ def test_exported_space_runs_in_a_fresh_venv(cli, micro_dcgan, hub, tmp_path):
         process.wait(timeout=30)
     model = zoo.from_pretrained(micro_dcgan)
     assert np.array_equal(pixels(grid), expected_grid(model.sample(4, seed=3)))
+
+
+def test_request_files_are_deleted_after_a_while(tmp_path):
+    from zoo.demo import actions
+
+    old, new = actions.new_path(tmp_path, "a.png"), actions.new_path(tmp_path, "b.png")
+    for path in (old, new):
+        path.write_bytes(b"png")
+    kept = actions.kept(old, tmp_path)
+    os.utime(old.parent, (time.time() - actions.KEEP_S - 5,) * 2)
+    actions.prune(tmp_path)
+    assert not old.parent.exists() and new.is_file() and kept.is_file()

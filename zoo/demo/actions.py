@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,8 @@ MAX_COUNT = 64
 MAX_FRAMES = 16
 #: The largest seed (64-bit, as torch.Generator takes).
 MAX_SEED = 2**63 - 1
+#: Seconds a request's files are kept (Gradio copies them into its cache at once).
+KEEP_S = 600
 
 
 def count_of(value: Any, what: str = "count", high: int = MAX_COUNT) -> int:
@@ -50,10 +54,29 @@ def _whole(value: Any, what: str) -> int:
 
 
 def new_path(folder: Path, name: str) -> Path:
-    """A fresh file path in ``folder`` (one per request: concurrent requests never share)."""
+    """A fresh file path in ``folder`` (one per request: concurrent requests never share);
+    the files of requests older than :data:`KEEP_S` are deleted first."""
+    prune(folder)
     folder = folder / uuid.uuid4().hex
     folder.mkdir(parents=True)
     return folder / name
+
+
+def prune(folder: Path, age: float = 0) -> None:
+    """Delete the request folders in ``folder`` older than ``age`` seconds (default
+    :data:`KEEP_S`); Gradio has copied what it serves by then."""
+    cutoff = time.time() - (age or KEEP_S)
+    for sub in folder.iterdir() if folder.is_dir() else []:
+        if len(sub.name) == 32 and sub.is_dir() and sub.stat().st_mtime < cutoff:
+            shutil.rmtree(sub, ignore_errors=True)
+
+
+def kept(path: Path, folder: Path) -> Path:
+    """A copy of ``path`` that :func:`prune` leaves alone (``folder/kept/``)."""
+    target = folder / "kept" / f"{uuid.uuid4().hex[:12]}-{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return target
 
 
 def sample_grid(model: ZooModel, folder: Path, seed: int, count: int,

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     from zoo.model import ZooModel
 
+#: Every event of the page shares one queue: one model call at a time (CPU sampling).
+QUEUE = "zoo-demo"
 #: What the seed, count and interpolation widgets start at.
 DEFAULT_SEED, DEFAULT_COUNT, DEFAULT_FRAMES = 0, 16, 8
 #: System fonts only: the page loads nothing from outside the server.
@@ -137,6 +139,7 @@ class ModelPage:
     def __init__(self, model: ZooModel, name: str, folder: Path, suffix: str = "") -> None:
         self.model, self.name, self.folder, self.suffix = model, name, folder, suffix
         self.controls = controls(model.family.options)
+        self.opening: dict[str, tuple[str, str | None]] = {}
 
     def api(self, name: str) -> str:
         """An endpoint's name, unique on a page of several models."""
@@ -182,8 +185,21 @@ class ModelPage:
                                   visible=any(c.kind == "stages" for c in self.controls))
         names = ["seed", "count", *(c.name for c in self.controls)]
         run = shown(self.sample, names)
-        button.click(run, [seed, count, *widgets], [grid, stages], api_name=self.api("sample"))
-        blocks.load(run, [seed, count, *widgets], [grid, stages], api_visibility="private")
+        inputs = [seed, count, *widgets]
+        button.click(run, inputs, [grid, stages], api_name=self.api("sample"),
+                     concurrency_id=QUEUE)
+        blocks.load(shown(self.first, names), inputs, [grid, stages],
+                    api_visibility="private", concurrency_id=QUEUE)
+
+    def first(self, *values: Any) -> tuple[str, str | None]:
+        """What the page shows when it opens: sampled for the first visitor, then kept."""
+        key = repr(values)
+        if key not in self.opening:
+            grid, strip = self.sample(*values)
+            self.opening[key] = (str(actions.kept(Path(grid), self.folder)),
+                                 None if strip is None
+                                 else str(actions.kept(Path(strip), self.folder)))
+        return self.opening[key]
 
     def sample(self, seed: Any, count: Any, *values: Any) -> tuple[str, str | None]:
         """The grid of ``count`` samples of ``seed`` and, if asked, the stages strip."""
@@ -220,7 +236,7 @@ class ModelPage:
 
         names = ["seed_a", "seed_b", "frames", "method", *(c.name for c in plain)]
         button.click(shown(interpolate, names), [seed_a, seed_b, frames, method, *widgets],
-                     strip, api_name=self.api("interpolate"))
+                     strip, api_name=self.api("interpolate"), concurrency_id=QUEUE)
 
     def card(self) -> None:
         """The model card's numbers (``metrics.json``) and figures."""
