@@ -134,6 +134,9 @@ def test_interpolation_walks_from_seed_a_to_seed_b(single, micro_dcgan):
     strip = pixels(single.client.predict(seed_a=0, seed_b=1, frames=4, method="slerp",
                                          api_name="/interpolate"))
     assert strip.shape[:2] == (66 + 2, 4 * 66 + 2)  # 16 px tiles enlarged 4x, 2 px padding
+    with pytest.raises(AppError, match="frames 17: give 2 to 16"):
+        single.client.predict(seed_a=0, seed_b=1, frames=17, method="slerp",
+                              api_name="/interpolate")
     model = zoo.from_pretrained(micro_dcgan)
     for frame, seed in ((0, 0), (3, 1)):
         tile = strip[2:66, 2 + 66 * frame:66 + 66 * frame, 0].astype(int)  # grey as RGB

@@ -31,11 +31,11 @@ MAX_SEED = 2**63 - 1
 KEEP_S = 600
 
 
-def count_of(value: Any, what: str = "count", high: int = MAX_COUNT) -> int:
-    """``value`` as a whole number 1 .. ``high``; a one-line ``ZooError`` otherwise."""
+def count_of(value: Any, what: str = "count", high: int = MAX_COUNT, low: int = 1) -> int:
+    """``value`` as a whole number ``low`` .. ``high``; a one-line ``ZooError`` otherwise."""
     number = _whole(value, what)
-    if not 1 <= number <= high:
-        raise ZooError(f"{what} {number}: give 1 to {high} (the demo's limit per request)")
+    if not low <= number <= high:
+        raise ZooError(f"{what} {number}: give {low} to {high} (the demo's limit per request)")
     return number
 
 
@@ -109,9 +109,7 @@ def interpolation(model: ZooModel, folder: Path, seed_a: int, seed_b: int, frame
 
     model.family.require("latent")
     model.family.sampling_options(options)  # an unknown option fails before any work
-    frames = count_of(frames, "frames", MAX_FRAMES)
-    if frames < 2:
-        raise ZooError("frames 1: a strip needs at least 2")
+    frames = count_of(frames, "frames", MAX_FRAMES, low=2)
     a, b = (endpoint_codes(model, 1, seed_of(s, what))[0]
             for s, what in ((seed_a, "seed A"), (seed_b, "seed B")))
     images = decode(model, path(a, b, frames, method), **options)
@@ -122,13 +120,6 @@ def interpolation(model: ZooModel, folder: Path, seed_a: int, seed_b: int, frame
 def takes_inputs(model: ZooModel) -> bool:
     """Whether the family's sampling options take an image (``input``)."""
     return "input" in model.family.options.model_fields
-
-
-def stage_option(model: ZooModel) -> str | None:
-    """The family's option that returns the sampler's stages, or None."""
-    from zoo.demo.controls import STAGES
-
-    return next((o for o in STAGES if o in model.family.options.model_fields), None)
 
 
 def metric_rows(model: ZooModel) -> list[tuple[str, str]]:

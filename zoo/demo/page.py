@@ -90,7 +90,8 @@ def upload(label: str) -> gr.Image:
 
 def count_slider(**options: Any) -> gr.Slider:
     """A slider whose range the handler checks (its one-line message names the demo's
-    limit; Gradio's own check would log a traceback for each bad request)."""
+    limit; Gradio's own check would log a traceback for each bad request, and would turn
+    a fraction into a whole number silently)."""
     import gradio as gr
 
     component = gr.Slider(**options)
@@ -219,8 +220,8 @@ class ModelPage:
             with gr.Column(scale=1):
                 seed_a = gr.Number(0, label="seed A", precision=0)
                 seed_b = gr.Number(1, label="seed B", precision=0)
-                frames = gr.Slider(2, actions.MAX_FRAMES, DEFAULT_FRAMES, step=1,
-                                   label="frames")
+                frames = count_slider(minimum=2, maximum=actions.MAX_FRAMES,
+                                      value=DEFAULT_FRAMES, step=1, label="frames")
                 method = gr.Radio(["slerp", "lerp"], value="slerp", label="method")
                 plain = [c for c in self.controls if c.kind not in ("stages", "image")]
                 widgets = [widget(ctl) for ctl in plain]
