@@ -413,7 +413,7 @@ def visualize_deconv(
 @app.command("demo")
 def demo_cmd(
     source: Annotated[str, typer.Argument(
-        help="Model folder, Hub id (namespace/name[@revision]), named model, or a folder of "
+        help="Model folder, Hub id (namespace/name\\[@revision]), named model, or a folder of "
         "model folders (a gallery of them all); with --export, the Hub id the Space loads.")],
     port: Annotated[int | None, typer.Option(
         min=1, max=65535, help="Port to serve on (default: the first free one from 7860).")
@@ -429,14 +429,14 @@ def demo_cmd(
                       ] = None,
     requirement_genzoo: Annotated[str | None, typer.Option(
         help="With --export: genzoo's requirement line, or a local checkout's path (default: "
-        "genzoo[demo]==this version).")] = None,
+        "genzoo\\[demo]==this version).")] = None,
     requirement: Annotated[list[str] | None, typer.Option(
         help="With --export: another requirement line, e.g. the plugin package of the "
         "model's family (repeatable).")] = None,
     force: Annotated[bool, typer.Option(help="With --export: replace existing files.")] = False,
 ) -> None:
     """See a model in a browser: sample grids by seed and count, the family's sampling
-    options, interpolation, the model card (needs pip install 'genzoo[demo]')."""
+    options, interpolation, the model card (needs pip install 'genzoo\\[demo]')."""
     if export is not None:
         from zoo.api import export_demo
 
