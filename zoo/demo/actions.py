@@ -1,9 +1,11 @@
 """What the demo page asks of a model, as PNG files: a sample grid, a strip of stages, an
 interpolation, and the model card's numbers and figures. No Gradio here.
 
-Each action goes through the public model API (:meth:`zoo.ZooModel.write_samples`,
+The grid and the stages go through the public model API (:meth:`zoo.ZooModel.write_samples`,
 :func:`zoo.visualize.visualize`), so a grid for seed *s* is, pixel for pixel, the grid
-``zoo sample RUN -n N --seed s`` writes. Bad input is a one-line ``ZooError``.
+``zoo sample RUN -n N --seed s`` writes; the interpolation walks with the functions of
+:mod:`zoo.visualize.interpolate` between two seeds' codes. Bad input is a one-line
+``ZooError``.
 """
 
 from __future__ import annotations

@@ -240,16 +240,21 @@ class ModelPage:
                      strip, api_name=self.api("interpolate"), concurrency_id=QUEUE)
 
     def card(self) -> None:
-        """The model card's numbers (``metrics.json``) and figures."""
+        """The model card's numbers: its scores first (what ``zoo eval`` measured), then
+        its figures, then all of ``metrics.json``."""
         import gradio as gr
 
-        rows = actions.metric_rows(self.model)
-        table = "\n".join(f"| {k} | {v} |" for k, v in rows) or "| (none yet) | |"
-        gr.Markdown(f"### Numbers\n\n| metric | value |\n|---|---|\n{table}")
+        scores = actions.summary(self.model, self.name)["scores"]
+        rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in scores.items())
+        gr.Markdown("### Scores\n\n" + (f"| score | value |\n|---|---|\n{rows}" if rows else
+                                        f"None yet: `zoo eval {self.name}` measures them."))
         figures = [(str(copy_into(path, self.folder)), caption)
                    for path, caption in actions.card_figures(self.model)]
         gr.Gallery(figures, label="figures", columns=3, object_fit="contain",
                    height="auto", elem_classes="zoo-pixels")
+        table = "\n".join(f"| {k} | {v} |" for k, v in actions.metric_rows(self.model))
+        with gr.Accordion("All of metrics.json", open=False):
+            gr.Markdown(f"| metric | value |\n|---|---|\n{table or '| (none) | |'}")
 
 
 def copy_into(path: Path, folder: Path) -> Path:
