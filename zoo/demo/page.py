@@ -151,7 +151,8 @@ class ModelPage:
         import gradio as gr
 
         model = self.model
-        gr.Markdown(header(model, self.name))
+        # on a page of several models the name is a folder's; zoo sample needs its path
+        gr.Markdown(header(model, self.name, str(model.path) if self.suffix else self.name))
         with gr.Tabs():
             with gr.Tab("Samples"):
                 self.samples(blocks)
@@ -264,13 +265,14 @@ def copy_into(path: Path, folder: Path) -> Path:
     return target
 
 
-def header(model: ZooModel, name: str) -> str:
-    """The title lines of a model: name, family, summary, paper, parameters, data."""
+def header(model: ZooModel, name: str, source: str) -> str:
+    """The title lines of a model: name, family, summary, paper, parameters, data, and the
+    ``zoo sample`` command (of ``source``) that writes the same grid."""
     family = model.family
     return (f"## {name}\n\n**{family.name}**: {family.summary}. {family.paper}.\n\n"
             f"Parameters: {model.num_parameters:,}. Data: `{model.spec.data.source}` at "
             f"{model.spec.data.image_size}×{model.spec.data.image_size}. "
-            f"Sampling: `zoo sample {name} -n N --seed S` gives the same grid.")
+            f"Sampling: `zoo sample {source} -n N --seed S` gives the same grid.")
 
 
 def gallery(models: dict[str, ZooModel], folder: Path) -> None:
