@@ -1,4 +1,5 @@
-"""Listing, printing and validating specs never import torch; nothing unpickles weights."""
+"""Listing, printing and validating specs never import torch (nor Gradio); nothing unpickles
+weights."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ try:
 except SystemExit as exc:
     assert not exc.code, exc.code
 heavy = sorted(m for m in ("torch", "torchvision", "timm", "accelerate", "datasets",
-                          "webdataset", "pyarrow") if m in sys.modules)
+                          "webdataset", "pyarrow", "gradio", "gradio_client")
+               if m in sys.modules)
 print("HEAVY:", ",".join(heavy), file=sys.stderr)
 """
 
@@ -30,7 +32,7 @@ print("HEAVY:", ",".join(heavy), file=sys.stderr)
     ["build", "dcgan", "--dry-run", "--set", "data.source=hf:user/set", "--set",
      "data.key_column=path"],
     ["build", "dcgan", "--dry-run", "--set", "data.source=wds:/d/shard-{0..9}.tar"],
-    ["data", "--help"], ["data", "pack", "--help"],
+    ["data", "--help"], ["data", "pack", "--help"], ["demo", "--help"],
 ])
 def test_cli_does_not_import_torch(args):
     proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
@@ -90,3 +92,11 @@ def test_hubserver_without_pyyaml_says_which_extra_to_install():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ("zoo.testing.hubserver needs PyYAML: "
                                    "pip install 'genzoo[testing]'")
+
+
+def test_exporting_a_space_imports_neither_torch_nor_gradio(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", PROBE, "demo", "--export", str(tmp_path / "s"),
+                           "me/model"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY: \n" in proc.stderr, proc.stderr
+    assert (tmp_path / "s" / "app.py").is_file()

@@ -431,6 +431,49 @@ def visualize_deconv(
                top_k=top_k, data=data, limit=limit, rule=rule)
 
 
+@app.command("demo")
+def demo_cmd(
+    source: Annotated[str, typer.Argument(
+        help="Model folder, Hub id (namespace/name\\[@revision]), named model, or a folder of "
+        "model folders (a gallery of them all); with --export, the Hub id the Space loads.")],
+    port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Port to serve on (default: the first free one from 7860).")
+                    ] = None,
+    host: Annotated[str, typer.Option(help="Address to serve on (0.0.0.0: every interface)."
+                                      )] = "127.0.0.1",
+    share: Annotated[str, typer.Option(
+        "--share", metavar="true|false",
+        help="true: also open a public Gradio share link (needs the internet).")] = "false",
+    export: Annotated[Path | None, typer.Option(
+        "--export", metavar="DIR", help="Write a Hugging Face Space (app.py, requirements.txt, "
+        "README.md) that serves the demo of the Hub model SOURCE, instead of serving.")
+                      ] = None,
+    requirement_genzoo: Annotated[str | None, typer.Option(
+        help="With --export: genzoo's requirement line, or a local checkout's path (default: "
+        "genzoo\\[demo]==this version).")] = None,
+    requirement: Annotated[list[str] | None, typer.Option(
+        help="With --export: another requirement line, e.g. the plugin package of the "
+        "model's family (repeatable).")] = None,
+    force: Annotated[bool, typer.Option(help="With --export: replace existing files.")] = False,
+) -> None:
+    """See a model in a browser: sample grids by seed and count, the family's sampling
+    options, interpolation, the model card (needs pip install 'genzoo\\[demo]')."""
+    if export is not None:
+        from zoo.api import export_demo
+
+        for path in export_demo(export, source, requirement_genzoo, requirement or [], force):
+            print(f"wrote {path}")
+        return
+    if requirement_genzoo is not None or requirement or force:
+        raise ZooError("--requirement-genzoo, --requirement and --force apply only with "
+                       "--export DIR")
+    if share.lower() not in ("true", "false"):
+        raise ZooError(f"--share {share!r}: expected true or false")
+    from zoo.api import demo
+
+    demo(source, port=port, host=host, share=share.lower() == "true")
+
+
 @app.command("push")
 def push_cmd(
     path: Annotated[Path, typer.Argument(help="Model folder to upload.")],
