@@ -272,6 +272,10 @@ def test_bad_inputs_are_one_line_errors(cli, scene_model, tmp_path):
     assert_one_line(cli("sample", scene_model, "--input", photo, "--opt", "input=other.png",
                         "--mask", hole, "-o", out), "--input", "disagree")
     assert not out.exists()
+    # a photo too large to complete in reasonable memory is refused before any work
+    with pytest.raises(zoo.ZooError, match="input is 2049x2048: scene completes images of at "
+                       "most 4,194,304 pixels"):
+        model.sample(1, input=torch.zeros(3, 2049, 2048), mask=torch.zeros(1, 2049, 2048))
 
     empty = tmp_path / "no-images"
     empty.mkdir()

@@ -4,8 +4,10 @@ Hays & Efros align each matched scene to the query by the translation (and
 scale) minimising the SSD over the query's known context within a band
 around the hole. Here the scene, resized to the query's size and zoomed by
 each of ``zooms`` about its centre, is placed at every offset within
-``shift`` pixels of centred; the SSD over the band is evaluated exactly at
-every offset (a sliding-window sum, no FFT rounding), and offsets that would
+``shift`` pixels of centred; the SSD over the band is evaluated at every
+offset as Σw·s² − 2Σw·q·s + Σw·q² by correlations (scipy.signal.correlate:
+direct sums for small images, FFTs for large ones, so memory stays linear in
+the image size), and offsets that would
 leave part of the hole or band uncovered are not allowed. Ties go to the
 first zoom given and the smallest shift.
 """
@@ -15,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
+from scipy.signal import correlate
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,9 @@ def align(query: np.ndarray, band: np.ndarray, cover: np.ndarray, scene: np.ndar
         if lo_y > hi_y or lo_x > hi_x:
             continue  # this zoom cannot cover the hole and its band
         part = big[:, lo_y + y0 : hi_y + y1, lo_x + x0 : hi_x + x1]
-        windows = sliding_window_view(part, (y1 - y0, x1 - x0), axis=(1, 2))
-        ssd = (np.einsum("cabhw,hw->ab", windows**2, weight)
-               - 2 * np.einsum("cabhw,chw->ab", windows, target)
-               + float((target * query[:, y0:y1, x0:x1]).sum()))
+        ssd = sum(correlate(p * p, weight, mode="valid") - 2 * correlate(p, t, mode="valid")
+                  for p, t in zip(part, target, strict=True))
+        ssd = ssd + float((target * query[:, y0:y1, x0:x1]).sum())
         oy, ox = np.meshgrid(np.arange(lo_y, hi_y + 1), np.arange(lo_x, hi_x + 1),
                              indexing="ij")
         order = np.lexsort(((np.abs(ox - cx) + np.abs(oy - cy)).ravel(), ssd.ravel().round(12)))
