@@ -81,18 +81,22 @@ def stratified_folds(y: torch.Tensor, k: int, generator: torch.Generator) -> lis
 
 
 def choose_c(x: torch.Tensor, y: torch.Tensor, classes: int, grid: tuple[float, ...] = C_GRID,
-             k: int = 3, seed: int = 0, max_iter: int = 200) -> tuple[float, dict[float, float]]:
+             k: int = 3, seed: int = 0, max_iter: int = 100, rounds: int | None = None,
+             tol: float = 1e-5) -> tuple[float, dict[float, float]]:
     """The C of ``grid`` with the best mean held-out-fold accuracy in stratified ``k``-fold
     cross-validation on (x, y) (ties: the smaller C), and every C's accuracy. Each fold
-    walks the grid from the strongest penalty up, starting each fit from the last."""
+    walks the grid from the strongest penalty up, starting each fit from the last.
+    ``rounds``: hold out only the first ``rounds`` folds (default all ``k``; 1 is a
+    single validation split, for many labels)."""
     generator = torch.Generator().manual_seed(seed)
     folds = stratified_folds(y, k, generator)
+    rounds = k if rounds is None else max(1, min(rounds, k))
     scores = dict.fromkeys(grid, 0.0)
-    for i, held in enumerate(folds):
+    for i, held in enumerate(folds[:rounds]):
         train = torch.cat([f for j, f in enumerate(folds) if j != i])
         model = None
         for c in sorted(grid):
-            model = fit(x[train], y[train], classes, c, max_iter=max_iter, start=model)
-            scores[c] += model.accuracy(x[held], y[held]) / k
+            model = fit(x[train], y[train], classes, c, max_iter=max_iter, tol=tol, start=model)
+            scores[c] += model.accuracy(x[held], y[held]) / rounds
     best = max(sorted(grid), key=lambda c: scores[c])  # max keeps the first (smallest) tie
     return best, scores
