@@ -220,6 +220,20 @@ def test_missing_training_state_is_one_line(cli, probed, tmp_path):
     assert len(lines) == 1 and "no training_state/" in lines[0] and "zoo pull" in lines[0]
 
 
+def test_unlabelled_data_is_one_line(tmp_path):
+    from PIL import Image
+
+    from zoo.core.errors import DataError
+    from zoo.core.spec import DataSpec
+    from zoo.evaluation.probe import labelled_splits
+
+    for i in range(12):
+        Image.new("L", (8, 8), 20 * i).save(tmp_path / f"{i}.png")
+    with pytest.raises(DataError, match="has no labels") as info:
+        labelled_splits(DataSpec(source="folder", path=str(tmp_path), image_size=8))
+    assert "\n" not in str(info.value)
+
+
 def test_a_family_without_features_is_one_line(cli, tmp_path):
     import zoo
 

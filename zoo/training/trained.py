@@ -97,8 +97,10 @@ class TrainedModules(Mapping):
                     f"{where} has no {TRAINING_STATE}/, where {self.purpose} reads the "
                     f"{self.model.family.name} trainer's {name!r}: get it with `zoo pull "
                     f"{where}` (a Hub model) or keep it when building")
-            if name not in self._names():
-                raise KeyError(name)
+            if name not in (names := self._names()):
+                raise CapabilityError(
+                    f"{self.model.path / TRAINING_STATE} holds no module {name!r} (it has: "
+                    f"{', '.join(names) or 'none'}), which {self.purpose} reads")
             self._loaded[name] = trained_module(self.model, name)
         return self._loaded[name]
 
