@@ -154,13 +154,13 @@ class ResidualDiscriminator(nn.Module):
 
     def hidden(self, residual: torch.Tensor, cond: torch.Tensor, y: torch.Tensor | None = None,
                grid: int = 4) -> torch.Tensor:
-        """Every conv layer's activated output max-pooled to ``grid``×``grid`` and
-        concatenated (as DCGAN's probe): the probe's features."""
+        """Every conv layer's activated output max-pooled to ``grid``×``grid`` (a smaller
+        map as it is) and concatenated (as DCGAN's probe): the probe's features."""
         x, pooled = with_planes(residual, cond, y), []
         for layer in self.net[:-2]:  # up to the flatten and the logit
             x = layer(x)
             if isinstance(layer, nn.LeakyReLU):
-                pooled.append(F.adaptive_max_pool2d(x, grid).flatten(1))
+                pooled.append(F.adaptive_max_pool2d(x, min(grid, x.shape[-1])).flatten(1))
         return torch.cat(pooled, 1)
 
 
