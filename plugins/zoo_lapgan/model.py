@@ -362,7 +362,7 @@ class LAPGAN(Family):
                  trained: Mapping[str, nn.Module]) -> torch.Tensor:
         """The discriminators' features at every level of the image's own pyramid,
         concatenated: the coarsest D's two hidden layers on the coarsest image, and each
-        finer D's conv layers (max-pooled to 4×4) on the real band-pass residual and the
+        finer D's conv layers (max-pooled to at most 4×4) on the real band-pass residual and the
         upsampled coarser image. A class-conditional model's discriminators see an
         all-zero class (the probe must not be told the label)."""
         m = spec.model
