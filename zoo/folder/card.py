@@ -171,14 +171,20 @@ def probe_section(scores: Any) -> str:
             if isinstance(scores.get(f"{kind}.dim"), int)]
     lines = ["", "## Linear probe", "",
              "Held-out accuracy (%) of a multinomial logistic regression on frozen features "
-             "(`zoo probe`), trained with a class-balanced subset of the training labels "
-             f"(mean ± std over {scores.get('seeds', '?')} seeds), beside the raw pixels and "
-             "the same architecture randomly initialised. Feature dimensions: "
+             f"(`zoo probe`, {_count(scores.get('test_images'))} held-out images), trained "
+             "with a class-balanced subset of the training labels (mean ± std over "
+             f"{scores.get('seeds', '?')} seeds; all labels: one fit), beside the raw pixels "
+             "and the same architecture randomly initialised. Feature dimensions: "
              f"{', '.join(dims)}.", "",
              "| labels | features | pixels | random network |", "|---|---|---|---|"]
     lines += [f"| {count} | " + " | ".join(cell(kind, count) for kind in PROBE_KINDS) + " |"
               for count in counts]
     return "\n".join(lines) + "\n"
+
+
+def _count(value: Any) -> str:
+    """A count with thousands separators, or "?" for anything else."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
 def visuals_section(visuals: list[tuple[str, str]]) -> str:
