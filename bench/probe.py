@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,26 +64,28 @@ def line(name: str, row: dict[str, Any], counts: list[str]) -> str:
 
 
 def table(results: dict[str, Any], counts: list[str]) -> str:
-    """The Markdown table: a row per model, features / pixels / random per label count."""
-    head = "| model | dim | " + " | ".join(
-        f"{c} labels: features | pixels | random" for c in counts) + " |"
-    rows = [head, "|---|---|" + "---|" * len(counts)]
+    """The Markdown table: a row per model; per label count its features, the raw pixels and
+    the random network (held-out accuracy, %)."""
+    head = ["model", "features (dim)"] + [f"{c} {kind}" for c in counts
+                                          for kind in ("features", "pixels", "random")]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in sorted(results.items()):
         if "scores" not in row:
-            rows.append(f"| {name} | – | " + " | ".join(
-                "no inference network: no features" for _ in counts) + " |")
+            rows.append(f"| {name} | none: no inference network |"
+                        + " – |" * (3 * len(counts)))
             continue
         s = row["scores"]
-        rows.append(f"| {name} | {s['features.dim']:,} | " + " | ".join(
-            f"**{cell(s, 'features', c)}** \\| {cell(s, 'pixels', c)} \\| "
-            f"{cell(s, 'random', c)}" for c in counts) + " |")
+        cells = [f"**{cell(s, k, c)}**" if k == "features" else cell(s, k, c)
+                 for c in counts for k in ("features", "pixels", "random")]
+        rows.append(f"| {name} | {s['features.dim']:,} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
 
 def main() -> None:
     """Parse the arguments, probe every model, merge and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=PATH",
+                        help="A model to probe (none: rewrite --table from --out)")
     parser.add_argument("--labels", default="100,1000,all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path("/tmp/zoo-probe"))
@@ -103,7 +104,8 @@ def main() -> None:
         args.out.write_text(json.dumps({"models": results}, indent=2) + "\n")
         if args.table:
             args.table.write_text(table(results, counts))
-    sys.stdout.flush()
+    if args.table:
+        args.table.write_text(table(results, counts))
 
 
 if __name__ == "__main__":
