@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
+from zoo_ddpm.model import FEATURE_TIMES
 
 from zoo import Family, FamilyRecord
 from zoo.api import resolve_spec
@@ -127,7 +128,8 @@ TINY = {
     "lapgan": (["data.image_size=16", "model.levels=2", "model.hidden=8", "model.channels=4",
                 "model.num_classes=10"], 2 * 8 + (4 + 8 + 8) * 16),
     "ddpm": (["data.image_size=8", "model.channels=8", "model.channel_mult=[1,2]",
-              "model.attention_levels=[]", "model.timesteps=10", "model.groups=4"], 16),
+              "model.attention_levels=[]", "model.timesteps=10", "model.groups=4"],
+             16 * len(FEATURE_TIMES)),  # the middle block's width at each feature step
     "draw": (["data.image_size=12", "model.steps=3", "model.enc_hidden=8",
               "model.dec_hidden=8", "model.z_size=4"], 3 * 4),
 }

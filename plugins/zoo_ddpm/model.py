@@ -44,8 +44,11 @@ def schedule_on(spec_model: Any, device: torch.device) -> Diffusion:
 
 _SCHEDULES: dict[tuple[str, str], Diffusion] = {}
 
-#: Where the probe reads the UNet (fractions of T): t = round(f * T), clamped to 1..T.
-FEATURE_TIMES: tuple[float, ...] = (0.01,)
+#: Where the probe reads the UNet (fractions of T): t = round(f * T), clamped to 1..T. Chosen
+#: on ddpm-mnist (held-out accuracy, 100 labels x 3 seeds / 1,000 labels): one step alone
+#: gives 64-72 % / 88-91 % (t = 1, 10, 50, 100, 250: best 500, 76.6 / 90.6; 750, 900 worse),
+#: these five concatenated 78.5 / 93.4.
+FEATURE_TIMES: tuple[float, ...] = (0.01, 0.1, 0.25, 0.5, 0.75)
 
 
 class DDPMTrainer(Trainer):
