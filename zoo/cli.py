@@ -311,6 +311,46 @@ def eval_cmd(
     _console().print(table)
 
 
+@app.command("probe")
+def probe_cmd(
+    path: Model,
+    labels: Annotated[str, typer.Option(
+        help="Label counts to train the probes with, comma-separated; all: every "
+        "training label.")] = "100,1000,all",
+    seeds: Annotated[int, typer.Option(
+        min=1, max=100, help="Class-balanced draws of each smaller label count.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Linear probes on a model's frozen features (its family's features: codes,
+    discriminator features, ...), beside raw pixels and a randomly initialised network of
+    the same architecture: held-out accuracy at 100, 1,000 and all training labels.
+
+    Results are merged into metrics.json (probe.*) and the model card of a local folder.
+    """
+    from zoo.api import probe
+
+    result = probe(path, labels=labels, seeds=seeds)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    kinds = ("features", "pixels", "random")
+    table = Table("labels", *(f"{k} ({result[f'{k}.dim']:,})" for k in kinds), box=None)
+    counts = [k.removeprefix("features.") for k in result
+              if k.startswith("features.") and k.count(".") == 1 and k != "features.dim"]
+    for count in counts:
+        cells = []
+        for kind in kinds:
+            std = result[f"{kind}.{count}.std"]
+            cells.append(f"{100 * result[f'{kind}.{count}']:.1f}"
+                         + (f" ± {100 * std:.1f}" if std else ""))
+        table.add_row(count, *cells)
+    _console().print(table)
+    print(f"held-out accuracy (%) on {result['test_images']:,} images; {result['seeds']} "
+          "seeds for the smaller label counts")
+
+
 visualize_app = typer.Typer(
     name="visualize", no_args_is_help=True, suggest_commands=True,
     help="Look inside a model: latent interpolation, filters, activation maximisation, "

@@ -11,7 +11,7 @@ so Bernoulli losses are negative log-likelihoods in nats.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -177,6 +177,12 @@ class AutoencoderFamily(Family):
     def decode(self, model: nn.Module, codes: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] from codes (N, k)."""
         return torch.sigmoid(model.decoder(codes))
+
+    def features(self, model: nn.Module, images: torch.Tensor, spec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """The probe's features: the codes of :meth:`encode` (N, k): a VAE's posterior
+        means, a k-sparse autoencoder's alpha * k largest units."""
+        return self.encode(model, images).flatten(1).float()
 
     def reconstruct(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Reconstructions in [0, 1] of images in [0, 1]: the decoded code of the model's

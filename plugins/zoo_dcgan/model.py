@@ -21,6 +21,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo import Family, SamplingOptions
@@ -29,6 +30,8 @@ from zoo.training.gan import discriminator_loss, frozen, generator_loss, reestim
 from zoo.training.trainer import Trainer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from accelerate import Accelerator
 
     from zoo.sampling.sample import PerSampleNoise
@@ -93,6 +96,17 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, S, S) -> (N,) logits."""
         return self.net(x).flatten()
+
+    def features(self, x: torch.Tensor, grid: int = 4) -> torch.Tensor:
+        """The paper's CIFAR-10 features: every conv layer's (activated) output max-pooled
+        to a ``grid``×``grid`` map, flattened and concatenated: (N, sum_l C_l * grid^2).
+        The last conv (to the logit) is not a feature layer."""
+        pooled = []
+        for layer in self.net[:-1]:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                pooled.append(F.adaptive_max_pool2d(x, grid).flatten(1))
+        return torch.cat(pooled, 1)
 
 
 def build_discriminator(spec: DCGANSpec) -> Discriminator:
@@ -178,3 +192,9 @@ class DCGAN(Family):
                  options: SamplingOptions) -> torch.Tensor:
         """Images in [0, 1] from codes z (N, latent, 1, 1)."""
         return (model(codes) + 1) / 2
+
+    def features(self, model: Generator, images: torch.Tensor, spec: DCGANSpec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """D's conv features of all layers, each max-pooled to 4×4 and concatenated
+        (:meth:`Discriminator.features`; the paper's CIFAR-10 probe), of images in [0, 1]."""
+        return trained["discriminator"].features(images * 2 - 1).float()

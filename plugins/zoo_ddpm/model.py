@@ -23,7 +23,10 @@ from zoo_ddpm.diffusion import Diffusion, schedule_of
 from zoo_ddpm.unet import UNet
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from accelerate import Accelerator
+    from torch import nn
 
     from zoo.sampling.sample import PerSampleNoise
     from zoo_ddpm import DDPMOptions, DDPMSpec
@@ -40,6 +43,12 @@ def schedule_on(spec_model: Any, device: torch.device) -> Diffusion:
 
 
 _SCHEDULES: dict[tuple[str, str], Diffusion] = {}
+
+#: Where the probe reads the UNet (fractions of T): t = round(f * T), clamped to 1..T. Chosen
+#: on ddpm-mnist (held-out accuracy, 100 labels x 3 seeds / 1,000 labels): one step alone
+#: gives 64-72 % / 88-91 % (t = 1, 10, 50, 100, 250: best 500, 76.6 / 90.6; 750, 900 worse),
+#: these five concatenated 78.5 / 93.4.
+FEATURE_TIMES: tuple[float, ...] = (0.01, 0.1, 0.25, 0.5, 0.75)
 
 
 class DDPMTrainer(Trainer):
@@ -97,6 +106,22 @@ class DDPM(Family):
                 return noise.draw(generators, channels, size, size)
         x0 = diffusion.sample(model, x, steps, eta, fresh)
         return (x0 + 1) / 2
+
+    def features(self, model: UNet, images: torch.Tensor, spec: DDPMSpec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """The UNet's middle-block output, spatially averaged, at each step of
+        :data:`FEATURE_TIMES` (concatenated): (N, width * len(FEATURE_TIMES)). The UNet is
+        told step t and shown the mean of q(x_t | x_0), sqrt(abar_t) x_0 (no noise drawn:
+        features are a function of the image alone)."""
+        diffusion = schedule_on(spec.model, images.device)
+        x0, parts = images * 2 - 1, []
+        for fraction in FEATURE_TIMES:
+            step = min(diffusion.steps, max(1, round(fraction * diffusion.steps)))
+            index = torch.full((len(images),), step - 1, device=images.device)
+            xt = Diffusion.at(diffusion.abar, index).sqrt() * x0
+            middle, _, _ = model.contract(xt, index)
+            parts.append(middle.float().mean((2, 3)))
+        return torch.cat(parts, 1)
 
     def latent(self, model: UNet, noise: PerSampleNoise, spec: DDPMSpec) -> torch.Tensor:
         """Per-sample x_T ~ N(0, I), (N, C, H, W): the noise every sampler starts from."""

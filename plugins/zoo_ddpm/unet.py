@@ -154,15 +154,21 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)  # start as "predict zero"
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predict the network target (eps or v) for x_t at timesteps t."""
+    def contract(self, x: torch.Tensor, t: torch.Tensor
+                 ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """The down path and the middle block: (the middle block's output, the
+        activations the up path joins, the time embedding)."""
         emb = F.silu(self.time_mlp(timestep_embedding(t, self.channels)))
         h = self.stem(x)
         hs = [h]
         for stage in self.down:
             h = run(stage, h, emb)
             hs.append(h)
-        h = run(self.mid, h, emb)
+        return run(self.mid, h, emb), hs, emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predict the network target (eps or v) for x_t at timesteps t."""
+        h, hs, emb = self.contract(x, t)
         for stage in self.up:
             if isinstance(stage[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)

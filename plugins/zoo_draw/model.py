@@ -46,6 +46,7 @@ from zoo_draw import DRAWOptions
 from zoo_draw.attention import centred_bias, filterbanks, read_glimpse, write_patch
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 LOG_2PI = math.log(2 * math.pi)
@@ -215,6 +216,14 @@ class DRAW(Family):
             return torch.sigmoid(canvases[-1])
         steps = [torch.sigmoid(c) for c in canvases]
         return steps[-1], steps
+
+    def features(self, model: DRAWNet, images: torch.Tensor, spec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """The encoder's posterior means over all steps, concatenated: (N, T * z_size).
+        The decoder is fed the means (eps = 0), so the features are a function of the
+        image alone."""
+        eps = images.new_zeros(len(images), model.steps, model.z_size)
+        return model(images, eps)[1].flatten(1).float()
 
     @torch.no_grad()
     def log_likelihood(self, model: DRAWNet, images: torch.Tensor, k: int = 1000, spec=None,

@@ -44,7 +44,7 @@ from zoo.training.gan import discriminator_loss, frozen, generator_loss
 from zoo.training.trainer import Trainer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from accelerate import Accelerator
 
@@ -120,6 +120,16 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, S, S) -> (N,) logits."""
         return self.net(x).flatten()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Every maxout layer's output, concatenated: (N, sum of ``d_units``); dropout acts
+        as in the module's mode (none in eval mode)."""
+        hidden = []
+        for layer in self.net[:-1]:
+            x = layer(x)
+            if isinstance(layer, Maxout):
+                hidden.append(x)
+        return torch.cat(hidden, 1)
 
 
 def build_discriminator(spec: GANSpec) -> Discriminator:
@@ -208,3 +218,9 @@ class GAN(Family):
                  options: SamplingOptions) -> torch.Tensor:
         """Images in [0, 1] from codes z (N, latent)."""
         return model(codes)
+
+    def features(self, model: Generator, images: torch.Tensor, spec: GANSpec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """D's maxout hidden layers, concatenated (:meth:`Discriminator.features`), of
+        images in [0, 1] (D's own range)."""
+        return trained["discriminator"].features(images).float()

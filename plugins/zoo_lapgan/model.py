@@ -42,6 +42,7 @@ from zoo_lapgan import LAPGANOptions
 from zoo_lapgan.pyramid import gaussian_pyramid, upsample
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 
@@ -113,6 +114,11 @@ class CoarseDiscriminator(nn.Module):
             logit = logit + (self.class_embedding(y) * phi).sum(1)
         return logit
 
+    def hidden(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Both hidden layers' outputs, concatenated (N, 2 * hidden): the probe's features."""
+        h1 = self.features[:2](with_planes(x.flatten(1), y))
+        return torch.cat([h1, self.features[2:](h1)], 1)
+
 
 class ResidualGenerator(nn.Module):
     """(upsampled coarser image, noise planes, class planes) -> band-pass residual."""
@@ -145,6 +151,17 @@ class ResidualDiscriminator(nn.Module):
     def forward(self, residual: torch.Tensor, cond: torch.Tensor, y: torch.Tensor | None = None
                 ) -> torch.Tensor:
         return self.net(with_planes(residual, cond, y)).flatten()
+
+    def hidden(self, residual: torch.Tensor, cond: torch.Tensor, y: torch.Tensor | None = None,
+               grid: int = 4) -> torch.Tensor:
+        """Every conv layer's activated output max-pooled to ``grid``×``grid`` (a smaller
+        map as it is) and concatenated (as DCGAN's probe): the probe's features."""
+        x, pooled = with_planes(residual, cond, y), []
+        for layer in self.net[:-2]:  # up to the flatten and the logit
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                pooled.append(F.adaptive_max_pool2d(x, min(grid, x.shape[-1])).flatten(1))
+        return torch.cat(pooled, 1)
 
 
 class LAPGANGenerators(nn.Module):
@@ -340,6 +357,22 @@ class LAPGAN(Family):
         levels = [to_unit(g) for g in
                   pyramid_of(model, self.latent(model, noise, spec), options.label)]
         return (levels[-1], levels) if options.return_pyramid else levels[-1]
+
+    def features(self, model: LAPGANGenerators, images: torch.Tensor, spec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """The discriminators' features at every level of the image's own pyramid,
+        concatenated: the coarsest D's two hidden layers on the coarsest image, and each
+        finer D's conv layers (max-pooled to at most 4×4) on the real band-pass residual and the
+        upsampled coarser image. A class-conditional model's discriminators see an
+        all-zero class (the probe must not be told the label)."""
+        m = spec.model
+        real = gaussian_pyramid(images * 2 - 1, m.levels)
+        y = images.new_zeros(len(images), m.num_classes) if m.num_classes else None
+        parts = [trained["discriminator0"].hidden(real[0], y)]
+        for k in range(1, m.levels):
+            cond = upsample(real[k - 1])
+            parts.append(trained[f"discriminator{k}"].hidden(real[k] - cond, cond, y))
+        return torch.cat(parts, 1).float()
 
     def card_images(self, model: LAPGANGenerators, spec, folder: Path) -> dict[str, str]:
         """A pyramid strip for the model card: rows are samples, columns coarse -> fine."""

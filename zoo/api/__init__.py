@@ -8,8 +8,8 @@ Models (:mod:`zoo.model`): :func:`resolve_spec`, :func:`build`, :func:`from_pret
 :func:`plan_build`, :func:`launch_build`. Data (:mod:`zoo.api.data`): :func:`pack_data`,
 :func:`index_data`. The Hub (:mod:`zoo.api.remote`):
 :func:`list_remote`, :func:`pull`, :func:`set_hub_options`. Tools
-(:mod:`zoo.api.tools`): :func:`evaluate`, :func:`visualize`, :func:`check_families`. The
-demo (:mod:`zoo.api.demo`): :func:`demo`, :func:`export_demo`.
+(:mod:`zoo.api.tools`): :func:`evaluate`, :func:`probe`, :func:`visualize`,
+:func:`check_families`. The demo (:mod:`zoo.api.demo`): :func:`demo`, :func:`export_demo`.
 
 Importing this package does not import torch; the functions that need it import it.
 The CLI (:mod:`zoo.cli`) calls nothing else (an import-linter contract keeps it so).
@@ -20,7 +20,7 @@ from zoo.api.data import PackResult, index_data, pack_data
 from zoo.api.demo import demo, export_demo
 from zoo.api.folders import BuildPlan, info, launch_build, plan_build
 from zoo.api.remote import list_remote, pull, set_hub_options
-from zoo.api.tools import check_families, evaluate, precompute_reference, visualize
+from zoo.api.tools import check_families, evaluate, precompute_reference, probe, visualize
 from zoo.model import (
     ZooModel,
     build,
@@ -56,6 +56,7 @@ __all__ = [
     "plan_build",
     "plugins",
     "precompute_reference",
+    "probe",
     "pull",
     "push",
     "resolve_spec",

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from zoo.model import ZooModel
     from zoo.testing.conformance import Check
 
-__all__ = ["check_families", "evaluate", "precompute_reference", "visualize"]
+__all__ = ["check_families", "evaluate", "precompute_reference", "probe", "visualize"]
 
 
 def evaluate(model: str | Path, n: int = 1000, seed: int = 0, baseline: bool = False,
@@ -30,6 +30,43 @@ def evaluate(model: str | Path, n: int = 1000, seed: int = 0, baseline: bool = F
     return evaluate_folder(model, n=n, seed=seed, baseline=baseline, iwae_k=iwae_k,
                            iwae_limit=iwae_limit, features=features, against=against,
                            memorise=memorise)
+
+
+def probe(model: str | Path, labels: str | Iterable[int | str | None] = "100,1000,all",
+          seeds: int = 5) -> dict[str, Any]:
+    """Linear probes on a model's frozen features (its family's ``features``), beside raw
+    pixels and a random network of the same architecture: held-out accuracy at each label
+    count of ``labels`` (``"100,1000,all"`` or a list; ``all``/None: every training
+    label), ``seeds`` class-balanced draws of each smaller count (mean ± std). A local
+    folder's ``metrics.json["probe"]`` and card take the result. See
+    :func:`zoo.evaluation.probe.probe_folder`."""
+    from zoo.core.errors import SpecError
+    from zoo.evaluation.probe import probe_folder
+
+    if seeds < 1:
+        raise SpecError(f"seeds {seeds}: expected at least 1")
+    return probe_folder(model, parse_labels(labels), seeds)
+
+
+def parse_labels(labels: str | Iterable[int | str | None]) -> list[int | None]:
+    """Label counts from ``"100,1000,all"`` (or a list of counts, ``"all"`` or None): each a
+    positive integer or None (all labels); a one-line ``SpecError`` otherwise."""
+    from zoo.core.errors import SpecError
+
+    items = labels.split(",") if isinstance(labels, str) else list(labels)
+    counts: list[int | None] = []
+    for item in items:
+        text = str(item).strip().lower() if item is not None else "all"
+        if text in ("all", "none"):
+            counts.append(None)
+        elif text.isdigit() and int(text) > 0:
+            counts.append(int(text))
+        else:
+            raise SpecError(f"--labels {item!r}: expected positive label counts or all, "
+                            "e.g. 100,1000,all")
+    if not counts:
+        raise SpecError("--labels names no label count (e.g. 100,1000,all)")
+    return list(dict.fromkeys(counts))
 
 
 def precompute_reference(source: str | Path, features: str | None = None,

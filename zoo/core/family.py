@@ -13,7 +13,8 @@ named lazily by its registration (``FamilyRecord(impl="zoo_ae.vae:VAE")``)::
 What a family can do follows from what it overrides (:data:`CAPABILITY_METHODS`):
 ``build``, ``sample`` (or the ``latent``/``generate`` pair it defaults to) and
 a trainer (``trainer`` or ``trainer_class``) are required; ``encode``,
-``decode``, ``reconstruct`` and ``log_likelihood`` are optional; ``latent`` and
+``decode``, ``reconstruct``, ``log_likelihood`` and ``features`` (what ``zoo
+probe`` trains linear classifiers on) are optional; ``latent`` and
 ``generate`` come as a pair. A family is
 ``conditional`` when its sampling options (the record's ``options``, a
 :class:`SamplingOptions` subclass) have a ``label``.
@@ -30,6 +31,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from zoo.core.spec import show
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     import torch
@@ -46,6 +48,7 @@ CAPABILITY_METHODS: dict[str, tuple[str, ...]] = {
     "decode": ("decode",),
     "reconstruct": ("reconstruct",),
     "log_likelihood": ("log_likelihood",),
+    "features": ("features",),
     "latent": ("latent", "generate"),
 }
 #: Every capability a family can have (``sample`` always; ``conditional`` from its options).
@@ -157,6 +160,19 @@ class Family:
         """An estimate of log p(x) in nats per image (``N``), with ``k`` importance samples."""
         raise NotImplementedError
 
+    def features(self, model: nn.Module, images: torch.Tensor, spec: Spec,
+                 trained: Mapping[str, nn.Module]) -> torch.Tensor:
+        """Frozen features ``N×F`` (float) of images in [0, 1], for linear probes (``zoo probe``).
+
+        ``trained``: the trainer's other modules by name (``trained["discriminator"]``),
+        loaded on first use from the folder's ``training_state/``; a folder without it
+        raises a one-line ``CapabilityError``. ``model`` and ``trained`` may also be a
+        freshly built, seeded model and trainer (the probe's random-network baseline), so
+        the method must use only them and ``spec``. Row *i* depends on image *i* alone and
+        the same images give the same features (no randomness); modules come in eval mode
+        and the caller disables gradients."""
+        raise NotImplementedError
+
     def latent(self, model: nn.Module, noise: PerSampleNoise, spec: Spec) -> torch.Tensor:
         """The codes the sampler starts from, row *j* from sample *j*'s noise (with
         :meth:`generate`: ``generate(latent(noise))`` is ``sample(noise)`` for a sampler that
@@ -215,7 +231,7 @@ class Family:
 TRAINER = "zoo.training.trainer.Trainer"
 #: The methods of the contract (the ones a family may override).
 METHODS = ("build", "trainer", "sample", "encode", "decode", "reconstruct", "log_likelihood",
-           "latent", "generate", "card_images")
+           "features", "latent", "generate", "card_images")
 #: Names a family class may not define, with what to do instead: 0.1's module attributes
 #: (silently ignored as class attributes) and declared capabilities (derived in 0.2).
 RETIRED = {

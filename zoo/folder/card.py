@@ -22,6 +22,8 @@ TASK = "unconditional-image-generation"
 #: The memorisation strip ``zoo eval`` writes into a model folder, and the
 #: ``metrics.json["eval"]`` key naming the feature network it was found with.
 MEMORISATION, STRIP_FEATURES = "memorisation.png", "memorisation_strip"
+#: The ``metrics.json`` section ``zoo probe`` writes, and its feature sets in table order.
+PROBE, PROBE_KINDS = "probe", ("features", "pixels", "random")
 
 
 def model_scores(metrics: dict[str, Any]) -> dict[str, int | float]:
@@ -100,6 +102,8 @@ def render_card(
     at = f"@{revision}" if repo_id and revision not in (None, "main") else ""
     rows = []
     for section, values in metrics.items():
+        if section == PROBE:  # its own table below
+            continue
         for key, value in values.items() if isinstance(values, dict) else []:
             if isinstance(value, int | float | str):
                 rows.append(f"| {section}.{key} | {value} |")
@@ -136,13 +140,51 @@ $ zoo sample {where}{at} -n 64 --seed 0 -o grid.png
 | metric | value |
 |---|---|
 {chr(10).join(rows) if rows else "| (none yet) | |"}
-{visuals_section(visuals or [])}
+{probe_section(metrics.get(PROBE))}{visuals_section(visuals or [])}
 ## Training spec
 
 ```toml
 {spec_toml.rstrip()}
 ```
 """
+
+
+def probe_section(scores: Any) -> str:
+    """The card's "Linear probe" table from ``metrics.json["probe"]`` (``zoo probe``): held-out
+    accuracy (%) per label count of the model's features, raw pixels and a random network
+    of the same architecture, mean ± std over seeds; nothing when there are no scores."""
+    if not isinstance(scores, dict):
+        return ""
+    counts = [k.removeprefix("features.") for k in scores
+              if k.startswith("features.") and k.count(".") == 1 and k != "features.dim"]
+    if not counts:
+        return ""
+
+    def cell(kind: str, count: str) -> str:
+        value, std = scores.get(f"{kind}.{count}"), scores.get(f"{kind}.{count}.std")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return "–"
+        spread = f" ± {100 * std:.1f}" if isinstance(std, int | float) and std else ""
+        return f"{100 * value:.1f}{spread}"
+
+    dims = [f"{kind} {scores[f'{kind}.dim']:,}" for kind in PROBE_KINDS
+            if isinstance(scores.get(f"{kind}.dim"), int)]
+    lines = ["", "## Linear probe", "",
+             "Held-out accuracy (%) of a multinomial logistic regression on frozen features "
+             f"(`zoo probe`, {_count(scores.get('test_images'))} held-out images), trained "
+             "with a class-balanced subset of the training labels (mean ± std over "
+             f"{scores.get('seeds', '?')} seeds; all labels: one fit), beside the raw pixels "
+             "and the same architecture randomly initialised. Feature dimensions: "
+             f"{', '.join(dims)}.", "",
+             "| labels | features | pixels | random network |", "|---|---|---|---|"]
+    lines += [f"| {count} | " + " | ".join(cell(kind, count) for kind in PROBE_KINDS) + " |"
+              for count in counts]
+    return "\n".join(lines) + "\n"
+
+
+def _count(value: Any) -> str:
+    """A count with thousands separators, or "?" for anything else."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "?"
 
 
 def visuals_section(visuals: list[tuple[str, str]]) -> str:

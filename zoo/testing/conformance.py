@@ -344,6 +344,41 @@ def _latent(family: FamilyRecord, state: dict[str, Any]) -> str:
     return f"codes {tuple(codes.shape[1:])} -> images, deterministic"
 
 
+def _features(family: FamilyRecord, state: dict[str, Any]) -> str:
+    import torch
+
+    from zoo.data import num_channels
+    from zoo.training.trained import TrainedModules, fresh_modules
+
+    model = _loaded(state)
+    if "features" not in family.capabilities:
+        return "no features capability"
+    impl, spec = family.load(), model.spec
+    size = spec.data.image_size
+    images = torch.rand(3, num_channels(spec.data), size, size,
+                        generator=torch.Generator().manual_seed(0))
+    trained = TrainedModules(model, "the conformance kit")
+    fresh, modules = fresh_modules(impl, spec, 0)
+    with torch.no_grad():
+        features = impl.features(model.module, images, spec, trained)
+        again = impl.features(model.module, images, spec, trained)
+        alone = impl.features(model.module, images[1:2], spec, trained)
+        untrained = impl.features(fresh, images, spec, modules)
+    if features.dim() != 2 or len(features) != 3 or not features.dtype.is_floating_point:
+        raise AssertionError(f"features() gave {tuple(features.shape)} {features.dtype}, "
+                             "expected float (3, F)")
+    if not torch.isfinite(features).all():
+        raise AssertionError("features() gave values that are not finite")
+    if not torch.equal(features, again):
+        raise AssertionError("features() gave different features for the same images")
+    if not torch.allclose(alone, features[1:2], rtol=1e-3, atol=1e-3):
+        raise AssertionError("features(): row i must depend on image i alone")
+    if untrained.shape != features.shape:
+        raise AssertionError(f"features() of a freshly built model gave "
+                             f"{tuple(untrained.shape)}, the trained one {tuple(features.shape)}")
+    return f"features {tuple(features.shape)}, deterministic, row i from image i"
+
+
 def _label(family: FamilyRecord, state: dict[str, Any]) -> str:
     import torch
 
@@ -390,6 +425,7 @@ BATTERY: list[tuple[str, Callable[[FamilyRecord, dict[str, Any]], str]]] = [
     ("save/load", _round_trip),
     ("strict loading", _tampering),
     ("latent codes", _latent),
+    ("features", _features),
     ("label", _label),
     ("model card", _card),
 ]

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from zoo.core.errors import ArtifactError, CapabilityError, UnknownNameError
+from zoo.core.errors import CapabilityError, UnknownNameError
+from zoo.training.trained import trained_module
 
 if TYPE_CHECKING:
     from zoo.model import ZooModel
@@ -78,39 +79,6 @@ def _stored_modules(model: ZooModel) -> list[str]:
     _, tensors = weights_header(path)
     names = {key.split("/")[1] for key in tensors if key.startswith("module/")}
     return sorted(names - {"model", "ema"})
-
-
-def trained_module(model: ZooModel, name: str) -> nn.Module:
-    """The module ``name`` of the family's trainer, with the weights of ``training_state/``.
-
-    The trainer is built in fp32 on the CPU only to obtain its modules' architecture;
-    nothing is trained.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from zoo.artifact import TRAINING_STATE
-    from zoo.training.checkpoint import TENSORS
-    from zoo.training.runtime import make_accelerator
-
-    spec = model.spec
-    spec = spec.model_copy(update={
-        "train": spec.train.model_copy(update={"precision": "fp32"}),
-        "run": spec.run.model_copy(update={"device": "cpu"})})
-    accelerator, _ = make_accelerator(spec)
-    impl = model.family.load()
-    trainer = impl.trainer(spec, impl.build(spec), accelerator)
-    module = trainer.raw_modules()[name]
-    prefix = f"module/{name}/"
-    path = model.path / TRAINING_STATE / TENSORS
-    try:
-        state = {k[len(prefix):]: v for k, v in load_file(str(path)).items()
-                 if k.startswith(prefix)}
-        module.load_state_dict(state, strict=True)
-    except (RuntimeError, SafetensorError) as exc:
-        raise ArtifactError(f"{path}: module {name!r} does not fit its spec "
-                            f"({str(exc).splitlines()[0]})") from None
-    return module.eval().requires_grad_(False)
 
 
 def resolve_target(model: ZooModel, name: str | None = None, probe: bool = True,
