@@ -211,6 +211,11 @@ def test_probe_refuses_bad_labels_in_one_line(cli, probed):
     result = cli("probe", probed, "--labels", "100,lots")
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
     assert "--labels 'lots'" in result.err
+    result = cli("probe", probed, "--labels", "100000")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "100,000 labels asked for, but the training split has" in result.err
+    metrics = json.loads((probed / "metrics.json").read_text())
+    assert "100000" not in json.dumps(metrics.get("probe", {}))
 
 
 def test_missing_training_state_is_one_line(cli, probed, tmp_path):

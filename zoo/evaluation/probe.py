@@ -79,6 +79,9 @@ def score(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor,
     classes = int(train_y.max()) + 1
     result: dict[str, float] = {}
     for n in labels:
+        if n is not None and n > len(train_y):
+            raise DataError(f"{n:,} labels asked for, but the training split has "
+                            f"{len(train_y):,} labelled images (give at most that many, or all)")
         name = "all" if n is None else str(n)
         draws = [None] if n is None or n >= len(train_y) else range(seeds)
         accuracies, cs = [], []
