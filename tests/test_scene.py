@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from test_nonparametric import assert_one_line
 
 import zoo
 
@@ -231,14 +232,6 @@ def test_descriptor_cells_in_the_hole_have_no_influence():
 
 # --------------------------------------------------------------------------- errors
 
-
-def assert_one_line(r, *needles):
-    """Exit status 2 and one ``error:`` line on stderr containing every needle."""
-    assert r.code == 2, (r.out, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_bad_inputs_are_one_line_errors(cli, scene_model, tmp_path):
