@@ -97,8 +97,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_documented_zoo_sample_flags_exist():
     """Every `zoo sample ... --flag` quoted in README.md, docs/ and the example's README is a
-    flag zoo sample has (0.2 replaced --size, --input, --mask, --steps ... by --opt; only
-    the migration table names them)."""
+    flag zoo sample has (0.2 replaced --size, --steps ... by --opt; only the migration table
+    names them)."""
     import typer
 
     from zoo.cli import app
@@ -114,3 +114,14 @@ def test_documented_zoo_sample_flags_exist():
                     for flag in re.findall(r"(?<![\w-])--?[a-z][\w-]*", use)
                     if flag not in flags})
     assert not stale, stale
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    (["data", "pack"], "genzoo[data]"), (["sample"], "namespace/name[@revision]"),
+    (["pull"], "namespace/name[@revision]"), (["demo"], "genzoo[demo]")])
+def test_help_keeps_square_brackets(cli, monkeypatch, command, shown):
+    """Help texts are rich markup: an unescaped [data] or [@revision] would vanish."""
+    monkeypatch.setenv("COLUMNS", "400")
+    result = cli(*command, "--help")
+    assert result.code == 0
+    assert shown in " ".join(result.out.split()), result.out

@@ -35,7 +35,7 @@ SamplingOpts = Annotated[list[str] | None, typer.Option(
     "zoo spec FAMILY lists them), e.g. --opt steps=20.")]
 Sets = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: a.b=value.")]
 Model = Annotated[str, typer.Argument(
-    help="Model folder, Hub id (namespace/name[@revision]) or published named model.")]
+    help="Model folder, Hub id (namespace/name\\[@revision]) or published named model.")]
 
 
 @app.callback()
@@ -535,7 +535,7 @@ def push_cmd(
 
 @app.command("pull")
 def pull_cmd(
-    repo_id: Annotated[str, typer.Argument(help="namespace/name[@revision] or named model.")],
+    repo_id: Annotated[str, typer.Argument(help="namespace/name\\[@revision] or named model.")],
     local_dir: Annotated[Path | None, typer.Option(
         help="Download into this folder instead of the Hub cache.")] = None,
 ) -> None:
@@ -599,7 +599,7 @@ def data_pack_cmd(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Write a data source's images as WebDataset tar shards, with an index, and print the
-    data.source that reads them (needs pip install 'genzoo[data]')."""
+    data.source that reads them (needs pip install 'genzoo\\[data]')."""
     from zoo.api import pack_data
 
     if split not in ("train", "test", "all"):
