@@ -33,6 +33,20 @@ def cpu_fp32(spec: Spec) -> Spec:
         "run": spec.run.model_copy(update={"device": "cpu"})})
 
 
+def stored_module_names(model: ZooModel) -> list[str]:
+    """The names of the trainer modules ``training_state/`` holds besides the sampling
+    module and its average (``model``, ``ema``), read from the header; none without it."""
+    from zoo.artifact import TRAINING_STATE, weights_header
+    from zoo.training.checkpoint import TENSORS
+
+    path = model.path / TRAINING_STATE / TENSORS
+    if not path.is_file():
+        return []
+    _, tensors = weights_header(path)
+    return sorted({key.split("/")[1] for key in tensors if key.startswith("module/")}
+                  - {"model", "ema"})
+
+
 def trained_module(model: ZooModel, name: str) -> nn.Module:
     """The module ``name`` of the family's trainer, with the weights of ``training_state/``
     (in eval mode, without gradients).
@@ -40,8 +54,7 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     The trainer is built in fp32 on the CPU only to obtain its modules' architecture;
     nothing is trained.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     from zoo.artifact import TRAINING_STATE
     from zoo.training.checkpoint import TENSORS
@@ -55,8 +68,9 @@ def trained_module(model: ZooModel, name: str) -> nn.Module:
     prefix = f"module/{name}/"
     path = model.path / TRAINING_STATE / TENSORS
     try:
-        state = {k[len(prefix):]: v for k, v in load_file(str(path)).items()
-                 if k.startswith(prefix)}
+        with safe_open(str(path), framework="pt") as stored:  # this module's tensors only
+            keys = [k for k in stored.keys() if k.startswith(prefix)]  # noqa: SIM118
+            state = {k[len(prefix):]: stored.get_tensor(k) for k in keys}
         module.load_state_dict(state, strict=True)
     except (RuntimeError, SafetensorError) as exc:
         raise ArtifactError(f"{path}: module {name!r} does not fit its spec "
@@ -74,17 +88,6 @@ class TrainedModules(Mapping):
     def __init__(self, model: ZooModel, purpose: str = "this") -> None:
         self.model, self.purpose, self._loaded = model, purpose, {}
 
-    def _names(self) -> list[str]:
-        from zoo.artifact import TRAINING_STATE, weights_header
-        from zoo.training.checkpoint import TENSORS
-
-        path = self.model.path / TRAINING_STATE / TENSORS
-        if not path.is_file():
-            return []
-        _, tensors = weights_header(path)
-        return sorted({key.split("/")[1] for key in tensors if key.startswith("module/")}
-                      - {"model", "ema"})
-
     def __getitem__(self, name: str) -> nn.Module:
         """The trained module ``name`` (loaded once)."""
         if name not in self._loaded:
@@ -97,7 +100,7 @@ class TrainedModules(Mapping):
                     f"{where} has no {TRAINING_STATE}/, where {self.purpose} reads the "
                     f"{self.model.family.name} trainer's {name!r}: get it with `zoo pull "
                     f"{where}` (a Hub model) or keep it when building")
-            if name not in (names := self._names()):
+            if name not in (names := stored_module_names(self.model)):
                 raise CapabilityError(
                     f"{self.model.path / TRAINING_STATE} holds no module {name!r} (it has: "
                     f"{', '.join(names) or 'none'}), which {self.purpose} reads")
@@ -105,10 +108,10 @@ class TrainedModules(Mapping):
         return self._loaded[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter(stored_module_names(self.model))
 
     def __len__(self) -> int:
-        return len(self._names())
+        return len(stored_module_names(self.model))
 
 
 def fresh_modules(impl: Family, spec: Spec, seed: int) -> tuple[nn.Module, dict[str, nn.Module]]:

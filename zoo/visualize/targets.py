@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from zoo.core.errors import CapabilityError, UnknownNameError
-from zoo.training.trained import trained_module
+from zoo.training.trained import stored_module_names, trained_module
 
 if TYPE_CHECKING:
     from zoo.model import ZooModel
@@ -61,24 +61,12 @@ def module_names(model: ZooModel) -> list[str]:
     """What ``--module`` may name: ``model``, its ``encoder`` (autoencoders), the trained
     modules stored in ``training_state/`` and ``classifier``."""
     encoder = ["encoder"] if _encoder(model.module) is not None else []
-    return ["model", *encoder, *_stored_modules(model), CLASSIFIER]
+    return ["model", *encoder, *stored_module_names(model), CLASSIFIER]
 
 
 def _encoder(module: nn.Module) -> nn.Module | None:
     encoder = getattr(module, "encoder", None)
     return encoder if isinstance(encoder, nn.Module) else None
-
-
-def _stored_modules(model: ZooModel) -> list[str]:
-    from zoo.artifact import TRAINING_STATE, weights_header
-    from zoo.training.checkpoint import TENSORS
-
-    path = model.path / TRAINING_STATE / TENSORS
-    if not path.is_file():
-        return []
-    _, tensors = weights_header(path)
-    names = {key.split("/")[1] for key in tensors if key.startswith("module/")}
-    return sorted(names - {"model", "ema"})
 
 
 def resolve_target(model: ZooModel, name: str | None = None, probe: bool = True,
@@ -94,7 +82,7 @@ def resolve_target(model: ZooModel, name: str | None = None, probe: bool = True,
     """
     family = model.family.name
     if name is None:
-        discriminators = [n for n in _stored_modules(model) if n.startswith("discriminator")]
+        discriminators = [n for n in stored_module_names(model) if n.startswith("discriminator")]
         encoder = ["encoder"] if _encoder(model.module) is not None else []
         candidates = [*discriminators, *encoder, "model"]
         for candidate in candidates:
