@@ -126,13 +126,10 @@ def takes_inputs(model: ZooModel) -> bool:
 
 def metric_rows(model: ZooModel) -> list[tuple[str, str]]:
     """``metrics.json`` as (section.key, value) rows, as the model card's table shows it."""
-    rows = []
-    for section, values in model.metrics.items():
-        for key, value in values.items() if isinstance(values, dict) else []:
-            if isinstance(value, int | float | str) and not isinstance(value, bool):
-                shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-                rows.append((f"{section}.{key}", shown))
-    return rows
+    from zoo.folder.card import metric_items
+
+    return [(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+            for key, value in metric_items(model.metrics) if not isinstance(value, bool)]
 
 
 #: A Markdown image in the model card: ``![alt](path)``.

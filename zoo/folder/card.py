@@ -87,6 +87,14 @@ def front_matter(family: FamilyRecord, spec: Spec, metrics: dict[str, Any],
     return f"---\n{data.to_yaml(original_order=order)}\n---"
 
 
+def metric_items(metrics: dict[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """``metrics.json`` flattened to (``section.key``, value) for every number or string
+    one level down (sections in ``skip`` left out), as the card's metrics table lists it."""
+    return [(f"{section}.{key}", value) for section, values in metrics.items()
+            if section not in skip and isinstance(values, dict)
+            for key, value in values.items() if isinstance(value, int | float | str)]
+
+
 def render_card(
     family: FamilyRecord, spec: Spec, metrics: dict[str, Any], parameters: int,
     spec_toml: str, extra_images: dict[str, str] | None = None, sampling_note: str = "",
@@ -100,13 +108,7 @@ def render_card(
     where = repo_id or "path/to/this/folder"
     pinned = f', revision="{revision}"' if repo_id and revision not in (None, "main") else ""
     at = f"@{revision}" if repo_id and revision not in (None, "main") else ""
-    rows = []
-    for section, values in metrics.items():
-        if section == PROBE:  # its own table below
-            continue
-        for key, value in values.items() if isinstance(values, dict) else []:
-            if isinstance(value, int | float | str):
-                rows.append(f"| {section}.{key} | {value} |")
+    rows = [f"| {key} | {value} |" for key, value in metric_items(metrics, skip=(PROBE,))]
     images = ""
     for alt, path in (extra_images or {}).items():
         caption = image_caption(path, metrics)
